@@ -1,0 +1,1 @@
+"""racesim's engine: provisioning, the virtual clock, scenarios, the scheduler and checks."""

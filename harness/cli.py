@@ -1,0 +1,107 @@
+"""The ``racesim`` command: a thin face over the runner, explorer and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from harness.cleanup import install_signal_handlers
+from harness.engine import Options
+from harness.errors import InputError, RacesimError
+from harness.provision import mask_dsn
+from harness.report import Reporter
+from store import STORES
+
+EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_FLAKY = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"racesim: {message}; see racesim --help")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="racesim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def pg_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dsn", help="use this PostgreSQL server (or set RACESIM_DSN)")
+        p.add_argument("--pg", default="auto", choices=["auto", "dsn", "local", "docker"],
+                       help="where PostgreSQL comes from (default: auto)")
+
+    run = sub.add_parser("run", help="run scenario files (or folders of them)")
+    run.add_argument("paths", nargs="+", metavar="PATH")
+    run.add_argument("--store", choices=STORES, help="run only this store")
+    run.add_argument("--json", action="store_true", help="JSON lines instead of timelines")
+    run.add_argument("--stop-at-first", action="store_true",
+                     help="stop a run at its first violation")
+    pg_options(run)
+
+    bench = sub.add_parser("bench", help="print performance figures against their targets")
+    bench.add_argument("what", choices=["startup", "engine"])
+    bench.add_argument("--repeat", type=int, default=5)
+    pg_options(bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    install_signal_handlers()
+    reporter = Reporter()
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            reporter = Reporter(as_json=args.json)
+            return cmd_run(args, reporter)
+        return cmd_bench(args, reporter)
+    except InputError as exc:
+        for problem in exc.problems:
+            print(mask_dsn(problem), file=sys.stderr)
+        return EXIT_INPUT
+    except RacesimError as exc:
+        print(f"racesim: {mask_dsn(str(exc))}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("racesim: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
+    from harness.runner import databases, load_all, run_one
+
+    scenarios = load_all(args.paths)
+    jobs = [(s, st) for s in scenarios for st in s.stores if not args.store or st == args.store]
+    if not jobs:
+        raise InputError(f"no scenario names store {args.store}; drop --store or add it to stores")
+    options = Options(stop_at_first=args.stop_at_first)
+    need_pg = any(st != "model" for _, st in jobs)
+    failed = 0
+    from contextlib import nullcontext
+
+    with databases(args.pg, args.dsn) if need_pg else nullcontext() as dbs:
+        for scenario, store in jobs:
+            result = run_one(scenario, store, dbs, options)
+            reporter.run(scenario.name, scenario.path, result.outcome.history,
+                         result.outcome.checker.holders, result.outcome.checker.violations,
+                         result.verdict)
+            failed += not result.verdict.matches
+    reporter.line(f"{len(jobs) - failed} matched, {failed} did not ({len(jobs)} runs)")
+    return EXIT_FOUND if failed else EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
+    if args.what == "startup":
+        from harness import bench_startup
+
+        for line in bench_startup.run(repeat=args.repeat):
+            reporter.line(line)
+        return EXIT_OK
+    from harness import bench_engine
+
+    for line in bench_engine.run(args.pg, args.dsn, repeat=args.repeat):
+        reporter.line(line)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

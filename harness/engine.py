@@ -1,0 +1,448 @@
+"""The engine: runs a plan's actors in exactly the order its schedule says.
+
+Each actor is one run of a caller's program on its own session. A step sends
+the program's next call; when PostgreSQL makes it wait on a lock (seen from the
+monitor session with ``pg_isolation_test_session_is_blocked``, as PostgreSQL's
+isolation tester does) the step is recorded as waiting and the schedule goes on;
+its completion is recorded when it comes. Every event goes into the history
+with the marker row after it, and through the checks.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from harness import clock as vclock
+from harness.checks import Checker
+from harness.errors import HarnessError, InputError
+from harness.history import NOT_COMPARED, Event, History, Marker
+from harness.plan import Actor, ClockMove, Plan, Step, format_delta
+from harness.sessions import Worker, connect
+from store import (
+    PROGRAMS,
+    SCHEMA_VERSION,
+    Call,
+    InjectedFault,
+    MarkerStore,
+    ModelDatabase,
+    ModelStore,
+    RunContext,
+    migrate,
+    open_store,
+    seeded_tokens,
+)
+from store.callers import Program
+
+
+@dataclass(frozen=True)
+class Options:
+    stop_at_first: bool = False
+    compare_model: bool = True
+    """Run the model beside the ``token`` store and check that they agree."""
+    wait_bound: float = 2.0
+    """Seconds a waiting step may stay blocked when nothing else can run any more."""
+    step_bound: float = 10.0
+    """Seconds any one step may take before the harness cancels it."""
+    poll: float = 0.001
+    """How often a running step is looked at (seconds); bounds blocked-step detection."""
+    deadlock_timeout_ms: int = 50
+
+
+@dataclass
+class Outcome:
+    history: History
+    checker: Checker
+
+
+SESSION_SETTINGS = ("lock_timeout", "statement_timeout")
+"""Actor options applied to the session with SET, in milliseconds or PostgreSQL units."""
+
+
+@dataclass
+class _Run:
+    actor: Actor
+    store: MarkerStore
+    program: Program
+    conn: psycopg.Connection[Any] | None = None
+    worker: Worker | None = None
+    pid: int = 0
+    shadow: ModelStore | None = None
+    next_call: Call | None = None
+    finished: str | None = None
+    pending: Call | None = None
+    pending_label: str = ""
+    pending_line: int | None = None
+    recipients: tuple[str, ...] = ()
+    closed: bool = False
+    last_error: BaseException | None = field(default=None, repr=False)
+
+
+class Engine:
+    """Executes one plan against one store; use ``execute`` for the common case."""
+
+    def __init__(self, plan: Plan, store: str, conninfo: str | None, options: Options) -> None:
+        self.plan = plan
+        self.store = store
+        self.options = options
+        self.conninfo = conninfo if store != "model" else None
+        self.history = History(scenario="", store=store)
+        self.checker = Checker(compare_model=options.compare_model and store == "token")
+        self.deliveries: dict[str, str] = {}
+        self.monitor: psycopg.Connection[Any] | None = None
+        self.runs: dict[str, _Run] = {}
+        self.started = time.perf_counter()
+        self.offset = timedelta(0)
+
+    # -- setup and teardown -------------------------------------------------
+
+    def open(self) -> None:
+        if self.conninfo is not None:
+            self.monitor = connect(self.conninfo, application_name="racesim-monitor")
+            migrate(self.monitor, to=SCHEMA_VERSION[self.store])
+            owner = "last_collection_owner_id" if SCHEMA_VERSION[self.store] >= 3 else "NULL"
+            self._snapshot_sql = (
+                f"SELECT last_collection_started_at, {owner}::text, last_collected_at,"
+                " last_collection_error FROM recommendations_state WHERE id = 1"
+            )
+        self.clock = vclock.VirtualClock(self._start_time(), self.monitor)
+        self.model_db = ModelDatabase(now=self.clock.now)
+        shadow_db = ModelDatabase(now=self.clock.now) if self.checker.compare_model else None
+        for index, actor in enumerate(self.plan.actors):
+            self.runs[actor.name] = self._start(index, actor, shadow_db)
+        for run in self.runs.values():
+            run.recipients = tuple(
+                r.actor.name for r in self.runs.values()
+                if r.actor.options.get("invoked_by") == run.actor.name
+            )
+        self.pids = [r.pid for r in self.runs.values() if r.pid]
+
+    def _start_time(self) -> datetime:
+        """The earliest label sets the start, so ``T-3`` can come before ``T+0``."""
+        labels = [e.label for e in self.plan.entries if isinstance(e, Step) and e.label]
+        return vclock.EPOCH + min([label_offset(x) for x in labels], default=timedelta(0))
+
+    def _start(self, index: int, actor: Actor, shadow_db: ModelDatabase | None) -> _Run:
+        token_seed = self.plan.seed * 1_000_003 + index
+        conn = None
+        if self.conninfo is not None:
+            conn = connect(self.conninfo, application_name=f"racesim-{actor.name}")
+            self._configure(conn, actor)
+        store = open_store(
+            self.store, conn, model=self.model_db, tokens=seeded_tokens(token_seed)
+        )
+        ctx = RunContext(
+            uses_tokens=store.uses_tokens,
+            mode=str(actor.options.get("mode", "sync")),
+            faults=actor.faults,
+            task=str(actor.options.get("task", "recommendations")),
+            polls=int(actor.options.get("polls", 120)),
+            options=dict(actor.options),
+        )
+        run = _Run(actor=actor, store=store, program=PROGRAMS[actor.program].make(ctx), conn=conn)
+        if conn is not None:
+            run.worker = Worker(actor.name)
+            run.pid = conn.info.backend_pid
+        if shadow_db is not None:
+            run.shadow = shadow_db.session(seeded_tokens(token_seed))
+        self._advance(run, None, None)
+        return run
+
+    def _configure(self, conn: psycopg.Connection[Any], actor: Actor) -> None:
+        try:
+            conn.execute(f"SET deadlock_timeout = {int(self.options.deadlock_timeout_ms)}")
+        except psycopg.errors.InsufficientPrivilege:
+            pass  # a server given by DSN may not let us; its own setting then applies
+        for name in SESSION_SETTINGS:
+            if name in actor.options:
+                conn.execute(
+                    psycopg.sql.SQL("SET {} = {}").format(
+                        psycopg.sql.Identifier(name), psycopg.sql.Literal(str(actor.options[name]))
+                    )
+                )
+
+    def close(self) -> None:
+        for run in self.runs.values():
+            if run.conn is not None and not run.conn.closed:
+                if run.pending is not None:
+                    run.conn.cancel_safe()
+                if run.worker is not None:
+                    run.worker.stop()
+                run.conn.close()
+            elif run.worker is not None:
+                run.worker.stop()
+        if self.monitor is not None:
+            self.monitor.close()
+
+    # -- the schedule -------------------------------------------------------
+
+    def run(self) -> Outcome:
+        for entry in self.plan.entries:
+            if self.options.stop_at_first and self.checker.violations:
+                break
+            if self.history.stuck:
+                break
+            if isinstance(entry, ClockMove):
+                self._clock(entry)
+            else:
+                self._step(entry)
+        if not self.history.stuck and not (self.options.stop_at_first and self.checker.violations):
+            for run in self.runs.values():
+                if run.pending is not None and not self._await(run):
+                    break
+        return Outcome(self.history, self.checker)
+
+    def _clock(self, move: ClockMove) -> None:
+        self.offset += move.delta
+        self.clock.advance(move.delta)
+        self._record([self._event("clock", "clock", format_delta(move.delta), move.label,
+                                  move.line)])
+
+    def _step(self, step: Step) -> None:
+        if step.label:
+            self.clock.set(vclock.EPOCH + self.offset + label_offset(step.label))
+        run = self.runs[step.actor]
+        if run.pending is not None:
+            if step.call and step.call != run.pending.name:
+                raise _mismatch(step, run.pending.name, f"is still waiting in {run.pending.name}")
+            self._await(run, step)
+            return
+        call = run.next_call
+        if call is None:
+            raise _mismatch(step, None, f"has finished ({run.finished})")
+        if step.call and step.call != call.name:
+            raise _mismatch(step, call.name, f"makes {call.name} next")
+        reply = self._send(run, call)
+        if reply is None:
+            run.pending, run.pending_label, run.pending_line = call, step.label, step.line
+            self._record([self._event("wait", step.actor, call.name, step.label, step.line,
+                                      args=call.args)], settle=True)
+            return
+        first = self._complete(run, call, reply, "step", step.label, step.line)
+        self._record([first], settle=True)
+
+    # -- one call -----------------------------------------------------------
+
+    def _send(self, run: _Run, call: Call) -> tuple[bool, Any] | None:
+        """Start the call; its reply, or None when PostgreSQL has it waiting on a lock."""
+        if call.fault:
+            return False, InjectedFault(call.fault)
+        if call.kind == "work":
+            return True, None
+        if call.kind == "send":
+            self.deliveries[run.actor.name] = call.args[0]
+            return True, None
+        if call.kind == "receive":
+            return True, self.deliveries.get(str(run.actor.options.get("invoked_by", "")))
+        if call.kind == "crash":
+            run.closed = True
+            run.store.close()
+            if run.shadow is not None:
+                run.shadow.close()
+            return True, None
+        if run.worker is None:  # the model store: no database, no waiting
+            if call.kind == "sql":
+                return True, None
+            return _direct(run.store, call)
+        job = _job(run, call)
+        run.worker.submit(job)
+        return self._wait(run, first=True)
+
+    def _wait(self, run: _Run, first: bool = False) -> tuple[bool, Any] | None:
+        """Wait for the running call until it replies or is seen blocked."""
+        assert run.worker is not None
+        deadline = time.perf_counter() + self.options.step_bound
+        while True:
+            reply = run.worker.reply(self.options.poll)
+            if reply is not None:
+                return reply
+            if self._blocked(run):
+                return None
+            if time.perf_counter() > deadline:
+                assert run.conn is not None
+                run.conn.cancel_safe()
+                return run.worker.reply(self.options.step_bound) or (
+                    False, HarnessError(f"{run.actor.name}: step did not end after cancel")
+                )
+
+    def _blocked(self, run: _Run) -> bool:
+        assert self.monitor is not None
+        others = [p for p in self.pids if p != run.pid]
+        row = self.monitor.execute(
+            "SELECT pg_isolation_test_session_is_blocked(%s, %s)", (run.pid, others)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _await(self, run: _Run, step: Step | None = None) -> bool:
+        """Wait for a waiting step to complete; False (and the run stuck) if it never can."""
+        assert run.worker is not None and run.pending is not None
+        deadline = time.perf_counter() + self.options.wait_bound
+        while True:
+            reply = run.worker.reply(self.options.poll)
+            if reply is not None:
+                call = run.pending
+                run.pending = None
+                label = step.label if step and step.label else run.pending_label
+                line = step.line if step else run.pending_line
+                self._record([self._complete(run, call, reply, "done", label, line)], settle=True)
+                return True
+            if time.perf_counter() > deadline:
+                self.history.stuck = (
+                    f"{run.actor.name} waits in {run.pending.name} for a lock that no"
+                    " remaining step can release: the schedule can never finish"
+                )
+                self._record([self._event("stuck", run.actor.name, run.pending.name,
+                                          step.label if step else "", step.line if step else None)])
+                return False
+
+    def _settle(self) -> list[Event]:
+        """Record completions of waiting steps that the last step released."""
+        done: list[Event] = []
+        progress = True
+        while progress:
+            progress = False
+            for run in self.runs.values():
+                if run.pending is None:
+                    continue
+                reply = self._wait(run)
+                if reply is None:
+                    continue
+                call, run.pending = run.pending, None
+                done.append(self._complete(run, call, reply, "done", run.pending_label,
+                                           run.pending_line))
+                progress = True
+        return done
+
+    def _complete(self, run: _Run, call: Call, reply: tuple[bool, Any], kind: str, label: str,
+                  line: int | None) -> Event:
+        ok, value = reply
+        model, model_error = self._shadow(run, call)
+        self._advance(run, None if ok else value, value if ok else None)
+        error = sqlstate = None
+        if not ok:
+            error = _describe(value)
+            sqlstate = getattr(value, "sqlstate", None)
+        args = call.args
+        if call.kind == "receive":
+            args = (str(run.actor.options.get("invoked_by", "")),)
+        return self._event(kind, run.actor.name, call.name, label, line, args=args,
+                           result=value if ok else None, error=error, sqlstate=sqlstate,
+                           finished=run.finished, model=model, model_error=model_error,
+                           recipients=run.recipients if call.kind == "send" else ())
+
+    def _shadow(self, run: _Run, call: Call) -> tuple[Any, str | None]:
+        if run.shadow is None or call.kind != "db" or call.fault:
+            return NOT_COMPARED, None
+        ok, value = _direct(run.shadow, call)
+        return (value, None) if ok else (None, _describe(value))
+
+    def _advance(self, run: _Run, error: BaseException | None, value: Any) -> None:
+        """Hand the call's outcome to the program and fetch its next call."""
+        try:
+            if error is not None:
+                run.next_call = run.program.throw(error)
+            elif run.next_call is None and run.finished is None and not run.closed:
+                run.next_call = next(run.program)
+            else:
+                run.next_call = run.program.send(value)
+        except StopIteration as stop:
+            run.next_call, run.finished = None, str(stop.value)
+        except Exception as exc:
+            run.next_call, run.finished = None, f"error: {_describe(exc)}"
+        if run.next_call is None and run.conn is not None and not run.closed:
+            pass  # the session stays open until the end: its locks live as long as it does
+
+    # -- the record ---------------------------------------------------------
+
+    def _event(self, kind: str, actor: str, call: str, label: str, line: int | None,
+               **fields: Any) -> Event:
+        return Event(seq=len(self.history.events), kind=kind,  # type: ignore[arg-type]
+                     actor=actor, call=call, label=label, line=line, vtime=self.clock.now(),
+                     wall=time.perf_counter() - self.started, **fields)
+
+    def _record(self, events: list[Event], settle: bool = False) -> None:
+        if settle:
+            events += self._settle()
+        marker = self._marker()
+        events[-1] = replace(events[-1], marker=marker)
+        for i, event in enumerate(events):
+            event = replace(event, seq=len(self.history.events))
+            self.history.add(event)
+            self.checker.feed(event)
+            del i
+
+    def _marker(self) -> Marker:
+        if self.monitor is None:
+            db = self.model_db
+            return Marker(db.started_at, db.owner, db.collected_at, db.error)
+        row = self.monitor.execute(self._snapshot_sql).fetchone()
+        if row is None:
+            return Marker(None)
+        return Marker(row[0], row[1], row[2], row[3])
+
+
+def execute(plan: Plan, store: str, conninfo: str | None = None,
+            options: Options | None = None, scenario: str = "") -> Outcome:
+    """Run ``plan`` on ``store`` (``conninfo`` names a prepared database; None for model)."""
+    if store != "model" and conninfo is None:
+        raise HarnessError(f"the {store} store needs a database")
+    engine = Engine(plan, store, conninfo, options or Options())
+    engine.history.scenario = scenario
+    try:
+        engine.open()
+        return engine.run()
+    finally:
+        engine.close()
+
+
+LABEL = re.compile(r"^T([+-])(\d{1,6})(?:\.(\d{1,3}))?$")
+"""A time point in a schedule: ``T+3``, ``T-1``, ``T+1.5`` (seconds from the start)."""
+
+
+def label_offset(label: str) -> timedelta:
+    """How far from the start a label is: ``T+3`` -> 3 s, ``T-1.5`` -> -1.5 s."""
+    m = LABEL.match(label)
+    if m is None:
+        raise ValueError(f"not a time label: {label!r} (write T+3 or T-1)")
+    secs = int(m.group(2)) + int((m.group(3) or "0").ljust(3, "0")) / 1000
+    return timedelta(seconds=secs if m.group(1) == "+" else -secs)
+
+
+def _job(run: _Run, call: Call) -> Any:
+    if call.kind == "sql":
+        conn = run.conn
+        assert conn is not None
+        sql_text = call.sql
+
+        def run_sql() -> None:
+            conn.execute(sql_text)  # fixed text written in a program
+
+        return run_sql
+    method = getattr(run.store, call.name)
+    return lambda: method(*call.args)
+
+
+def _direct(store: MarkerStore, call: Call) -> tuple[bool, Any]:
+    try:
+        return True, getattr(store, call.name)(*call.args)
+    except Exception as exc:
+        return False, exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _mismatch(step: Step, actual: str | None, why: str) -> InputError:
+    where = f"line {step.line}" if step.line else "schedule"
+    fix = f"write '{step.actor}: {actual}'" if actual else f"remove this step of {step.actor}"
+    return InputError(
+        f"{where}: step '{step.label + ' ' if step.label else ''}{step.actor}: {step.call}'"
+        f" does not match the program: {step.actor} {why}; {fix}"
+    )

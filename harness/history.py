@@ -1,0 +1,80 @@
+"""The record of a run: plain, immutable events that the checks and reports read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+class _NotCompared:
+    def __repr__(self) -> str:
+        return "not compared"
+
+
+NOT_COMPARED: Any = _NotCompared()
+"""``Event.model`` when the call has no model counterpart (or no model runs beside)."""
+
+EventKind = Literal["step", "wait", "done", "clock", "stuck"]
+
+
+@dataclass(frozen=True)
+class Marker:
+    """The marker row as a monitor session saw it (committed state)."""
+
+    started_at: datetime | None
+    owner: str | None = None
+    collected_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def is_set(self) -> bool:
+        return self.started_at is not None
+
+
+NO_MARKER = Marker(None)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened: a step, a step that waits, its completion, a clock move.
+
+    ``result`` is what the call returned (``error`` when it raised instead);
+    ``marker`` is the row after the event, or ``None`` when it was read once for
+    a group of completions (the last event of the group carries it).
+    """
+
+    seq: int
+    kind: EventKind
+    actor: str
+    call: str
+    label: str = ""
+    line: int | None = None
+    args: tuple[Any, ...] = ()
+    result: Any = None
+    error: str | None = None
+    sqlstate: str | None = None
+    marker: Marker | None = None
+    vtime: datetime | None = None
+    wall: float = 0.0
+    finished: str | None = None
+    """The program's answer, on the event where the run ended."""
+    model: Any = NOT_COMPARED
+    """The model store's result for the same call, when the run is checked against it."""
+    model_error: str | None = None
+    recipients: tuple[str, ...] = ()
+    """For ``send``: the runs that the platform delivers this payload to."""
+
+
+@dataclass
+class History:
+    """Events in the order they happened, and what the run was about."""
+
+    scenario: str
+    store: str
+    events: list[Event] = field(default_factory=list)
+    stuck: str | None = None
+    """Why the schedule could never finish, when it could not."""
+
+    def add(self, event: Event) -> Event:
+        self.events.append(event)
+        return event

@@ -1,0 +1,62 @@
+"""Running scenario files: load them all, then run each under each store it names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from harness.databases import Databases
+from harness.engine import Options, Outcome, execute
+from harness.errors import InputError
+from harness.provision import provide
+from harness.scenario import Scenario, discover, load
+from harness.schema import prepare
+from harness.verdict import Verdict, judge
+
+
+@dataclass(frozen=True)
+class Result:
+    scenario: Scenario
+    store: str
+    outcome: Outcome
+    verdict: Verdict
+
+
+def load_all(paths: list[str]) -> list[Scenario]:
+    """Every scenario, or one InputError listing the problems of all of them."""
+    files = discover(paths)
+    problems: list[str] = []
+    scenarios = []
+    if not files:
+        raise InputError(f"{' '.join(paths)}: no scenario files (*.toml) found; name a file or folder")
+    for f in files:
+        try:
+            scenarios.append(load(f))
+        except InputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InputError(problems)
+    return scenarios
+
+
+@contextmanager
+def databases(pg: str = "auto", dsn: str | None = None) -> Iterator[Databases]:
+    """A PostgreSQL with prepared fresh databases, cleaned up on exit."""
+    with provide(pg, dsn) as server, Databases(server, prepare) as dbs:
+        yield dbs
+
+
+def run_one(scenario: Scenario, store: str, dbs: Databases | None,
+            options: Options) -> Result:
+    """Run one scenario on one store, on a fresh database of its own."""
+    if store == "model" or dbs is None:
+        outcome = execute(scenario.plan, "model", None, options, scenario.path)
+    else:
+        name = dbs.create()
+        try:
+            outcome = execute(scenario.plan, store, dbs.server.conninfo(name), options,
+                              scenario.path)
+        finally:
+            dbs.drop(name)
+    return Result(scenario, store, outcome, judge(outcome, scenario.expect.get(store)))

@@ -1,0 +1,84 @@
+"""The reference system: the collection-in-flight marker, its stores and its callers.
+
+>>> store = open_store("token", conn)          # doctest: +SKIP
+>>> result = store.mark()                      # MarkResult(ok=True, token='...')
+>>> store.clear(result.token)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from store.callers import FAULTS, PROGRAMS, Call, InjectedFault, Program, RunContext
+from store.interface import (
+    STALE_AFTER,
+    Freshness,
+    MarkerStore,
+    MarkResult,
+    StoreInputError,
+    TokenSource,
+    random_tokens,
+    seeded_tokens,
+    task_lock_key,
+)
+from store.legacy import LegacyStore
+from store.migrations import LATEST, migrate
+from store.model import ModelDatabase, ModelStore
+from store.token import TokenStore
+
+STORES = ("legacy", "token", "model")
+"""Store names, as scenarios and the command line spell them."""
+
+SCHEMA_VERSION = {"legacy": 2, "token": 3}
+"""The lowest schema version each PostgreSQL store needs."""
+
+
+def open_store(
+    name: str,
+    conn: psycopg.Connection[Any] | None = None,
+    *,
+    model: ModelDatabase | None = None,
+    tokens: TokenSource = random_tokens,
+) -> MarkerStore:
+    """A store by name: ``legacy`` and ``token`` on ``conn``, ``model`` on ``model``."""
+    if name == "model":
+        if model is None:
+            raise ValueError("the model store needs a ModelDatabase")
+        return model.session(tokens)
+    if conn is None:
+        raise ValueError(f"the {name} store needs a connection")
+    if name == "legacy":
+        return LegacyStore(conn)
+    if name == "token":
+        return TokenStore(conn, tokens)
+    raise ValueError(f"unknown store {name!r}: choose one of {', '.join(STORES)}")
+
+
+__all__ = [
+    "FAULTS",
+    "LATEST",
+    "PROGRAMS",
+    "SCHEMA_VERSION",
+    "STALE_AFTER",
+    "STORES",
+    "Call",
+    "Freshness",
+    "InjectedFault",
+    "LegacyStore",
+    "MarkResult",
+    "MarkerStore",
+    "ModelDatabase",
+    "ModelStore",
+    "Program",
+    "RunContext",
+    "StoreInputError",
+    "TokenSource",
+    "TokenStore",
+    "migrate",
+    "open_store",
+    "random_tokens",
+    "seeded_tokens",
+    "task_lock_key",
+]

@@ -1,0 +1,1 @@
+ALTER TABLE recommendations_state DROP COLUMN IF EXISTS last_collection_owner_id;

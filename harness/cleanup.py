@@ -215,7 +215,11 @@ read -r word && [ "$word" = done ] && exit 0
 if [ "$pid" != none ]; then
   kill -QUIT "$pid" 2>/dev/null
   i=0
-  while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+  # postmaster.pid goes as the postmaster exits; kill -0 alone would also wait
+  # until a (possibly slow) init reaps the zombie.
+  while kill -0 "$pid" 2>/dev/null && [ -e "$1/data/postmaster.pid" ] && [ $i -lt 500 ]; do
+    sleep 0.01; i=$((i+1))
+  done
   kill -KILL "$pid" 2>/dev/null
 fi
 rm -rf -- "$1"

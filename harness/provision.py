@@ -29,11 +29,11 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from harness.binaries import find_binaries
+from harness.binaries import Search, find_binaries
 from harness.cluster import Cluster
 from harness.errors import InputError, ProvisionError
 
-__all__ = ["CHOICES", "Server", "Sources", "connect", "mask_dsn", "provide"]
+__all__ = ["CHOICES", "Server", "Sources", "connect", "local_cluster", "mask_dsn", "provide"]
 
 CHOICES = ("auto", "dsn", "local", "docker")
 DOCKER_IMAGE = "postgres:17-alpine"
@@ -200,8 +200,9 @@ def _from_dsn(dsn: str, origin: str) -> Server:
 
 
 @contextmanager
-def _local_cluster(prefer: str | None) -> Iterator[Server]:
-    binaries = find_binaries(prefer or "auto")
+def local_cluster(prefer: str | None = None, *, search: Search | None = None) -> Iterator[Server]:
+    """A throwaway local cluster as a :class:`Server` (``prefer``: which binaries)."""
+    binaries = find_binaries(prefer or "auto", search=search)
     with Cluster(binaries) as cluster:
         yield Server(source="local", params=cluster.params, version=cluster.version)
 
@@ -253,7 +254,7 @@ class Sources:
 
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
     local: Callable[[str | None], AbstractContextManager[Server]] = field(
-        default_factory=lambda: _local_cluster
+        default_factory=lambda: local_cluster
     )
     docker: Callable[[], AbstractContextManager[Server]] = field(
         default_factory=lambda: _docker_container

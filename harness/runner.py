@@ -10,7 +10,7 @@ from harness.databases import Databases
 from harness.engine import Options, Outcome, execute
 from harness.errors import InputError
 from harness.provision import provide
-from harness.scenario import Scenario, discover, load
+from harness.scenario import Scenario, discover, load, located
 from harness.schema import prepare
 from harness.verdict import Verdict, judge
 
@@ -50,13 +50,16 @@ def databases(pg: str = "auto", dsn: str | None = None) -> Iterator[Databases]:
 def run_one(scenario: Scenario, store: str, dbs: Databases | None,
             options: Options) -> Result:
     """Run one scenario on one store, on a fresh database of its own."""
-    if store == "model" or dbs is None:
-        outcome = execute(scenario.plan, "model", None, options, scenario.path)
-    else:
-        name = dbs.create()
-        try:
-            outcome = execute(scenario.plan, store, dbs.server.conninfo(name), options,
-                              scenario.path)
-        finally:
-            dbs.drop(name)
+    try:
+        if store == "model" or dbs is None:
+            outcome = execute(scenario.plan, "model", None, options, scenario.path)
+        else:
+            name = dbs.create()
+            try:
+                outcome = execute(scenario.plan, store, dbs.server.conninfo(name), options,
+                                  scenario.path)
+            finally:
+                dbs.drop(name)
+    except InputError as exc:
+        raise located(exc, scenario.path) from None
     return Result(scenario, store, outcome, judge(outcome, scenario.expect.get(store)))

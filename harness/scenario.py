@@ -343,7 +343,7 @@ class _Checker:
         try:
             execute(scenario.plan, "model", options=Options(compare_model=False))
         except InputError as exc:
-            raise InputError([f"{self.path}:{p.removeprefix('line ')}" for p in exc.problems]) from None
+            raise located(exc, self.path) from None
 
 
 OPTION_HELP = {
@@ -355,6 +355,11 @@ OPTION_HELP = {
     "lock_timeout": "use milliseconds, 1 to 600000",
     "statement_timeout": "use milliseconds, 1 to 600000",
 }
+
+
+def located(exc: InputError, path: str) -> InputError:
+    """The engine's ``line N: ...`` problems, as ``path:N: ...``."""
+    return InputError([f"{path}:{p.removeprefix('line ')}" for p in exc.problems])
 
 
 def discover(paths: list[str]) -> list[Path]:

@@ -1,0 +1,33 @@
+# racesim: two commands. `make demo` runs the scenarios; `make test` runs everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/racesim run scenarios
+
+lint: $(STAMP)
+	$(BIN)/ruff check harness store tests
+	$(BIN)/ruff format --check harness store tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest -n auto -q
+
+bench: $(STAMP)
+	$(BIN)/racesim bench startup
+	$(BIN)/racesim bench engine
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

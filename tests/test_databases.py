@@ -1,0 +1,116 @@
+"""Fresh databases cloned from a prepared template, on both PostgreSQL versions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from harness.binaries import BinariesNotFound, find_binaries
+from harness.databases import Databases
+from harness.provision import Server, provide
+
+
+def prepare(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CREATE TABLE item (id int PRIMARY KEY, note text)")
+    conn.execute("INSERT INTO item VALUES (1, 'seed')")
+
+
+@pytest.fixture(scope="module", params=["system", "embedded"])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    try:
+        find_binaries(request.param)
+    except BinariesNotFound as exc:
+        pytest.skip(f"no {request.param} binaries: {exc}")
+    with provide("local", binaries=request.param) as server:
+        yield server
+
+
+def _databases(server: Server) -> set[str]:
+    with psycopg.connect(server.conninfo()) as conn:
+        return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+
+
+def _rows(server: Server, name: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(server.conninfo(name)) as conn:
+        return conn.execute("SELECT id, note FROM item ORDER BY id").fetchall()
+
+
+def test_clones_are_isolated_from_each_other_and_the_template(server: Server) -> None:
+    with Databases(server, prepare) as dbs:
+        first = dbs.create()
+        with psycopg.connect(server.conninfo(first), autocommit=True) as conn:
+            conn.execute("INSERT INTO item VALUES (2, 'leak?')")
+            conn.execute("CREATE TABLE extra (x int)")
+        second = dbs.create()
+        assert first != second
+        assert _rows(server, first) == [(1, "seed"), (2, "leak?")]
+        assert _rows(server, second) == [(1, "seed")]
+        assert _rows(server, dbs.template) == [(1, "seed")]
+
+
+def test_close_drops_every_database_it_made(server: Server) -> None:
+    before = _databases(server)
+    dbs = Databases(server, prepare, label="closeme")
+    made = {dbs.create(), dbs.create(), dbs.template}
+    assert made <= _databases(server)
+    dbs.close()
+    assert _databases(server) == before
+
+
+def test_drop_disconnects_open_sessions(server: Server) -> None:
+    with Databases(server, prepare) as dbs:
+        name = dbs.create()
+        holder = psycopg.connect(server.conninfo(name))
+        try:
+            dbs.drop(name)
+        finally:
+            holder.close()
+        assert name not in _databases(server)
+
+
+def test_names_are_unique_per_process_and_instance(server: Server) -> None:
+    with Databases(server, prepare, label="same") as a, Databases(
+        server, prepare, label="same"
+    ) as b:
+        names = [a.create(), b.create(), a.create()]
+        assert len(set(names)) == 3
+        assert all(n.startswith(f"same_{os.getpid()}_") for n in names)
+        assert a.template != b.template
+
+
+def test_prepare_runs_once(server: Server) -> None:
+    calls: list[str] = []
+
+    def counting(conn: psycopg.Connection[Any]) -> None:
+        calls.append(conn.info.dbname)
+        prepare(conn)
+
+    with Databases(server, counting) as dbs:
+        dbs.create()
+        dbs.create()
+    assert len(calls) == 1
+
+
+def test_failed_prepare_leaves_no_database(server: Server) -> None:
+    before = _databases(server)
+
+    def broken(conn: psycopg.Connection[Any]) -> None:
+        conn.execute("CREATE TABLE nope (")
+
+    dbs = Databases(server, broken)
+    with pytest.raises(psycopg.errors.SyntaxError):
+        dbs.create()
+    dbs.close()
+    assert _databases(server) == before
+
+
+@pytest.mark.parametrize("strategy", ["default", "file_copy", "wal_log"])
+def test_every_clone_strategy_works(server: Server, strategy: str) -> None:
+    if server.version < 15 and strategy != "default":
+        pytest.skip("STRATEGY needs PostgreSQL 15")
+    with Databases(server, prepare, strategy=strategy) as dbs:  # type: ignore[arg-type]
+        assert _rows(server, dbs.create()) == [(1, "seed")]

@@ -10,6 +10,7 @@ with the marker row after it, and through the checks.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,8 @@ from harness.checks import Checker
 from harness.errors import HarnessError, InputError
 from harness.history import NOT_COMPARED, Event, History, Marker
 from harness.plan import Actor, ClockMove, Plan, Step, format_delta
-from harness.sessions import Worker, connect
+from harness.pool import SessionPool
+from harness.sessions import Worker, configure, connect
 from store import (
     PROGRAMS,
     SCHEMA_VERSION,
@@ -51,7 +53,6 @@ class Options:
     """Seconds any one step may take before the harness cancels it."""
     poll: float = 0.001
     """How often a running step is looked at (seconds); bounds blocked-step detection."""
-    deadlock_timeout_ms: int = 50
 
 
 @dataclass
@@ -66,6 +67,7 @@ SESSION_SETTINGS = ("lock_timeout", "statement_timeout")
 
 @dataclass
 class _Run:
+    index: int
     actor: Actor
     store: MarkerStore
     program: Program
@@ -80,14 +82,17 @@ class _Run:
     pending_line: int | None = None
     recipients: tuple[str, ...] = ()
     closed: bool = False
+    blocked_after: float = 0.0
     last_error: BaseException | None = field(default=None, repr=False)
 
 
 class Engine:
     """Executes one plan against one store; use ``execute`` for the common case."""
 
-    def __init__(self, plan: Plan, store: str, conninfo: str | None, options: Options) -> None:
+    def __init__(self, plan: Plan, store: str, conninfo: str | None, options: Options,
+                 pool: SessionPool | None = None) -> None:
         self.plan = plan
+        self.pool = pool if store != "model" else None
         self.store = store
         self.options = options
         self.conninfo = conninfo if store != "model" else None
@@ -98,13 +103,18 @@ class Engine:
         self.runs: dict[str, _Run] = {}
         self.started = time.perf_counter()
         self.offset = timedelta(0)
+        self.seq = -1
 
     # -- setup and teardown -------------------------------------------------
 
     def open(self) -> None:
-        if self.conninfo is not None:
+        if self.pool is not None:
+            self.pool.reset()
+            self.monitor = self.pool.monitor
+        elif self.conninfo is not None:
             self.monitor = connect(self.conninfo, application_name="racesim-monitor")
             migrate(self.monitor, to=SCHEMA_VERSION[self.store])
+        if self.monitor is not None:
             owner = "last_collection_owner_id" if SCHEMA_VERSION[self.store] >= 3 else "NULL"
             self._snapshot_sql = (
                 f"SELECT last_collection_started_at, {owner}::text, last_collected_at,"
@@ -129,9 +139,15 @@ class Engine:
 
     def _start(self, index: int, actor: Actor, shadow_db: ModelDatabase | None) -> _Run:
         token_seed = self.plan.seed * 1_000_003 + index
-        conn = None
-        if self.conninfo is not None:
+        conn = worker = None
+        if self.pool is not None:
+            conn, worker = self.pool.session(index)
+            if self._configure(conn, actor):
+                self.pool.mark_dirty(index)
+        elif self.conninfo is not None:
             conn = connect(self.conninfo, application_name=f"racesim-{actor.name}")
+            configure(conn)
+            worker = Worker(actor.name)
             self._configure(conn, actor)
         store = open_store(
             self.store, conn, model=self.model_db, tokens=seeded_tokens(token_seed)
@@ -144,20 +160,18 @@ class Engine:
             polls=int(actor.options.get("polls", 120)),
             options=dict(actor.options),
         )
-        run = _Run(actor=actor, store=store, program=PROGRAMS[actor.program].make(ctx), conn=conn)
+        run = _Run(index=index, actor=actor, store=store, program=PROGRAMS[actor.program].make(ctx), conn=conn)
         if conn is not None:
-            run.worker = Worker(actor.name)
+            run.worker = worker
             run.pid = conn.info.backend_pid
         if shadow_db is not None:
             run.shadow = shadow_db.session(seeded_tokens(token_seed))
         self._advance(run, None, None)
         return run
 
-    def _configure(self, conn: psycopg.Connection[Any], actor: Actor) -> None:
-        try:
-            conn.execute(f"SET deadlock_timeout = {int(self.options.deadlock_timeout_ms)}")
-        except psycopg.errors.InsufficientPrivilege:
-            pass  # a server given by DSN may not let us; its own setting then applies
+    def _configure(self, conn: psycopg.Connection[Any], actor: Actor) -> bool:
+        """Apply the actor's session options; True when it set any."""
+        changed = False
         for name in SESSION_SETTINGS:
             if name in actor.options:
                 conn.execute(
@@ -165,8 +179,17 @@ class Engine:
                         psycopg.sql.Identifier(name), psycopg.sql.Literal(str(actor.options[name]))
                     )
                 )
+                changed = True
+        return changed
 
     def close(self) -> None:
+        if self.pool is not None:
+            for run in self.runs.values():
+                if run.pending is not None and run.conn is not None and not run.conn.closed:
+                    run.conn.cancel_safe()
+                    if run.worker is not None:
+                        run.worker.reply(self.options.step_bound)
+            return
         for run in self.runs.values():
             if run.conn is not None and not run.conn.closed:
                 if run.pending is not None:
@@ -197,6 +220,26 @@ class Engine:
                     break
         return Outcome(self.history, self.checker)
 
+    # -- stepping from outside (explorers drive the engine one entry at a time) --
+
+    def next_call(self, actor: str) -> str | None:
+        """The call ``actor`` makes (or waits in) next; None once its program has finished."""
+        run = self.runs[actor]
+        if run.pending is not None:
+            return run.pending.name
+        return run.next_call.name if run.next_call is not None else None
+
+    def step(self, entry: Step | ClockMove) -> None:
+        """Take one schedule entry, exactly as ``run`` would."""
+        if isinstance(entry, ClockMove):
+            self._clock(entry)
+        else:
+            self._step(entry)
+
+    def outcome(self) -> Outcome:
+        """The history and checker so far (what ``run`` returns at its end)."""
+        return Outcome(self.history, self.checker)
+
     def _clock(self, move: ClockMove) -> None:
         self.offset += move.delta
         self.clock.advance(move.delta)
@@ -221,7 +264,8 @@ class Engine:
         if reply is None:
             run.pending, run.pending_label, run.pending_line = call, step.label, step.line
             self._record([self._event("wait", step.actor, call.name, step.label, step.line,
-                                      args=call.args)], settle=True)
+                                      args=call.args, blocked_after=run.blocked_after)],
+                         settle=True)
             return
         first = self._complete(run, call, reply, "step", step.label, step.line)
         self._record([first], settle=True)
@@ -249,9 +293,27 @@ class Engine:
             if call.kind == "sql":
                 return True, None
             return _direct(run.store, call)
+        if call.kind == "db" and self._nobody_holds_locks(run):
+            # A store call is one autocommit statement (or a transaction of its own):
+            # it can wait only on a lock that another session's open transaction
+            # holds. With none open, run it here, without the worker handoff.
+            return _direct(run.store, call)
+        if self.pool is not None and (call.kind == "sql" or call.name == "try_task_lock"):
+            self.pool.mark_dirty(run.index)
         job = _job(run, call)
+        sent = time.perf_counter()
         run.worker.submit(job)
-        return self._wait(run, first=True)
+        reply = self._wait(run, first=True)
+        run.blocked_after = time.perf_counter() - sent
+        return reply
+
+    def _nobody_holds_locks(self, run: _Run) -> bool:
+        idle = psycopg.pq.TransactionStatus.IDLE
+        return all(
+            other.conn is None or other.conn.closed or other.conn.info.transaction_status == idle
+            for other in self.runs.values()
+            if other is not run
+        )
 
     def _wait(self, run: _Run, first: bool = False) -> tuple[bool, Any] | None:
         """Wait for the running call until it replies or is seen blocked."""
@@ -361,20 +423,18 @@ class Engine:
 
     def _event(self, kind: str, actor: str, call: str, label: str, line: int | None,
                **fields: Any) -> Event:
-        return Event(seq=len(self.history.events), kind=kind,  # type: ignore[arg-type]
+        self.seq += 1
+        return Event(seq=self.seq, kind=kind,  # type: ignore[arg-type]
                      actor=actor, call=call, label=label, line=line, vtime=self.clock.now(),
                      wall=time.perf_counter() - self.started, **fields)
 
     def _record(self, events: list[Event], settle: bool = False) -> None:
         if settle:
             events += self._settle()
-        marker = self._marker()
-        events[-1] = replace(events[-1], marker=marker)
-        for i, event in enumerate(events):
-            event = replace(event, seq=len(self.history.events))
+        events[-1] = replace(events[-1], marker=self._marker())
+        for event in events:
             self.history.add(event)
             self.checker.feed(event)
-            del i
 
     def _marker(self) -> Marker:
         if self.monitor is None:
@@ -387,11 +447,17 @@ class Engine:
 
 
 def execute(plan: Plan, store: str, conninfo: str | None = None,
-            options: Options | None = None, scenario: str = "") -> Outcome:
-    """Run ``plan`` on ``store`` (``conninfo`` names a prepared database; None for model)."""
-    if store != "model" and conninfo is None:
+            options: Options | None = None, scenario: str = "",
+            pool: SessionPool | None = None) -> Outcome:
+    """Run ``plan`` on ``store`` (``conninfo`` names a prepared database; None for model).
+
+    With a ``pool`` (made for this store), sessions are reused and the database
+    reset instead of opened afresh: what repeated runs (exploration) want.
+    """
+    if store != "model" and conninfo is None and pool is None:
         raise HarnessError(f"the {store} store needs a database")
-    engine = Engine(plan, store, conninfo, options or Options())
+    conninfo = conninfo or (pool.conninfo if pool else None)
+    engine = Engine(plan, store, conninfo, options or Options(), pool)
     engine.history.scenario = scenario
     try:
         engine.open()
@@ -404,6 +470,7 @@ LABEL = re.compile(r"^T([+-])(\d{1,6})(?:\.(\d{1,3}))?$")
 """A time point in a schedule: ``T+3``, ``T-1``, ``T+1.5`` (seconds from the start)."""
 
 
+@functools.lru_cache(maxsize=4096)
 def label_offset(label: str) -> timedelta:
     """How far from the start a label is: ``T+3`` -> 3 s, ``T-1.5`` -> -1.5 s."""
     m = LABEL.match(label)

@@ -61,6 +61,8 @@ class Event:
     model: Any = NOT_COMPARED
     """The model store's result for the same call, when the run is checked against it."""
     model_error: str | None = None
+    blocked_after: float = 0.0
+    """For ``wait``: seconds from sending the statement to seeing it blocked."""
     recipients: tuple[str, ...] = ()
     """For ``send``: the runs that the platform delivers this payload to."""
 

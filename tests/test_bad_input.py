@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -57,14 +58,16 @@ def test_all_problems_of_a_file_are_listed(tmp_path: Path, capsys: pytest.Captur
 
 def test_bad_input_starts_nothing(tmp_path: Path) -> None:
     """A bad file is refused before any PostgreSQL is provisioned."""
-    before = set(Path("/dev/shm").glob("racesim-run-*"))
+    runs = tmp_path / "runs"
+    runs.mkdir()
     proc = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", str(BAD / "unknown-actor.toml")],
         capture_output=True, text=True, timeout=60,
+        env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert set(Path("/dev/shm").glob("racesim-run-*")) <= before
+    assert list(runs.iterdir()) == []
 
 
 def test_missing_file_and_bad_option(capsys: pytest.CaptureFixture[str]) -> None:

@@ -162,20 +162,23 @@ def test_failed_start_reports_the_log_and_leaves_nothing(shm_dir: Path) -> None:
 CHILD = textwrap.dedent(
     """
     import sys, time
+    from pathlib import Path
     from harness.cleanup import install_signal_handlers
     from harness.cluster import Cluster
     install_signal_handlers()
     install_signal_handlers()  # idempotent
-    with Cluster(janitor=sys.argv[1] == "guarded") as cluster:
+    with Cluster(janitor=sys.argv[1] == "guarded", run_dir_root=Path(sys.argv[2])) as cluster:
         print(cluster.run_dir, cluster.pid, flush=True)
         time.sleep(60)
     """
 )
 
 
-def _start_child(mode: str = "guarded") -> tuple[subprocess.Popen[str], Path, int]:
+def _start_child(
+    mode: str = "guarded", where: Path | None = None
+) -> tuple[subprocess.Popen[str], Path, int]:
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, mode],
+        [sys.executable, "-c", CHILD, mode, str(where or run_root())],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -206,13 +209,14 @@ def test_sigkilled_racesim_is_cleaned_up_by_its_janitor() -> None:
     _wait_gone(pid, run_dir)
 
 
-def test_sigkilled_racesim_without_safety_nets_is_reaped_on_next_start() -> None:
-    child, run_dir, pid = _start_child("bare")
+def test_sigkilled_racesim_without_safety_nets_is_reaped_on_next_start(shm_dir: Path) -> None:
+    # A private run root, so no other test process reaps it before we look.
+    child, run_dir, pid = _start_child("bare", shm_dir)
     child.kill()
     child.wait()
     time.sleep(0.1)
     assert _alive(pid) and run_dir.exists()  # nothing else cleaned up: the test has teeth
-    with Cluster(_binaries("auto")) as cluster:
+    with Cluster(_binaries("auto"), run_dir_root=shm_dir) as cluster:
         assert cluster.run_dir != run_dir
         _wait_gone(pid, run_dir, timeout=0)
 
@@ -227,7 +231,7 @@ def test_reaping_never_touches_a_live_owners_directory() -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert victim in cleanup.reap_stale(run_root(), RUN_PREFIX)
+    cleanup.reap_stale(run_root(), RUN_PREFIX)  # (another xdist worker may beat us to it)
     assert not victim.exists()
 
 
@@ -329,3 +333,9 @@ def test_binaries_the_server_user_cannot_run_are_copied_to_the_cache(shm_dir: Pa
         with psycopg.connect(cluster.conninfo()) as conn:
             row = conn.execute("SELECT version()").fetchone()
         assert row is not None and row[0].startswith(f"PostgreSQL {original.version}")
+
+
+def test_run_dir_root_can_be_chosen(shm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RACESIM_RUN_DIR", str(shm_dir))
+    with Cluster(_binaries("auto")) as cluster:
+        assert cluster.run_dir is not None and cluster.run_dir.parent == shm_dir

@@ -4,7 +4,8 @@ Design: each racesim database has a schema ``racesim_clock`` with a one-row
 table holding the frozen virtual time and a function ``racesim_clock.now()``
 that returns it (or ``pg_catalog.now()`` when no time is frozen). Sessions that
 the harness opens put ``racesim_clock`` *before* ``pg_catalog`` in their
-``search_path``, so the stores' SQL keeps saying ``NOW()`` exactly as the
+``search_path`` (after ``public``, so new tables still go to ``public``; there is
+no ``now()`` in ``public``), so the stores' SQL keeps saying ``NOW()`` exactly as the
 reference system does, and PostgreSQL itself evaluates the 5-minute window
 against the virtual time. One row per database means every session of a run
 sees the same time, and moving it is one UPDATE, no waiting. Time is frozen
@@ -25,8 +26,8 @@ import psycopg
 EPOCH = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 """Where every run's virtual clock starts."""
 
-SEARCH_PATH = "racesim_clock, pg_catalog, public"
-SESSION_OPTIONS = "-c search_path=racesim_clock,pg_catalog,public"
+SEARCH_PATH = "public, racesim_clock, pg_catalog"
+SESSION_OPTIONS = "-c search_path=public,racesim_clock,pg_catalog"
 """libpq ``options`` for a session that follows the virtual clock."""
 
 INSTALL = """

@@ -43,6 +43,8 @@ def open_store(
     tokens: TokenSource = random_tokens,
 ) -> MarkerStore:
     """A store by name: ``legacy`` and ``token`` on ``conn``, ``model`` on ``model``."""
+    if name not in STORES:
+        raise ValueError(f"unknown store {name!r}: choose one of {', '.join(STORES)}")
     if name == "model":
         if model is None:
             raise ValueError("the model store needs a ModelDatabase")

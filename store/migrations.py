@@ -72,6 +72,10 @@ def migrate(conn: psycopg.Connection[Any], to: int = LATEST) -> int:
             " ON CONFLICT (id) DO NOTHING"
         )
     at = current_version(conn)
+    if at > len(MIGRATIONS):
+        raise ValueError(
+            f"database is at schema version {at}, newer than this racesim knows (0..{LATEST})"
+        )
     while at != to:
         step = MIGRATIONS[at] if at < to else MIGRATIONS[at - 1]
         target = at + 1 if at < to else at - 1

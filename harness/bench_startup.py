@@ -58,13 +58,15 @@ def run(repeat: int = 5, *, prefer: str = "auto") -> list[str]:
     binaries = find_binaries(prefer)
     user = server_user()
     with _scratch(user) as scratch:
-        cold = [_cluster_first_query(binaries, scratch / f"cold{i}") for i in range(repeat)]
-        cold_base = [_bare_cold(binaries, user, scratch / f"bare{i}") for i in range(repeat)]
+        cold = [_cluster_first_query(binaries, _fresh(scratch / "cold")) for _ in range(repeat)]
+        cold_base = [_bare_cold(binaries, user, _fresh(scratch / "bare")) for _ in range(repeat)]
         warm_cache = scratch / "warm"
         _cluster_first_query(binaries, warm_cache)  # fill the cache
         warm = [_cluster_first_query(binaries, warm_cache) for _ in range(repeat)]
         cached = next(warm_cache.glob("pgdata-*"))
-        warm_base = [_bare_warm(binaries, user, cached, scratch / f"cp{i}") for i in range(repeat)]
+        warm_base = [_bare_warm(binaries, user, cached, _fresh(scratch / "cp"))
+                     for _ in range(repeat)]
+        _fresh(scratch / "cp")
         fresh, fresh_base = _fresh_databases(binaries, warm_cache, repeat)
     head = (
         f"racesim startup benchmark: PostgreSQL {binaries.full_version} ({binaries.source}, "
@@ -88,6 +90,12 @@ def _line(what: str, key: str, ours: list[float], base_what: str, base: list[flo
         f"  {what}: {ms:.1f} ms (target <= {target:.0f} ms: {verdict}); "
         f"baseline {base_what}: {base_ms:.1f} ms, ratio {ms / base_ms:.2f}x"
     )
+
+
+def _fresh(path: Path) -> Path:
+    """``path``, emptied: leftovers of earlier rounds would skew later figures."""
+    shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 @contextmanager

@@ -230,7 +230,15 @@ def _docker_container() -> Iterator[Server]:
         "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         "-c max_connections=200"
     )
-    with container:
+    try:
+        container.start()
+    except Exception as exc:  # image pulls and container starts fail in many ways
+        raise ProvisionError(
+            f"Docker answered but {image} did not start ({type(exc).__name__}: "
+            f"{mask_dsn(str(exc))}); fix: check `docker run {image}` works, or set "
+            "RACESIM_DOCKER_IMAGE"
+        ) from None
+    try:
         params = {
             "host": container.get_container_host_ip(),
             "port": str(container.get_exposed_port(5432)),
@@ -241,6 +249,8 @@ def _docker_container() -> Iterator[Server]:
         with connect(make_conninfo(**params)) as conn:
             version = conn.info.server_version // 10000
         yield Server(source="docker", params=params, version=version)
+    finally:
+        container.stop()
 
 
 @dataclass(frozen=True)

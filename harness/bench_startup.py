@@ -64,8 +64,9 @@ def run(repeat: int = 5, *, prefer: str = "auto") -> list[str]:
         _cluster_first_query(binaries, warm_cache)  # fill the cache
         warm = [_cluster_first_query(binaries, warm_cache) for _ in range(repeat)]
         cached = next(warm_cache.glob("pgdata-*"))
-        warm_base = [_bare_warm(binaries, user, cached, _fresh(scratch / "cp"))
-                     for _ in range(repeat)]
+        warm_base = [
+            _bare_warm(binaries, user, cached, _fresh(scratch / "cp")) for _ in range(repeat)
+        ]
         _fresh(scratch / "cp")
         fresh, fresh_base = _fresh_databases(binaries, warm_cache, repeat)
     head = (
@@ -74,12 +75,23 @@ def run(repeat: int = 5, *, prefer: str = "auto") -> list[str]:
     )
     return [
         head,
-        _line("cold start (initdb) to first query", "cold", cold,
-              "bare initdb + postgres", cold_base),
-        _line("warm start (cache hit) to first query", "warm", warm,
-              "cp -a + bare postgres", warm_base),
-        _line("fresh database (template clone)", "fresh", fresh,
-              "CREATE DATABASE from template0", fresh_base),
+        _line(
+            "cold start (initdb) to first query", "cold", cold, "bare initdb + postgres", cold_base
+        ),
+        _line(
+            "warm start (cache hit) to first query",
+            "warm",
+            warm,
+            "cp -a + bare postgres",
+            warm_base,
+        ),
+        _line(
+            "fresh database (template clone)",
+            "fresh",
+            fresh,
+            "CREATE DATABASE from template0",
+            fresh_base,
+        ),
     ]
 
 
@@ -123,10 +135,22 @@ def _bare_cold(binaries: Binaries, user: ServerUser, where: Path) -> float:
     user.chown(where)
     start = time.perf_counter()
     subprocess.run(
-        [str(binaries.tool("initdb")), "-D", str(where / "data"), "-U", SUPERUSER,
-         "--auth=trust", "--no-sync"],
-        check=True, capture_output=True, cwd=where, env=server_env(),
-        user=user.run_uid, group=user.run_gid, extra_groups=user.run_groups,
+        [
+            str(binaries.tool("initdb")),
+            "-D",
+            str(where / "data"),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=where,
+        env=server_env(),
+        user=user.run_uid,
+        group=user.run_gid,
+        extra_groups=user.run_groups,
     )
     _bare_postgres(binaries, user, where)
     return (time.perf_counter() - start) * 1000
@@ -144,18 +168,32 @@ def _bare_warm(binaries: Binaries, user: ServerUser, cached: Path, where: Path) 
 def _bare_postgres(binaries: Binaries, user: ServerUser, where: Path) -> None:
     """Start postgres on ``where/data``, run one query, stop it (stop not timed by callers)."""
     proc = subprocess.Popen(
-        [str(binaries.tool("postgres")), "-D", str(where / "data"), "-k", str(where),
-         "-c", "listen_addresses="],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        cwd=where, env=server_env(), start_new_session=True,
-        user=user.run_uid, group=user.run_gid, extra_groups=user.run_groups,
+        [
+            str(binaries.tool("postgres")),
+            "-D",
+            str(where / "data"),
+            "-k",
+            str(where),
+            "-c",
+            "listen_addresses=",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=where,
+        env=server_env(),
+        start_new_session=True,
+        user=user.run_uid,
+        group=user.run_gid,
+        extra_groups=user.run_groups,
     )
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with psycopg.connect(host=str(where), port=PORT, user=SUPERUSER,
-                                     dbname="postgres") as conn:
+                with psycopg.connect(
+                    host=str(where), port=PORT, user=SUPERUSER, dbname="postgres"
+                ) as conn:
                     conn.execute("SELECT 1").fetchone()
                 return
             except psycopg.OperationalError:
@@ -167,8 +205,9 @@ def _bare_postgres(binaries: Binaries, user: ServerUser, where: Path) -> None:
         proc.wait()
 
 
-def _fresh_databases(binaries: Binaries, cache: Path, repeat: int) -> tuple[list[float],
-                                                                              list[float]]:
+def _fresh_databases(
+    binaries: Binaries, cache: Path, repeat: int
+) -> tuple[list[float], list[float]]:
     def prepare(conn: psycopg.Connection[Any]) -> None:
         conn.execute("CREATE TABLE bench (id int PRIMARY KEY, note text)")
 

@@ -179,9 +179,7 @@ def _sort_key(name: str) -> tuple[int, ...]:
 
 
 def _check(bindir: Path, source: str, found_by: str, tried: list[str]) -> Binaries | None:
-    missing = [
-        name for name in ("postgres", "initdb") if not os.access(bindir / name, os.X_OK)
-    ]
+    missing = [name for name in ("postgres", "initdb") if not os.access(bindir / name, os.X_OK)]
     if missing:
         tried.append(f"{found_by}: {bindir} lacks {' and '.join(missing)}")
         return None

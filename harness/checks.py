@@ -118,9 +118,7 @@ class Checker:
             self.holder = replace(h, delegates=h.delegates | set(event.recipients))
         elif event.call == "try_task_lock" and event.result is True and event.actor in h.delegates:
             self.holder = Claim(event.actor, h.token, h.started_at)
-        elif event.marker is not None and not event.marker.is_set and self._entitled(event.actor):
-            self.holder = None
-        elif event.call == "clear" and event.error is None and self._entitled(event.actor):
+        elif (event.marker is not None and not event.marker.is_set and self._entitled(event.actor)) or (event.call == "clear" and event.error is None and self._entitled(event.actor)):
             self.holder = None
 
     def _in_progress(self, claim: Claim) -> bool:
@@ -155,8 +153,10 @@ class Checker:
     def _model(self, event: Event) -> list[Violation]:
         if event.kind not in ("step", "done") or event.model is NOT_COMPARED:
             return []
-        same = event.error == event.model_error if event.error or event.model_error else (
-            event.result == event.model
+        same = (
+            event.error == event.model_error
+            if event.error or event.model_error
+            else (event.result == event.model)
         )
         if same:
             return []

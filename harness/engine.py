@@ -89,8 +89,14 @@ class _Run:
 class Engine:
     """Executes one plan against one store; use ``execute`` for the common case."""
 
-    def __init__(self, plan: Plan, store: str, conninfo: str | None, options: Options,
-                 pool: SessionPool | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        store: str,
+        conninfo: str | None,
+        options: Options,
+        pool: SessionPool | None = None,
+    ) -> None:
         self.plan = plan
         self.pool = pool if store != "model" else None
         self.store = store
@@ -127,7 +133,8 @@ class Engine:
             self.runs[actor.name] = self._start(index, actor, shadow_db)
         for run in self.runs.values():
             run.recipients = tuple(
-                r.actor.name for r in self.runs.values()
+                r.actor.name
+                for r in self.runs.values()
                 if r.actor.options.get("invoked_by") == run.actor.name
             )
         self.pids = [r.pid for r in self.runs.values() if r.pid]
@@ -149,9 +156,7 @@ class Engine:
             configure(conn)
             worker = Worker(actor.name)
             self._configure(conn, actor)
-        store = open_store(
-            self.store, conn, model=self.model_db, tokens=seeded_tokens(token_seed)
-        )
+        store = open_store(self.store, conn, model=self.model_db, tokens=seeded_tokens(token_seed))
         ctx = RunContext(
             uses_tokens=store.uses_tokens,
             mode=str(actor.options.get("mode", "sync")),
@@ -160,7 +165,13 @@ class Engine:
             polls=int(actor.options.get("polls", 120)),
             options=dict(actor.options),
         )
-        run = _Run(index=index, actor=actor, store=store, program=PROGRAMS[actor.program].make(ctx), conn=conn)
+        run = _Run(
+            index=index,
+            actor=actor,
+            store=store,
+            program=PROGRAMS[actor.program].make(ctx),
+            conn=conn,
+        )
         if conn is not None:
             run.worker = worker
             run.pid = conn.info.backend_pid
@@ -243,8 +254,9 @@ class Engine:
     def _clock(self, move: ClockMove) -> None:
         self.offset += move.delta
         self.clock.advance(move.delta)
-        self._record([self._event("clock", "clock", format_delta(move.delta), move.label,
-                                  move.line)])
+        self._record(
+            [self._event("clock", "clock", format_delta(move.delta), move.label, move.line)]
+        )
 
     def _step(self, step: Step) -> None:
         if step.label:
@@ -263,9 +275,20 @@ class Engine:
         reply = self._send(run, call)
         if reply is None:
             run.pending, run.pending_label, run.pending_line = call, step.label, step.line
-            self._record([self._event("wait", step.actor, call.name, step.label, step.line,
-                                      args=call.args, blocked_after=run.blocked_after)],
-                         settle=True)
+            self._record(
+                [
+                    self._event(
+                        "wait",
+                        step.actor,
+                        call.name,
+                        step.label,
+                        step.line,
+                        args=call.args,
+                        blocked_after=run.blocked_after,
+                    )
+                ],
+                settle=True,
+            )
             return
         first = self._complete(run, call, reply, "step", step.label, step.line)
         self._record([first], settle=True)
@@ -329,7 +352,8 @@ class Engine:
                 assert run.conn is not None
                 run.conn.cancel_safe()
                 return run.worker.reply(self.options.step_bound) or (
-                    False, HarnessError(f"{run.actor.name}: step did not end after cancel")
+                    False,
+                    HarnessError(f"{run.actor.name}: step did not end after cancel"),
                 )
 
     def _blocked(self, run: _Run) -> bool:
@@ -358,8 +382,17 @@ class Engine:
                     f"{run.actor.name} waits in {run.pending.name} for a lock that no"
                     " remaining step can release: the schedule can never finish"
                 )
-                self._record([self._event("stuck", run.actor.name, run.pending.name,
-                                          step.label if step else "", step.line if step else None)])
+                self._record(
+                    [
+                        self._event(
+                            "stuck",
+                            run.actor.name,
+                            run.pending.name,
+                            step.label if step else "",
+                            step.line if step else None,
+                        )
+                    ]
+                )
                 return False
 
     def _settle(self) -> list[Event]:
@@ -375,13 +408,21 @@ class Engine:
                 if reply is None:
                     continue
                 call, run.pending = run.pending, None
-                done.append(self._complete(run, call, reply, "done", run.pending_label,
-                                           run.pending_line))
+                done.append(
+                    self._complete(run, call, reply, "done", run.pending_label, run.pending_line)
+                )
                 progress = True
         return done
 
-    def _complete(self, run: _Run, call: Call, reply: tuple[bool, Any], kind: str, label: str,
-                  line: int | None) -> Event:
+    def _complete(
+        self,
+        run: _Run,
+        call: Call,
+        reply: tuple[bool, Any],
+        kind: str,
+        label: str,
+        line: int | None,
+    ) -> Event:
         ok, value = reply
         model, model_error = self._shadow(run, call)
         self._advance(run, None if ok else value, value if ok else None)
@@ -392,10 +433,21 @@ class Engine:
         args = call.args
         if call.kind == "receive":
             args = (str(run.actor.options.get("invoked_by", "")),)
-        return self._event(kind, run.actor.name, call.name, label, line, args=args,
-                           result=value if ok else None, error=error, sqlstate=sqlstate,
-                           finished=run.finished, model=model, model_error=model_error,
-                           recipients=run.recipients if call.kind == "send" else ())
+        return self._event(
+            kind,
+            run.actor.name,
+            call.name,
+            label,
+            line,
+            args=args,
+            result=value if ok else None,
+            error=error,
+            sqlstate=sqlstate,
+            finished=run.finished,
+            model=model,
+            model_error=model_error,
+            recipients=run.recipients if call.kind == "send" else (),
+        )
 
     def _shadow(self, run: _Run, call: Call) -> tuple[Any, str | None]:
         if run.shadow is None or call.kind != "db" or call.fault:
@@ -421,12 +473,21 @@ class Engine:
 
     # -- the record ---------------------------------------------------------
 
-    def _event(self, kind: str, actor: str, call: str, label: str, line: int | None,
-               **fields: Any) -> Event:
+    def _event(
+        self, kind: str, actor: str, call: str, label: str, line: int | None, **fields: Any
+    ) -> Event:
         self.seq += 1
-        return Event(seq=self.seq, kind=kind,  # type: ignore[arg-type]
-                     actor=actor, call=call, label=label, line=line, vtime=self.clock.now(),
-                     wall=time.perf_counter() - self.started, **fields)
+        return Event(
+            seq=self.seq,
+            kind=kind,  # type: ignore[arg-type]
+            actor=actor,
+            call=call,
+            label=label,
+            line=line,
+            vtime=self.clock.now(),
+            wall=time.perf_counter() - self.started,
+            **fields,
+        )
 
     def _record(self, events: list[Event], settle: bool = False) -> None:
         if settle:
@@ -446,9 +507,14 @@ class Engine:
         return Marker(row[0], row[1], row[2], row[3])
 
 
-def execute(plan: Plan, store: str, conninfo: str | None = None,
-            options: Options | None = None, scenario: str = "",
-            pool: SessionPool | None = None) -> Outcome:
+def execute(
+    plan: Plan,
+    store: str,
+    conninfo: str | None = None,
+    options: Options | None = None,
+    scenario: str = "",
+    pool: SessionPool | None = None,
+) -> Outcome:
     """Run ``plan`` on ``store`` (``conninfo`` names a prepared database; None for model).
 
     With a ``pool`` (made for this store), sessions are reused and the database

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+
 class _NotCompared:
     def __repr__(self) -> str:
         return "not compared"

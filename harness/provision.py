@@ -188,8 +188,7 @@ def _from_dsn(dsn: str, origin: str) -> Server:
             # Pin what libpq defaulted (user, dbname, socket dir) so every later
             # connection reaches the same place.
             info = conn.info
-            params.update(host=info.host, port=str(info.port), user=info.user,
-                          dbname=info.dbname)
+            params.update(host=info.host, port=str(info.port), user=info.user, dbname=info.dbname)
     except psycopg.OperationalError as exc:
         raise ProvisionError(
             f"{origin}: cannot connect to {mask_dsn(make_conninfo(**params))}: "

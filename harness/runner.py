@@ -29,7 +29,9 @@ def load_all(paths: list[str]) -> list[Scenario]:
     problems: list[str] = []
     scenarios = []
     if not files:
-        raise InputError(f"{' '.join(paths)}: no scenario files (*.toml) found; name a file or folder")
+        raise InputError(
+            f"{' '.join(paths)}: no scenario files (*.toml) found; name a file or folder"
+        )
     for f in files:
         try:
             scenarios.append(load(f))
@@ -47,8 +49,7 @@ def databases(pg: str = "auto", dsn: str | None = None) -> Iterator[Databases]:
         yield dbs
 
 
-def run_one(scenario: Scenario, store: str, dbs: Databases | None,
-            options: Options) -> Result:
+def run_one(scenario: Scenario, store: str, dbs: Databases | None, options: Options) -> Result:
     """Run one scenario on one store, on a fresh database of its own."""
     try:
         if store == "model" or dbs is None:
@@ -56,8 +57,9 @@ def run_one(scenario: Scenario, store: str, dbs: Databases | None,
         else:
             name = dbs.create()
             try:
-                outcome = execute(scenario.plan, store, dbs.server.conninfo(name), options,
-                                  scenario.path)
+                outcome = execute(
+                    scenario.plan, store, dbs.server.conninfo(name), options, scenario.path
+                )
             finally:
                 dbs.drop(name)
     except InputError as exc:

@@ -41,7 +41,9 @@ NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 STEP = re.compile(
     r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<actor>[^\s:]+)\s*:\s*(?P<call>\S+)\s*(?:->.*)?$"
 )
-CLOCK = re.compile(r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h|d)$")
+CLOCK = re.compile(
+    r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h|d)$"
+)
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 SESSION_OPTIONS = {"lock_timeout", "statement_timeout"}
 TOP_KEYS = {"name", "description", "stores", "seed", "schedule", "actors", "expect"}
@@ -103,7 +105,9 @@ def load(path: str | Path) -> Scenario:
     try:
         raw = p.read_bytes()
     except OSError as exc:
-        raise InputError(f"{p}: cannot read the scenario ({exc.strerror}); check the path") from None
+        raise InputError(
+            f"{p}: cannot read the scenario ({exc.strerror}); check the path"
+        ) from None
     if len(raw) > MAX_BYTES:
         raise InputError(f"{p}:1: file is {len(raw)} bytes, more than {MAX_BYTES}; split it")
     try:
@@ -139,7 +143,10 @@ class _Checker:
 
     def scenario(self, data: dict[str, Any]) -> Scenario:
         for key in sorted(set(data) - TOP_KEYS):
-            self.bad(self.lines.key(key), f"unknown key {key!r}; known keys: {', '.join(sorted(TOP_KEYS))}")
+            self.bad(
+                self.lines.key(key),
+                f"unknown key {key!r}; known keys: {', '.join(sorted(TOP_KEYS))}",
+            )
         name = data.get("name", Path(self.path).stem)
         if not isinstance(name, str) or not name.strip():
             self.bad(self.lines.key("name"), "name must be a non-empty string")
@@ -178,7 +185,7 @@ class _Checker:
 
     def actors(self, value: Any) -> list[Actor]:
         if value is None:
-            self.bad(1, "no [actors] table; add one, e.g. [actors] user = { program = \"refresh\" }")
+            self.bad(1, 'no [actors] table; add one, e.g. [actors] user = { program = "refresh" }')
             return []
         if not isinstance(value, dict) or not value:
             self.bad(self.lines.key("actors"), "actors must be a table of name = { program = ... }")
@@ -187,10 +194,13 @@ class _Checker:
         for name, spec in value.items():
             line = self.lines.key(name, self.lines.key("actors"))
             if not NAME.match(name):
-                self.bad(line, f"actor name {name[:40]!r} must be a letter then letters, digits, - or _ (at most 40)")
+                self.bad(
+                    line,
+                    f"actor name {name[:40]!r} must be a letter then letters, digits, - or _ (at most 40)",
+                )
                 continue
             if not isinstance(spec, dict):
-                self.bad(line, f"actor {name} must be a table: {name} = {{ program = \"cron\" }}")
+                self.bad(line, f'actor {name} must be a table: {name} = {{ program = "cron" }}')
                 continue
             actor = self.actor(name, spec, line)
             if actor:
@@ -199,15 +209,24 @@ class _Checker:
         for a in out:
             source = a.options.get("invoked_by")
             if source is not None and (source not in names or names[source].program != "refresh"):
-                self.bad(a.line or 1, f"actor {a.name}: invoked_by must name a refresh actor, got {str(source)[:40]!r}")
+                self.bad(
+                    a.line or 1,
+                    f"actor {a.name}: invoked_by must name a refresh actor, got {str(source)[:40]!r}",
+                )
             if a.program == "background" and source is None:
-                self.bad(a.line or 1, f"actor {a.name}: a background actor needs invoked_by = \"<refresh actor>\"")
+                self.bad(
+                    a.line or 1,
+                    f'actor {a.name}: a background actor needs invoked_by = "<refresh actor>"',
+                )
         return out
 
     def actor(self, name: str, spec: dict[str, Any], line: int) -> Actor | None:
         program = spec.get("program")
         if program not in PROGRAMS:
-            self.bad(line, f"actor {name}: unknown program {str(program)[:40]!r}; choose from {', '.join(PROGRAMS)}")
+            self.bad(
+                line,
+                f"actor {name}: unknown program {str(program)[:40]!r}; choose from {', '.join(PROGRAMS)}",
+            )
             return None
         known = PROGRAMS[program]
         faults = spec.get("faults", [])
@@ -223,9 +242,15 @@ class _Checker:
         for key, value in options.items():
             if key not in known.options | SESSION_OPTIONS:
                 allowed = ", ".join(sorted(known.options | SESSION_OPTIONS))
-                self.bad(line, f"actor {name}: unknown option {key[:40]!r} for {program}; allowed: {allowed}")
+                self.bad(
+                    line,
+                    f"actor {name}: unknown option {key[:40]!r} for {program}; allowed: {allowed}",
+                )
             elif not self.option_ok(key, value):
-                self.bad(line, f"actor {name}: bad value for {key}: {str(value)[:40]!r}; {OPTION_HELP[key]}")
+                self.bad(
+                    line,
+                    f"actor {name}: bad value for {key}: {str(value)[:40]!r}; {OPTION_HELP[key]}",
+                )
         return Actor(name, program, options, frozenset(faults), line)
 
     def option_ok(self, key: str, value: Any) -> bool:
@@ -243,14 +268,18 @@ class _Checker:
 
     def schedule(self, value: Any, actors: dict[str, Actor]) -> list[Entry]:
         if value is None:
-            self.bad(1, "no schedule; add schedule = [\"T+0 actor: call\", ...] before the first table")
+            self.bad(
+                1, 'no schedule; add schedule = ["T+0 actor: call", ...] before the first table'
+            )
             return []
         line0 = self.lines.key("schedule")
         if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
-            self.bad(line0, "schedule must be a non-empty list of strings like \"T+1 user: mark\"")
+            self.bad(line0, 'schedule must be a non-empty list of strings like "T+1 user: mark"')
             return []
         if len(value) > MAX_ENTRIES:
-            self.bad(line0, f"schedule has {len(value)} entries, more than {MAX_ENTRIES}; shorten it")
+            self.bad(
+                line0, f"schedule has {len(value)} entries, more than {MAX_ENTRIES}; shorten it"
+            )
             return []
         out: list[Entry] = []
         labels: dict[str, int] = {}
@@ -261,11 +290,17 @@ class _Checker:
                 continue
             if entry.label:
                 if entry.label in labels:
-                    self.bad(line, f"label {entry.label} is used twice (first on line {labels[entry.label]}); give each step its own label")
+                    self.bad(
+                        line,
+                        f"label {entry.label} is used twice (first on line {labels[entry.label]}); give each step its own label",
+                    )
                 labels.setdefault(entry.label, line)
                 at = label_offset(entry.label)
                 if last is not None and at <= last:
-                    self.bad(line, f"label {entry.label} is not after the label before it; labels are time points and must increase")
+                    self.bad(
+                        line,
+                        f"label {entry.label} is not after the label before it; labels are time points and must increase",
+                    )
                 last = at
             out.append(entry)
         return out
@@ -274,7 +309,10 @@ class _Checker:
         clock = CLOCK.match(text)
         if clock:
             if clock["sign"] == "-":
-                self.bad(line, f"clock move {text[:40]!r} goes backwards; the clock only moves forward (write +{clock['amount']}{clock['unit']})")
+                self.bad(
+                    line,
+                    f"clock move {text[:40]!r} goes backwards; the clock only moves forward (write +{clock['amount']}{clock['unit']})",
+                )
                 return None
             delta = timedelta(seconds=float(clock["amount"]) * UNITS[clock["unit"]])
             if delta <= timedelta(0) or delta > MAX_CLOCK:
@@ -285,18 +323,25 @@ class _Checker:
             return ClockMove(delta, clock["label"] or "", line)
         m = STEP.match(text)
         if not m:
-            self.bad(line, f"cannot read schedule entry {text[:60]!r}; write \"T+1 actor: call\" or \"+6m\"")
+            self.bad(
+                line, f'cannot read schedule entry {text[:60]!r}; write "T+1 actor: call" or "+6m"'
+            )
             return None
         label, actor, call = m["label"] or "", m["actor"], m["call"]
         if label and not self.label_ok(label, line):
             return None
         if actor not in actors:
             known = ", ".join(actors) or "none declared"
-            self.bad(line, f"unknown actor {actor[:40]!r}; declare it under [actors] (known: {known})")
+            self.bad(
+                line, f"unknown actor {actor[:40]!r}; declare it under [actors] (known: {known})"
+            )
             return None
         calls = PROGRAMS[actors[actor].program].calls
         if call not in calls:
-            self.bad(line, f"{actor} ({actors[actor].program}) never calls {call[:40]!r}; its calls: {', '.join(sorted(calls))}")
+            self.bad(
+                line,
+                f"{actor} ({actors[actor].program}) never calls {call[:40]!r}; its calls: {', '.join(sorted(calls))}",
+            )
             return None
         return Step(actor, call, label, line)
 
@@ -306,32 +351,52 @@ class _Checker:
         self.bad(line, f"bad time label {label[:40]!r}; write T+3, T-1 or T+1.5 (at most 6 digits)")
         return False
 
-    def expect(self, value: Any, stores: tuple[str, ...], entries: list[Entry]) -> dict[str, Expectation]:
+    def expect(
+        self, value: Any, stores: tuple[str, ...], entries: list[Entry]
+    ) -> dict[str, Expectation]:
         line = self.lines.key("expect")
         if not isinstance(value, dict):
-            self.bad(line if value is not None else 1, "no [expect] table; add one with an outcome per store, e.g. token = \"holds\"")
+            self.bad(
+                line if value is not None else 1,
+                'no [expect] table; add one with an outcome per store, e.g. token = "holds"',
+            )
             return {}
         labels = {e.label for e in entries if e.label}
         out: dict[str, Expectation] = {}
         for store in stores:
             if store not in value:
-                self.bad(line, f"no expected outcome for store {store}; add {store} = \"holds\" or {{ breaks = \"...\", at = \"T+n\" }}")
+                self.bad(
+                    line,
+                    f'no expected outcome for store {store}; add {store} = "holds" or {{ breaks = "...", at = "T+n" }}',
+                )
         for store, spec in value.items():
             sline = self.lines.key(store, line)
             if store not in STORES:
-                self.bad(sline, f"[expect] names unknown store {store[:40]!r}; choose from {', '.join(STORES)}")
+                self.bad(
+                    sline,
+                    f"[expect] names unknown store {store[:40]!r}; choose from {', '.join(STORES)}",
+                )
                 continue
             if spec == "holds":
                 out[store] = Expectation()
                 continue
             if not isinstance(spec, dict) or set(spec) != {"breaks", "at"}:
-                self.bad(sline, f"expectation for {store} must be \"holds\" or {{ breaks = \"<invariant>\", at = \"T+n\" }}")
+                self.bad(
+                    sline,
+                    f'expectation for {store} must be "holds" or {{ breaks = "<invariant>", at = "T+n" }}',
+                )
                 continue
             if spec["breaks"] not in INVARIANTS:
-                self.bad(sline, f"unknown invariant {str(spec['breaks'])[:40]!r}; choose from {', '.join(INVARIANTS)}")
+                self.bad(
+                    sline,
+                    f"unknown invariant {str(spec['breaks'])[:40]!r}; choose from {', '.join(INVARIANTS)}",
+                )
                 continue
             if spec["at"] not in labels:
-                self.bad(sline, f"expected break at {str(spec['at'])[:40]!r}, which labels no step; use a label from the schedule")
+                self.bad(
+                    sline,
+                    f"expected break at {str(spec['at'])[:40]!r}, which labels no step; use a label from the schedule",
+                )
                 continue
             out[store] = Expectation(spec["breaks"], spec["at"])
         return out
@@ -347,11 +412,11 @@ class _Checker:
 
 
 OPTION_HELP = {
-    "mode": "use \"sync\" or \"async\"",
+    "mode": 'use "sync" or "async"',
     "polls": "use a whole number from 1 to 1000",
     "invoked_by": "name the refresh actor whose invoke delivers this run",
     "task": "use a task name of letters, digits, - or _",
-    "hold": "use \"row\", \"advisory\", \"row+advisory\" or \"advisory+row\"",
+    "hold": 'use "row", "advisory", "row+advisory" or "advisory+row"',
     "lock_timeout": "use milliseconds, 1 to 600000",
     "statement_timeout": "use milliseconds, 1 to 600000",
 }

@@ -7,6 +7,7 @@ has the backend waiting on a lock.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -33,10 +34,9 @@ DEADLOCK_TIMEOUT_MS = 50
 
 def configure(conn: psycopg.Connection[Any]) -> None:
     """Session settings every actor gets once, when its connection opens."""
-    try:
+    # A server given by DSN may refuse; its own setting then applies.
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
         conn.execute(f"SET deadlock_timeout = {DEADLOCK_TIMEOUT_MS}")
-    except psycopg.errors.InsufficientPrivilege:
-        pass  # a server given by DSN may refuse; its own setting then applies
 
 
 class Worker:

@@ -172,22 +172,43 @@ PROGRAMS: dict[str, ProgramSpec] = {
         cron,
         frozenset(),
         frozenset({"persist_fails", "crash_before_clear"}),
-        frozenset({"mark", "collect", "upsert_recommendations", "set_collection_error",
-                   "crash", "clear"}),
+        frozenset(
+            {"mark", "collect", "upsert_recommendations", "set_collection_error", "crash", "clear"}
+        ),
     ),
     "refresh": ProgramSpec(
         refresh,
         frozenset({"mode"}),
         frozenset(FAULTS) - {"lock_check_fails"},
-        frozenset({"get_freshness", "mark", "collect", "upsert_recommendations",
-                   "set_collection_error", "crash", "clear", "invoke"}),
+        frozenset(
+            {
+                "get_freshness",
+                "mark",
+                "collect",
+                "upsert_recommendations",
+                "set_collection_error",
+                "crash",
+                "clear",
+                "invoke",
+            }
+        ),
     ),
     "background": ProgramSpec(
         background,
         frozenset({"invoked_by", "task"}),
         frozenset({"persist_fails", "crash_before_clear", "lock_check_fails"}),
-        frozenset({"receive", "try_task_lock", "clear", "collect", "upsert_recommendations",
-                   "set_collection_error", "crash", "release_task_lock"}),
+        frozenset(
+            {
+                "receive",
+                "try_task_lock",
+                "clear",
+                "collect",
+                "upsert_recommendations",
+                "set_collection_error",
+                "crash",
+                "release_task_lock",
+            }
+        ),
     ),
     "poll": ProgramSpec(poll, frozenset({"polls"}), frozenset(), frozenset({"get_freshness"})),
     "locker": ProgramSpec(

@@ -26,8 +26,7 @@ class LegacyStore:
 
     def mark(self) -> MarkResult:
         cur = self.conn.execute(
-            "UPDATE recommendations_state SET last_collection_started_at = NOW() "
-            + _sql.MARK_GUARD
+            "UPDATE recommendations_state SET last_collection_started_at = NOW() " + _sql.MARK_GUARD
         )
         return MarkResult(ok=cur.rowcount == 1)
 

@@ -42,7 +42,9 @@ def test_bad_scenario_is_refused_with_file_line_and_fix(
     assert any(EXPECTED[name] in line for line in lines), err
 
 
-def test_all_problems_of_a_file_are_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_all_problems_of_a_file_are_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "many.toml"
     bad.write_text(
         'schedule = [\n  "T+0 ghost: mark",\n  "-1m",\n]\n\n'
@@ -62,7 +64,9 @@ def test_bad_input_starts_nothing(tmp_path: Path) -> None:
     runs.mkdir()
     proc = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", str(BAD / "unknown-actor.toml")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
     )
     assert proc.returncode == 2

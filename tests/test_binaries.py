@@ -80,8 +80,10 @@ def test_empty_path_environment_finds_no_system_binaries(monkeypatch: pytest.Mon
     monkeypatch.setenv("PATH", "")
     with pytest.raises(BinariesNotFound) as caught:
         find_binaries("system", search=Search(system_roots=()))
-    assert caught.value.tried[:2] == ["PATH: no 'postgres' executable on PATH",
-                                      "pg_config: not on PATH"]
+    assert caught.value.tried[:2] == [
+        "PATH: no 'postgres' executable on PATH",
+        "pg_config: not on PATH",
+    ]
 
 
 def test_unknown_preference_is_refused() -> None:

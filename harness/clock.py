@@ -57,6 +57,10 @@ class VirtualClock:
         self._conn = conn
         self._write()
 
+    def rebind(self, conn: psycopg.Connection[Any]) -> None:
+        """Write through a new session from now on (the old one was lost)."""
+        self._conn = conn
+
     def now(self) -> datetime:
         return self._now
 

@@ -124,7 +124,14 @@ class Databases:
         return self._conn
 
     def _execute(self, query: sql.Composed) -> None:
-        self._connection().execute(query)
+        try:
+            self._connection().execute(query)
+        except psycopg.OperationalError:
+            # The maintenance session died (a server restart, a terminated backend):
+            # open a new one and try once more; a second failure is real.
+            if self._conn is not None:
+                self._conn.close()
+            self._connection().execute(query)
 
     def _next_name(self, kind: str) -> str:
         self._count += 1

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from collections.abc import Callable
 
 import psycopg
 
@@ -23,7 +24,7 @@ from harness import clock as vclock
 from harness.checks import Checker
 from harness.errors import HarnessError, InputError
 from harness.history import NOT_COMPARED, Event, History, Marker
-from harness.plan import Actor, ClockMove, Plan, Step, format_delta
+from harness.plan import Actor, ClockMove, Outage, Plan, Step, format_delta
 from harness.pool import SessionPool
 from harness.sessions import Worker, configure, connect
 from store import (
@@ -82,6 +83,9 @@ class _Run:
     pending_line: int | None = None
     recipients: tuple[str, ...] = ()
     closed: bool = False
+    started: bool = False
+    """True once the run has sent its first call: a restart then crashes it."""
+    tokens: Any = None
     blocked_after: float = 0.0
     last_error: BaseException | None = field(default=None, repr=False)
 
@@ -96,9 +100,11 @@ class Engine:
         conninfo: str | None,
         options: Options,
         pool: SessionPool | None = None,
+        restart_server: Callable[[], None] | None = None,
     ) -> None:
         self.plan = plan
         self.pool = pool if store != "model" else None
+        self.restart_server = restart_server if store != "model" else None
         self.store = store
         self.options = options
         self.conninfo = conninfo if store != "model" else None
@@ -156,7 +162,8 @@ class Engine:
             configure(conn)
             worker = Worker(actor.name)
             self._configure(conn, actor)
-        store = open_store(self.store, conn, model=self.model_db, tokens=seeded_tokens(token_seed))
+        tokens = seeded_tokens(token_seed)
+        store = open_store(self.store, conn, model=self.model_db, tokens=tokens)
         ctx = RunContext(
             uses_tokens=store.uses_tokens,
             mode=str(actor.options.get("mode", "sync")),
@@ -171,6 +178,7 @@ class Engine:
             store=store,
             program=PROGRAMS[actor.program].make(ctx),
             conn=conn,
+            tokens=tokens,
         )
         if conn is not None:
             run.worker = worker
@@ -216,20 +224,203 @@ class Engine:
     # -- the schedule -------------------------------------------------------
 
     def run(self) -> Outcome:
-        for entry in self.plan.entries:
-            if self.options.stop_at_first and self.checker.violations:
-                break
-            if self.history.stuck:
-                break
-            if isinstance(entry, ClockMove):
-                self._clock(entry)
-            else:
-                self._step(entry)
-        if not self.history.stuck and not (self.options.stop_at_first and self.checker.violations):
-            for run in self.runs.values():
-                if run.pending is not None and not self._await(run):
+        try:
+            for entry in self.plan.entries:
+                if self.options.stop_at_first and self.checker.violations:
                     break
+                if self.history.stuck:
+                    break
+                self.take(entry)
+            if not self.history.stuck and not (
+                self.options.stop_at_first and self.checker.violations
+            ):
+                for run in self.runs.values():
+                    if run.pending is not None and not self._await(run):
+                        break
+        except psycopg.OperationalError as exc:
+            # Actor errors come back as replies; an OperationalError here is the monitor's.
+            raise HarnessError(
+                f"the monitor session was lost after {len(self.history.events)} events"
+                f" ({_describe(exc)}); the run stops here and nothing after that was checked"
+            ) from None
         return Outcome(self.history, self.checker)
+
+    def take(self, entry: Step | ClockMove | Outage) -> None:
+        """Carry out one schedule entry."""
+        if isinstance(entry, ClockMove):
+            self._clock(entry)
+        elif isinstance(entry, Outage):
+            self._outage(entry)
+        else:
+            self._step(entry)
+
+    # -- outages ------------------------------------------------------------
+
+    def _outage(self, outage: Outage) -> None:
+        if outage.label:
+            self.clock.set(vclock.EPOCH + self.offset + label_offset(outage.label))
+        if outage.kind == "restart":
+            self._restart(outage)
+        elif outage.target == "monitor":
+            if self.monitor is not None:
+                try:
+                    self.monitor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+                except psycopg.OperationalError:
+                    pass  # it went, as asked; the next look through it fails the run
+            self._record(
+                [
+                    self._event(
+                        "outage",
+                        "monitor",
+                        "terminate",
+                        outage.label,
+                        outage.line,
+                        result="monitor session terminated",
+                    )
+                ]
+            )
+        else:
+            run = self.runs[outage.target]
+            events = []
+            if run.conn is not None and not run.closed:
+                self._terminate(run.pid)
+                events += self._interrupted(run)
+            self._crash(run, "crashed: backend terminated")
+            events.append(
+                self._event(
+                    "outage",
+                    run.actor.name,
+                    "terminate",
+                    outage.label,
+                    outage.line,
+                    result="backend terminated",
+                    finished=run.finished,
+                )
+            )
+            self._record(events, settle=True)
+
+    def _terminate(self, pid: int) -> None:
+        """pg_terminate_backend, then wait until the backend is really gone."""
+        assert self.monitor is not None
+        self.monitor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.perf_counter() + self.options.step_bound
+        while (
+            self.monitor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+            and time.perf_counter() < deadline
+        ):
+            time.sleep(self.options.poll)
+
+    def _interrupted(self, run: _Run) -> list[Event]:
+        """The failed completion of a step that was waiting when its session died."""
+        if run.pending is None or run.worker is None:
+            return []
+        ok, value = run.worker.reply(self.options.step_bound) or (
+            False,
+            HarnessError("no reply after the session died"),
+        )
+        call, run.pending = run.pending, None
+        return [
+            self._event(
+                "done",
+                run.actor.name,
+                call.name,
+                run.pending_label,
+                run.pending_line,
+                args=call.args,
+                result=value if ok else None,
+                error=None if ok else _describe(value),
+                sqlstate=None if ok else getattr(value, "sqlstate", None),
+            )
+        ]
+
+    def _crash(self, run: _Run, why: str) -> None:
+        """The run's process is gone: no further steps, no deferred work."""
+        run.pending = run.next_call = None
+        run.finished = run.finished or why
+        run.closed = True
+        run.program.close()
+        if run.conn is not None and not run.conn.closed:
+            run.conn.close()
+        if run.shadow is not None:
+            run.shadow.close()
+        if run.conn is None:
+            run.store.close()  # the model session: its advisory locks go with it
+
+    def _restart(self, outage: Outage) -> None:
+        """Restart the server. Rule: runs that have started crash (their work in flight
+        dies with the session, and is never retried, so no step counts twice); runs that
+        have not started reconnect and go on; finished runs are untouched."""
+        if self.monitor is not None and self.restart_server is None:
+            raise InputError(
+                f"line {outage.line or '?'}: 'restart server' needs racesim's own local"
+                " cluster; run without --dsn / --pg dsn"
+            )
+        if self.restart_server is not None:
+            self.restart_server()
+        events: list[Event] = []
+        for run in self.runs.values():
+            if run.finished is not None:
+                continue
+            if run.started:
+                if run.conn is not None:
+                    events += self._interrupted(run)
+                self._crash(run, "crashed: server restarted")
+                events.append(
+                    self._event(
+                        "outage",
+                        run.actor.name,
+                        "restart",
+                        outage.label,
+                        outage.line,
+                        result="session lost",
+                        finished=run.finished,
+                    )
+                )
+            elif run.conn is not None:
+                self._reconnect(run)
+                events.append(
+                    self._event(
+                        "outage",
+                        run.actor.name,
+                        "restart",
+                        outage.label,
+                        outage.line,
+                        result="reconnected",
+                    )
+                )
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = (
+                self.pool.reconnect()
+                if self.pool is not None
+                else connect(self.conninfo or "", application_name="racesim-monitor")
+            )
+            self.clock.rebind(self.monitor)
+        self.pids = [r.pid for r in self.runs.values() if r.pid and not r.closed]
+        if not events:
+            events.append(
+                self._event(
+                    "outage",
+                    "server",
+                    "restart",
+                    outage.label,
+                    outage.line,
+                    result="server restarted",
+                )
+            )
+        self._record(events)
+
+    def _reconnect(self, run: _Run) -> None:
+        assert run.conn is not None
+        run.conn.close()
+        if self.pool is not None:
+            conn, run.worker = self.pool.session(run.index)
+        else:
+            conn = connect(self.conninfo or "", application_name=f"racesim-{run.actor.name}")
+            configure(conn)
+        self._configure(conn, run.actor)
+        run.conn, run.pid = conn, conn.info.backend_pid
+        run.store = open_store(self.store, conn, model=self.model_db, tokens=run.tokens)
 
     # -- stepping from outside (explorers drive the engine one entry at a time) --
 
@@ -272,6 +463,7 @@ class Engine:
             raise _mismatch(step, None, f"has finished ({run.finished})")
         if step.call and step.call != call.name:
             raise _mismatch(step, call.name, f"makes {call.name} next")
+        run.started = True
         reply = self._send(run, call)
         if reply is None:
             run.pending, run.pending_label, run.pending_line = call, step.label, step.line
@@ -316,13 +508,13 @@ class Engine:
             if call.kind == "sql":
                 return True, None
             return _direct(run.store, call)
+        if self.pool is not None and (call.kind == "sql" or call.name == "try_task_lock"):
+            self.pool.mark_dirty(run.index)  # before the fast path: it takes locks too
         if call.kind == "db" and self._nobody_holds_locks(run):
             # A store call is one autocommit statement (or a transaction of its own):
             # it can wait only on a lock that another session's open transaction
             # holds. With none open, run it here, without the worker handoff.
             return _direct(run.store, call)
-        if self.pool is not None and (call.kind == "sql" or call.name == "try_task_lock"):
-            self.pool.mark_dirty(run.index)
         job = _job(run, call)
         sent = time.perf_counter()
         run.worker.submit(job)
@@ -514,16 +706,18 @@ def execute(
     options: Options | None = None,
     scenario: str = "",
     pool: SessionPool | None = None,
+    restart_server: Callable[[], None] | None = None,
 ) -> Outcome:
     """Run ``plan`` on ``store`` (``conninfo`` names a prepared database; None for model).
 
     With a ``pool`` (made for this store), sessions are reused and the database
     reset instead of opened afresh: what repeated runs (exploration) want.
+    ``restart_server`` is how a ``restart server`` entry restarts the server.
     """
     if store != "model" and conninfo is None and pool is None:
         raise HarnessError(f"the {store} store needs a database")
     conninfo = conninfo or (pool.conninfo if pool else None)
-    engine = Engine(plan, store, conninfo, options or Options(), pool)
+    engine = Engine(plan, store, conninfo, options or Options(), pool, restart_server)
     engine.history.scenario = scenario
     try:
         engine.open()

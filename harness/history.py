@@ -15,7 +15,7 @@ class _NotCompared:
 NOT_COMPARED: Any = _NotCompared()
 """``Event.model`` when the call has no model counterpart (or no model runs beside)."""
 
-EventKind = Literal["step", "wait", "done", "clock", "stuck"]
+EventKind = Literal["step", "wait", "done", "clock", "stuck", "outage"]
 
 
 @dataclass(frozen=True)

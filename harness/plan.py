@@ -41,7 +41,18 @@ class ClockMove:
     line: int | None = None
 
 
-Entry = Step | ClockMove
+@dataclass(frozen=True)
+class Outage:
+    """Something happens to the database: ``terminate`` an actor's backend (or the
+    harness's own monitor session), or ``restart`` the server."""
+
+    kind: str
+    target: str
+    label: str = ""
+    line: int | None = None
+
+
+Entry = Step | ClockMove | Outage
 
 
 @dataclass(frozen=True)

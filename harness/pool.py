@@ -69,6 +69,15 @@ class SessionPool:
         configure(conn)
         return conn
 
+    def reconnect(self) -> psycopg.Connection[Any]:
+        """After a server restart every session is gone: a new monitor, actors on demand."""
+        for conn, _ in self._sessions:
+            conn.close()
+        self._dirty.clear()
+        self.monitor.close()
+        self.monitor = connect(self.conninfo, application_name="racesim-monitor")
+        return self.monitor
+
     def close(self) -> None:
         for conn, worker in self._sessions:
             worker.stop()

@@ -88,6 +88,8 @@ class Server:
     source: str
     params: Mapping[str, str]
     version: int
+    restart: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    """Restart the server in place (racesim's own local cluster only)."""
 
     def conninfo(self, dbname: str | None = None) -> str:
         """Full conninfo (may contain a password): for connecting, never for printing."""
@@ -203,7 +205,9 @@ def local_cluster(prefer: str | None = None, *, search: Search | None = None) ->
     """A throwaway local cluster as a :class:`Server` (``prefer``: which binaries)."""
     binaries = find_binaries(prefer or "auto", search=search)
     with Cluster(binaries) as cluster:
-        yield Server(source="local", params=cluster.params, version=cluster.version)
+        yield Server(
+            source="local", params=cluster.params, version=cluster.version, restart=cluster.restart
+        )
 
 
 @contextmanager

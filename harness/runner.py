@@ -58,7 +58,12 @@ def run_one(scenario: Scenario, store: str, dbs: Databases | None, options: Opti
             name = dbs.create()
             try:
                 outcome = execute(
-                    scenario.plan, store, dbs.server.conninfo(name), options, scenario.path
+                    scenario.plan,
+                    store,
+                    dbs.server.conninfo(name),
+                    options,
+                    scenario.path,
+                    restart_server=dbs.server.restart,
                 )
             finally:
                 dbs.drop(name)

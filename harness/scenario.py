@@ -31,7 +31,7 @@ from typing import Any
 from harness.checks import INVARIANTS
 from harness.engine import LABEL, label_offset
 from harness.errors import InputError
-from harness.plan import Actor, ClockMove, Entry, Plan, Step
+from harness.plan import Actor, ClockMove, Entry, Outage, Plan, Step
 from store import FAULTS, PROGRAMS, STORES
 
 MAX_BYTES = 1_000_000
@@ -43,6 +43,9 @@ STEP = re.compile(
 )
 CLOCK = re.compile(
     r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h|d)$"
+)
+OUTAGE = re.compile(
+    r"^(?:(?P<label>T[+-]\S*)\s+)?(?:(?P<kind>terminate)\s+(?P<target>[^\s:]+)|(?P<restart>restart)\s+server)$"
 )
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 SESSION_OPTIONS = {"lock_timeout", "statement_timeout"}
@@ -321,10 +324,27 @@ class _Checker:
             if clock["label"] and not self.label_ok(clock["label"], line):
                 return None
             return ClockMove(delta, clock["label"] or "", line)
+        outage = OUTAGE.match(text)
+        if outage:
+            label = outage["label"] or ""
+            if label and not self.label_ok(label, line):
+                return None
+            if outage["restart"]:
+                return Outage("restart", "server", label, line)
+            target = outage["target"]
+            if target != "monitor" and target not in actors:
+                self.bad(
+                    line,
+                    f"terminate names unknown actor {target[:40]!r}; name an actor or 'monitor'",
+                )
+                return None
+            return Outage("terminate", target, label, line)
         m = STEP.match(text)
         if not m:
             self.bad(
-                line, f'cannot read schedule entry {text[:60]!r}; write "T+1 actor: call" or "+6m"'
+                line,
+                f'cannot read schedule entry {text[:60]!r}; write "T+1 actor: call", "+6m",'
+                ' "terminate actor" or "restart server"',
             )
             return None
         label, actor, call = m["label"] or "", m["actor"], m["call"]

@@ -1,0 +1,114 @@
+"""Database faults during a run: terminated backends, a server restart, a lost monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.databases import Databases
+from harness.engine import Options, execute
+from harness.errors import HarnessError, InputError
+from harness.plan import Actor, Outage, Plan, Step
+from harness.runner import run_one
+from harness.scenario import load
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_terminated_actor_crashes_without_its_deferred_clear(conninfo: str) -> None:
+    plan = Plan(
+        actors=(Actor("cron", "cron"), Actor("page", "poll", {"polls": 1})),
+        entries=(
+            Step("cron", "mark"),
+            Step("cron", "collect"),
+            Outage("terminate", "cron"),
+            Step("page", "get_freshness"),
+        ),
+    )
+    out = execute(plan, "token", conninfo)
+    crash = next(e for e in out.history.events if e.kind == "outage")
+    assert crash.finished == "crashed: backend terminated"
+    last = out.history.events[-1]
+    assert last.marker is not None and last.marker.is_set  # nobody cleared it
+    assert not out.checker.violations
+
+
+def test_terminated_while_blocked(conninfo: str) -> None:
+    plan = Plan(
+        actors=(Actor("ops", "locker", {"hold": "row"}), Actor("user", "refresh")),
+        entries=(
+            Step("ops", "begin"),
+            Step("ops", "lock_row"),
+            Step("user", "get_freshness"),
+            Step("user", "mark"),
+            Outage("terminate", "user"),
+            Step("ops", "commit"),
+        ),
+    )
+    out = execute(plan, "token", conninfo)
+    kinds = [(e.actor, e.call, e.kind) for e in out.history.events]
+    assert ("user", "mark", "wait") in kinds
+    done = next(e for e in out.history.events if e.actor == "user" and e.kind == "done")
+    assert done.error and done.sqlstate == "57P01"  # admin_shutdown
+    commit = next(e for e in out.history.events if e.call == "commit")
+    assert commit.finished == "committed"
+    assert commit.marker is not None and not commit.marker.is_set  # the mark never happened
+
+
+def test_terminating_a_lock_holder_releases_its_advisory_lock(conninfo: str) -> None:
+    plan = Plan(
+        actors=(
+            Actor("a", "locker", {"hold": "advisory"}),
+            Actor("b", "locker", {"hold": "advisory"}),
+        ),
+        entries=(
+            Step("a", "begin"),
+            Step("a", "lock_advisory"),
+            Step("b", "begin"),
+            Step("b", "lock_advisory"),
+            Outage("terminate", "a"),
+            Step("b", "commit"),
+        ),
+    )
+    out = execute(plan, "token", conninfo)
+    b_done = next(e for e in out.history.events if e.actor == "b" and e.kind == "done")
+    assert b_done.error is None  # a's death let b's lock through
+    assert out.history.events[-1].finished == "committed"
+
+
+def test_lost_monitor_stops_the_run_with_a_clear_error(conninfo: str) -> None:
+    plan = Plan(
+        actors=(Actor("user", "refresh"),),
+        entries=(
+            Step("user", "get_freshness"),
+            Outage("terminate", "monitor"),
+            Step("user", "mark"),
+        ),
+    )
+    with pytest.raises(HarnessError, match="monitor session was lost.*nothing after"):
+        execute(plan, "token", conninfo)
+
+
+def test_restart_needs_a_local_cluster(conninfo: str) -> None:
+    plan = Plan(
+        actors=(Actor("user", "refresh"),),
+        entries=(Step("user", "get_freshness"), Outage("restart", "server", line=4)),
+    )
+    with pytest.raises(InputError, match="line 4: 'restart server' needs"):
+        execute(plan, "token", conninfo)
+
+
+@pytest.mark.parametrize("store", ["legacy", "token"])
+def test_server_restart_scenario(store: str, databases: Databases) -> None:
+    scenario = load(ROOT / "scenarios" / "server-restart.toml")
+    result = run_one(scenario, store, databases, Options())
+    assert result.verdict.matches, result.verdict.summary
+    events = result.outcome.history.events
+    crashed = [e.actor for e in events if e.finished == "crashed: server restarted"]
+    reconnected = [e.actor for e in events if e.result == "reconnected"]
+    assert crashed == ["user"]
+    assert sorted(reconnected) == ["cron", "later", "page"]
+    # no step counted twice: every call of the user run appears once
+    user_calls = [e.call for e in events if e.actor == "user" and e.kind == "step"]
+    assert user_calls == ["get_freshness", "mark", "collect"]

@@ -10,13 +10,14 @@ with the marker row after it, and through the checks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
-from collections.abc import Callable
 
 import psycopg
 
@@ -263,10 +264,9 @@ class Engine:
             self._restart(outage)
         elif outage.target == "monitor":
             if self.monitor is not None:
-                try:
+                # It goes, as asked; the next look through it fails the run.
+                with contextlib.suppress(psycopg.OperationalError):
                     self.monitor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-                except psycopg.OperationalError:
-                    pass  # it went, as asked; the next look through it fails the run
             self._record(
                 [
                     self._event(

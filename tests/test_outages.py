@@ -86,7 +86,7 @@ def test_lost_monitor_stops_the_run_with_a_clear_error(conninfo: str) -> None:
             Step("user", "mark"),
         ),
     )
-    with pytest.raises(HarnessError, match="monitor session was lost.*nothing after"):
+    with pytest.raises(HarnessError, match=r"monitor session was lost.*nothing after"):
         execute(plan, "token", conninfo)
 
 

@@ -194,7 +194,7 @@ def _from_dsn(dsn: str, origin: str) -> Server:
     except psycopg.OperationalError as exc:
         raise ProvisionError(
             f"{origin}: cannot connect to {mask_dsn(make_conninfo(**params))}: "
-            f"{str(exc).strip()}; "
+            f"{' '.join(str(exc).split())}; "
             f"fix: check the server is up and {origin} is right"
         ) from None
     return Server(source="dsn", params=params, version=version)

@@ -1,0 +1,112 @@
+"""Bad options and environment: exit 2, one clear line, no traceback, no password shown."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from harness.binaries import find_binaries
+from harness.cluster import Cluster, server_user
+
+ROOT = Path(__file__).parent.parent
+SCENARIO = str(ROOT / "scenarios" / "two-users-refresh.toml")
+SECRET = "s3cret-Pa55word"
+
+
+def racesim(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_refused(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_malformed_dsn_in_environment() -> None:
+    proc = racesim(
+        "run", SCENARIO, "--store", "token", env={"RACESIM_DSN": f"postgresql://u:{SECRET}@[::1"}
+    )
+    assert_refused(proc, "RACESIM_DSN", "malformed", "fix:")
+
+
+def test_unreachable_dsn() -> None:
+    proc = racesim(
+        "run",
+        SCENARIO,
+        "--store",
+        "token",
+        "--dsn",
+        f"postgresql://u:{SECRET}@/db?host=/nonexistent-racesim-dir",
+    )
+    assert_refused(proc, "--dsn", "cannot connect", "fix:")
+
+
+def test_unknown_option_and_bad_values() -> None:
+    assert_refused(racesim("run", SCENARIO, "--frobnicate"), "unrecognized arguments")
+    assert_refused(racesim("run", SCENARIO, "--store", "oracle"), "invalid choice")
+    assert_refused(racesim("bench", "startup", "--repeat", "many"), "invalid int value")
+    assert_refused(racesim("launch"), "invalid choice")
+    assert_refused(racesim("run", SCENARIO, "--pg", "cloud"), "invalid choice")
+
+
+@pytest.fixture(scope="module")
+def password_cluster() -> Iterator[str]:
+    """A cluster that wants a password from role racer over its socket."""
+    user = server_user()
+    folder = Path(tempfile.mkdtemp(prefix="racesim-hba-"))
+    hba = folder / "pg_hba.conf"
+    hba.write_text(
+        "local all postgres trust\nlocal all all scram-sha-256\n"
+        if user.run_uid is not None
+        else f"local all {os.environ.get('USER', 'root')} trust\nlocal all all scram-sha-256\n"
+    )
+    folder.chmod(0o755)
+    hba.chmod(0o644)
+    try:
+        with Cluster(find_binaries(), settings={"hba_file": str(hba)}) as cluster:
+            with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+                conn.execute(f"CREATE ROLE racer LOGIN PASSWORD 'right-one' CREATEDB")
+            params = cluster.params
+            yield f"host={params['host']} port={params['port']} dbname=postgres user=racer"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_wrong_password(password_cluster: str) -> None:
+    proc = racesim(
+        "run", SCENARIO, "--store", "token", "--dsn", f"{password_cluster} password={SECRET}"
+    )
+    assert_refused(proc, "--dsn", "password authentication failed", "fix:")
+
+
+def test_right_password_runs_and_never_prints_it(password_cluster: str) -> None:
+    proc = racesim(
+        "run",
+        SCENARIO,
+        "--store",
+        "token",
+        "--json",
+        env={"RACESIM_DSN": f"{password_cluster} password=right-one"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "right-one" not in proc.stdout + proc.stderr

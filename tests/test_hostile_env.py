@@ -85,7 +85,7 @@ def password_cluster() -> Iterator[str]:
     try:
         with Cluster(find_binaries(), settings={"hba_file": str(hba)}) as cluster:
             with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
-                conn.execute(f"CREATE ROLE racer LOGIN PASSWORD 'right-one' CREATEDB")
+                conn.execute("CREATE ROLE racer LOGIN PASSWORD 'right-one' CREATEDB")
             params = cluster.params
             yield f"host={params['host']} port={params['port']} dbname=postgres user=racer"
     finally:

@@ -63,6 +63,16 @@ class Outcome:
     checker: Checker
 
 
+SNAPSHOT = (
+    "SELECT last_collection_started_at, last_collection_owner_id::text, last_collected_at,"
+    " last_collection_error FROM recommendations_state WHERE id = 1"
+)
+SNAPSHOT_NO_OWNER = (
+    "SELECT last_collection_started_at, NULL::text, last_collected_at,"
+    " last_collection_error FROM recommendations_state WHERE id = 1"
+)
+"""The monitor's read of the marker row after every event (schema 3, and 2 for legacy)."""
+
 SESSION_SETTINGS = ("lock_timeout", "statement_timeout")
 """Actor options applied to the session with SET, in milliseconds or PostgreSQL units."""
 
@@ -127,12 +137,7 @@ class Engine:
         elif self.conninfo is not None:
             self.monitor = connect(self.conninfo, application_name="racesim-monitor")
             migrate(self.monitor, to=SCHEMA_VERSION[self.store])
-        if self.monitor is not None:
-            owner = "last_collection_owner_id" if SCHEMA_VERSION[self.store] >= 3 else "NULL"
-            self._snapshot_sql = (
-                f"SELECT last_collection_started_at, {owner}::text, last_collected_at,"
-                " last_collection_error FROM recommendations_state WHERE id = 1"
-            )
+        self._snapshot_sql = SNAPSHOT_NO_OWNER if SCHEMA_VERSION.get(self.store) == 2 else SNAPSHOT
         self.clock = vclock.VirtualClock(self._start_time(), self.monitor)
         self.model_db = ModelDatabase(now=self.clock.now)
         shadow_db = ModelDatabase(now=self.clock.now) if self.checker.compare_model else None

@@ -20,7 +20,12 @@ RESET_SESSION = (
 )
 RESET_STATE = (
     "UPDATE recommendations_state SET last_collected_at = NULL, last_collection_error = NULL,"
-    " last_collection_started_at = NULL{owner} WHERE id = 1;"
+    " last_collection_started_at = NULL, last_collection_owner_id = NULL WHERE id = 1;"
+    " UPDATE racesim_clock.frozen SET at = NULL WHERE id = 1"
+)
+RESET_STATE_NO_OWNER = (
+    "UPDATE recommendations_state SET last_collected_at = NULL, last_collection_error = NULL,"
+    " last_collection_started_at = NULL WHERE id = 1;"
     " UPDATE racesim_clock.frozen SET at = NULL WHERE id = 1"
 )
 
@@ -32,8 +37,7 @@ class SessionPool:
         self.conninfo = conninfo
         self.monitor = connect(conninfo, application_name="racesim-monitor")
         migrate(self.monitor, to=SCHEMA_VERSION[store])
-        owner = ", last_collection_owner_id = NULL" if SCHEMA_VERSION[store] >= 3 else ""
-        self._reset_state = RESET_STATE.format(owner=owner)
+        self._reset_state = RESET_STATE if SCHEMA_VERSION[store] >= 3 else RESET_STATE_NO_OWNER
         self._sessions: list[tuple[psycopg.Connection[Any], Worker]] = []
         self._dirty: set[int] = set()
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from harness.clock import SESSION_OPTIONS
 
@@ -36,7 +37,7 @@ def configure(conn: psycopg.Connection[Any]) -> None:
     """Session settings every actor gets once, when its connection opens."""
     # A server given by DSN may refuse; its own setting then applies.
     with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
-        conn.execute(f"SET deadlock_timeout = {DEADLOCK_TIMEOUT_MS}")
+        conn.execute(sql.SQL("SET deadlock_timeout = {}").format(sql.Literal(DEADLOCK_TIMEOUT_MS)))
 
 
 class Worker:

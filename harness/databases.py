@@ -23,6 +23,7 @@ clone, which a shared server should not pay for.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -38,6 +39,10 @@ __all__ = ["Databases"]
 
 Strategy = Literal["auto", "default", "file_copy", "wal_log"]
 _MAX_IDENTIFIER = 63
+LEASE = 0x7ACE
+"""First key of the advisory lock that marks a racesim process's databases as in use."""
+_OURS_SQL = "^racesim[a-z0-9_]*_[0-9]+_[0-9a-f]{8}_(db|tpl)[0-9]+$"
+_OURS = re.compile(r"^(?P<prefix>racesim[a-z0-9_]*_[0-9]+_[0-9a-f]{8})_(db|tpl)[0-9]+$")
 
 
 class Databases:
@@ -64,6 +69,7 @@ class Databases:
         self._conn: psycopg.Connection[Any] | None = None
         self._template: str | None = None
         self._created: list[str] = []
+        self._reaped = False
 
     def __enter__(self) -> Databases:
         return self
@@ -99,8 +105,9 @@ class Databases:
 
     def drop(self, name: str) -> None:
         """Drop ``name``, disconnecting whoever is still connected to it."""
-        force = sql.SQL(" WITH (FORCE)") if self.server.version >= 13 else sql.SQL("")
-        self._execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), force))
+        self._execute(
+            sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), self._force())
+        )
         if name in self._created:
             self._created.remove(name)
         if name == self._template:
@@ -121,7 +128,46 @@ class Databases:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.server.conninfo(), autocommit=True)
+            # The lease: held as long as this instance's session lives, so another
+            # racesim can tell our databases from those of a process that died.
+            self._conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LEASE, self._prefix))
+            if not self._reaped:
+                self._reaped = True
+                self.reap_stale(self._conn)
         return self._conn
+
+    def reap_stale(self, conn: psycopg.Connection[Any]) -> list[str]:
+        """Drop databases left by racesim processes that died without cleaning up.
+
+        A database belongs to a live racesim while its owner's lease (a session
+        advisory lock) is held; a lease we can take ourselves has no owner left.
+        """
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ %s ORDER BY datname", (_OURS_SQL,)
+        ).fetchall()
+        owners: dict[str, list[str]] = {}
+        for (name,) in rows:
+            m = _OURS.match(name)
+            if m and m.group("prefix") != self._prefix:
+                owners.setdefault(m.group("prefix"), []).append(name)
+        dropped = []
+        for prefix, names in owners.items():
+            got = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LEASE, prefix)
+            ).fetchone()
+            if not got or not got[0]:
+                continue  # its owner is alive
+            try:
+                for name in sorted(names, key=lambda n: "_tpl" in n):  # clones before template
+                    self._execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
+                            sql.Identifier(name), self._force()
+                        )
+                    )
+                    dropped.append(name)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LEASE, prefix))
+        return dropped
 
     def _execute(self, query: sql.Composed) -> None:
         try:
@@ -132,6 +178,9 @@ class Databases:
             if self._conn is not None:
                 self._conn.close()
             self._connection().execute(query)
+
+    def _force(self) -> sql.Composable:
+        return sql.SQL(" WITH (FORCE)") if self.server.version >= 13 else sql.SQL("")
 
     def _next_name(self, kind: str) -> str:
         self._count += 1

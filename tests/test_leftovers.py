@@ -1,0 +1,111 @@
+"""Nothing left behind: killed runs leave no server, directory or database of ours."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from harness.databases import Databases
+from harness.provision import Server
+from harness.schema import prepare
+
+ROOT = Path(__file__).parent.parent
+
+
+def _our_databases(server: Server) -> set[str]:
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'racesim%'")
+        return {r[0] for r in rows}
+
+
+def test_databases_of_a_killed_process_are_reaped_at_the_next_start(pg_server: Server) -> None:
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys\n"
+            "from harness.databases import Databases\n"
+            "from harness.provision import provide\n"
+            "from harness.schema import prepare\n"
+            "with provide('dsn', sys.argv[1]) as s:\n"
+            "    d = Databases(s, prepare, label='racesim_victim')\n"
+            "    print(d.create(), flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n",
+            pg_server.conninfo(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == -signal.SIGKILL
+    orphan = child.stdout.strip()
+    assert orphan in _our_databases(pg_server)
+    with Databases(pg_server, prepare, label="racesim_next") as alive:
+        alive.create()
+        assert orphan not in _our_databases(pg_server)
+        # a live owner's databases are never touched
+        with Databases(pg_server, prepare, label="racesim_other") as other:
+            other.create()
+            assert set(alive._created) <= _our_databases(pg_server)
+
+
+def _long_scenario_folder(tmp: Path, copies: int) -> Path:
+    folder = tmp / "many"
+    folder.mkdir()
+    source = ROOT / "scenarios" / "t0-t4-cron-wipes-user.toml"
+    for i in range(copies):
+        shutil.copy(source, folder / f"copy{i:03}.toml")
+    return folder
+
+
+def _postgres_under(path: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "postgres" in cmd and str(path) in cmd:
+                found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_killed_run_leaves_nothing(signum: signal.Signals, tmp_path: Path) -> None:
+    runs = Path("/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp_path) / (
+        f"racesim-test-runs-{os.getpid()}-{signum.name}"
+    )
+    runs.mkdir(mode=0o755)
+    try:
+        folder = _long_scenario_folder(tmp_path, 300)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "run", str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
+        )
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the cluster is up and a run is going
+        assert first.startswith("=="), first + proc.stderr.read() if proc.stderr else ""
+        assert list(runs.iterdir()), "no run directory while running"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0
+        assert "Traceback" not in err
+        deadline = time.monotonic() + 10
+        while (list(runs.iterdir()) or _postgres_under(runs)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(runs.iterdir()) == []
+        assert _postgres_under(runs) == []
+    finally:
+        shutil.rmtree(runs, ignore_errors=True)

@@ -6,9 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from harness.checks import Checker
 from harness.databases import Databases
 from harness.engine import Options, Outcome, execute
 from harness.errors import InputError
+from harness.history import History
+from harness.plan import Outage
 from harness.provision import provide
 from harness.scenario import Scenario, discover, load, located
 from harness.schema import prepare
@@ -42,6 +45,10 @@ def load_all(paths: list[str]) -> list[Scenario]:
     return scenarios
 
 
+def _restarts(scenario: Scenario) -> bool:
+    return any(isinstance(e, Outage) and e.kind == "restart" for e in scenario.plan.entries)
+
+
 @contextmanager
 def databases(pg: str = "auto", dsn: str | None = None) -> Iterator[Databases]:
     """A PostgreSQL with prepared fresh databases, cleaned up on exit."""
@@ -51,6 +58,10 @@ def databases(pg: str = "auto", dsn: str | None = None) -> Iterator[Databases]:
 
 def run_one(scenario: Scenario, store: str, dbs: Databases | None, options: Options) -> Result:
     """Run one scenario on one store, on a fresh database of its own."""
+    if store != "model" and dbs is not None and dbs.server.restart is None and _restarts(scenario):
+        why = "skipped: 'restart server' needs racesim's own local cluster, not --dsn"
+        empty = Outcome(History(scenario.path, store), Checker())
+        return Result(scenario, store, empty, Verdict(True, why, (), skipped=True))
     try:
         if store == "model" or dbs is None:
             outcome = execute(scenario.plan, "model", None, options, scenario.path)

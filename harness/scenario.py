@@ -211,7 +211,11 @@ class _Checker:
         names = {a.name: a for a in out}
         for a in out:
             source = a.options.get("invoked_by")
-            if source is not None and (source not in names or names[source].program != "refresh"):
+            if source is not None and (
+                not isinstance(source, str)
+                or source not in names
+                or names[source].program != "refresh"
+            ):
                 self.bad(
                     a.line or 1,
                     f"actor {a.name}: invoked_by must name a refresh actor, got {str(source)[:40]!r}",

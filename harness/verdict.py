@@ -14,6 +14,7 @@ class Verdict:
     matches: bool
     summary: str
     violations: tuple[Violation, ...]
+    skipped: bool = False
 
 
 def judge(outcome: Outcome, expected: Expectation | None) -> Verdict:

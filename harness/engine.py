@@ -286,22 +286,9 @@ class Engine:
             )
         else:
             run = self.runs[outage.target]
-            events = []
             if run.conn is not None and not run.closed:
                 self._terminate(run.pid)
-                events += self._interrupted(run)
-            self._crash(run, "crashed: backend terminated")
-            events.append(
-                self._event(
-                    "outage",
-                    run.actor.name,
-                    "terminate",
-                    outage.label,
-                    outage.line,
-                    result="backend terminated",
-                    finished=run.finished,
-                )
-            )
+            events = self._lose(run, outage, "crashed: backend terminated", "backend terminated")
             self._record(events, settle=True)
 
     def _terminate(self, pid: int) -> None:
@@ -314,6 +301,24 @@ class Engine:
             and time.perf_counter() < deadline
         ):
             time.sleep(self.options.poll)
+
+    def _lose(self, run: _Run, outage: Outage, why: str, result: str) -> list[Event]:
+        """The run's session is gone: its waiting step fails, and the run crashes."""
+        events = self._interrupted(run) if run.conn is not None else []
+        self._crash(run, why)
+        call = "restart" if outage.kind == "restart" else "terminate"
+        events.append(
+            self._event(
+                "outage",
+                run.actor.name,
+                call,
+                outage.label,
+                outage.line,
+                result=result,
+                finished=run.finished,
+            )
+        )
+        return events
 
     def _interrupted(self, run: _Run) -> list[Event]:
         """The failed completion of a step that was waiting when its session died."""
@@ -367,20 +372,7 @@ class Engine:
             if run.finished is not None:
                 continue
             if run.started:
-                if run.conn is not None:
-                    events += self._interrupted(run)
-                self._crash(run, "crashed: server restarted")
-                events.append(
-                    self._event(
-                        "outage",
-                        run.actor.name,
-                        "restart",
-                        outage.label,
-                        outage.line,
-                        result="session lost",
-                        finished=run.finished,
-                    )
-                )
+                events += self._lose(run, outage, "crashed: server restarted", "session lost")
             elif run.conn is not None:
                 self._reconnect(run)
                 events.append(

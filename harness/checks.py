@@ -118,7 +118,9 @@ class Checker:
             self.holder = replace(h, delegates=h.delegates | set(event.recipients))
         elif event.call == "try_task_lock" and event.result is True and event.actor in h.delegates:
             self.holder = Claim(event.actor, h.token, h.started_at)
-        elif (event.marker is not None and not event.marker.is_set and self._entitled(event.actor)) or (event.call == "clear" and event.error is None and self._entitled(event.actor)):
+        elif (
+            event.marker is not None and not event.marker.is_set and self._entitled(event.actor)
+        ) or (event.call == "clear" and event.error is None and self._entitled(event.actor)):
             self.holder = None
 
     def _in_progress(self, claim: Claim) -> bool:

@@ -27,19 +27,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     def pg_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dsn", help="use this PostgreSQL server (or set RACESIM_DSN)")
-        p.add_argument("--pg", default="auto", choices=["auto", "dsn", "local", "docker"],
-                       help="where PostgreSQL comes from (default: auto)")
+        p.add_argument(
+            "--pg",
+            default="auto",
+            choices=["auto", "dsn", "local", "docker"],
+            help="where PostgreSQL comes from (default: auto)",
+        )
 
     run = sub.add_parser("run", help="run scenario files (or folders of them)")
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--store", choices=STORES, help="run only this store")
     run.add_argument("--json", action="store_true", help="JSON lines instead of timelines")
-    run.add_argument("--stop-at-first", action="store_true",
-                     help="stop a run at its first violation")
+    run.add_argument(
+        "--stop-at-first", action="store_true", help="stop a run at its first violation"
+    )
     pg_options(run)
 
+    explore = sub.add_parser("explore", help="search schedules for violations and save them")
+    explore.add_argument("--store", required=True, choices=STORES, help="store to explore")
+    explore.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    limit = explore.add_mutually_exclusive_group()
+    limit.add_argument("--budget", help="time budget, e.g. 30s or 2m")
+    limit.add_argument("--max-examples", type=int, help="schedules to try at most")
+    explore.add_argument(
+        "--strategy", default="hypothesis", choices=["hypothesis", "exhaustive", "pct"]
+    )
+    explore.add_argument(
+        "--config",
+        help="configuration for exhaustive/pct (cron+user, cron+cron, user-async+2bg, mixed)",
+    )
+    explore.add_argument(
+        "--out",
+        help="folder for counterexample scenario files (default .cache/racesim/counterexamples)",
+    )
+    explore.add_argument(
+        "--profile",
+        choices=["dev", "ci", "nightly"],
+        help="Hypothesis settings profile (or set HYPOTHESIS_PROFILE)",
+    )
+    explore.add_argument("--shard", default="1/1", help="do part K of N (exhaustive)")
+    pg_options(explore)
+
+    replay = sub.add_parser("replay", help="re-run a saved counterexample")
+    replay.add_argument("file", metavar="FILE")
+    pg_options(replay)
+
     bench = sub.add_parser("bench", help="print performance figures against their targets")
-    bench.add_argument("what", choices=["startup", "engine"])
+    bench.add_argument("what", choices=["startup", "engine", "explore"])
+    bench.add_argument("--seeds", type=int, default=5, help="seeds for bench explore")
     bench.add_argument("--repeat", type=int, default=5)
     pg_options(bench)
     return parser
@@ -53,6 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             reporter = Reporter(as_json=args.json)
             return cmd_run(args, reporter)
+        if args.command == "explore":
+            from harness.explore_cli import cmd_explore
+
+            return cmd_explore(args, reporter)
+        if args.command == "replay":
+            from harness.explore_cli import cmd_replay
+
+            return cmd_replay(args, reporter)
         return cmd_bench(args, reporter)
     except InputError as exc:
         for problem in exc.problems:
@@ -75,17 +118,26 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InputError(f"no scenario names store {args.store}; drop --store or add it to stores")
     options = Options(stop_at_first=args.stop_at_first)
     need_pg = any(st != "model" for _, st in jobs)
-    failed = 0
+    failed = skipped = 0
     from contextlib import nullcontext
 
     with databases(args.pg, args.dsn) if need_pg else nullcontext() as dbs:
         for scenario, store in jobs:
             result = run_one(scenario, store, dbs, options)
-            reporter.run(scenario.name, scenario.path, result.outcome.history,
-                         result.outcome.checker.holders, result.outcome.checker.violations,
-                         result.verdict)
+            reporter.run(
+                scenario.name,
+                scenario.path,
+                result.outcome.history,
+                result.outcome.checker.holders,
+                result.outcome.checker.violations,
+                result.verdict,
+            )
             failed += not result.verdict.matches
-    reporter.line(f"{len(jobs) - failed} matched, {failed} did not ({len(jobs)} runs)")
+            skipped += result.verdict.skipped
+    reporter.line(
+        f"{len(jobs) - failed - skipped} matched, {failed} did not, {skipped} skipped"
+        f" ({len(jobs)} runs)"
+    )
     return EXIT_FOUND if failed else EXIT_OK
 
 
@@ -94,6 +146,12 @@ def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
         from harness import bench_startup
 
         for line in bench_startup.run(repeat=args.repeat):
+            reporter.line(line)
+        return EXIT_OK
+    if args.what == "explore":
+        from harness import bench_explore
+
+        for line in bench_explore.run(args.pg, args.dsn, seeds=args.seeds):
             reporter.line(line)
         return EXIT_OK
     from harness import bench_engine

@@ -42,8 +42,10 @@ def show_result(event: Event) -> str:
 
 def show_value(call: str, value: Any) -> str:
     if isinstance(value, MarkResult):
-        return f"ok=true token={short(value.token)}" if value.ok and value.token else (
-            "ok=true" if value.ok else "ok=false"
+        return (
+            f"ok=true token={short(value.token)}"
+            if value.ok and value.token
+            else ("ok=true" if value.ok else "ok=false")
         )
     if isinstance(value, Freshness):
         return f"started_at={clock(value.started_at)} collected_at={clock(value.collected_at)}"
@@ -78,7 +80,9 @@ def event_json(event: Event, holder: str, found: list[Violation]) -> dict[str, A
         "error": event.error,
         "sqlstate": event.sqlstate,
         "finished": event.finished,
-        "marker": None if m is None else {
+        "marker": None
+        if m is None
+        else {
             "started_at": m.started_at.isoformat() if m.started_at else None,
             "owner": m.owner,
             "collected_at": m.collected_at.isoformat() if m.collected_at else None,
@@ -97,34 +101,71 @@ class Reporter:
     def __init__(self, out: TextIO | None = None, as_json: bool = False) -> None:
         self.out = out or sys.stdout
         self.as_json = as_json
+        self._shown = 0
 
     def line(self, text: str = "") -> None:
         if not self.as_json:
             print(text, file=self.out, flush=True)
 
+    def progress(self, text: str) -> None:
+        """A progress line: rewritten in place on a terminal, a plain line otherwise."""
+        if self.as_json:
+            return
+        if self.out.isatty():
+            print("\r" + text[:120].ljust(self._shown), end="", file=self.out, flush=True)
+            self._shown = min(len(text), 120)
+        else:
+            print(text, file=self.out, flush=True)
+
+    def end_progress(self) -> None:
+        """Clear the progress line (on a terminal) before other output."""
+        if self._shown:
+            print("\r" + " " * self._shown + "\r", end="", file=self.out, flush=True)
+            self._shown = 0
+
     def record(self, obj: dict[str, Any]) -> None:
         print(json.dumps(obj, default=str), file=self.out, flush=True)
 
-    def run(self, title: str, path: str, history: History, holders: list[str],
-            violations: Iterable[Violation], verdict: Verdict) -> None:
+    def run(
+        self,
+        title: str,
+        path: str,
+        history: History,
+        holders: list[str],
+        violations: Iterable[Violation],
+        verdict: Verdict,
+    ) -> None:
         by_seq: dict[int, list[Violation]] = {}
         for v in violations:
             by_seq.setdefault(v.seq, []).append(v)
         if self.as_json:
             for event, holder in zip(history.events, holders, strict=False):
-                self.record({"scenario": path, "store": history.store,
-                             **event_json(event, holder, by_seq.get(event.seq, []))})
-            self.record({"type": "verdict", "scenario": path, "store": history.store,
-                         "name": title, "matches": verdict.matches, "summary": verdict.summary,
-                         "violations": [v.__dict__ for v in verdict.violations],
-                         "stuck": history.stuck})
+                self.record(
+                    {
+                        "scenario": path,
+                        "store": history.store,
+                        **event_json(event, holder, by_seq.get(event.seq, [])),
+                    }
+                )
+            self.record(
+                {
+                    "type": "verdict",
+                    "scenario": path,
+                    "store": history.store,
+                    "name": title,
+                    "matches": verdict.matches,
+                    "summary": verdict.summary,
+                    "violations": [v.__dict__ for v in verdict.violations],
+                    "stuck": history.stuck,
+                }
+            )
             return
         self.line(f"== {path} [{history.store}] {title}")
         for event, holder in zip(history.events, holders, strict=False):
             self.line(timeline_line(event, holder))
             for v in by_seq.get(event.seq, []):
                 self.line(f"        !! {v.invariant}: {v.message}")
-        mark = "ok  " if verdict.matches else "FAIL"
+        mark = "skip" if verdict.skipped else "ok  " if verdict.matches else "FAIL"
         self.line(f"   {mark} {verdict.summary}")
         self.line()
 

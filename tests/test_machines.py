@@ -1,0 +1,50 @@
+"""The Hypothesis state machines find the reference races on their own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import Phase
+from hypothesis.stateful import run_state_machine_as_test
+
+from harness.databases import Databases
+from harness.machines import ROSTER, RaceFound, race_machine
+from harness.plan import Actor
+from harness.pool import SessionPool
+from harness.profiles import settings_for
+
+
+@pytest.fixture
+def pool(racesim_databases: Databases, request: pytest.FixtureRequest) -> Iterator[SessionPool]:
+    name = racesim_databases.create()
+    with SessionPool(racesim_databases.server.conninfo(name), request.param) as p:
+        yield p
+    racesim_databases.drop(name)
+
+
+def _run(store: str, pool: SessionPool, roster: tuple[Actor, ...] = ROSTER) -> str:
+    s = settings_for(
+        "ci", max_examples=1000, stateful_step_count=20, phases=[Phase.generate], print_blob=False
+    )
+    with pytest.raises(RaceFound) as found:
+        run_state_machine_as_test(race_machine(store, pool, roster=roster), settings=s)
+    return str(found.value)
+
+
+@pytest.mark.parametrize("pool", ["legacy"], indirect=True)
+def test_legacy_machine_finds_a_foreign_clear(pool: SessionPool) -> None:
+    assert _run("legacy", pool).startswith("no-foreign-clear:")
+
+
+@pytest.mark.parametrize("pool", ["token"], indirect=True)
+def test_token_machine_reports_duplicate_delivery(pool: SessionPool) -> None:
+    async_path = tuple(a for a in ROSTER if a.name in ("user2", "first", "second"))
+    message = _run("token", pool, async_path)
+    # What the owner token does not prevent: one copy of a delivered invoke clears the other's.
+    assert message.startswith(
+        (
+            "no-foreign-clear: first cleared the marker of second",
+            "no-foreign-clear: second cleared the marker of first",
+        )
+    )

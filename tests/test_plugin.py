@@ -1,0 +1,77 @@
+"""The pytest plugin, used from a user's own test file (run in a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.databases import Databases
+
+ROOT = Path(__file__).resolve().parent.parent
+
+USER_TESTS = """
+from datetime import timedelta
+from harness.plan import Actor, Plan, Step
+
+def test_scenario_file(race):
+    result = race(r"{scenario}", store="legacy")
+    assert result.verdict.matches
+    assert result.verdict.violations[0].invariant == "no-foreign-clear"
+
+def test_plan(race, racesim_seed):
+    plan = Plan(
+        (Actor("cron", "cron"), Actor("cron2", "cron")),
+        (Step("cron", "mark"), Step("cron2", "mark"), Step("cron2", "collect"),
+         Step("cron2", "upsert_recommendations"), Step("cron2", "clear")),
+    )
+    assert racesim_seed == 11
+    assert not race(plan, store="token").verdict.violations
+    assert race(plan, store="legacy").verdict.violations
+
+def test_fresh_database(racesim_db):
+    assert "dbname=" in racesim_db
+"""
+
+
+def test_plugin_fixtures_in_a_user_test(racesim_databases: Databases, tmp_path: Path) -> None:
+    scenario = ROOT / "scenarios" / "t0-t4-cron-wipes-user.toml"
+    (tmp_path / "test_user.py").write_text(USER_TESTS.replace("{scenario}", str(scenario)))
+    dsn = racesim_databases.server.conninfo()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            f"--racesim-dsn={dsn}",
+            "--racesim-seed=11",
+            "--racesim-profile=ci",
+            "test_user.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout
+
+
+def test_bad_seed_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "--racesim-seed=abc", "test_x.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 4
+    assert "--racesim-seed: expected a whole number" in done.stderr

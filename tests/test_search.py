@@ -1,0 +1,83 @@
+"""Exhaustive search with sleep sets, sharding and PCT."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from harness.databases import Databases
+from harness.explore import ExploreOptions, explore
+from harness.report import Reporter
+from harness.search import CONFIGS, access, exhaustive, independent, pct
+
+
+def test_token_holds_on_every_cron_user_schedule(
+    racesim_databases: Databases, tmp_path: Path
+) -> None:
+    text = io.StringIO()
+    result = explore(
+        ExploreOptions(store="token", strategy="exhaustive", config="cron+user", out=tmp_path),
+        racesim_databases,
+        Reporter(text),
+    )
+    assert result.complete and not result.found
+    assert f"exhaustive: all {result.schedules} distinct schedules explored, none violates" in (
+        text.getvalue()
+    )
+    assert result.schedules == 24 and result.skipped > 0
+
+
+def test_legacy_cron_user_breaks_exhaustively(racesim_databases: Databases, tmp_path: Path) -> None:
+    result = explore(
+        ExploreOptions(store="legacy", strategy="exhaustive", config="cron+user", out=tmp_path),
+        racesim_databases,
+        Reporter(io.StringIO()),
+    )
+    assert set(result.found) == {"no-foreign-clear"}
+    assert result.found["no-foreign-clear"].steps <= 6
+
+
+def test_token_duplicate_delivery_is_reported(racesim_databases: Databases, tmp_path: Path) -> None:
+    result = explore(
+        ExploreOptions(store="token", strategy="exhaustive", config="user-async+2bg", out=tmp_path),
+        racesim_databases,
+        Reporter(io.StringIO()),
+    )
+    v = result.found["no-foreign-clear"].violations[0]
+    assert set(v.runs) == {"first", "second"}  # one copy of the invoke clears the other's
+
+
+@pytest.mark.parametrize("config", ["cron+user", "cron+cron", "user-async+2bg"])
+def test_sleep_sets_skip_only_reorderings(config: str) -> None:
+    full = exhaustive(CONFIGS[config], "model", reduce=False)
+    reduced = exhaustive(CONFIGS[config], "model")
+    assert full.complete and reduced.complete
+    assert reduced.explored < full.explored and reduced.skipped > 0
+    assert set(reduced.found) == set(full.found)
+
+
+def test_shards_together_find_what_one_finds() -> None:
+    whole = exhaustive(CONFIGS["user-async+2bg"], "model")
+    parts = [exhaustive(CONFIGS["user-async+2bg"], "model", shard=(k, 3)) for k in (1, 2, 3)]
+    assert all(p.complete for p in parts)
+    assert sum(p.explored for p in parts) >= whole.explored
+    assert set().union(*(p.found for p in parts)) == set(whole.found)
+    assert sum(bool(p.explored) for p in parts) >= 2
+
+
+def test_independence() -> None:
+    collect, mark = access("a", "collect", False), access("b", "mark", False)
+    assert independent(collect, mark)
+    assert not independent(access("a", "mark", False), mark)
+    assert not independent(access("a", "get_freshness", False), mark)
+    assert not independent(access("a", "invoke", False), access("b", "receive", False))
+    assert not independent(collect, access("b", "clear", True))  # a run's end is seen by checks
+
+
+def test_pct_is_seeded() -> None:
+    a = pct(CONFIGS["mixed"], "model", seed=5, schedules=30)
+    b = pct(CONFIGS["mixed"], "model", seed=5, schedules=30)
+    assert a.explored == b.explored == 30 and not a.complete
+    assert {k: v.plan for k, v in a.found.items()} == {k: v.plan for k, v in b.found.items()}

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 from harness.cleanup import install_signal_handlers
 from harness.engine import Options
-from harness.errors import InputError, RacesimError
+from harness.errors import HarnessError, InputError, RacesimError
 from harness.provision import mask_dsn
 from harness.report import Reporter
 from store import STORES
 
-EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_FLAKY = 0, 1, 2, 3
+EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_FLAKY, EXIT_HARNESS = 0, 1, 2, 3, 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file", metavar="FILE")
     pg_options(replay)
 
+    soak = sub.add_parser("soak", help="explore for minutes and watch memory, backends, speed")
+    soak.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
+    soak.add_argument("--store", choices=STORES, default="token")
+    soak.add_argument("--seed", type=int, default=0)
+    soak.add_argument("--window", type=float, default=60.0, help="seconds per report line")
+    pg_options(soak)
+
     bench = sub.add_parser("bench", help="print performance figures against their targets")
     bench.add_argument("what", choices=["startup", "engine", "explore"])
     bench.add_argument("--seeds", type=int, default=5, help="seeds for bench explore")
@@ -96,11 +103,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness.explore_cli import cmd_replay
 
             return cmd_replay(args, reporter)
+        if args.command == "soak":
+            from harness import soak
+
+            steady = soak.run(
+                reporter,
+                minutes=args.minutes,
+                store=args.store,
+                seed=args.seed,
+                window=args.window,
+                pg=args.pg,
+                dsn=args.dsn,
+            )
+            return EXIT_OK if steady else EXIT_FOUND
         return cmd_bench(args, reporter)
     except InputError as exc:
         for problem in exc.problems:
             print(mask_dsn(problem), file=sys.stderr)
         return EXIT_INPUT
+    except HarnessError as exc:
+        print(f"racesim: {mask_dsn(str(exc))}", file=sys.stderr)
+        return EXIT_HARNESS
     except RacesimError as exc:
         print(f"racesim: {mask_dsn(str(exc))}", file=sys.stderr)
         return EXIT_INPUT

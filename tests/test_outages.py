@@ -112,3 +112,22 @@ def test_server_restart_scenario(store: str, databases: Databases) -> None:
     # no step counted twice: every call of the user run appears once
     user_calls = [e.call for e in events if e.actor == "user" and e.kind == "step"]
     assert user_calls == ["get_freshness", "mark", "collect"]
+
+
+def test_lost_monitor_exits_4_from_the_command_line(
+    tmp_path: Path, pg_server: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+    from harness.provision import Server
+
+    assert isinstance(pg_server, Server)
+    scenario = tmp_path / "monitor.toml"
+    scenario.write_text(
+        'stores = ["token"]\nschedule = ["T+0 user: get_freshness", "T+1 terminate monitor",'
+        ' "T+2 user: mark"]\n\n[actors]\nuser = { program = "refresh" }\n\n'
+        '[expect]\ntoken = "holds"\n'
+    )
+    assert main(["run", str(scenario), "--dsn", pg_server.conninfo()]) == 4
+    captured = capsys.readouterr()
+    assert "monitor session was lost" in captured.err
+    assert "matched" not in captured.out  # nothing is reported as passing

@@ -8,12 +8,18 @@ from collections.abc import Sequence
 
 from harness.cleanup import install_signal_handlers
 from harness.engine import Options
-from harness.errors import HarnessError, InputError, RacesimError
+from harness.errors import (
+    EXIT_FOUND,
+    EXIT_HARNESS,
+    EXIT_INPUT,
+    EXIT_OK,
+    HarnessError,
+    InputError,
+    RacesimError,
+)
 from harness.provision import mask_dsn
 from harness.report import Reporter
 from store import STORES
-
-EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_FLAKY, EXIT_HARNESS = 0, 1, 2, 3, 4
 
 
 class _Parser(argparse.ArgumentParser):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_FLAKY, EXIT_HARNESS = 0, 1, 2, 3, 4
+"""Exit statuses of the ``racesim`` command: matched / violation found or expectation
+missed / bad input or no PostgreSQL / a replay that did not reproduce / the harness
+could not finish checking (its monitor session was lost)."""
+
 
 class RacesimError(Exception):
     """Root of every error racesim raises on purpose."""

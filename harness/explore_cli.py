@@ -7,13 +7,11 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from harness.engine import Options
-from harness.errors import InputError
+from harness.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_OK, InputError
 from harness.explore import DEFAULT_OUT, ExploreOptions, explore, parse_budget, parse_shard
 from harness.report import Reporter
 
-__all__ = ["EXIT_FLAKY", "EXIT_FOUND", "EXIT_OK", "cmd_explore", "cmd_replay"]
-
-EXIT_OK, EXIT_FOUND, EXIT_FLAKY = 0, 1, 3
+__all__ = ["cmd_explore", "cmd_replay"]
 
 
 def options_from(args: argparse.Namespace) -> ExploreOptions:

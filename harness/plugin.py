@@ -149,7 +149,13 @@ def race(racesim_databases: Databases) -> RaceRunner:
         name = racesim_databases.create()
         try:
             conninfo = racesim_databases.server.conninfo(name)
-            outcome = execute(plan, chosen, conninfo, Options(stop_at_first=stop_at_first))
+            outcome = execute(
+                plan,
+                chosen,
+                conninfo,
+                Options(stop_at_first=stop_at_first),
+                restart_server=racesim_databases.server.restart,
+            )
         finally:
             racesim_databases.drop(name)
         return Race(chosen, outcome, judge(outcome, expected))

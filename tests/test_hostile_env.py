@@ -99,14 +99,37 @@ def test_wrong_password(password_cluster: str) -> None:
     assert_refused(proc, "--dsn", "password authentication failed", "fix:")
 
 
-def test_right_password_runs_and_never_prints_it(password_cluster: str) -> None:
-    proc = racesim(
-        "run",
-        SCENARIO,
-        "--store",
-        "token",
-        "--json",
-        env={"RACESIM_DSN": f"{password_cluster} password=right-one"},
-    )
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_right_password_runs_and_never_prints_it(password_cluster: str, form: str) -> None:
+    args = ["run", SCENARIO, "--store", "token"] + (["--json"] if form == "json" else [])
+    proc = racesim(*args, env={"RACESIM_DSN": f"{password_cluster} password=right-one"})
     assert proc.returncode == 0, proc.stderr
     assert "right-one" not in proc.stdout + proc.stderr
+
+
+def test_password_never_reaches_explore_output_or_saved_files(
+    password_cluster: str, tmp_path: Path
+) -> None:
+    dsn = f"{password_cluster} password=right-one"
+    out = tmp_path / "found"
+    proc = racesim(
+        "explore",
+        "--store",
+        "legacy",
+        "--seed",
+        "2",
+        "--max-examples",
+        "50",
+        "--out",
+        str(out),
+        "--dsn",
+        dsn,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    saved = list(out.glob("*.toml"))
+    assert saved
+    replay = racesim("replay", str(saved[0]), "--dsn", dsn)
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    texts = [proc.stdout, proc.stderr, replay.stdout, replay.stderr]
+    texts += [p.read_text() for p in saved]
+    assert not any("right-one" in text for text in texts)

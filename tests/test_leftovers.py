@@ -109,3 +109,105 @@ def test_killed_run_leaves_nothing(signum: signal.Signals, tmp_path: Path) -> No
         assert _postgres_under(runs) == []
     finally:
         shutil.rmtree(runs, ignore_errors=True)
+
+
+def _wait_for(predicate: object, timeout: float = 30.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_killed_exploration_leaves_nothing(signum: signal.Signals, tmp_path: Path) -> None:
+    runs = Path("/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp_path) / (
+        f"racesim-test-explore-{os.getpid()}-{signum.name}"
+    )
+    runs.mkdir(mode=0o755)
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "explore",
+                "--store",
+                "token",
+                "--strategy",
+                "pct",
+                "--config",
+                "cron+user",
+                "--budget",
+                "60s",
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
+        )
+        _wait_for(lambda: any(runs.iterdir()))
+        time.sleep(1.0)  # exploring now
+        assert proc.poll() is None
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0
+        assert "Traceback" not in err
+        _wait_for(lambda: not list(runs.iterdir()) and not _postgres_under(runs), 10)
+    finally:
+        shutil.rmtree(runs, ignore_errors=True)
+
+
+def test_counterexample_survives_a_kill_right_after_it_is_found(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "explore",
+            "--store",
+            "legacy",
+            "--seed",
+            "5",
+            "--budget",
+            "60s",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: out.exists() and any(out.glob("*.toml")))
+    finally:
+        proc.kill()
+        proc.wait()
+    saved = next(out.glob("*.toml"))
+    replay = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "replay", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    assert "reproduced" in replay.stdout
+
+
+def test_two_racesim_processes_at_once(tmp_path: Path) -> None:
+    scenario = str(ROOT / "scenarios" / "two-users-refresh.toml")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "run", scenario],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out + err
+        assert "0 did not" in out

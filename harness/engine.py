@@ -15,7 +15,7 @@ import functools
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,6 +63,9 @@ class Outcome:
     checker: Checker
 
 
+Draft = dict[str, Any]
+"""An event's fields before its marker row is known."""
+
 SNAPSHOT = (
     "SELECT last_collection_started_at, last_collection_owner_id::text, last_collected_at,"
     " last_collection_error FROM recommendations_state WHERE id = 1"
@@ -95,6 +98,8 @@ class _Run:
     recipients: tuple[str, ...] = ()
     closed: bool = False
     started: bool = False
+    in_txn: bool = False
+    """The session is inside a transaction (after a ``sql`` step): it may hold locks."""
     """True once the run has sent its first call: a restart then crashes it."""
     tokens: Any = None
     blocked_after: float = 0.0
@@ -302,7 +307,7 @@ class Engine:
         ):
             time.sleep(self.options.poll)
 
-    def _lose(self, run: _Run, outage: Outage, why: str, result: str) -> list[Event]:
+    def _lose(self, run: _Run, outage: Outage, why: str, result: str) -> list[Draft]:
         """The run's session is gone: its waiting step fails, and the run crashes."""
         events = self._interrupted(run) if run.conn is not None else []
         self._crash(run, why)
@@ -320,7 +325,7 @@ class Engine:
         )
         return events
 
-    def _interrupted(self, run: _Run) -> list[Event]:
+    def _interrupted(self, run: _Run) -> list[Draft]:
         """The failed completion of a step that was waiting when its session died."""
         if run.pending is None or run.worker is None:
             return []
@@ -347,7 +352,7 @@ class Engine:
         """The run's process is gone: no further steps, no deferred work."""
         run.pending = run.next_call = None
         run.finished = run.finished or why
-        run.closed = True
+        run.closed, run.in_txn = True, False
         run.program.close()
         if run.conn is not None and not run.conn.closed:
             run.conn.close()
@@ -367,7 +372,7 @@ class Engine:
             )
         if self.restart_server is not None:
             self.restart_server()
-        events: list[Event] = []
+        events: list[Draft] = []
         for run in self.runs.values():
             if run.finished is not None:
                 continue
@@ -520,9 +525,10 @@ class Engine:
         return reply
 
     def _nobody_holds_locks(self, run: _Run) -> bool:
-        idle = psycopg.pq.TransactionStatus.IDLE
-        return all(
-            other.conn is None or other.conn.closed or other.conn.info.transaction_status == idle
+        # Store calls never leave a transaction open (upsert's commits or rolls back
+        # within the call); only a ``sql`` step can, and a waiting step may hold locks.
+        return not any(
+            other.in_txn or other.pending is not None
             for other in self.runs.values()
             if other is not run
         )
@@ -584,9 +590,9 @@ class Engine:
                 )
                 return False
 
-    def _settle(self) -> list[Event]:
+    def _settle(self) -> list[Draft]:
         """Record completions of waiting steps that the last step released."""
-        done: list[Event] = []
+        done: list[Draft] = []
         progress = True
         while progress:
             progress = False
@@ -611,8 +617,10 @@ class Engine:
         kind: str,
         label: str,
         line: int | None,
-    ) -> Event:
+    ) -> Draft:
         ok, value = reply
+        if call.kind == "sql" and run.conn is not None and not run.conn.closed:
+            run.in_txn = run.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         model, model_error = self._shadow(run, call)
         self._advance(run, None if ok else value, value if ok else None)
         error = sqlstate = None
@@ -664,25 +672,26 @@ class Engine:
 
     def _event(
         self, kind: str, actor: str, call: str, label: str, line: int | None, **fields: Any
-    ) -> Event:
-        self.seq += 1
-        return Event(
-            seq=self.seq,
-            kind=kind,  # type: ignore[arg-type]
+    ) -> Draft:
+        """An event's fields; ``_record`` makes the Event once the marker is read."""
+        fields.update(
+            kind=kind,
             actor=actor,
             call=call,
             label=label,
             line=line,
             vtime=self.clock.now(),
             wall=time.perf_counter() - self.started,
-            **fields,
         )
+        return fields
 
-    def _record(self, events: list[Event], settle: bool = False) -> None:
+    def _record(self, drafts: list[Draft], settle: bool = False) -> None:
         if settle:
-            events += self._settle()
-        events[-1] = replace(events[-1], marker=self._marker())
-        for event in events:
+            drafts += self._settle()
+        drafts[-1]["marker"] = self._marker()
+        for draft in drafts:
+            self.seq += 1
+            event = Event(seq=self.seq, **draft)
             self.history.add(event)
             self.checker.feed(event)
 

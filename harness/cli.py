@@ -125,16 +125,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_bench(args, reporter)
     except InputError as exc:
         for problem in exc.problems:
-            print(mask_dsn(problem), file=sys.stderr)
+            reporter.problem(mask_dsn(problem))
         return EXIT_INPUT
     except HarnessError as exc:
-        print(f"racesim: {mask_dsn(str(exc))}", file=sys.stderr)
+        reporter.problem(f"racesim: {mask_dsn(str(exc))}")
         return EXIT_HARNESS
     except RacesimError as exc:
-        print(f"racesim: {mask_dsn(str(exc))}", file=sys.stderr)
+        reporter.problem(f"racesim: {mask_dsn(str(exc))}")
         return EXIT_INPUT
     except KeyboardInterrupt:
-        print("racesim: interrupted", file=sys.stderr)
+        reporter.problem("racesim: interrupted")
         return 130
 
 
@@ -153,14 +153,7 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     with databases(args.pg, args.dsn) if need_pg else nullcontext() as dbs:
         for scenario, store in jobs:
             result = run_one(scenario, store, dbs, options)
-            reporter.run(
-                scenario.name,
-                scenario.path,
-                result.outcome.history,
-                result.outcome.checker.holders,
-                result.outcome.checker.violations,
-                result.verdict,
-            )
+            reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)
             failed += not result.verdict.matches
             skipped += result.verdict.skipped
     reporter.line(

@@ -316,9 +316,7 @@ def _report(
         reporter.run(
             f"{invariant} (seed {opts.seed}, {driven.steps} steps)",
             str(result.files[invariant]),
-            replay.history,
-            replay.checker.holders,
-            replay.checker.violations,
+            replay,
             verdict,
         )
         if not verdict.matches:

@@ -65,14 +65,7 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
     with databases(args.pg, args.dsn) if need_pg else nullcontext() as dbs:
         for store in breaking:
             result = run_one(scenario, store, dbs, Options(stop_at_first=True))
-            reporter.run(
-                scenario.name,
-                scenario.path,
-                result.outcome.history,
-                result.outcome.checker.holders,
-                result.outcome.checker.violations,
-                result.verdict,
-            )
+            reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)
             expected = scenario.expect[store]
             if result.verdict.matches:
                 reporter.line(f"reproduced: {expected.breaks} at {expected.at} on {store}")

@@ -143,14 +143,7 @@ def race_machine(
                 verdict = Verdict(
                     False, f"breaks {found[0].invariant} at {found[0].label}", tuple(found)
                 )
-                Reporter(text).run(
-                    f"machine on {store}",
-                    "<machine>",
-                    outcome.history,
-                    outcome.checker.holders,
-                    found,
-                    verdict,
-                )
+                Reporter(text).run(f"machine on {store}", "<machine>", outcome, verdict)
                 raise RaceFound(f"{found[0].invariant}: {found[0].message}\n{text.getvalue()}")
 
         def teardown(self) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TextIO
 
 from harness.checks import Violation
-from harness.history import Event, History, Marker
+from harness.engine import Outcome
+from harness.history import Event, Marker
 from harness.verdict import Verdict
 from store import Freshness, MarkResult
 
@@ -98,10 +98,17 @@ def event_json(event: Event, holder: str, found: list[Violation]) -> dict[str, A
 class Reporter:
     """Prints to one stream, as text for people or as JSON lines for programs."""
 
-    def __init__(self, out: TextIO | None = None, as_json: bool = False) -> None:
+    def __init__(
+        self, out: TextIO | None = None, as_json: bool = False, err: TextIO | None = None
+    ) -> None:
         self.out = out or sys.stdout
+        self.err = err or sys.stderr
         self.as_json = as_json
         self._shown = 0
+
+    def problem(self, text: str) -> None:
+        """A line for the person at the terminal, on standard error, never as JSON."""
+        print(text, file=self.err, flush=True)
 
     def line(self, text: str = "") -> None:
         if not self.as_json:
@@ -126,17 +133,11 @@ class Reporter:
     def record(self, obj: dict[str, Any]) -> None:
         print(json.dumps(obj, default=str), file=self.out, flush=True)
 
-    def run(
-        self,
-        title: str,
-        path: str,
-        history: History,
-        holders: list[str],
-        violations: Iterable[Violation],
-        verdict: Verdict,
-    ) -> None:
+    def run(self, title: str, path: str, outcome: Outcome, verdict: Verdict) -> None:
+        """One run: its timeline (or JSON lines), violations marked, then its verdict."""
+        history, holders = outcome.history, outcome.checker.holders
         by_seq: dict[int, list[Violation]] = {}
-        for v in violations:
+        for v in outcome.checker.violations:
             by_seq.setdefault(v.seq, []).append(v)
         if self.as_json:
             for event, holder in zip(history.events, holders, strict=False):

@@ -1,8 +1,11 @@
-"""Shared fixtures: one throwaway PostgreSQL per test process, a fresh database per test."""
+"""Shared fixtures, built on racesim's own pytest plugin (``harness.plugin``).
+
+One throwaway PostgreSQL per test process (each xdist worker its own), a fresh
+database per test; ``--racesim-dsn`` points them all at another server.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,22 +13,18 @@ import psycopg
 import pytest
 
 from harness.databases import Databases
-from harness.provision import Server, provide
-from harness.schema import prepare
+from harness.provision import Server
 from harness.sessions import connect
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[Server]:
-    """A PostgreSQL for this test process (each xdist worker gets its own cluster)."""
-    with provide(os.environ.get("RACESIM_TEST_PG", "auto")) as server:
-        yield server
+def pg_server(racesim_server: Server) -> Server:
+    return racesim_server
 
 
 @pytest.fixture(scope="session")
-def databases(pg_server: Server) -> Iterator[Databases]:
-    with Databases(pg_server, prepare, label="racesim_test") as dbs:
-        yield dbs
+def databases(racesim_databases: Databases) -> Databases:
+    return racesim_databases
 
 
 @pytest.fixture

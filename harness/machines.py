@@ -87,7 +87,8 @@ def race_machine(
     """A state machine class running ``roster`` on ``store`` (``pool`` None for model).
 
     A smaller roster (say, only the async refresh and its two deliveries) makes a
-    deep race in that corner likelier within the same number of examples.
+    deep race in that corner likelier within the same number of examples. Faults
+    set on the roster's actors are always on; the machine may draw more.
     """
     names = {a.name for a in roster}
     fault_choices = [(n, f) for n, f in _FAULT_CHOICES if n in names]
@@ -102,7 +103,7 @@ def race_machine(
         @initialize(faults=st.lists(st.sampled_from(fault_choices), unique=True, max_size=3))
         def inject_faults(self, faults: list[tuple[str, str]]) -> None:
             actors = tuple(
-                replace(a, faults=frozenset(f for n, f in faults if n == a.name)) for a in roster
+                replace(a, faults=a.faults | {f for n, f in faults if n == a.name}) for a in roster
             )
             self.drive = Drive(actors, store, pool=pool, seed=seed)
             self.drive.__enter__()

@@ -48,3 +48,17 @@ def test_token_machine_reports_duplicate_delivery(pool: SessionPool) -> None:
             "no-foreign-clear: second cleared the marker of first",
         )
     )
+
+
+@pytest.mark.parametrize("pool", ["legacy"], indirect=True)
+def test_legacy_machine_finds_the_set_collection_error_clear(pool: SessionPool) -> None:
+    # A cron run whose persist fails and which dies before its deferred clear can
+    # wipe another run's marker only through set_collection_error.
+    roster = (
+        Actor("user", "refresh", {"mode": "sync"}),
+        Actor("cron", "cron", faults=frozenset({"persist_fails", "crash_before_clear"})),
+    )
+    message = _run("legacy", pool, roster)
+    assert message.startswith(
+        "no-foreign-clear: cron cleared the marker of user with set_collection_error"
+    )

@@ -76,6 +76,7 @@ def event_json(event: Event, holder: str, found: list[Violation]) -> dict[str, A
         "label": event.label,
         "actor": event.actor,
         "call": event.call,
+        "args": [str(a) for a in event.args],
         "result": show_result(event),
         "error": event.error,
         "sqlstate": event.sqlstate,

@@ -38,6 +38,8 @@ def test_json_lines(pg_server: Server, capsys: pytest.CaptureFixture[str]) -> No
     t3 = next(e for e in events if e["label"] == "T+3")
     assert t3["violations"] == ["no-foreign-clear", "banner-stays-up"]
     assert t3["marker"]["started_at"] is None and t3["holder"] == "user"
+    assert t3["call"] == "clear" and t3["args"] == [""] and t3["vtime"].endswith("12:00:03+00:00")
+    assert isinstance(t3["wall_ms"], float)
 
 
 def test_unmet_expectation_exits_1(

@@ -62,3 +62,22 @@ def test_legacy_machine_finds_the_set_collection_error_clear(pool: SessionPool) 
     assert message.startswith(
         "no-foreign-clear: cron cleared the marker of user with set_collection_error"
     )
+
+
+@pytest.mark.parametrize("pool", ["token"], indirect=True)
+def test_token_machine_finds_nothing_the_token_prevents(pool: SessionPool) -> None:
+    """Over the whole roster the token store may break only through a duplicated delivery."""
+    s = settings_for(
+        "ci", max_examples=200, stateful_step_count=20, phases=[Phase.generate], print_blob=False
+    )
+    try:
+        run_state_machine_as_test(race_machine("token", pool), settings=s)
+    except RaceFound as found:
+        assert str(found).startswith(
+            (
+                "no-foreign-clear: first cleared the marker of second",
+                "no-foreign-clear: second cleared the marker of first",
+                "banner-stays-up: first",
+                "banner-stays-up: second",
+            )
+        ), str(found)

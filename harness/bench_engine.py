@@ -23,8 +23,8 @@ from typing import Any
 
 from harness import clock as vclock
 from harness.databases import Databases
-from harness.engine import Engine, Options, execute, label_offset
-from harness.plan import Actor, Plan, Step
+from harness.engine import Engine, Options, execute
+from harness.plan import Actor, Plan, Step, label_offset
 from harness.pool import SessionPool
 from harness.provision import provide
 from harness.scenario import load

@@ -105,7 +105,7 @@ class Drive:
             if call is None:
                 return None
             entry = Step(choice, call, label)
-        self.engine.step(entry)
+        self.engine.take(entry)
         self.entries.append(entry)
         return entry
 

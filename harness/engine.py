@@ -11,21 +11,20 @@ with the marker row after it, and through the checks.
 from __future__ import annotations
 
 import contextlib
-import functools
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from harness import clock as vclock
+from harness.actors import Run, apply_session_options, describe, direct
 from harness.checks import Checker
 from harness.errors import HarnessError, InputError
-from harness.history import NOT_COMPARED, Event, History, Marker
-from harness.plan import Actor, ClockMove, Outage, Plan, Step, format_delta
+from harness.history import Event, History, Marker
+from harness.plan import Actor, ClockMove, Outage, Plan, Step, format_delta, label_offset
 from harness.pool import SessionPool
 from harness.sessions import Worker, configure, connect
 from store import (
@@ -33,15 +32,12 @@ from store import (
     SCHEMA_VERSION,
     Call,
     InjectedFault,
-    MarkerStore,
     ModelDatabase,
-    ModelStore,
     RunContext,
     migrate,
     open_store,
     seeded_tokens,
 )
-from store.callers import Program
 
 
 @dataclass(frozen=True)
@@ -76,35 +72,6 @@ SNAPSHOT_NO_OWNER = (
 )
 """The monitor's read of the marker row after every event (schema 3, and 2 for legacy)."""
 
-SESSION_SETTINGS = ("lock_timeout", "statement_timeout")
-"""Actor options applied to the session with SET, in milliseconds or PostgreSQL units."""
-
-
-@dataclass
-class _Run:
-    index: int
-    actor: Actor
-    store: MarkerStore
-    program: Program
-    conn: psycopg.Connection[Any] | None = None
-    worker: Worker | None = None
-    pid: int = 0
-    shadow: ModelStore | None = None
-    next_call: Call | None = None
-    finished: str | None = None
-    pending: Call | None = None
-    pending_label: str = ""
-    pending_line: int | None = None
-    recipients: tuple[str, ...] = ()
-    closed: bool = False
-    started: bool = False
-    in_txn: bool = False
-    """The session is inside a transaction (after a ``sql`` step): it may hold locks."""
-    """True once the run has sent its first call: a restart then crashes it."""
-    tokens: Any = None
-    blocked_after: float = 0.0
-    last_error: BaseException | None = field(default=None, repr=False)
-
 
 class Engine:
     """Executes one plan against one store; use ``execute`` for the common case."""
@@ -128,7 +95,7 @@ class Engine:
         self.checker = Checker(compare_model=options.compare_model and store == "token")
         self.deliveries: dict[str, str] = {}
         self.monitor: psycopg.Connection[Any] | None = None
-        self.runs: dict[str, _Run] = {}
+        self.runs: dict[str, Run] = {}
         self.started = time.perf_counter()
         self.offset = timedelta(0)
         self.seq = -1
@@ -161,18 +128,18 @@ class Engine:
         labels = [e.label for e in self.plan.entries if isinstance(e, Step) and e.label]
         return vclock.EPOCH + min([label_offset(x) for x in labels], default=timedelta(0))
 
-    def _start(self, index: int, actor: Actor, shadow_db: ModelDatabase | None) -> _Run:
+    def _start(self, index: int, actor: Actor, shadow_db: ModelDatabase | None) -> Run:
         token_seed = self.plan.seed * 1_000_003 + index
         conn = worker = None
         if self.pool is not None:
             conn, worker = self.pool.session(index)
-            if self._configure(conn, actor):
+            if apply_session_options(conn, actor):
                 self.pool.mark_dirty(index)
         elif self.conninfo is not None:
             conn = connect(self.conninfo, application_name=f"racesim-{actor.name}")
             configure(conn)
             worker = Worker(actor.name)
-            self._configure(conn, actor)
+            apply_session_options(conn, actor)
         tokens = seeded_tokens(token_seed)
         store = open_store(self.store, conn, model=self.model_db, tokens=tokens)
         ctx = RunContext(
@@ -183,7 +150,7 @@ class Engine:
             polls=int(actor.options.get("polls", 120)),
             options=dict(actor.options),
         )
-        run = _Run(
+        run = Run(
             index=index,
             actor=actor,
             store=store,
@@ -196,21 +163,8 @@ class Engine:
             run.pid = conn.info.backend_pid
         if shadow_db is not None:
             run.shadow = shadow_db.session(seeded_tokens(token_seed))
-        self._advance(run, None, None)
+        run.advance(None, None)
         return run
-
-    def _configure(self, conn: psycopg.Connection[Any], actor: Actor) -> bool:
-        """Apply the actor's session options; True when it set any."""
-        changed = False
-        for name in SESSION_SETTINGS:
-            if name in actor.options:
-                conn.execute(
-                    psycopg.sql.SQL("SET {} = {}").format(
-                        psycopg.sql.Identifier(name), psycopg.sql.Literal(str(actor.options[name]))
-                    )
-                )
-                changed = True
-        return changed
 
     def close(self) -> None:
         if self.pool is not None:
@@ -252,7 +206,7 @@ class Engine:
             # Actor errors come back as replies; an OperationalError here is the monitor's.
             raise HarnessError(
                 f"the monitor session was lost after {len(self.history.events)} events"
-                f" ({_describe(exc)}); the run stops here and nothing after that was checked"
+                f" ({describe(exc)}); the run stops here and nothing after that was checked"
             ) from None
         return Outcome(self.history, self.checker)
 
@@ -307,10 +261,10 @@ class Engine:
         ):
             time.sleep(self.options.poll)
 
-    def _lose(self, run: _Run, outage: Outage, why: str, result: str) -> list[Draft]:
+    def _lose(self, run: Run, outage: Outage, why: str, result: str) -> list[Draft]:
         """The run's session is gone: its waiting step fails, and the run crashes."""
         events = self._interrupted(run) if run.conn is not None else []
-        self._crash(run, why)
+        run.crash(why)
         call = "restart" if outage.kind == "restart" else "terminate"
         events.append(
             self._event(
@@ -325,7 +279,7 @@ class Engine:
         )
         return events
 
-    def _interrupted(self, run: _Run) -> list[Draft]:
+    def _interrupted(self, run: Run) -> list[Draft]:
         """The failed completion of a step that was waiting when its session died."""
         if run.pending is None or run.worker is None:
             return []
@@ -343,23 +297,10 @@ class Engine:
                 run.pending_line,
                 args=call.args,
                 result=value if ok else None,
-                error=None if ok else _describe(value),
+                error=None if ok else describe(value),
                 sqlstate=None if ok else getattr(value, "sqlstate", None),
             )
         ]
-
-    def _crash(self, run: _Run, why: str) -> None:
-        """The run's process is gone: no further steps, no deferred work."""
-        run.pending = run.next_call = None
-        run.finished = run.finished or why
-        run.closed, run.in_txn = True, False
-        run.program.close()
-        if run.conn is not None and not run.conn.closed:
-            run.conn.close()
-        if run.shadow is not None:
-            run.shadow.close()
-        if run.conn is None:
-            run.store.close()  # the model session: its advisory locks go with it
 
     def _restart(self, outage: Outage) -> None:
         """Restart the server. Rule: runs that have started crash (their work in flight
@@ -412,7 +353,7 @@ class Engine:
             )
         self._record(events)
 
-    def _reconnect(self, run: _Run) -> None:
+    def _reconnect(self, run: Run) -> None:
         assert run.conn is not None
         run.conn.close()
         if self.pool is not None:
@@ -420,7 +361,7 @@ class Engine:
         else:
             conn = connect(self.conninfo or "", application_name=f"racesim-{run.actor.name}")
             configure(conn)
-        self._configure(conn, run.actor)
+        apply_session_options(conn, run.actor)
         run.conn, run.pid = conn, conn.info.backend_pid
         run.store = open_store(self.store, conn, model=self.model_db, tokens=run.tokens)
 
@@ -432,13 +373,6 @@ class Engine:
         if run.pending is not None:
             return run.pending.name
         return run.next_call.name if run.next_call is not None else None
-
-    def step(self, entry: Step | ClockMove) -> None:
-        """Take one schedule entry, exactly as ``run`` would."""
-        if isinstance(entry, ClockMove):
-            self._clock(entry)
-        else:
-            self._step(entry)
 
     def outcome(self) -> Outcome:
         """The history and checker so far (what ``run`` returns at its end)."""
@@ -489,7 +423,7 @@ class Engine:
 
     # -- one call -----------------------------------------------------------
 
-    def _send(self, run: _Run, call: Call) -> tuple[bool, Any] | None:
+    def _send(self, run: Run, call: Call) -> tuple[bool, Any] | None:
         """Start the call; its reply, or None when PostgreSQL has it waiting on a lock."""
         if call.fault:
             return False, InjectedFault(call.fault)
@@ -509,22 +443,22 @@ class Engine:
         if run.worker is None:  # the model store: no database, no waiting
             if call.kind == "sql":
                 return True, None
-            return _direct(run.store, call)
+            return direct(run.store, call)
         if self.pool is not None and (call.kind == "sql" or call.name == "try_task_lock"):
             self.pool.mark_dirty(run.index)  # before the fast path: it takes locks too
         if call.kind == "db" and self._nobody_holds_locks(run):
             # A store call is one autocommit statement (or a transaction of its own):
             # it can wait only on a lock that another session's open transaction
             # holds. With none open, run it here, without the worker handoff.
-            return _direct(run.store, call)
-        job = _job(run, call)
+            return direct(run.store, call)
+        job = run.job(call)
         sent = time.perf_counter()
         run.worker.submit(job)
         reply = self._wait(run, first=True)
         run.blocked_after = time.perf_counter() - sent
         return reply
 
-    def _nobody_holds_locks(self, run: _Run) -> bool:
+    def _nobody_holds_locks(self, run: Run) -> bool:
         # Store calls never leave a transaction open (upsert's commits or rolls back
         # within the call); only a ``sql`` step can, and a waiting step may hold locks.
         return not any(
@@ -533,7 +467,7 @@ class Engine:
             if other is not run
         )
 
-    def _wait(self, run: _Run, first: bool = False) -> tuple[bool, Any] | None:
+    def _wait(self, run: Run, first: bool = False) -> tuple[bool, Any] | None:
         """Wait for the running call until it replies or is seen blocked."""
         assert run.worker is not None
         deadline = time.perf_counter() + self.options.step_bound
@@ -551,7 +485,7 @@ class Engine:
                     HarnessError(f"{run.actor.name}: step did not end after cancel"),
                 )
 
-    def _blocked(self, run: _Run) -> bool:
+    def _blocked(self, run: Run) -> bool:
         assert self.monitor is not None
         others = [p for p in self.pids if p != run.pid]
         row = self.monitor.execute(
@@ -559,7 +493,7 @@ class Engine:
         ).fetchone()
         return bool(row and row[0])
 
-    def _await(self, run: _Run, step: Step | None = None) -> bool:
+    def _await(self, run: Run, step: Step | None = None) -> bool:
         """Wait for a waiting step to complete; False (and the run stuck) if it never can."""
         assert run.worker is not None and run.pending is not None
         deadline = time.perf_counter() + self.options.wait_bound
@@ -611,7 +545,7 @@ class Engine:
 
     def _complete(
         self,
-        run: _Run,
+        run: Run,
         call: Call,
         reply: tuple[bool, Any],
         kind: str,
@@ -619,13 +553,12 @@ class Engine:
         line: int | None,
     ) -> Draft:
         ok, value = reply
-        if call.kind == "sql" and run.conn is not None and not run.conn.closed:
-            run.in_txn = run.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-        model, model_error = self._shadow(run, call)
-        self._advance(run, None if ok else value, value if ok else None)
+        run.note_transaction(call)
+        model, model_error = run.model_result(call)
+        run.advance(None if ok else value, value if ok else None)
         error = sqlstate = None
         if not ok:
-            error = _describe(value)
+            error = describe(value)
             sqlstate = getattr(value, "sqlstate", None)
         args = call.args
         if call.kind == "receive":
@@ -645,28 +578,6 @@ class Engine:
             model_error=model_error,
             recipients=run.recipients if call.kind == "send" else (),
         )
-
-    def _shadow(self, run: _Run, call: Call) -> tuple[Any, str | None]:
-        if run.shadow is None or call.kind != "db" or call.fault:
-            return NOT_COMPARED, None
-        ok, value = _direct(run.shadow, call)
-        return (value, None) if ok else (None, _describe(value))
-
-    def _advance(self, run: _Run, error: BaseException | None, value: Any) -> None:
-        """Hand the call's outcome to the program and fetch its next call."""
-        try:
-            if error is not None:
-                run.next_call = run.program.throw(error)
-            elif run.next_call is None and run.finished is None and not run.closed:
-                run.next_call = next(run.program)
-            else:
-                run.next_call = run.program.send(value)
-        except StopIteration as stop:
-            run.next_call, run.finished = None, str(stop.value)
-        except Exception as exc:
-            run.next_call, run.finished = None, f"error: {_describe(exc)}"
-        if run.next_call is None and run.conn is not None and not run.closed:
-            pass  # the session stays open until the end: its locks live as long as it does
 
     # -- the record ---------------------------------------------------------
 
@@ -730,46 +641,6 @@ def execute(
         return engine.run()
     finally:
         engine.close()
-
-
-LABEL = re.compile(r"^T([+-])(\d{1,6})(?:\.(\d{1,3}))?$")
-"""A time point in a schedule: ``T+3``, ``T-1``, ``T+1.5`` (seconds from the start)."""
-
-
-@functools.lru_cache(maxsize=4096)
-def label_offset(label: str) -> timedelta:
-    """How far from the start a label is: ``T+3`` -> 3 s, ``T-1.5`` -> -1.5 s."""
-    m = LABEL.match(label)
-    if m is None:
-        raise ValueError(f"not a time label: {label!r} (write T+3 or T-1)")
-    secs = int(m.group(2)) + int((m.group(3) or "0").ljust(3, "0")) / 1000
-    return timedelta(seconds=secs if m.group(1) == "+" else -secs)
-
-
-def _job(run: _Run, call: Call) -> Any:
-    if call.kind == "sql":
-        conn = run.conn
-        assert conn is not None
-        sql_text = call.sql
-
-        def run_sql() -> None:
-            conn.execute(sql_text)  # fixed text written in a program
-
-        return run_sql
-    method = getattr(run.store, call.name)
-    return lambda: method(*call.args)
-
-
-def _direct(store: MarkerStore, call: Call) -> tuple[bool, Any]:
-    try:
-        return True, getattr(store, call.name)(*call.args)
-    except Exception as exc:
-        return False, exc
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _mismatch(step: Step, actual: str | None, why: str) -> InputError:

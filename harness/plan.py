@@ -6,6 +6,8 @@ executes a plan against one store.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -77,3 +79,17 @@ def format_delta(delta: timedelta) -> str:
             parts.append(f"{ms // size}{unit}")
             ms %= size
     return "+" + ("".join(parts) or "0s")
+
+
+LABEL = re.compile(r"^T([+-])(\d{1,6})(?:\.(\d{1,3}))?$")
+"""A time point in a schedule: ``T+3``, ``T-1``, ``T+1.5`` (seconds from the start)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def label_offset(label: str) -> timedelta:
+    """How far from the start a label is: ``T+3`` -> 3 s, ``T-1.5`` -> -1.5 s."""
+    m = LABEL.match(label)
+    if m is None:
+        raise ValueError(f"not a time label: {label!r} (write T+3 or T-1)")
+    secs = int(m.group(2)) + int((m.group(3) or "0").ljust(3, "0")) / 1000
+    return timedelta(seconds=secs if m.group(1) == "+" else -secs)

@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks import INVARIANTS
-from harness.engine import LABEL, label_offset
 from harness.errors import InputError
-from harness.plan import Actor, ClockMove, Entry, Outage, Plan, Step
+from harness.plan import LABEL, Actor, ClockMove, Entry, Outage, Plan, Step, label_offset
 from store import FAULTS, PROGRAMS, STORES
 
 MAX_BYTES = 1_000_000

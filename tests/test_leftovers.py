@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -79,78 +80,52 @@ def _postgres_under(path: Path) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
-def test_killed_run_leaves_nothing(signum: signal.Signals, tmp_path: Path) -> None:
-    runs = Path("/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp_path) / (
-        f"racesim-test-runs-{os.getpid()}-{signum.name}"
-    )
-    runs.mkdir(mode=0o755)
-    try:
-        folder = _long_scenario_folder(tmp_path, 300)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "run", str(folder)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
-        )
-        assert proc.stdout is not None
-        first = proc.stdout.readline()  # the cluster is up and a run is going
-        assert first.startswith("=="), first + proc.stderr.read() if proc.stderr else ""
-        assert list(runs.iterdir()), "no run directory while running"
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode != 0
-        assert "Traceback" not in err
-        deadline = time.monotonic() + 10
-        while (list(runs.iterdir()) or _postgres_under(runs)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert list(runs.iterdir()) == []
-        assert _postgres_under(runs) == []
-    finally:
-        shutil.rmtree(runs, ignore_errors=True)
-
-
-def _wait_for(predicate: object, timeout: float = 30.0) -> None:
-    assert callable(predicate)
+def _wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
 
 
+COMMANDS = {
+    # a long run of scenario files, and an exploration with a budget it will not finish
+    "run": lambda tmp: ["run", str(_long_scenario_folder(tmp, 300))],
+    "explore": lambda tmp: [
+        "explore",
+        "--store",
+        "token",
+        "--strategy",
+        "pct",
+        "--config",
+        "cron+user",
+        "--budget",
+        "60s",
+        "--out",
+        str(tmp / "out"),
+    ],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
-def test_killed_exploration_leaves_nothing(signum: signal.Signals, tmp_path: Path) -> None:
+def test_killed_command_leaves_nothing(
+    command: str, signum: signal.Signals, tmp_path: Path
+) -> None:
     runs = Path("/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp_path) / (
-        f"racesim-test-explore-{os.getpid()}-{signum.name}"
+        f"racesim-test-{command}-{os.getpid()}-{signum.name}"
     )
     runs.mkdir(mode=0o755)
     try:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "harness.cli",
-                "explore",
-                "--store",
-                "token",
-                "--strategy",
-                "pct",
-                "--config",
-                "cron+user",
-                "--budget",
-                "60s",
-                "--out",
-                str(tmp_path / "out"),
-            ],
-            stdout=subprocess.PIPE,
+            [sys.executable, "-m", "harness.cli", *COMMANDS[command](tmp_path)],
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
         )
-        _wait_for(lambda: any(runs.iterdir()))
-        time.sleep(1.0)  # exploring now
-        assert proc.poll() is None
+        _wait_for(lambda: any(runs.iterdir()))  # its cluster is up
+        time.sleep(1.0)  # and it is busy
+        assert proc.poll() is None, "finished before it could be killed"
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode != 0

@@ -104,3 +104,22 @@ def test_password_in_dsn_never_printed(capsys: pytest.CaptureFixture[str]) -> No
     captured = capsys.readouterr()
     assert "hunter2secret" not in captured.out + captured.err
     assert captured.err.strip()
+
+
+def test_program_diverging_from_the_schedule_at_run_time(
+    tmp_path: Path, pg_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On legacy the skipped delivery carries no token and never calls clear: the schedule's
+    line for that clear is reported with its file and line, as bad input."""
+    text = (ROOT / "scenarios" / "duplicate-delivery.toml").read_text()
+    text = text.replace('stores = ["token", "model"]', 'stores = ["legacy"]')
+    text = text.replace("[expect]\n", '[expect]\nlegacy = "holds"\n')
+    legacy_only = tmp_path / "legacy-dup.toml"
+    legacy_only.write_text(text)
+    line = next(n for n, s in enumerate(text.splitlines(), 1) if "T+5 second: clear" in s)
+    assert main(["run", str(legacy_only), "--dsn", pg_server.conninfo()]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"{legacy_only}:{line}: step 'T+5 second: clear' does not match the program: second "
+        "has finished (skipped: already running); remove this step of second"
+    ]

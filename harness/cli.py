@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     pg_options(soak)
 
     bench = sub.add_parser("bench", help="print performance figures against their targets")
-    bench.add_argument("what", choices=["startup", "engine", "explore"])
+    bench.add_argument("what", choices=["startup", "engine", "explore", "parallel"])
     bench.add_argument("--seeds", type=int, default=5, help="seeds for bench explore")
     bench.add_argument("--repeat", type=int, default=5)
     pg_options(bench)
@@ -168,6 +168,12 @@ def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
         from harness import bench_startup
 
         for line in bench_startup.run(repeat=args.repeat):
+            reporter.line(line)
+        return EXIT_OK
+    if args.what == "parallel":
+        from harness import bench_parallel
+
+        for line in bench_parallel.run(repeat=args.repeat):
             reporter.line(line)
         return EXIT_OK
     if args.what == "explore":

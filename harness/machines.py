@@ -83,12 +83,14 @@ def race_machine(
     pool: SessionPool | None,
     seed: int = 0,
     roster: tuple[Actor, ...] = ROSTER,
+    clock_moves: int = MAX_CLOCK_MOVES,
 ) -> type[RuleBasedStateMachine]:
     """A state machine class running ``roster`` on ``store`` (``pool`` None for model).
 
     A smaller roster (say, only the async refresh and its two deliveries) makes a
     deep race in that corner likelier within the same number of examples. Faults
     set on the roster's actors are always on; the machine may draw more.
+    ``clock_moves`` caps the moves of the virtual clock per example (0: none).
     """
     names = {a.name for a in roster}
     fault_choices = [(n, f) for n, f in _FAULT_CHOICES if n in names]
@@ -126,7 +128,7 @@ def race_machine(
             if ready:
                 self.drive.take(ready[i % len(ready)])
 
-        @precondition(lambda self: bool(self.started) and self.moves < MAX_CLOCK_MOVES)
+        @precondition(lambda self: bool(self.started) and self.moves < clock_moves)
         @rule()
         def move_clock(self) -> None:
             assert self.drive is not None

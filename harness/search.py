@@ -29,8 +29,10 @@ picks ``depth - 1`` change points; the highest-priority enabled actor always
 steps, and at a change point the running actor drops to a low priority. Seeded:
 schedule ``i`` of seed ``s`` is the same everywhere.
 
-``--shard K/N`` splits exhaustive work by the first two choices of a schedule,
-so N processes together explore every schedule exactly as one would.
+``--shard K/N`` splits exhaustive work by the first four choices of a schedule,
+so N processes together explore every schedule one would. Sleep sets cannot
+reach across shards, so together they run somewhat more schedules than one
+process (and schedules shorter than four steps run in every shard).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from harness.pool import SessionPool
 __all__ = ["CONFIGS", "Access", "SearchResult", "access", "exhaustive", "independent", "pct"]
 
 _BG = "background"
+SPLIT_DEPTH = 3
+"""Shards split the search by a schedule's first ``SPLIT_DEPTH + 1`` choices."""
 CONFIGS: dict[str, tuple[Actor, ...]] = {
     "cron+user": (Actor("cron", "cron"), Actor("user", "refresh", {"mode": "sync"})),
     "cron+cron": (Actor("cron", "cron"), Actor("cron2", "cron")),
@@ -163,9 +167,11 @@ def exhaustive(
     names = [a.name for a in actors]
 
     def mine(depth: int, stack: list[_Frame], actor: str) -> bool:
-        if n == 1 or depth != 1:
+        if n == 1 or depth != SPLIT_DEPTH:
             return True
-        index = names.index(stack[0].choice) * len(names) + names.index(actor)
+        index = 0
+        for choice in [*(f.choice for f in stack[:SPLIT_DEPTH]), actor]:
+            index = index * len(names) + names.index(choice)
         return index % n == k - 1
 
     result = SearchResult()

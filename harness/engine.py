@@ -125,7 +125,7 @@ class Engine:
 
     def _start_time(self) -> datetime:
         """The earliest label sets the start, so ``T-3`` can come before ``T+0``."""
-        labels = [e.label for e in self.plan.entries if isinstance(e, Step) and e.label]
+        labels = [e.label for e in self.plan.entries if e.label]
         return vclock.EPOCH + min([label_offset(x) for x in labels], default=timedelta(0))
 
     def _start(self, index: int, actor: Actor, shadow_db: ModelDatabase | None) -> Run:
@@ -211,7 +211,9 @@ class Engine:
         return Outcome(self.history, self.checker)
 
     def take(self, entry: Step | ClockMove | Outage) -> None:
-        """Carry out one schedule entry."""
+        """Carry out one schedule entry (its label, if any, sets the virtual time first)."""
+        if entry.label:
+            self.clock.set(vclock.EPOCH + self.offset + label_offset(entry.label))
         if isinstance(entry, ClockMove):
             self._clock(entry)
         elif isinstance(entry, Outage):
@@ -222,8 +224,6 @@ class Engine:
     # -- outages ------------------------------------------------------------
 
     def _outage(self, outage: Outage) -> None:
-        if outage.label:
-            self.clock.set(vclock.EPOCH + self.offset + label_offset(outage.label))
         if outage.kind == "restart":
             self._restart(outage)
         elif outage.target == "monitor":
@@ -386,8 +386,6 @@ class Engine:
         )
 
     def _step(self, step: Step) -> None:
-        if step.label:
-            self.clock.set(vclock.EPOCH + self.offset + label_offset(step.label))
         run = self.runs[step.actor]
         if run.pending is not None:
             if step.call and step.call != run.pending.name:

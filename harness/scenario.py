@@ -28,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from harness.actors import SESSION_SETTINGS
 from harness.checks import INVARIANTS
 from harness.errors import InputError
 from harness.plan import LABEL, Actor, ClockMove, Entry, Outage, Plan, Step, label_offset
@@ -47,7 +48,6 @@ OUTAGE = re.compile(
     r"^(?:(?P<label>T[+-]\S*)\s+)?(?:(?P<kind>terminate)\s+(?P<target>[^\s:]+)|(?P<restart>restart)\s+server)$"
 )
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-SESSION_OPTIONS = {"lock_timeout", "statement_timeout"}
 TOP_KEYS = {"name", "description", "stores", "seed", "schedule", "actors", "expect"}
 
 
@@ -246,8 +246,8 @@ class _Checker:
                 self.bad(line, f"actor {name}: {why} {f[:40]!r}; allowed: {allowed}")
         options = {k: v for k, v in spec.items() if k not in ("program", "faults")}
         for key, value in options.items():
-            if key not in known.options | SESSION_OPTIONS:
-                allowed = ", ".join(sorted(known.options | SESSION_OPTIONS))
+            if key not in known.options | set(SESSION_SETTINGS):
+                allowed = ", ".join(sorted(known.options | set(SESSION_SETTINGS)))
                 self.bad(
                     line,
                     f"actor {name}: unknown option {key[:40]!r} for {program}; allowed: {allowed}",
@@ -268,7 +268,7 @@ class _Checker:
             return isinstance(value, str) and bool(NAME.match(value))
         if key == "hold":
             return value in ("row", "advisory", "row+advisory", "advisory+row")
-        if key in SESSION_OPTIONS:
+        if key in SESSION_SETTINGS:
             return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 600_000
         return False
 

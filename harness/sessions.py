@@ -22,10 +22,19 @@ Reply = tuple[bool, Any]
 """(True, value) when the call returned, (False, exception) when it raised."""
 
 
+STATEMENT_BOUND_MS = 11_000
+"""The server's own bound on any statement of a racesim session (a session default,
+so RESET keeps it): a step run without the worker thread is bounded too. A second
+above the engine's step bound, which normally cancels first."""
+
+
 def connect(conninfo: str, *, application_name: str = "racesim") -> psycopg.Connection[Any]:
     """An autocommit session that follows the virtual clock."""
     return psycopg.connect(
-        conninfo, autocommit=True, options=SESSION_OPTIONS, application_name=application_name
+        conninfo,
+        autocommit=True,
+        options=f"{SESSION_OPTIONS} -c statement_timeout={STATEMENT_BOUND_MS}",
+        application_name=application_name,
     )
 
 

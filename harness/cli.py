@@ -28,7 +28,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="racesim", description=__doc__)
+    parser = _Parser(
+        prog="racesim",
+        description="Run and explore interleavings of PostgreSQL callers, checking after"
+        " every step that no caller clears another caller's marker.",
+        epilog="exit status: 0 matched / nothing found, 1 violation or mismatch, 2 bad input"
+        " or no PostgreSQL, 3 replay did not reproduce (flaky), 4 harness lost its monitor",
+    )
+    parser.add_argument("--version", action="version", version=f"racesim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def pg_options(p: argparse.ArgumentParser) -> None:
@@ -91,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=5)
     pg_options(bench)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("racesim")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

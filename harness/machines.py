@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from pathlib import Path
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -39,6 +40,7 @@ from harness.drive import CLOCK_MOVE, Drive
 from harness.pool import SessionPool
 from harness.report import Reporter
 from harness.verdict import Verdict
+from harness.writer import save, scenario_text
 
 __all__ = ["ROSTER", "RaceFound", "race_machine"]
 
@@ -84,6 +86,7 @@ def race_machine(
     seed: int = 0,
     roster: tuple[Actor, ...] = ROSTER,
     clock_moves: int = MAX_CLOCK_MOVES,
+    out: Path | None = None,
 ) -> type[RuleBasedStateMachine]:
     """A state machine class running ``roster`` on ``store`` (``pool`` None for model).
 
@@ -91,6 +94,9 @@ def race_machine(
     deep race in that corner likelier within the same number of examples. Faults
     set on the roster's actors are always on; the machine may draw more.
     ``clock_moves`` caps the moves of the virtual clock per example (0: none).
+    With ``out``, a failing example is saved there as a scenario file before the
+    failure is raised (Hypothesis replays the shrunk example last, so the file
+    left is the shrunk one).
     """
     names = {a.name for a in roster}
     fault_choices = [(n, f) for n, f in _FAULT_CHOICES if n in names]
@@ -146,8 +152,23 @@ def race_machine(
                 verdict = Verdict(
                     False, f"breaks {found[0].invariant} at {found[0].label}", tuple(found)
                 )
-                Reporter(text).run(f"machine on {store}", "<machine>", outcome, verdict)
-                raise RaceFound(f"{found[0].invariant}: {found[0].message}\n{text.getvalue()}")
+                first = found[0]
+                where = "<machine>"
+                if out is not None:
+                    saved = save(
+                        scenario_text(
+                            self.drive.plan(),
+                            store,
+                            first.invariant,
+                            first.label,
+                            name=f"{first.invariant} on {store}: {first.message}",
+                            description=f"Found by a racesim state machine (seed {seed}).",
+                        ),
+                        out / f"machine-{store}-{first.invariant}-seed{seed}.toml",
+                    )
+                    where = str(saved)
+                Reporter(text).run(f"machine on {store}", where, outcome, verdict)
+                raise RaceFound(f"{first.invariant}: {first.message}\n{text.getvalue()}")
 
         def teardown(self) -> None:
             if self.drive is not None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import Phase
 from hypothesis.stateful import run_state_machine_as_test
 
 from harness.databases import Databases
+from harness.engine import Options
 from harness.machines import ROSTER, RaceFound, race_machine
 from harness.plan import Actor
 from harness.pool import SessionPool
 from harness.profiles import settings_for
+from harness.runner import run_one
+from harness.scenario import load
 
 
 @pytest.fixture
@@ -29,6 +33,7 @@ def _run(
     roster: tuple[Actor, ...] = ROSTER,
     clock_moves: int = 2,
     steps: int = 20,
+    out: Path | None = None,
 ) -> str:
     s = settings_for(
         "ci",
@@ -37,15 +42,21 @@ def _run(
         phases=[Phase.generate],
         print_blob=False,
     )
-    machine = race_machine(store, pool, roster=roster, clock_moves=clock_moves)
+    machine = race_machine(store, pool, roster=roster, clock_moves=clock_moves, out=out)
     with pytest.raises(RaceFound) as found:
         run_state_machine_as_test(machine, settings=s)
     return str(found.value)
 
 
 @pytest.mark.parametrize("pool", ["legacy"], indirect=True)
-def test_legacy_machine_finds_a_foreign_clear(pool: SessionPool) -> None:
-    assert _run("legacy", pool).startswith("no-foreign-clear:")
+def test_legacy_machine_finds_a_foreign_clear(
+    pool: SessionPool, racesim_databases: Databases, tmp_path: Path
+) -> None:
+    assert _run("legacy", pool, out=tmp_path).startswith("no-foreign-clear:")
+    # the failure was saved as a scenario that replays to the same violation
+    saved = load(tmp_path / "machine-legacy-no-foreign-clear-seed0.toml")
+    result = run_one(saved, "legacy", racesim_databases, Options())
+    assert result.verdict.matches, result.verdict.summary
 
 
 @pytest.mark.parametrize("pool", ["token"], indirect=True)

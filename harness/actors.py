@@ -97,18 +97,19 @@ class Run:
         ok, value = direct(self.shadow, call)
         return (value, None) if ok else (None, describe(value))
 
+    def end_session(self) -> None:
+        """Close the run's session: its locks go with it (the model's too)."""
+        self.closed, self.in_txn = True, False
+        self.store.close()
+        if self.shadow is not None:
+            self.shadow.close()
+
     def crash(self, why: str) -> None:
         """The run's process is gone: no further steps, no deferred work."""
         self.pending = self.next_call = None
         self.finished = self.finished or why
-        self.closed, self.in_txn = True, False
         self.program.close()
-        if self.conn is not None and not self.conn.closed:
-            self.conn.close()
-        if self.shadow is not None:
-            self.shadow.close()
-        if self.conn is None:
-            self.store.close()  # the model session: its advisory locks go with it
+        self.end_session()
 
 
 def apply_session_options(conn: psycopg.Connection[Any], actor: Actor) -> bool:

@@ -17,13 +17,12 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from harness import clock as vclock
 from harness.databases import Databases
-from harness.engine import Engine, Options, execute
+from harness.engine import SNAPSHOT, Engine, Options, execute
 from harness.plan import Actor, Plan, Step, label_offset
 from harness.pool import SessionPool
 from harness.provision import provide
@@ -78,26 +77,18 @@ def _plain(plan: Plan, pool: SessionPool, events: Any) -> None:
     """The engine's statements, sent straight from a loop."""
     pool.reset()
     conns = {a.name: pool.session(i)[0] for i, a in enumerate(plan.actors)}
-    start = vclock.EPOCH + min(
-        (label_offset(e.label) for e in plan.entries if isinstance(e, Step) and e.label),
-        default=timedelta(0),
-    )
-    clock = vclock.VirtualClock(start, pool.monitor)
+    clock = vclock.VirtualClock(vclock.EPOCH + plan.start_offset(), pool.monitor)
     stores = {
         name: open_store("token", conn, tokens=seeded_tokens(i))
         for i, (name, conn) in enumerate(conns.items())
     }
-    snapshot = (
-        "SELECT last_collection_started_at, last_collection_owner_id::text, last_collected_at,"
-        " last_collection_error FROM recommendations_state WHERE id = 1"
-    )
     for event in events:
         if event.label and event.kind != "clock":
             clock.set(vclock.EPOCH + label_offset(event.label))
         if event.kind in ("step", "done") and event.call in _DB_CALLS:
             with contextlib.suppress(Exception):  # the same refusals the engine records
                 getattr(stores[event.actor], event.call)(*event.args)
-        pool.monitor.execute(snapshot).fetchone()
+        pool.monitor.execute(SNAPSHOT).fetchone()
 
 
 _DB_CALLS = {

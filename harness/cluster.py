@@ -296,15 +296,7 @@ class Cluster:
         if os.getpid() != self._owner:
             return
         with cleanup.shielded():
-            if self._proc is not None:
-                if self._proc.poll() is None:
-                    self._proc.send_signal(signal.SIGQUIT)
-                    try:
-                        self._proc.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        self._proc.kill()
-                        self._proc.wait()
-                self._proc = None
+            self._stop_postmaster(signal.SIGQUIT, timeout=10)
             if self.run_dir is not None:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
                 self.run_dir = None
@@ -322,15 +314,22 @@ class Cluster:
         if self._proc is None or self.run_dir is None:
             raise ProvisionError("cluster is not running")
         with cleanup.shielded():
-            self._proc.send_signal(signal.SIGINT)  # fast shutdown: clean, keeps data
+            self._stop_postmaster(signal.SIGINT, timeout=30)  # fast shutdown: keeps data
+        self._launch()
+        self._wait_ready()
+
+    def _stop_postmaster(self, signum: signal.Signals, timeout: float) -> None:
+        """Signal the postmaster (if it still runs) and wait for it; kill it if it lingers."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.send_signal(signum)
             try:
-                self._proc.wait(timeout=30)
+                self._proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-            self._proc = None
-        self._launch()
-        self._wait_ready()
+        self._proc = None
 
     # -- steps of start() ---------------------------------------------------------
 

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -110,7 +110,7 @@ class Engine:
             self.monitor = connect(self.conninfo, application_name="racesim-monitor")
             migrate(self.monitor, to=SCHEMA_VERSION[self.store])
         self._snapshot_sql = SNAPSHOT_NO_OWNER if SCHEMA_VERSION.get(self.store) == 2 else SNAPSHOT
-        self.clock = vclock.VirtualClock(self._start_time(), self.monitor)
+        self.clock = vclock.VirtualClock(vclock.EPOCH + self.plan.start_offset(), self.monitor)
         self.model_db = ModelDatabase(now=self.clock.now)
         shadow_db = ModelDatabase(now=self.clock.now) if self.checker.compare_model else None
         for index, actor in enumerate(self.plan.actors):
@@ -123,23 +123,11 @@ class Engine:
             )
         self.pids = [r.pid for r in self.runs.values() if r.pid]
 
-    def _start_time(self) -> datetime:
-        """The earliest label sets the start, so ``T-3`` can come before ``T+0``."""
-        labels = [e.label for e in self.plan.entries if e.label]
-        return vclock.EPOCH + min([label_offset(x) for x in labels], default=timedelta(0))
-
     def _start(self, index: int, actor: Actor, shadow_db: ModelDatabase | None) -> Run:
         token_seed = self.plan.seed * 1_000_003 + index
         conn = worker = None
-        if self.pool is not None:
-            conn, worker = self.pool.session(index)
-            if apply_session_options(conn, actor):
-                self.pool.mark_dirty(index)
-        elif self.conninfo is not None:
-            conn = connect(self.conninfo, application_name=f"racesim-{actor.name}")
-            configure(conn)
-            worker = Worker(actor.name)
-            apply_session_options(conn, actor)
+        if self.pool is not None or self.conninfo is not None:
+            conn, worker = self._open_session(index, actor)
         tokens = seeded_tokens(token_seed)
         store = open_store(self.store, conn, model=self.model_db, tokens=tokens)
         ctx = RunContext(
@@ -165,6 +153,21 @@ class Engine:
             run.shadow = shadow_db.session(seeded_tokens(token_seed))
         run.advance(None, None)
         return run
+
+    def _open_session(
+        self, index: int, actor: Actor, worker: Worker | None = None
+    ) -> tuple[psycopg.Connection[Any], Worker]:
+        """The actor's session with its options set: pooled, or opened here."""
+        if self.pool is not None:
+            conn, worker = self.pool.session(index)
+            if apply_session_options(conn, actor):
+                self.pool.mark_dirty(index)
+            return conn, worker
+        assert self.conninfo is not None
+        conn = connect(self.conninfo, application_name=f"racesim-{actor.name}")
+        configure(conn)
+        apply_session_options(conn, actor)
+        return conn, worker or Worker(actor.name)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -313,6 +316,16 @@ class Engine:
             )
         if self.restart_server is not None:
             self.restart_server()
+        # The monitor (and, pooled, every session) first: reconnected runs then get
+        # sessions of their own that the pool's reconnect does not close again.
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = (
+                self.pool.reconnect()
+                if self.pool is not None
+                else connect(self.conninfo or "", application_name="racesim-monitor")
+            )
+            self.clock.rebind(self.monitor)
         events: list[Draft] = []
         for run in self.runs.values():
             if run.finished is not None:
@@ -331,14 +344,6 @@ class Engine:
                         result="reconnected",
                     )
                 )
-        if self.monitor is not None:
-            self.monitor.close()
-            self.monitor = (
-                self.pool.reconnect()
-                if self.pool is not None
-                else connect(self.conninfo or "", application_name="racesim-monitor")
-            )
-            self.clock.rebind(self.monitor)
         self.pids = [r.pid for r in self.runs.values() if r.pid and not r.closed]
         if not events:
             events.append(
@@ -356,12 +361,7 @@ class Engine:
     def _reconnect(self, run: Run) -> None:
         assert run.conn is not None
         run.conn.close()
-        if self.pool is not None:
-            conn, run.worker = self.pool.session(run.index)
-        else:
-            conn = connect(self.conninfo or "", application_name=f"racesim-{run.actor.name}")
-            configure(conn)
-        apply_session_options(conn, run.actor)
+        conn, run.worker = self._open_session(run.index, run.actor, run.worker)
         run.conn, run.pid = conn, conn.info.backend_pid
         run.store = open_store(self.store, conn, model=self.model_db, tokens=run.tokens)
 
@@ -433,10 +433,7 @@ class Engine:
         if call.kind == "receive":
             return True, self.deliveries.get(str(run.actor.options.get("invoked_by", "")))
         if call.kind == "crash":
-            run.closed = True
-            run.store.close()
-            if run.shadow is not None:
-                run.shadow.close()
+            run.end_session()
             return True, None
         if run.worker is None:  # the model store: no database, no waiting
             if call.kind == "sql":

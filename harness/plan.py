@@ -63,6 +63,11 @@ class Plan:
     entries: tuple[Entry, ...]
     seed: int = 0
 
+    def start_offset(self) -> timedelta:
+        """Where the clock starts, from the earliest label (``T-3`` comes before ``T+0``)."""
+        labels = [e.label for e in self.entries if e.label]
+        return min((label_offset(x) for x in labels), default=timedelta(0))
+
     def actor(self, name: str) -> Actor:
         for a in self.actors:
             if a.name == name:

@@ -29,10 +29,11 @@ from pathlib import Path
 import pytest
 
 from harness.databases import Databases
-from harness.engine import Options, Outcome, execute
+from harness.engine import Options, Outcome
 from harness.plan import Plan
 from harness.profiles import PROFILES
 from harness.provision import Server, provide
+from harness.runner import run_plan
 from harness.scenario import Expectation, load
 from harness.schema import prepare
 from harness.verdict import Verdict, judge
@@ -143,21 +144,7 @@ def race(racesim_databases: Databases) -> RaceRunner:
             scenario = load(target)
             chosen = store or scenario.stores[0]
             plan, expected = scenario.plan, scenario.expect.get(chosen)
-        if chosen == "model":
-            outcome = execute(plan, chosen, None, Options(stop_at_first=stop_at_first))
-            return Race(chosen, outcome, judge(outcome, expected))
-        name = racesim_databases.create()
-        try:
-            conninfo = racesim_databases.server.conninfo(name)
-            outcome = execute(
-                plan,
-                chosen,
-                conninfo,
-                Options(stop_at_first=stop_at_first),
-                restart_server=racesim_databases.server.restart,
-            )
-        finally:
-            racesim_databases.drop(name)
+        outcome = run_plan(plan, chosen, racesim_databases, Options(stop_at_first=stop_at_first))
         return Race(chosen, outcome, judge(outcome, expected))
 
     return run

@@ -11,7 +11,7 @@ from harness.databases import Databases
 from harness.engine import Options, Outcome, execute
 from harness.errors import InputError
 from harness.history import History
-from harness.plan import Outage
+from harness.plan import Outage, Plan
 from harness.provision import provide
 from harness.scenario import Scenario, discover, load, located
 from harness.schema import prepare
@@ -56,6 +56,21 @@ def databases(pg: str = "auto", dsn: str | None = None) -> Iterator[Databases]:
         yield dbs
 
 
+def run_plan(
+    plan: Plan, store: str, dbs: Databases | None, options: Options, name: str = ""
+) -> Outcome:
+    """Run ``plan`` on ``store``, on a fresh database of its own (none for the model)."""
+    if store == "model" or dbs is None:
+        return execute(plan, "model", None, options, name)
+    db = dbs.create()
+    try:
+        return execute(
+            plan, store, dbs.server.conninfo(db), options, name, restart_server=dbs.server.restart
+        )
+    finally:
+        dbs.drop(db)
+
+
 def run_one(scenario: Scenario, store: str, dbs: Databases | None, options: Options) -> Result:
     """Run one scenario on one store, on a fresh database of its own."""
     if store != "model" and dbs is not None and dbs.server.restart is None and _restarts(scenario):
@@ -63,21 +78,7 @@ def run_one(scenario: Scenario, store: str, dbs: Databases | None, options: Opti
         empty = Outcome(History(scenario.path, store), Checker())
         return Result(scenario, store, empty, Verdict(True, why, (), skipped=True))
     try:
-        if store == "model" or dbs is None:
-            outcome = execute(scenario.plan, "model", None, options, scenario.path)
-        else:
-            name = dbs.create()
-            try:
-                outcome = execute(
-                    scenario.plan,
-                    store,
-                    dbs.server.conninfo(name),
-                    options,
-                    scenario.path,
-                    restart_server=dbs.server.restart,
-                )
-            finally:
-                dbs.drop(name)
+        outcome = run_plan(scenario.plan, store, dbs, options, scenario.path)
     except InputError as exc:
         raise located(exc, scenario.path) from None
     return Result(scenario, store, outcome, judge(outcome, scenario.expect.get(store)))

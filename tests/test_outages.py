@@ -131,3 +131,26 @@ def test_lost_monitor_exits_4_from_the_command_line(
     captured = capsys.readouterr()
     assert "monitor session was lost" in captured.err
     assert "matched" not in captured.out  # nothing is reported as passing
+
+
+def test_server_restart_with_pooled_sessions(databases: Databases) -> None:
+    """Runs that reconnect after a restart keep working sessions, and the pool after."""
+    from harness.pool import SessionPool
+
+    scenario = load(ROOT / "scenarios" / "server-restart.toml")
+    name = databases.create()
+    try:
+        with SessionPool(databases.server.conninfo(name), "token") as pool:
+            for _ in range(2):  # the second run reuses what the first left
+                out = execute(
+                    scenario.plan,
+                    "token",
+                    options=Options(),
+                    pool=pool,
+                    restart_server=databases.server.restart,
+                )
+                later = [e for e in out.history.events if e.actor == "later" and e.kind == "step"]
+                assert [e.error for e in later] == [None] * 4
+                assert out.checker.violations == []
+    finally:
+        databases.drop(name)

@@ -19,7 +19,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check harness store tests
 	$(BIN)/ruff format --check harness store tests
 
+# mypy reads the packages by their installed names: racesim -> harness/,
+# racesim.store -> store/, through a tree of links rebuilt on every run.
 typecheck: $(STAMP)
+	@rm -rf .cache/typecheck && mkdir -p .cache/typecheck/racesim
+	@for f in harness/*; do ln -s "../../../$$f" .cache/typecheck/racesim/; done
+	@ln -s ../../../store .cache/typecheck/racesim/store
 	$(BIN)/mypy
 
 test: lint typecheck

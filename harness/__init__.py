@@ -7,14 +7,14 @@
 []
 """
 
-from harness.checks import INVARIANTS, Violation, check
-from harness.databases import Databases
-from harness.engine import Options, Outcome, execute
-from harness.errors import HarnessError, InputError, ProvisionError, RacesimError
-from harness.plan import Actor, ClockMove, Outage, Plan, Step
-from harness.provision import Server, provide
-from harness.scenario import Scenario, load, parse
-from harness.verdict import Verdict, judge
+from racesim.checks.invariants import INVARIANTS, Violation, check
+from racesim.engine.loop import Options, Outcome, execute
+from racesim.errors import HarnessError, InputError, ProvisionError, RacesimError
+from racesim.formats.scenario import Scenario, load, parse
+from racesim.model.plan import Actor, ClockMove, Outage, Plan, Step
+from racesim.model.verdict import Verdict, judge
+from racesim.provision.databases import Databases
+from racesim.provision.provide import Server, provide
 
 __all__ = [
     "INVARIANTS",

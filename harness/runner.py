@@ -6,16 +6,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from harness.checks import Checker
-from harness.databases import Databases
-from harness.engine import Options, Outcome, execute
-from harness.errors import InputError
-from harness.history import History
-from harness.plan import Outage, Plan
-from harness.provision import provide
-from harness.scenario import Scenario, discover, load, located
-from harness.schema import prepare
-from harness.verdict import Verdict, judge
+from racesim.checks.invariants import Checker
+from racesim.engine.loop import Options, Outcome, execute
+from racesim.engine.schema import prepare
+from racesim.errors import InputError
+from racesim.formats.scenario import Scenario, discover, load, located
+from racesim.model.history import History
+from racesim.model.plan import Outage, Plan
+from racesim.model.verdict import Verdict, judge
+from racesim.provision.databases import Databases
+from racesim.provision.provide import provide
 
 
 @dataclass(frozen=True)

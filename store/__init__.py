@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 
-from store.callers import FAULTS, PROGRAMS, Call, InjectedFault, Program, RunContext
-from store.interface import (
+from racesim.store.callers import FAULTS, PROGRAMS, Call, InjectedFault, Program, RunContext
+from racesim.store.interface import (
     STALE_AFTER,
     Freshness,
     MarkerStore,
@@ -23,10 +23,10 @@ from store.interface import (
     seeded_tokens,
     task_lock_key,
 )
-from store.legacy import LegacyStore
-from store.migrations import LATEST, migrate
-from store.model import ModelDatabase, ModelStore
-from store.token import TokenStore
+from racesim.store.legacy import LegacyStore
+from racesim.store.migrate import LATEST, migrate
+from racesim.store.model import ModelDatabase, ModelStore
+from racesim.store.token import TokenStore
 
 STORES = ("legacy", "token", "model")
 """Store names, as scenarios and the command line spell them."""

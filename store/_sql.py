@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from store.interface import Freshness
+from racesim.store.interface import Freshness
 
 MARK_GUARD = (
     "WHERE id = 1 AND (last_collection_started_at IS NULL"

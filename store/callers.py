@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from store.interface import MarkResult, StoreInputError, task_lock_key
+from racesim.store.interface import MarkResult, StoreInputError, task_lock_key
 
 Kind = Literal["db", "sql", "work", "send", "receive", "crash"]
 Program = Generator["Call", Any, str]

@@ -6,8 +6,8 @@ from typing import Any
 
 import psycopg
 
-from store import _sql
-from store.interface import Freshness, MarkResult
+from racesim.store import _sql
+from racesim.store.interface import Freshness, MarkResult
 
 
 class LegacyStore:

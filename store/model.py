@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from store.interface import (
+from racesim.store.interface import (
     STALE_AFTER,
     Freshness,
     MarkResult,

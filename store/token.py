@@ -7,8 +7,8 @@ from typing import Any
 
 import psycopg
 
-from store import _sql
-from store.interface import Freshness, MarkResult, TokenSource, check_token, random_tokens
+from racesim.store import _sql
+from racesim.store.interface import Freshness, MarkResult, TokenSource, check_token, random_tokens
 
 log = logging.getLogger("racesim.store.token")
 

@@ -1,4 +1,4 @@
-"""Shared fixtures, built on racesim's own pytest plugin (``harness.plugin``).
+"""Shared fixtures, built on racesim's own pytest plugin (``racesim._pytest_plugin``).
 
 One throwaway PostgreSQL per test process (each xdist worker its own), a fresh
 database per test; ``--racesim-dsn`` points them all at another server.
@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.databases import Databases
-from harness.provision import Server
-from harness.sessions import connect
+from racesim.engine.sessions import connect
+from racesim.provision.databases import Databases
+from racesim.provision.provide import Server
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from racesim.cli.main import main
 
 BAD = Path(__file__).parent / "bad_scenarios"
 EXPECTED = dict(
@@ -63,7 +63,7 @@ def test_bad_input_starts_nothing(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     runs.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(BAD / "unknown-actor.toml")],
+        [sys.executable, "-m", "racesim.cli.main", "run", str(BAD / "unknown-actor.toml")],
         capture_output=True,
         text=True,
         timeout=60,

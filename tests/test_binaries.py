@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.binaries import Binaries, BinariesNotFound, Search, find_binaries
-from harness.errors import ProvisionError
+from racesim.errors import ProvisionError
+from racesim.provision.binaries import Binaries, BinariesNotFound, Search, find_binaries
 
 SYSTEM_BIN = Path("/usr/lib/postgresql/15/bin")
 NOTHING = Search(path="", system_roots=(), embedded=(), use_pg_config=False)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from harness.checks import BANNER_STAYS_UP, MODEL_AGREEMENT, NO_FOREIGN_CLEAR, check
-from harness.history import NO_MARKER, Event, Marker
-from store import MarkResult
+from racesim.checks.invariants import BANNER_STAYS_UP, MODEL_AGREEMENT, NO_FOREIGN_CLEAR, check
+from racesim.model.history import NO_MARKER, Event, Marker
+from racesim.store import MarkResult
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

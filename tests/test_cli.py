@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.provision import Server
+from racesim.cli.main import main
+from racesim.provision.provide import Server
 
 ROOT = Path(__file__).parent.parent
 T0 = ROOT / "scenarios" / "t0-t4-cron-wipes-user.toml"
@@ -73,7 +73,7 @@ def test_folder_of_scenarios_from_a_subprocess(pg_server: Server) -> None:
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "racesim.cli.main",
             "run",
             str(ROOT / "scenarios"),
             "--store",

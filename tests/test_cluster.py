@@ -19,10 +19,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness import cleanup
-from harness.binaries import Binaries, BinariesNotFound, find_binaries
-from harness.cluster import RUN_PREFIX, Cluster, run_root, server_user
-from harness.errors import HarnessError, ProvisionError
+from racesim.errors import HarnessError, ProvisionError
+from racesim.provision import cleanup
+from racesim.provision.binaries import Binaries, BinariesNotFound, find_binaries
+from racesim.provision.cluster import RUN_PREFIX, Cluster, run_root, server_user
 
 REPO = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
@@ -164,8 +164,8 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from harness.cleanup import install_signal_handlers
-    from harness.cluster import Cluster
+    from racesim.provision.cleanup import install_signal_handlers
+    from racesim.provision.cluster import Cluster
     install_signal_handlers()
     install_signal_handlers()  # idempotent
     with Cluster(janitor=sys.argv[1] == "guarded", run_dir_root=Path(sys.argv[2])) as cluster:
@@ -253,8 +253,11 @@ def test_signal_handlers_refuse_a_worker_thread() -> None:
 
 NON_ROOT_CHILD = textwrap.dedent(
     """
-    import os, psycopg
-    from harness.cluster import Cluster
+    import os, site
+    for folder in os.environ["RACESIM_SITE"].split(os.pathsep):
+        site.addsitedir(folder)  # runs the editable install's .pth hook
+    import psycopg
+    from racesim.provision.cluster import Cluster
     with Cluster() as cluster:
         with psycopg.connect(cluster.conninfo()) as conn:
             row = conn.execute("SELECT current_user, version()").fetchone()
@@ -285,7 +288,8 @@ def _run_as(
 
 def _usable_by(user: pwd.struct_passwd, python: str, env: dict[str, str]) -> bool:
     try:
-        return _run_as(user, python, "import psycopg", env).returncode == 0
+        probe = NON_ROOT_CHILD.split("from racesim")[0]
+        return _run_as(user, python, probe, env).returncode == 0
     except OSError:
         return False
 
@@ -306,7 +310,7 @@ def test_non_root_user_runs_the_cluster_as_itself(shm_dir: Path) -> None:
         "PATH": os.environ["PATH"],
         "HOME": user.pw_dir,
         "RACESIM_CACHE_DIR": str(cache),
-        "PYTHONPATH": os.pathsep.join([str(REPO), *site.getsitepackages()]),
+        "RACESIM_SITE": os.pathsep.join(site.getsitepackages()),
     }
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     python = next(

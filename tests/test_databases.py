@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.binaries import BinariesNotFound, find_binaries
-from harness.databases import Databases
-from harness.provision import Server, provide
+from racesim.provision.binaries import BinariesNotFound, find_binaries
+from racesim.provision.databases import Databases
+from racesim.provision.provide import Server, provide
 
 
 def prepare(conn: psycopg.Connection[Any]) -> None:

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from harness.engine import Options, execute
-from harness.errors import InputError
-from harness.plan import Actor, ClockMove, Plan, Step
+from racesim.engine.loop import Options, execute
+from racesim.errors import InputError
+from racesim.model.plan import Actor, ClockMove, Plan, Step
 
 
 def plan(actors: list[Actor], steps: list[Step | ClockMove]) -> Plan:

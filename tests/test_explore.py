@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.databases import Databases
-from harness.engine import Options
-from harness.explore import ExploreOptions, explore
-from harness.report import Reporter
-from harness.runner import load_all, run_one
+from racesim.cli.main import main
+from racesim.engine.loop import Options
+from racesim.explore.run import ExploreOptions, explore
+from racesim.provision.databases import Databases
+from racesim.report.text import Reporter
+from racesim.runner import load_all, run_one
 
 
 def _explore(dbs: Databases, out: Path, **kw: object) -> tuple[object, str]:

@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness.binaries import find_binaries
-from harness.cluster import Cluster, server_user
+from racesim.provision.binaries import find_binaries
+from racesim.provision.cluster import Cluster, server_user
 
 ROOT = Path(__file__).parent.parent
 SCENARIO = str(ROOT / "scenarios" / "two-users-refresh.toml")
@@ -23,7 +23,7 @@ SECRET = "s3cret-Pa55word"
 
 def racesim(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "racesim.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=120,

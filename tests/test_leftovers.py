@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness.databases import Databases
-from harness.provision import Server
-from harness.schema import prepare
+from racesim.engine.schema import prepare
+from racesim.provision.databases import Databases
+from racesim.provision.provide import Server
 
 ROOT = Path(__file__).parent.parent
 
@@ -33,9 +33,9 @@ def test_databases_of_a_killed_process_are_reaped_at_the_next_start(pg_server: S
             sys.executable,
             "-c",
             "import os, signal, sys\n"
-            "from harness.databases import Databases\n"
-            "from harness.provision import provide\n"
-            "from harness.schema import prepare\n"
+            "from racesim.provision.databases import Databases\n"
+            "from racesim.provision.provide import provide\n"
+            "from racesim.engine.schema import prepare\n"
             "with provide('dsn', sys.argv[1]) as s:\n"
             "    d = Databases(s, prepare, label='racesim_victim')\n"
             "    print(d.create(), flush=True)\n"
@@ -117,7 +117,7 @@ def test_killed_command_leaves_nothing(
     runs.mkdir(mode=0o755)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", *COMMANDS[command](tmp_path)],
+            [sys.executable, "-m", "racesim.cli.main", *COMMANDS[command](tmp_path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -141,7 +141,7 @@ def test_counterexample_survives_a_kill_right_after_it_is_found(tmp_path: Path) 
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "racesim.cli.main",
             "explore",
             "--store",
             "legacy",
@@ -162,7 +162,7 @@ def test_counterexample_survives_a_kill_right_after_it_is_found(tmp_path: Path) 
         proc.wait()
     saved = next(out.glob("*.toml"))
     replay = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "replay", str(saved)],
+        [sys.executable, "-m", "racesim.cli.main", "replay", str(saved)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -175,7 +175,7 @@ def test_two_racesim_processes_at_once(tmp_path: Path) -> None:
     scenario = str(ROOT / "scenarios" / "two-users-refresh.toml")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "run", scenario],
+            [sys.executable, "-m", "racesim.cli.main", "run", scenario],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import Phase
 from hypothesis.stateful import run_state_machine_as_test
 
-from harness.databases import Databases
-from harness.engine import Options
-from harness.machines import ROSTER, RaceFound, race_machine
-from harness.plan import Actor
-from harness.pool import SessionPool
-from harness.profiles import settings_for
-from harness.runner import run_one
-from harness.scenario import load
+from racesim.engine.loop import Options
+from racesim.engine.pool import SessionPool
+from racesim.explore.machines import ROSTER, RaceFound, race_machine
+from racesim.explore.profiles import settings_for
+from racesim.formats.scenario import load
+from racesim.model.plan import Actor
+from racesim.provision.databases import Databases
+from racesim.runner import run_one
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.databases import Databases
-from harness.engine import Options, execute
-from harness.errors import HarnessError, InputError
-from harness.plan import Actor, Outage, Plan, Step
-from harness.runner import run_one
-from harness.scenario import load
+from racesim.engine.loop import Options, execute
+from racesim.errors import HarnessError, InputError
+from racesim.formats.scenario import load
+from racesim.model.plan import Actor, Outage, Plan, Step
+from racesim.provision.databases import Databases
+from racesim.runner import run_one
 
 ROOT = Path(__file__).parent.parent
 
@@ -117,8 +117,8 @@ def test_server_restart_scenario(store: str, databases: Databases) -> None:
 def test_lost_monitor_exits_4_from_the_command_line(
     tmp_path: Path, pg_server: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.cli import main
-    from harness.provision import Server
+    from racesim.cli.main import main
+    from racesim.provision.provide import Server
 
     assert isinstance(pg_server, Server)
     scenario = tmp_path / "monitor.toml"
@@ -135,7 +135,7 @@ def test_lost_monitor_exits_4_from_the_command_line(
 
 def test_server_restart_with_pooled_sessions(databases: Databases) -> None:
     """Runs that reconnect after a restart keep working sessions, and the pool after."""
-    from harness.pool import SessionPool
+    from racesim.engine.pool import SessionPool
 
     scenario = load(ROOT / "scenarios" / "server-restart.toml")
     name = databases.create()

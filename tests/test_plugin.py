@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.databases import Databases
+from racesim.provision.databases import Databases
 
 ROOT = Path(__file__).resolve().parent.parent
 
 USER_TESTS = """
 from datetime import timedelta
-from harness.plan import Actor, Plan, Step
+from racesim.model.plan import Actor, Plan, Step
 
 def test_scenario_file(race):
     result = race(r"{scenario}", store="legacy")

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from harness.binaries import Search
-from harness.errors import InputError, ProvisionError
-from harness.provision import Server, Sources, connect, local_cluster, mask_dsn, provide
+from racesim.errors import InputError, ProvisionError
+from racesim.provision.binaries import Search
+from racesim.provision.provide import Server, Sources, connect, local_cluster, mask_dsn, provide
 
 SECRET = "s3cret"
 BAD_DSN = f"postgresql://u:{SECRET}@/nonexistent?host=/nonexistent-dir"

@@ -8,15 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.databases import Databases
-from harness.explore import ExploreOptions, explore
-from harness.report import Reporter
+from racesim.explore.run import ExploreOptions, explore
+from racesim.provision.databases import Databases
+from racesim.report.text import Reporter
 
 
 def _racesim(args: list[str], dsn: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RACESIM_DSN": dsn}
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "racesim.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.errors import InputError
-from harness.scenario import Scenario, parse
+from racesim.errors import InputError
+from racesim.formats.scenario import Scenario, parse
 
 NAMES = st.sampled_from(["user", "cron", "bg", "page", "ops", "x;DROP", "ユーザー", "", "a" * 50])
 PROGRAMS = st.sampled_from(["cron", "refresh", "background", "poll", "locker", "nope", ""])

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.databases import Databases
-from harness.engine import Options
-from harness.runner import run_one
-from harness.scenario import load
+from racesim.engine.loop import Options
+from racesim.formats.scenario import load
+from racesim.provision.databases import Databases
+from racesim.runner import run_one
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.toml"))
 CASES = [(p, store) for p in SCENARIOS for store in load(p).stores]

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.databases import Databases
-from harness.explore import ExploreOptions, explore
-from harness.plan import Actor
-from harness.pool import SessionPool
-from harness.report import Reporter
-from harness.search import CONFIGS, access, exhaustive, independent, pct
+from racesim.engine.pool import SessionPool
+from racesim.explore.run import ExploreOptions, explore
+from racesim.explore.search import CONFIGS, access, exhaustive, independent, pct
+from racesim.model.plan import Actor
+from racesim.provision.databases import Databases
+from racesim.report.text import Reporter
 
 
 def test_token_holds_on_every_cron_user_schedule(

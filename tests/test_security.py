@@ -9,12 +9,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness.binaries import find_binaries
-from harness.cluster import Cluster, cache_root, run_root
-from harness.databases import Databases
-from harness.engine import Options
-from harness.runner import run_one
-from harness.scenario import parse
+from racesim.engine.loop import Options
+from racesim.formats.scenario import parse
+from racesim.provision.binaries import find_binaries
+from racesim.provision.cluster import Cluster, cache_root, run_root
+from racesim.provision.databases import Databases
+from racesim.runner import run_one
 
 ROOT = Path(__file__).parent.parent
 

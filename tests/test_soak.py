@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
-from harness import soak
-from harness.provision import Server
-from harness.report import Reporter
+from racesim.cli import soak
+from racesim.provision.provide import Server
+from racesim.report.text import Reporter
 
 
 def test_short_soak_reports_memory_backends_and_throughput(pg_server: Server) -> None:

@@ -19,12 +19,12 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from harness.clock import EPOCH, VirtualClock
-from harness.databases import Databases
-from harness.provision import Server, provide
-from harness.schema import prepare
-from harness.sessions import connect
-from store import (
+from racesim.engine.clock import EPOCH, VirtualClock
+from racesim.engine.schema import prepare
+from racesim.engine.sessions import connect
+from racesim.provision.databases import Databases
+from racesim.provision.provide import Server, provide
+from racesim.store import (
     LATEST,
     STALE_AFTER,
     Freshness,
@@ -38,7 +38,7 @@ from store import (
     random_tokens,
     task_lock_key,
 )
-from store.interface import TokenSource
+from racesim.store.interface import TokenSource
 
 Conn = psycopg.Connection[Any]
 
@@ -88,7 +88,7 @@ class Db:
         return VirtualClock(start, self.admin)
 
     def migrate(self, to: int) -> None:
-        # On a session with the default search_path, as harness.schema.prepare does
+        # On a session with the default search_path, as racesim.engine.schema.prepare does
         # (a clock session would migrate a shadow copy; see test_migrations.py).
         with psycopg.connect(self.conninfo, autocommit=True) as plain:
             migrate(plain, to=to)

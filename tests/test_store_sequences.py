@@ -18,11 +18,11 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from harness.clock import EPOCH, VirtualClock
-from harness.databases import Databases
-from harness.provision import Server
-from harness.sessions import connect
-from store import (
+from racesim.engine.clock import EPOCH, VirtualClock
+from racesim.engine.sessions import connect
+from racesim.provision.databases import Databases
+from racesim.provision.provide import Server
+from racesim.store import (
     STALE_AFTER,
     LegacyStore,
     MarkerStore,

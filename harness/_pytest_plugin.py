@@ -1,0 +1,150 @@
+"""racesim's pytest plugin (entry point ``pytest11: racesim``): race tests of your own.
+
+Fixtures (all prefixed ``racesim_`` except ``race``, so they never clash with a
+project's own ``conn`` or ``databases``):
+
+``racesim_server``    (session) a PostgreSQL, provisioned as ``racesim`` does it;
+``racesim_databases`` (session) fresh prepared databases cloned from a template;
+``racesim_db``        a fresh database for this test; its conninfo;
+``race``              run a scenario file or a ``Plan``; returns a :class:`Race`.
+
+Options (each also an ini key): ``--racesim-dsn`` / ``racesim_dsn``,
+``--racesim-seed`` / ``racesim_seed``, ``--racesim-profile`` / ``racesim_profile``.
+Works under ``pytest -n auto``: each worker has its own server or databases.
+
+Example::
+
+    def test_t0_t4(race):
+        result = race("scenarios/t0-t4-cron-wipes-user.toml", store="legacy")
+        assert result.verdict.matches
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from racesim.engine.loop import Options, Outcome
+from racesim.engine.schema import prepare
+from racesim.explore.profiles import PROFILES
+from racesim.formats.scenario import Expectation, load
+from racesim.model.plan import Plan
+from racesim.model.verdict import Verdict, judge
+from racesim.provision.databases import Databases
+from racesim.provision.provide import Server, provide
+from racesim.runner import run_plan
+
+__all__ = ["Race"]
+
+
+@dataclass(frozen=True)
+class Race:
+    """What ``race(...)`` returns: the run's history and checks, and the verdict."""
+
+    store: str
+    outcome: Outcome
+    verdict: Verdict
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"--racesim-seed: expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise pytest.UsageError(f"--racesim-seed: expected 0 or more, got {value}")
+    return value
+
+
+def _profile(text: str) -> str:
+    if text not in PROFILES:
+        raise pytest.UsageError(
+            f"--racesim-profile: expected one of {', '.join(PROFILES)}, got {text!r}"
+        )
+    return text
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("racesim", "racesim race tests")
+    group.addoption("--racesim-dsn", help="PostgreSQL to use (default: a throwaway cluster)")
+    group.addoption("--racesim-seed", type=_seed, help="seed for explorations (default 0)")
+    group.addoption("--racesim-profile", type=_profile, help="Hypothesis profile: dev, ci, nightly")
+    parser.addini("racesim_dsn", "PostgreSQL to use for racesim fixtures", default="")
+    parser.addini("racesim_seed", "seed for racesim explorations", default="0")
+    parser.addini("racesim_profile", "Hypothesis profile for racesim", default="")
+
+
+def _setting(config: pytest.Config, name: str) -> str:
+    value = config.getoption(f"--racesim-{name}")
+    if value is None:
+        value = config.getini(f"racesim_{name}")
+    return str(value) if value is not None else ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    profile = _setting(config, "profile")
+    if profile:
+        _profile(profile)
+        os.environ.setdefault("HYPOTHESIS_PROFILE", profile)
+    _seed(_setting(config, "seed") or "0")
+
+
+@pytest.fixture(scope="session")
+def racesim_seed(request: pytest.FixtureRequest) -> int:
+    """The seed given by ``--racesim-seed`` or the ini key (0 by default)."""
+    return _seed(_setting(request.config, "seed") or "0")
+
+
+@pytest.fixture(scope="session")
+def racesim_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A PostgreSQL for this test process (same provisioning as the racesim command)."""
+    dsn = _setting(request.config, "dsn") or None
+    with provide("auto", dsn) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def racesim_databases(racesim_server: Server) -> Iterator[Databases]:
+    """Fresh prepared databases, cloned from one template per test process."""
+    with Databases(racesim_server, prepare, label="racesim_plugin") as dbs:
+        yield dbs
+
+
+@pytest.fixture
+def racesim_db(racesim_databases: Databases) -> Iterator[str]:
+    """The conninfo of a fresh database for this test, dropped afterwards."""
+    name = racesim_databases.create()
+    yield racesim_databases.server.conninfo(name)
+    racesim_databases.drop(name)
+
+
+RaceRunner = Callable[..., Race]
+
+
+@pytest.fixture
+def race(racesim_databases: Databases) -> RaceRunner:
+    """Run a scenario file (path) or a ``Plan``, each call on a fresh database.
+
+    ``race(path, store=None)`` runs the scenario on ``store`` (default: the first
+    store it names) and judges it against the file's expectation;
+    ``race(plan, store="legacy")`` runs a plan and judges it against "holds".
+    """
+
+    def run(
+        target: str | Path | Plan, store: str | None = None, stop_at_first: bool = False
+    ) -> Race:
+        expected: Expectation | None = None
+        if isinstance(target, Plan):
+            plan, chosen = target, store or "legacy"
+        else:
+            scenario = load(target)
+            chosen = store or scenario.stores[0]
+            plan, expected = scenario.plan, scenario.expect.get(chosen)
+        outcome = run_plan(plan, chosen, racesim_databases, Options(stop_at_first=stop_at_first))
+        return Race(chosen, outcome, judge(outcome, expected))
+
+    return run

@@ -1,0 +1,261 @@
+"""``racesim bench explore``: how fast exploration finds races, against baselines run alongside.
+
+Figures (medians over ``seeds`` seeds, from a warm cluster):
+
+* time to the first T+0..T+4-style foreign clear on ``legacy`` and the shrunk step
+  count, vs plain Hypothesis over bare mark/clear calls on psycopg;
+* examples per second of a 20-step race machine vs a bare Hypothesis machine
+  doing one UPDATE per step;
+* exhaustive cron+user: schedules, time, and what the sleep-set reduction saved;
+* per deeper configuration: schedules per second and time to the first violation
+  (or to exhaustion).
+
+Example::
+
+    for line in run("auto", None, seeds=5):
+        print(line)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from hypothesis import Phase, given, settings
+from hypothesis import seed as hseed
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
+
+from racesim.engine.pool import SessionPool
+from racesim.engine.sessions import connect
+from racesim.explore.machines import RaceFound, race_machine
+from racesim.explore.run import ExploreOptions, explore
+from racesim.explore.search import CONFIGS, exhaustive, pct
+from racesim.provision.databases import Databases
+from racesim.report.text import Reporter
+from racesim.runner import databases
+
+__all__ = ["run"]
+
+_MARK = (
+    "UPDATE recommendations_state SET last_collection_started_at = NOW() WHERE id = 1"
+    " AND (last_collection_started_at IS NULL"
+    " OR last_collection_started_at < NOW() - INTERVAL '5 minutes')"
+)
+_CLEAR = "UPDATE recommendations_state SET last_collection_started_at = NULL WHERE id = 1"
+_RESET = (
+    "UPDATE recommendations_state SET last_collection_started_at = NULL,"
+    " last_collected_at = NULL WHERE id = 1"
+)
+
+
+def _ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1000:.0f} ms"
+
+
+def run(pg: str = "auto", dsn: str | None = None, *, seeds: int = 5) -> list[str]:
+    """Measure and return report lines (the CLI prints them)."""
+    seeds = max(1, seeds)
+    lines = [f"racesim explore benchmark: medians over {seeds} seed(s), warm cluster"]
+    with databases(pg, dsn) as dbs:
+        lines += _legacy_race(dbs, seeds)
+        lines += _machines(dbs)
+        lines += _exhaustive(dbs)
+        lines += _deep(dbs, seeds)
+    return lines
+
+
+def _legacy_race(dbs: Databases, seeds: int) -> list[str]:
+    found, total, steps = [], [], []
+    with tempfile.TemporaryDirectory() as out:
+        for seed in range(seeds):
+            opts = ExploreOptions(
+                store="legacy", seed=seed, max_examples=1000, out=Path(out), example_db=False
+            )
+            start = time.perf_counter()
+            result = explore(opts, dbs, Reporter(io.StringIO()))
+            total.append(time.perf_counter() - start)
+            if result.first_found is not None:
+                found.append(result.first_found)
+            steps += [d.steps for d in result.found.values()]
+    base_found, base_steps = _bare_hypothesis(dbs, seeds)
+    ok = len(found) == seeds and max(steps, default=99) <= 5
+    return [
+        f"legacy foreign clear, racesim explore: found in {_ms(found) if found else 'never'}"
+        f" ({len(found)}/{seeds} seeds), with shrinking {_ms(total)}, shrunk to"
+        f" {max(steps, default=0)} steps at most  [target <= 250 ms, <= 5 steps: "
+        f"{'met' if ok and statistics.median(found) <= 0.25 else 'NOT met'}]",
+        f"  baseline, plain Hypothesis over bare mark/clear on psycopg: found in"
+        f" {_ms(base_found)}, shrunk to {statistics.median(base_steps):.0f} calls"
+        f" (racesim takes {_ratio(found, base_found)} the baseline's time to find it)",
+    ]
+
+
+def _ratio(ours: list[float], base: list[float]) -> str:
+    if not ours or not base or statistics.median(base) == 0:
+        return "n/a x"
+    return f"{statistics.median(ours) / statistics.median(base):.1f}x"
+
+
+def _bare_hypothesis(dbs: Databases, seeds: int) -> tuple[list[float], list[int]]:
+    name = dbs.create()
+    found: list[float] = []
+    steps: list[int] = []
+    try:
+        conns = [connect(dbs.server.conninfo(name)) for _ in range(2)]
+        for seed in range(seeds):
+            first, last = _bare_seed(conns, seed)
+            found += first
+            steps += last
+        for c in conns:
+            c.close()
+    finally:
+        dbs.drop(name)
+    return found, steps
+
+
+def _bare_seed(conns: list[psycopg.Connection[Any]], seed: int) -> tuple[list[float], list[int]]:
+    """Plain Hypothesis over bare mark/clear calls: time to the first foreign clear."""
+    ops = st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["mark", "clear"])))
+    first: list[float] = []
+    last: list[int] = []
+    start = time.perf_counter()
+
+    @settings(
+        database=None, deadline=None, max_examples=1000, phases=[Phase.generate, Phase.shrink]
+    )
+    @hseed(seed)
+    @given(ops)
+    def bare(calls: list[tuple[int, str]]) -> None:
+        conns[0].execute(_RESET)
+        holder = None
+        for who, op in calls:
+            if op == "mark":
+                if conns[who].execute(_MARK).rowcount == 1:
+                    holder = who
+                continue
+            conns[who].execute(_CLEAR)
+            if holder is not None and holder != who:
+                if not first:
+                    first.append(time.perf_counter() - start)
+                last[:] = [len(calls)]
+                raise AssertionError("foreign clear")
+            holder = None
+
+    with contextlib.suppress(AssertionError):
+        bare()
+    return first, last
+
+
+class _Bare(RuleBasedStateMachine):
+    conn: Any = None
+
+    @rule()
+    def update(self) -> None:
+        self.conn.execute("UPDATE recommendations_state SET last_collected_at = now() WHERE id = 1")
+
+
+def _rate(machine: type[RuleBasedStateMachine], examples: int) -> float:
+    count = [0]
+    original = machine.teardown
+
+    def teardown(self: RuleBasedStateMachine) -> None:
+        count[0] += 1
+        original(self)
+
+    machine.teardown = teardown  # type: ignore[method-assign]
+    s = settings(
+        max_examples=examples,
+        stateful_step_count=20,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        derandomize=True,
+    )
+    start = time.perf_counter()
+    with contextlib.suppress(RaceFound):
+        run_state_machine_as_test(machine, settings=s)
+    return count[0] / (time.perf_counter() - start)
+
+
+def _machines(dbs: Databases) -> list[str]:
+    name = dbs.create()
+    try:
+        with SessionPool(dbs.server.conninfo(name), "token") as pool:
+            ours = _rate(race_machine("token", pool), 200)
+        with connect(dbs.server.conninfo(name)) as conn:
+            _Bare.conn = conn
+            bare = _rate(_Bare, 200)
+    finally:
+        dbs.drop(name)
+    verdict = "met" if ours >= 100 else "NOT met"
+    return [
+        f"20-step race machine on token: {ours:.0f} examples/s vs bare Hypothesis machine"
+        f" (one UPDATE per step) {bare:.0f} examples/s, ratio {ours / bare:.2f}"
+        f"  [target >= 100: {verdict}]"
+    ]
+
+
+def _exhaustive(dbs: Databases) -> list[str]:
+    name = dbs.create()
+    try:
+        with SessionPool(dbs.server.conninfo(name), "token") as pool:
+            reduced = exhaustive(CONFIGS["cron+user"], "token", pool=pool)
+            full = exhaustive(CONFIGS["cron+user"], "token", pool=pool, reduce=False)
+    finally:
+        dbs.drop(name)
+    saved = 1 - reduced.explored / full.explored
+    verdict = "met" if reduced.seconds <= 5 else "NOT met"
+    return [
+        f"exhaustive cron+user on token: {reduced.explored} schedules in"
+        f" {reduced.seconds * 1000:.0f} ms ({reduced.skipped} branches skipped); without"
+        f" reduction {full.explored} schedules in {full.seconds * 1000:.0f} ms: reduction"
+        f" saved {saved:.0%}  [target <= 5 s: {verdict}]"
+    ]
+
+
+def _deep(dbs: Databases, seeds: int) -> list[str]:
+    lines = []
+    for store in ("legacy", "token"):
+        name = dbs.create()
+        try:
+            with SessionPool(dbs.server.conninfo(name), store) as pool:
+                ex = exhaustive(CONFIGS["user-async+2bg"], store, pool=pool)
+                lines.append(
+                    f"user-async+2bg on {store} (exhaustive): {ex.explored / ex.seconds:.0f}"
+                    f" schedules/s, {ex.explored} schedules in {ex.seconds * 1000:.0f} ms, "
+                    + (f"found {', '.join(sorted(ex.found))}" if ex.found else "none violates")
+                )
+                firsts, rates = [], []
+                for seed in range(seeds):
+                    start = time.perf_counter()
+                    first: list[float] = []
+
+                    def progress(r: Any, first: list[float] = first, start: float = start) -> None:
+                        if r.found and not first:
+                            first.append(time.perf_counter() - start)
+
+                    r = pct(
+                        CONFIGS["mixed"],
+                        store,
+                        pool=pool,
+                        seed=seed,
+                        schedules=100,
+                        progress=progress,
+                    )
+                    rates.append(r.explored / r.seconds)
+                    firsts += first
+                lines.append(
+                    f"mixed (6 runs, faults, +6m) on {store} (pct, 100 schedules):"
+                    f" {statistics.median(rates):.0f} schedules/s, first violation in "
+                    + (f"{_ms(firsts)} ({len(firsts)}/{seeds} seeds)" if firsts else "none found")
+                )
+        finally:
+            dbs.drop(name)
+    return lines

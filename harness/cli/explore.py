@@ -1,0 +1,78 @@
+"""The ``explore`` and ``replay`` subcommands (kept apart so ``cli.py`` stays a thin face)."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import nullcontext
+from pathlib import Path
+
+from racesim.engine.loop import Options
+from racesim.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_OK, InputError
+from racesim.explore.run import DEFAULT_OUT, ExploreOptions, explore, parse_budget, parse_shard
+from racesim.report.text import Reporter
+
+__all__ = ["cmd_explore", "cmd_replay"]
+
+
+def options_from(args: argparse.Namespace) -> ExploreOptions:
+    """Check the command line's explore options; InputError (one line) when bad."""
+    if args.max_examples is not None and args.max_examples < 1:
+        raise InputError(f"--max-examples: expected 1 or more, got {args.max_examples}")
+    if not 0 <= args.seed < 2**63:
+        raise InputError(f"--seed: expected 0 to 2**63-1, got {args.seed}")
+    shard = parse_shard(args.shard)
+    if shard[1] > 1 and args.strategy != "exhaustive":
+        raise InputError(
+            "--shard: only the exhaustive strategy can be split; add "
+            "--strategy exhaustive or drop --shard"
+        )
+    return ExploreOptions(
+        store=args.store,
+        seed=args.seed,
+        budget=parse_budget(args.budget) if args.budget else None,
+        max_examples=args.max_examples,
+        strategy=args.strategy,
+        out=Path(args.out) if args.out else DEFAULT_OUT,
+        profile=args.profile,
+        shard=shard,
+        config=args.config,
+    )
+
+
+def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
+    """``racesim explore``: exit 1 when a violation was found, 0 when none."""
+    from racesim.runner import databases
+
+    opts = options_from(args)
+    with databases(args.pg, args.dsn) if opts.store != "model" else nullcontext() as dbs:
+        result = explore(opts, dbs, reporter)
+    return EXIT_FOUND if result.found else EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
+    """``racesim replay FILE``: 1 when the saved violation happens again, 3 when not."""
+    from racesim.runner import databases, load_all, run_one
+
+    [scenario] = load_all([args.file])
+    breaking = [s for s in scenario.stores if scenario.expect[s].breaks]
+    if not breaking:
+        raise InputError(
+            f"{args.file}: expects no violation on any store; replay re-runs "
+            "counterexamples (use racesim run for other scenarios)"
+        )
+    need_pg = any(s != "model" for s in breaking)
+    flaky = False
+    with databases(args.pg, args.dsn) if need_pg else nullcontext() as dbs:
+        for store in breaking:
+            result = run_one(scenario, store, dbs, Options(stop_at_first=True))
+            reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)
+            expected = scenario.expect[store]
+            if result.verdict.matches:
+                reporter.line(f"reproduced: {expected.breaks} at {expected.at} on {store}")
+            else:
+                flaky = True
+                reporter.line(
+                    f"did not reproduce (flaky): expected {expected.describe()} on "
+                    f"{store}, got {result.verdict.summary}"
+                )
+    return EXIT_FLAKY if flaky else EXIT_FOUND

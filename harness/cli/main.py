@@ -1,0 +1,209 @@
+"""The ``racesim`` command: a thin face over the runner, explorer and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from racesim.engine.loop import Options
+from racesim.errors import (
+    EXIT_FOUND,
+    EXIT_HARNESS,
+    EXIT_INPUT,
+    EXIT_OK,
+    HarnessError,
+    InputError,
+    RacesimError,
+)
+from racesim.provision.cleanup import install_signal_handlers
+from racesim.provision.provide import mask_dsn
+from racesim.report.text import Reporter
+from racesim.store import STORES
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"racesim: {message}; see racesim --help")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="racesim",
+        description="Run and explore interleavings of PostgreSQL callers, checking after"
+        " every step that no caller clears another caller's marker.",
+        epilog="exit status: 0 matched / nothing found, 1 violation or mismatch, 2 bad input"
+        " or no PostgreSQL, 3 replay did not reproduce (flaky), 4 harness lost its monitor",
+    )
+    parser.add_argument("--version", action="version", version=f"racesim {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def pg_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dsn", help="use this PostgreSQL server (or set RACESIM_DSN)")
+        p.add_argument(
+            "--pg",
+            default="auto",
+            choices=["auto", "dsn", "local", "docker"],
+            help="where PostgreSQL comes from (default: auto)",
+        )
+
+    run = sub.add_parser("run", help="run scenario files (or folders of them)")
+    run.add_argument("paths", nargs="+", metavar="PATH")
+    run.add_argument("--store", choices=STORES, help="run only this store")
+    run.add_argument("--json", action="store_true", help="JSON lines instead of timelines")
+    run.add_argument(
+        "--stop-at-first", action="store_true", help="stop a run at its first violation"
+    )
+    pg_options(run)
+
+    explore = sub.add_parser("explore", help="search schedules for violations and save them")
+    explore.add_argument("--store", required=True, choices=STORES, help="store to explore")
+    explore.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    limit = explore.add_mutually_exclusive_group()
+    limit.add_argument("--budget", help="time budget, e.g. 30s or 2m")
+    limit.add_argument("--max-examples", type=int, help="schedules to try at most")
+    explore.add_argument(
+        "--strategy", default="hypothesis", choices=["hypothesis", "exhaustive", "pct"]
+    )
+    explore.add_argument(
+        "--config",
+        help="configuration for exhaustive/pct (cron+user, cron+cron, user-async+2bg, mixed)",
+    )
+    explore.add_argument(
+        "--out",
+        help="folder for counterexample scenario files (default .cache/racesim/counterexamples)",
+    )
+    explore.add_argument(
+        "--profile",
+        choices=["dev", "ci", "nightly"],
+        help="Hypothesis settings profile (or set HYPOTHESIS_PROFILE)",
+    )
+    explore.add_argument("--shard", default="1/1", help="do part K of N (exhaustive)")
+    pg_options(explore)
+
+    replay = sub.add_parser("replay", help="re-run a saved counterexample")
+    replay.add_argument("file", metavar="FILE")
+    pg_options(replay)
+
+    soak = sub.add_parser("soak", help="explore for minutes and watch memory, backends, speed")
+    soak.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
+    soak.add_argument("--store", choices=STORES, default="token")
+    soak.add_argument("--seed", type=int, default=0)
+    soak.add_argument("--window", type=float, default=60.0, help="seconds per report line")
+    pg_options(soak)
+
+    bench = sub.add_parser("bench", help="print performance figures against their targets")
+    bench.add_argument("what", choices=["startup", "engine", "explore", "parallel"])
+    bench.add_argument("--seeds", type=int, default=5, help="seeds for bench explore")
+    bench.add_argument("--repeat", type=int, default=5)
+    pg_options(bench)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("racesim")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    install_signal_handlers()
+    reporter = Reporter()
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            reporter = Reporter(as_json=args.json)
+            return cmd_run(args, reporter)
+        if args.command == "explore":
+            from racesim.cli.explore import cmd_explore
+
+            return cmd_explore(args, reporter)
+        if args.command == "replay":
+            from racesim.cli.explore import cmd_replay
+
+            return cmd_replay(args, reporter)
+        if args.command == "soak":
+            from racesim.cli import soak
+
+            steady = soak.run(
+                reporter,
+                minutes=args.minutes,
+                store=args.store,
+                seed=args.seed,
+                window=args.window,
+                pg=args.pg,
+                dsn=args.dsn,
+            )
+            return EXIT_OK if steady else EXIT_FOUND
+        return cmd_bench(args, reporter)
+    except InputError as exc:
+        for problem in exc.problems:
+            reporter.problem(mask_dsn(problem))
+        return EXIT_INPUT
+    except HarnessError as exc:
+        reporter.problem(f"racesim: {mask_dsn(str(exc))}")
+        return EXIT_HARNESS
+    except RacesimError as exc:
+        reporter.problem(f"racesim: {mask_dsn(str(exc))}")
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        reporter.problem("racesim: interrupted")
+        return 130
+
+
+def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
+    from racesim.runner import databases, load_all, run_one
+
+    scenarios = load_all(args.paths)
+    jobs = [(s, st) for s in scenarios for st in s.stores if not args.store or st == args.store]
+    if not jobs:
+        raise InputError(f"no scenario names store {args.store}; drop --store or add it to stores")
+    options = Options(stop_at_first=args.stop_at_first)
+    need_pg = any(st != "model" for _, st in jobs)
+    failed = skipped = 0
+    from contextlib import nullcontext
+
+    with databases(args.pg, args.dsn) if need_pg else nullcontext() as dbs:
+        for scenario, store in jobs:
+            result = run_one(scenario, store, dbs, options)
+            reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)
+            failed += not result.verdict.matches
+            skipped += result.verdict.skipped
+    reporter.line(
+        f"{len(jobs) - failed - skipped} matched, {failed} did not, {skipped} skipped"
+        f" ({len(jobs)} runs)"
+    )
+    return EXIT_FOUND if failed else EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
+    if args.what == "startup":
+        from racesim.bench import startup as bench_startup
+
+        for line in bench_startup.run(repeat=args.repeat):
+            reporter.line(line)
+        return EXIT_OK
+    if args.what == "parallel":
+        from racesim.bench import parallel as bench_parallel
+
+        for line in bench_parallel.run(repeat=args.repeat):
+            reporter.line(line)
+        return EXIT_OK
+    if args.what == "explore":
+        from racesim.bench import explore as bench_explore
+
+        for line in bench_explore.run(args.pg, args.dsn, seeds=args.seeds):
+            reporter.line(line)
+        return EXIT_OK
+    from racesim.bench import engine as bench_engine
+
+    for line in bench_engine.run(args.pg, args.dsn, repeat=args.repeat):
+        reporter.line(line)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

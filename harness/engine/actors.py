@@ -1,0 +1,140 @@
+"""One actor: a run of a caller's program on its own session, one call at a time.
+
+The engine decides *when* a run steps; a ``Run`` knows *how*: which function a
+call becomes on its session, how a result or an error goes back into the
+program, and what a crash takes away with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from racesim.engine.sessions import Worker
+from racesim.model.history import NOT_COMPARED
+from racesim.model.plan import Actor
+from racesim.store import Call, MarkerStore, ModelStore, TokenSource
+from racesim.store.callers import Program
+
+SESSION_SETTINGS = ("lock_timeout", "statement_timeout")
+"""Actor options applied to the session with SET (milliseconds)."""
+
+Reply = tuple[bool, Any]
+"""(True, value) when a call returned, (False, exception) when it raised."""
+
+
+@dataclass
+class Run:
+    """One execution of a program: its session, its store, and where it is."""
+
+    index: int
+    actor: Actor
+    store: MarkerStore
+    program: Program
+    tokens: TokenSource
+    conn: psycopg.Connection[Any] | None = None
+    worker: Worker | None = None
+    pid: int = 0
+    shadow: ModelStore | None = None
+    """The model session run beside a token run, for the model-agreement check."""
+    next_call: Call | None = None
+    finished: str | None = None
+    """The program's answer once it has ended."""
+    pending: Call | None = None
+    """The call the session is waiting in (blocked in PostgreSQL)."""
+    pending_label: str = ""
+    pending_line: int | None = None
+    recipients: tuple[str, ...] = ()
+    """Runs the platform delivers this run's invoke to."""
+    closed: bool = False
+    started: bool = False
+    """True once the run has sent its first call: a restart then crashes it."""
+    in_txn: bool = False
+    """The session is inside a transaction (after a ``sql`` step): it may hold locks."""
+    blocked_after: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.actor.name
+
+    def advance(self, error: BaseException | None, value: Any) -> None:
+        """Hand the last call's outcome to the program and fetch its next call."""
+        try:
+            if error is not None:
+                self.next_call = self.program.throw(error)
+            elif self.next_call is None and self.finished is None and not self.closed:
+                self.next_call = next(self.program)
+            else:
+                self.next_call = self.program.send(value)
+        except StopIteration as stop:
+            self.next_call, self.finished = None, str(stop.value)
+        except Exception as exc:
+            self.next_call, self.finished = None, f"error: {describe(exc)}"
+
+    def job(self, call: Call) -> Callable[[], Any]:
+        """The call as a function to run on the session's worker thread."""
+        if call.kind == "sql":
+            conn, text = self.conn, call.sql
+            assert conn is not None
+            return lambda: conn.execute(text)  # fixed text written in a program
+        method = getattr(self.store, call.name)
+        return lambda: method(*call.args)
+
+    def note_transaction(self, call: Call) -> None:
+        """After a ``sql`` step, remember whether the session is inside a transaction."""
+        if call.kind == "sql" and self.conn is not None and not self.conn.closed:
+            status = self.conn.info.transaction_status
+            self.in_txn = status != psycopg.pq.TransactionStatus.IDLE
+
+    def model_result(self, call: Call) -> tuple[Any, str | None]:
+        """What the model session says to the same call (or NOT_COMPARED)."""
+        if self.shadow is None or call.kind != "db" or call.fault:
+            return NOT_COMPARED, None
+        ok, value = direct(self.shadow, call)
+        return (value, None) if ok else (None, describe(value))
+
+    def end_session(self) -> None:
+        """Close the run's session: its locks go with it (the model's too)."""
+        self.closed, self.in_txn = True, False
+        self.store.close()
+        if self.shadow is not None:
+            self.shadow.close()
+
+    def crash(self, why: str) -> None:
+        """The run's process is gone: no further steps, no deferred work."""
+        self.pending = self.next_call = None
+        self.finished = self.finished or why
+        self.program.close()
+        self.end_session()
+
+
+def apply_session_options(conn: psycopg.Connection[Any], actor: Actor) -> bool:
+    """SET the actor's session options; True when it set any."""
+    changed = False
+    for name in SESSION_SETTINGS:
+        if name in actor.options:
+            conn.execute(
+                sql.SQL("SET {} = {}").format(
+                    sql.Identifier(name), sql.Literal(str(actor.options[name]))
+                )
+            )
+            changed = True
+    return changed
+
+
+def direct(store: MarkerStore, call: Call) -> Reply:
+    """Run a store call here and now, catching what it raises."""
+    try:
+        return True, getattr(store, call.name)(*call.args)
+    except Exception as exc:
+        return False, exc
+
+
+def describe(exc: BaseException) -> str:
+    """``ClassName: first line of the message``, as the timeline shows errors."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,647 @@
+"""The engine: runs a plan's actors in exactly the order its schedule says.
+
+Each actor is one run of a caller's program on its own session. A step sends
+the program's next call; when PostgreSQL makes it wait on a lock (seen from the
+monitor session with ``pg_isolation_test_session_is_blocked``, as PostgreSQL's
+isolation tester does) the step is recorded as waiting and the schedule goes on;
+its completion is recorded when it comes. Every event goes into the history
+with the marker row after it, and through the checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+
+from racesim.checks.invariants import Checker
+from racesim.engine import clock as vclock
+from racesim.engine.actors import Run, apply_session_options, describe, direct
+from racesim.engine.pool import SessionPool
+from racesim.engine.sessions import Worker, configure, connect
+from racesim.errors import HarnessError, InputError
+from racesim.model.history import Event, History, Marker
+from racesim.model.plan import Actor, ClockMove, Outage, Plan, Step, format_delta, label_offset
+from racesim.store import (
+    PROGRAMS,
+    SCHEMA_VERSION,
+    Call,
+    InjectedFault,
+    ModelDatabase,
+    RunContext,
+    migrate,
+    open_store,
+    seeded_tokens,
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    stop_at_first: bool = False
+    compare_model: bool = True
+    """Run the model beside the ``token`` store and check that they agree."""
+    wait_bound: float = 2.0
+    """Seconds a waiting step may stay blocked when nothing else can run any more."""
+    step_bound: float = 10.0
+    """Seconds any one step may take before the harness cancels it."""
+    poll: float = 0.001
+    """How often a running step is looked at (seconds); bounds blocked-step detection."""
+
+
+@dataclass
+class Outcome:
+    history: History
+    checker: Checker
+
+
+Draft = dict[str, Any]
+"""An event's fields before its marker row is known."""
+
+SNAPSHOT = (
+    "SELECT last_collection_started_at, last_collection_owner_id::text, last_collected_at,"
+    " last_collection_error FROM recommendations_state WHERE id = 1"
+)
+SNAPSHOT_NO_OWNER = (
+    "SELECT last_collection_started_at, NULL::text, last_collected_at,"
+    " last_collection_error FROM recommendations_state WHERE id = 1"
+)
+"""The monitor's read of the marker row after every event (schema 3, and 2 for legacy)."""
+
+
+class Engine:
+    """Executes one plan against one store; use ``execute`` for the common case."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        store: str,
+        conninfo: str | None,
+        options: Options,
+        pool: SessionPool | None = None,
+        restart_server: Callable[[], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.pool = pool if store != "model" else None
+        self.restart_server = restart_server if store != "model" else None
+        self.store = store
+        self.options = options
+        self.conninfo = conninfo if store != "model" else None
+        self.history = History(scenario="", store=store)
+        self.checker = Checker(compare_model=options.compare_model and store == "token")
+        self.deliveries: dict[str, str] = {}
+        self.monitor: psycopg.Connection[Any] | None = None
+        self.runs: dict[str, Run] = {}
+        self.started = time.perf_counter()
+        self.offset = timedelta(0)
+        self.seq = -1
+
+    # -- setup and teardown -------------------------------------------------
+
+    def open(self) -> None:
+        if self.pool is not None:
+            self.pool.reset()
+            self.monitor = self.pool.monitor
+        elif self.conninfo is not None:
+            self.monitor = connect(self.conninfo, application_name="racesim-monitor")
+            migrate(self.monitor, to=SCHEMA_VERSION[self.store])
+        self._snapshot_sql = SNAPSHOT_NO_OWNER if SCHEMA_VERSION.get(self.store) == 2 else SNAPSHOT
+        self.clock = vclock.VirtualClock(vclock.EPOCH + self.plan.start_offset(), self.monitor)
+        self.model_db = ModelDatabase(now=self.clock.now)
+        shadow_db = ModelDatabase(now=self.clock.now) if self.checker.compare_model else None
+        for index, actor in enumerate(self.plan.actors):
+            self.runs[actor.name] = self._start(index, actor, shadow_db)
+        for run in self.runs.values():
+            run.recipients = tuple(
+                r.actor.name
+                for r in self.runs.values()
+                if r.actor.options.get("invoked_by") == run.actor.name
+            )
+        self.pids = [r.pid for r in self.runs.values() if r.pid]
+
+    def _start(self, index: int, actor: Actor, shadow_db: ModelDatabase | None) -> Run:
+        token_seed = self.plan.seed * 1_000_003 + index
+        conn = worker = None
+        if self.pool is not None or self.conninfo is not None:
+            conn, worker = self._open_session(index, actor)
+        tokens = seeded_tokens(token_seed)
+        store = open_store(self.store, conn, model=self.model_db, tokens=tokens)
+        ctx = RunContext(
+            uses_tokens=store.uses_tokens,
+            mode=str(actor.options.get("mode", "sync")),
+            faults=actor.faults,
+            task=str(actor.options.get("task", "recommendations")),
+            polls=int(actor.options.get("polls", 120)),
+            options=dict(actor.options),
+        )
+        run = Run(
+            index=index,
+            actor=actor,
+            store=store,
+            program=PROGRAMS[actor.program].make(ctx),
+            conn=conn,
+            tokens=tokens,
+        )
+        if conn is not None:
+            run.worker = worker
+            run.pid = conn.info.backend_pid
+        if shadow_db is not None:
+            run.shadow = shadow_db.session(seeded_tokens(token_seed))
+        run.advance(None, None)
+        return run
+
+    def _open_session(
+        self, index: int, actor: Actor, worker: Worker | None = None
+    ) -> tuple[psycopg.Connection[Any], Worker]:
+        """The actor's session with its options set: pooled, or opened here."""
+        if self.pool is not None:
+            conn, worker = self.pool.session(index)
+            if apply_session_options(conn, actor):
+                self.pool.mark_dirty(index)
+            return conn, worker
+        assert self.conninfo is not None
+        conn = connect(self.conninfo, application_name=f"racesim-{actor.name}")
+        configure(conn)
+        apply_session_options(conn, actor)
+        return conn, worker or Worker(actor.name)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for run in self.runs.values():
+                if run.pending is not None and run.conn is not None and not run.conn.closed:
+                    run.conn.cancel_safe()
+                    if run.worker is not None:
+                        run.worker.reply(self.options.step_bound)
+            return
+        for run in self.runs.values():
+            if run.conn is not None and not run.conn.closed:
+                if run.pending is not None:
+                    run.conn.cancel_safe()
+                if run.worker is not None:
+                    run.worker.stop()
+                run.conn.close()
+            elif run.worker is not None:
+                run.worker.stop()
+        if self.monitor is not None:
+            self.monitor.close()
+
+    # -- the schedule -------------------------------------------------------
+
+    def run(self) -> Outcome:
+        try:
+            for entry in self.plan.entries:
+                if self.options.stop_at_first and self.checker.violations:
+                    break
+                if self.history.stuck:
+                    break
+                self.take(entry)
+            if not self.history.stuck and not (
+                self.options.stop_at_first and self.checker.violations
+            ):
+                for run in self.runs.values():
+                    if run.pending is not None and not self._await(run):
+                        break
+        except psycopg.OperationalError as exc:
+            # Actor errors come back as replies; an OperationalError here is the monitor's.
+            raise HarnessError(
+                f"the monitor session was lost after {len(self.history.events)} events"
+                f" ({describe(exc)}); the run stops here and nothing after that was checked"
+            ) from None
+        return Outcome(self.history, self.checker)
+
+    def take(self, entry: Step | ClockMove | Outage) -> None:
+        """Carry out one schedule entry (its label, if any, sets the virtual time first)."""
+        if entry.label:
+            self.clock.set(vclock.EPOCH + self.offset + label_offset(entry.label))
+        if isinstance(entry, ClockMove):
+            self._clock(entry)
+        elif isinstance(entry, Outage):
+            self._outage(entry)
+        else:
+            self._step(entry)
+
+    # -- outages ------------------------------------------------------------
+
+    def _outage(self, outage: Outage) -> None:
+        if outage.kind == "restart":
+            self._restart(outage)
+        elif outage.target == "monitor":
+            if self.monitor is not None:
+                # It goes, as asked; the next look through it fails the run.
+                with contextlib.suppress(psycopg.OperationalError):
+                    self.monitor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            self._record(
+                [
+                    self._event(
+                        "outage",
+                        "monitor",
+                        "terminate",
+                        outage.label,
+                        outage.line,
+                        result="monitor session terminated",
+                    )
+                ]
+            )
+        else:
+            run = self.runs[outage.target]
+            if run.conn is not None and not run.closed:
+                self._terminate(run.pid)
+            events = self._lose(run, outage, "crashed: backend terminated", "backend terminated")
+            self._record(events, settle=True)
+
+    def _terminate(self, pid: int) -> None:
+        """pg_terminate_backend, then wait until the backend is really gone."""
+        assert self.monitor is not None
+        self.monitor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.perf_counter() + self.options.step_bound
+        while (
+            self.monitor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+            and time.perf_counter() < deadline
+        ):
+            time.sleep(self.options.poll)
+
+    def _lose(self, run: Run, outage: Outage, why: str, result: str) -> list[Draft]:
+        """The run's session is gone: its waiting step fails, and the run crashes."""
+        events = self._interrupted(run) if run.conn is not None else []
+        run.crash(why)
+        call = "restart" if outage.kind == "restart" else "terminate"
+        events.append(
+            self._event(
+                "outage",
+                run.actor.name,
+                call,
+                outage.label,
+                outage.line,
+                result=result,
+                finished=run.finished,
+            )
+        )
+        return events
+
+    def _interrupted(self, run: Run) -> list[Draft]:
+        """The failed completion of a step that was waiting when its session died."""
+        if run.pending is None or run.worker is None:
+            return []
+        ok, value = run.worker.reply(self.options.step_bound) or (
+            False,
+            HarnessError("no reply after the session died"),
+        )
+        call, run.pending = run.pending, None
+        return [
+            self._event(
+                "done",
+                run.actor.name,
+                call.name,
+                run.pending_label,
+                run.pending_line,
+                args=call.args,
+                result=value if ok else None,
+                error=None if ok else describe(value),
+                sqlstate=None if ok else getattr(value, "sqlstate", None),
+            )
+        ]
+
+    def _restart(self, outage: Outage) -> None:
+        """Restart the server. Rule: runs that have started crash (their work in flight
+        dies with the session, and is never retried, so no step counts twice); runs that
+        have not started reconnect and go on; finished runs are untouched."""
+        if self.monitor is not None and self.restart_server is None:
+            raise InputError(
+                f"line {outage.line or '?'}: 'restart server' needs racesim's own local"
+                " cluster; run without --dsn / --pg dsn"
+            )
+        if self.restart_server is not None:
+            self.restart_server()
+        # The monitor (and, pooled, every session) first: reconnected runs then get
+        # sessions of their own that the pool's reconnect does not close again.
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = (
+                self.pool.reconnect()
+                if self.pool is not None
+                else connect(self.conninfo or "", application_name="racesim-monitor")
+            )
+            self.clock.rebind(self.monitor)
+        events: list[Draft] = []
+        for run in self.runs.values():
+            if run.finished is not None:
+                continue
+            if run.started:
+                events += self._lose(run, outage, "crashed: server restarted", "session lost")
+            elif run.conn is not None:
+                self._reconnect(run)
+                events.append(
+                    self._event(
+                        "outage",
+                        run.actor.name,
+                        "restart",
+                        outage.label,
+                        outage.line,
+                        result="reconnected",
+                    )
+                )
+        self.pids = [r.pid for r in self.runs.values() if r.pid and not r.closed]
+        if not events:
+            events.append(
+                self._event(
+                    "outage",
+                    "server",
+                    "restart",
+                    outage.label,
+                    outage.line,
+                    result="server restarted",
+                )
+            )
+        self._record(events)
+
+    def _reconnect(self, run: Run) -> None:
+        assert run.conn is not None
+        run.conn.close()
+        conn, run.worker = self._open_session(run.index, run.actor, run.worker)
+        run.conn, run.pid = conn, conn.info.backend_pid
+        run.store = open_store(self.store, conn, model=self.model_db, tokens=run.tokens)
+
+    # -- stepping from outside (explorers drive the engine one entry at a time) --
+
+    def next_call(self, actor: str) -> str | None:
+        """The call ``actor`` makes (or waits in) next; None once its program has finished."""
+        run = self.runs[actor]
+        if run.pending is not None:
+            return run.pending.name
+        return run.next_call.name if run.next_call is not None else None
+
+    def outcome(self) -> Outcome:
+        """The history and checker so far (what ``run`` returns at its end)."""
+        return Outcome(self.history, self.checker)
+
+    def _clock(self, move: ClockMove) -> None:
+        self.offset += move.delta
+        self.clock.advance(move.delta)
+        self._record(
+            [self._event("clock", "clock", format_delta(move.delta), move.label, move.line)]
+        )
+
+    def _step(self, step: Step) -> None:
+        run = self.runs[step.actor]
+        if run.pending is not None:
+            if step.call and step.call != run.pending.name:
+                raise _mismatch(step, run.pending.name, f"is still waiting in {run.pending.name}")
+            self._await(run, step)
+            return
+        call = run.next_call
+        if call is None:
+            raise _mismatch(step, None, f"has finished ({run.finished})")
+        if step.call and step.call != call.name:
+            raise _mismatch(step, call.name, f"makes {call.name} next")
+        run.started = True
+        reply = self._send(run, call)
+        if reply is None:
+            run.pending, run.pending_label, run.pending_line = call, step.label, step.line
+            self._record(
+                [
+                    self._event(
+                        "wait",
+                        step.actor,
+                        call.name,
+                        step.label,
+                        step.line,
+                        args=call.args,
+                        blocked_after=run.blocked_after,
+                    )
+                ],
+                settle=True,
+            )
+            return
+        first = self._complete(run, call, reply, "step", step.label, step.line)
+        self._record([first], settle=True)
+
+    # -- one call -----------------------------------------------------------
+
+    def _send(self, run: Run, call: Call) -> tuple[bool, Any] | None:
+        """Start the call; its reply, or None when PostgreSQL has it waiting on a lock."""
+        if call.fault:
+            return False, InjectedFault(call.fault)
+        if call.kind == "work":
+            return True, None
+        if call.kind == "send":
+            self.deliveries[run.actor.name] = call.args[0]
+            return True, None
+        if call.kind == "receive":
+            return True, self.deliveries.get(str(run.actor.options.get("invoked_by", "")))
+        if call.kind == "crash":
+            run.end_session()
+            return True, None
+        if run.worker is None:  # the model store: no database, no waiting
+            if call.kind == "sql":
+                return True, None
+            return direct(run.store, call)
+        if self.pool is not None and (call.kind == "sql" or call.name == "try_task_lock"):
+            self.pool.mark_dirty(run.index)  # before the fast path: it takes locks too
+        if call.kind == "db" and self._nobody_holds_locks(run):
+            # A store call is one autocommit statement (or a transaction of its own):
+            # it can wait only on a lock that another session's open transaction
+            # holds. With none open, run it here, without the worker handoff.
+            return direct(run.store, call)
+        job = run.job(call)
+        sent = time.perf_counter()
+        run.worker.submit(job)
+        reply = self._wait(run, first=True)
+        run.blocked_after = time.perf_counter() - sent
+        return reply
+
+    def _nobody_holds_locks(self, run: Run) -> bool:
+        # Store calls never leave a transaction open (upsert's commits or rolls back
+        # within the call); only a ``sql`` step can, and a waiting step may hold locks.
+        return not any(
+            other.in_txn or other.pending is not None
+            for other in self.runs.values()
+            if other is not run
+        )
+
+    def _wait(self, run: Run, first: bool = False) -> tuple[bool, Any] | None:
+        """Wait for the running call until it replies or is seen blocked."""
+        assert run.worker is not None
+        deadline = time.perf_counter() + self.options.step_bound
+        while True:
+            reply = run.worker.reply(self.options.poll)
+            if reply is not None:
+                return reply
+            if self._blocked(run):
+                return None
+            if time.perf_counter() > deadline:
+                assert run.conn is not None
+                run.conn.cancel_safe()
+                return run.worker.reply(self.options.step_bound) or (
+                    False,
+                    HarnessError(f"{run.actor.name}: step did not end after cancel"),
+                )
+
+    def _blocked(self, run: Run) -> bool:
+        assert self.monitor is not None
+        others = [p for p in self.pids if p != run.pid]
+        row = self.monitor.execute(
+            "SELECT pg_isolation_test_session_is_blocked(%s, %s)", (run.pid, others)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _await(self, run: Run, step: Step | None = None) -> bool:
+        """Wait for a waiting step to complete; False (and the run stuck) if it never can."""
+        assert run.worker is not None and run.pending is not None
+        deadline = time.perf_counter() + self.options.wait_bound
+        while True:
+            reply = run.worker.reply(self.options.poll)
+            if reply is not None:
+                call = run.pending
+                run.pending = None
+                label = step.label if step and step.label else run.pending_label
+                line = step.line if step else run.pending_line
+                self._record([self._complete(run, call, reply, "done", label, line)], settle=True)
+                return True
+            if time.perf_counter() > deadline:
+                self.history.stuck = (
+                    f"{run.actor.name} waits in {run.pending.name} for a lock that no"
+                    " remaining step can release: the schedule can never finish"
+                )
+                self._record(
+                    [
+                        self._event(
+                            "stuck",
+                            run.actor.name,
+                            run.pending.name,
+                            step.label if step else "",
+                            step.line if step else None,
+                        )
+                    ]
+                )
+                return False
+
+    def _settle(self) -> list[Draft]:
+        """Record completions of waiting steps that the last step released."""
+        done: list[Draft] = []
+        progress = True
+        while progress:
+            progress = False
+            for run in self.runs.values():
+                if run.pending is None:
+                    continue
+                reply = self._wait(run)
+                if reply is None:
+                    continue
+                call, run.pending = run.pending, None
+                done.append(
+                    self._complete(run, call, reply, "done", run.pending_label, run.pending_line)
+                )
+                progress = True
+        return done
+
+    def _complete(
+        self,
+        run: Run,
+        call: Call,
+        reply: tuple[bool, Any],
+        kind: str,
+        label: str,
+        line: int | None,
+    ) -> Draft:
+        ok, value = reply
+        run.note_transaction(call)
+        model, model_error = run.model_result(call)
+        run.advance(None if ok else value, value if ok else None)
+        error = sqlstate = None
+        if not ok:
+            error = describe(value)
+            sqlstate = getattr(value, "sqlstate", None)
+        args = call.args
+        if call.kind == "receive":
+            args = (str(run.actor.options.get("invoked_by", "")),)
+        return self._event(
+            kind,
+            run.actor.name,
+            call.name,
+            label,
+            line,
+            args=args,
+            result=value if ok else None,
+            error=error,
+            sqlstate=sqlstate,
+            finished=run.finished,
+            model=model,
+            model_error=model_error,
+            recipients=run.recipients if call.kind == "send" else (),
+        )
+
+    # -- the record ---------------------------------------------------------
+
+    def _event(
+        self, kind: str, actor: str, call: str, label: str, line: int | None, **fields: Any
+    ) -> Draft:
+        """An event's fields; ``_record`` makes the Event once the marker is read."""
+        fields.update(
+            kind=kind,
+            actor=actor,
+            call=call,
+            label=label,
+            line=line,
+            vtime=self.clock.now(),
+            wall=time.perf_counter() - self.started,
+        )
+        return fields
+
+    def _record(self, drafts: list[Draft], settle: bool = False) -> None:
+        if settle:
+            drafts += self._settle()
+        drafts[-1]["marker"] = self._marker()
+        for draft in drafts:
+            self.seq += 1
+            event = Event(seq=self.seq, **draft)
+            self.history.add(event)
+            self.checker.feed(event)
+
+    def _marker(self) -> Marker:
+        if self.monitor is None:
+            db = self.model_db
+            return Marker(db.started_at, db.owner, db.collected_at, db.error)
+        row = self.monitor.execute(self._snapshot_sql).fetchone()
+        if row is None:
+            return Marker(None)
+        return Marker(row[0], row[1], row[2], row[3])
+
+
+def execute(
+    plan: Plan,
+    store: str,
+    conninfo: str | None = None,
+    options: Options | None = None,
+    scenario: str = "",
+    pool: SessionPool | None = None,
+    restart_server: Callable[[], None] | None = None,
+) -> Outcome:
+    """Run ``plan`` on ``store`` (``conninfo`` names a prepared database; None for model).
+
+    With a ``pool`` (made for this store), sessions are reused and the database
+    reset instead of opened afresh: what repeated runs (exploration) want.
+    ``restart_server`` is how a ``restart server`` entry restarts the server.
+    """
+    if store != "model" and conninfo is None and pool is None:
+        raise HarnessError(f"the {store} store needs a database")
+    conninfo = conninfo or (pool.conninfo if pool else None)
+    engine = Engine(plan, store, conninfo, options or Options(), pool, restart_server)
+    engine.history.scenario = scenario
+    try:
+        engine.open()
+        return engine.run()
+    finally:
+        engine.close()
+
+
+def _mismatch(step: Step, actual: str | None, why: str) -> InputError:
+    where = f"line {step.line}" if step.line else "schedule"
+    fix = f"write '{step.actor}: {actual}'" if actual else f"remove this step of {step.actor}"
+    return InputError(
+        f"{where}: step '{step.label + ' ' if step.label else ''}{step.actor}: {step.call}'"
+        f" does not match the program: {step.actor} {why}; {fix}"
+    )

@@ -1,0 +1,83 @@
+"""Actor sessions: one PostgreSQL connection per run, driven from its own thread.
+
+A step runs on the session's worker thread so the engine can send a statement
+and, without waiting for it, look from its monitor session whether PostgreSQL
+has the backend waiting on a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from racesim.engine.clock import SESSION_OPTIONS
+
+Reply = tuple[bool, Any]
+"""(True, value) when the call returned, (False, exception) when it raised."""
+
+
+STATEMENT_BOUND_MS = 11_000
+"""The server's own bound on any statement of a racesim session (a session default,
+so RESET keeps it): a step run without the worker thread is bounded too. A second
+above the engine's step bound, which normally cancels first."""
+
+
+def connect(conninfo: str, *, application_name: str = "racesim") -> psycopg.Connection[Any]:
+    """An autocommit session that follows the virtual clock."""
+    return psycopg.connect(
+        conninfo,
+        autocommit=True,
+        options=f"{SESSION_OPTIONS} -c statement_timeout={STATEMENT_BOUND_MS}",
+        application_name=application_name,
+    )
+
+
+DEADLOCK_TIMEOUT_MS = 50
+"""Actor sessions detect deadlocks fast, so a deadlock is an outcome within milliseconds."""
+
+
+def configure(conn: psycopg.Connection[Any]) -> None:
+    """Session settings every actor gets once, when its connection opens."""
+    # A server given by DSN may refuse; its own setting then applies.
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+        conn.execute(sql.SQL("SET deadlock_timeout = {}").format(sql.Literal(DEADLOCK_TIMEOUT_MS)))
+
+
+class Worker:
+    """A thread that runs one call at a time for one session."""
+
+    def __init__(self, name: str) -> None:
+        self._inbox: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[Reply] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name=f"racesim-{name}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._inbox.get()
+            if job is None:
+                return
+            try:
+                self._outbox.put((True, job()))
+            except BaseException as exc:  # handed to the engine, which records it
+                self._outbox.put((False, exc))
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        self._inbox.put(job)
+
+    def reply(self, timeout: float) -> Reply | None:
+        """The finished call's reply, or None if it is still running after ``timeout``."""
+        try:
+            return self._outbox.get(timeout=timeout) if timeout > 0 else self._outbox.get_nowait()
+        except queue.Empty:
+            return None
+
+    def stop(self) -> None:
+        self._inbox.put(None)
+        self._thread.join(timeout=5)

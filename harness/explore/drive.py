@@ -1,0 +1,148 @@
+"""Driving the engine one choice at a time: the common ground of every explorer.
+
+An explorer does not write a schedule up front; it picks, step after step, which
+actor moves next (or moves the clock). ``Drive`` opens an engine on a set of
+actors, takes those choices, skips choices for actors that have finished, labels
+every entry it really takes ``T+0``, ``T+1``, ... and names the call each step
+made, so the entries it returns form a plan that replays to the same history.
+
+Example::
+
+    with Drive(actors, "legacy", pool=pool) as d:
+        for name in ["user", "user", "cron", "cron", "cron", "cron"]:
+            d.take(name)
+        plan, outcome = d.plan(), d.outcome()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+
+from racesim.checks.invariants import Violation
+from racesim.engine.loop import Engine, Options, Outcome
+from racesim.engine.pool import SessionPool
+from racesim.model.plan import Actor, ClockMove, Entry, Plan, Step
+
+__all__ = ["CLOCK_MOVE", "Choice", "Drive", "Driven", "drive"]
+
+CLOCK_MOVE = timedelta(minutes=6)
+"""The clock move explorers use: past the 5-minute recovery window."""
+
+Choice = str | timedelta
+"""An actor's name (it takes its next step) or a clock move."""
+
+
+@dataclass(frozen=True)
+class Driven:
+    """A finished drive: the plan it amounts to and what happened."""
+
+    plan: Plan
+    outcome: Outcome
+
+    @property
+    def violations(self) -> list[Violation]:
+        return self.outcome.checker.violations
+
+    @property
+    def steps(self) -> int:
+        return sum(isinstance(e, Step) for e in self.plan.entries)
+
+
+class Drive:
+    """One engine run whose schedule is chosen as it goes."""
+
+    def __init__(
+        self,
+        actors: tuple[Actor, ...],
+        store: str,
+        *,
+        conninfo: str | None = None,
+        pool: SessionPool | None = None,
+        options: Options | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.actors = actors
+        self.seed = seed
+        self.options = options or Options(stop_at_first=True)
+        self.engine = Engine(Plan(actors, (), seed), store, conninfo, self.options, pool)
+        self.entries: list[Entry] = []
+
+    def __enter__(self) -> Drive:
+        self.engine.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.engine.close()
+
+    @property
+    def over(self) -> bool:
+        """True when the run should take no more entries (stuck, or stopped at a violation)."""
+        if self.engine.history.stuck:
+            return True
+        return self.options.stop_at_first and bool(self.engine.checker.violations)
+
+    def enabled(self) -> list[str]:
+        """Actors that still have a step to take, in declaration order."""
+        return [a.name for a in self.actors if self.engine.next_call(a.name) is not None]
+
+    def take(self, choice: Choice) -> Entry | None:
+        """Take one choice; None (and nothing happens) when it cannot be taken."""
+        if self.over:
+            return None
+        label = f"T+{len(self.entries)}"
+        entry: Entry
+        if isinstance(choice, timedelta):
+            entry = ClockMove(choice, label)
+        else:
+            call = self.engine.next_call(choice)
+            if call is None:
+                return None
+            entry = Step(choice, call, label)
+        self.engine.take(entry)
+        self.entries.append(entry)
+        return entry
+
+    def plan(self) -> Plan:
+        """The entries taken so far, as a plan that replays them."""
+        return Plan(self.actors, tuple(self.entries), self.seed)
+
+    def outcome(self) -> Outcome:
+        return self.engine.outcome()
+
+    def driven(self) -> Driven:
+        return Driven(self.plan(), self.outcome())
+
+
+def drive(
+    actors: tuple[Actor, ...],
+    choices: list[Choice],
+    store: str,
+    *,
+    conninfo: str | None = None,
+    pool: SessionPool | None = None,
+    options: Options | None = None,
+    seed: int = 0,
+    drain: bool = False,
+) -> Driven:
+    """Run ``choices`` over ``actors``; choices for finished actors are skipped.
+
+    With ``drain``, the actors then run to their end one after another, in
+    declaration order: every schedule becomes a complete run, so a short list
+    of choices (what Hypothesis shrinks towards) still reaches every step.
+    """
+    with Drive(actors, store, conninfo=conninfo, pool=pool, options=options, seed=seed) as d:
+        for choice in choices:
+            if d.over:
+                break
+            d.take(choice)
+        for actor in actors if drain else ():
+            while not d.over and d.take(actor.name) is not None:
+                pass
+        return d.driven()

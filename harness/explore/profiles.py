@@ -1,0 +1,61 @@
+"""Hypothesis settings profiles ``dev``, ``ci`` and ``nightly``, registered on import.
+
+The example database lives under the project's cache folder
+(``.cache/racesim/hypothesis``), so a failure found once is tried first next
+time. Pick a profile with ``--profile`` / ``--racesim-profile`` or the
+``HYPOTHESIS_PROFILE`` environment variable.
+
+Example::
+
+    from racesim.explore.profiles import settings_for
+    s = settings_for("ci", store="legacy")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+
+from racesim.errors import InputError
+
+__all__ = ["CACHE", "DEFAULT", "PROFILES", "database", "profile_name", "settings_for"]
+
+CACHE = Path(os.environ.get("RACESIM_CACHE", ".cache/racesim"))
+"""The project's cache folder (relative to the working directory)."""
+
+DEFAULT = "dev"
+PROFILES = ("dev", "ci", "nightly")
+
+_PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+_BASE = {
+    "deadline": None,  # PostgreSQL round trips vary; a deadline would only add flakiness
+    "suppress_health_check": list(HealthCheck),
+    "phases": _PHASES,  # no "explain": it reruns every failure many times
+    "print_blob": True,
+}
+settings.register_profile("dev", max_examples=200, **_BASE)  # type: ignore[arg-type]
+settings.register_profile("ci", max_examples=500, derandomize=True, **_BASE)  # type: ignore[arg-type]
+settings.register_profile("nightly", max_examples=10_000, **_BASE)  # type: ignore[arg-type]
+
+
+def profile_name(choice: str | None = None) -> str:
+    """``choice``, else ``$HYPOTHESIS_PROFILE``, else ``dev``; InputError if unknown."""
+    name = choice or os.environ.get("HYPOTHESIS_PROFILE") or DEFAULT
+    if name not in PROFILES:
+        raise InputError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
+    return name
+
+
+def database(store: str) -> ExampleDatabase:
+    """The example database for explorations of ``store`` (one folder per store)."""
+    return DirectoryBasedExampleDatabase(str(CACHE / "hypothesis" / store))
+
+
+def settings_for(profile: str | None = None, *, store: str = "", **overrides: object) -> settings:
+    """The named profile's settings, with the cache database and any overrides."""
+    base = settings.get_profile(profile_name(profile))
+    db = database(store) if store else None
+    return settings(base, database=db, **overrides)  # type: ignore[arg-type]

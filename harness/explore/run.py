@@ -1,0 +1,346 @@
+"""``racesim explore``: search schedules for violations, shrink them, save them as scenarios.
+
+Three strategies share one way of reporting:
+
+``hypothesis``  schedules as Hypothesis data (:mod:`racesim.explore.strategies`); failures
+                are shrunk by Hypothesis to fewer runs, steps and context switches;
+``exhaustive``  every distinct schedule of a small configuration (:mod:`racesim.explore.search`);
+``pct``         seeded PCT sampling of a larger configuration.
+
+Each distinct violation (by invariant) is saved under ``out`` as a scenario
+file, *then* printed as a timeline; the file's name and bytes depend only on
+the store, invariant, strategy and seed. The summary never calls an
+unfinished search a pass.
+
+Example::
+
+    with databases() as dbs:
+        result = explore(ExploreOptions(store="legacy", seed=1), dbs, Reporter())
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hypothesis
+from hypothesis import given
+
+from racesim.checks.invariants import INVARIANTS
+from racesim.engine.loop import Options, execute
+from racesim.engine.pool import SessionPool
+from racesim.errors import InputError
+from racesim.explore.drive import Driven, drive
+from racesim.explore.profiles import CACHE, profile_name, settings_for
+from racesim.explore.search import CONFIGS, SearchResult, exhaustive, pct
+from racesim.explore.shrink import shrink, size
+from racesim.explore.strategies import Schedule, schedules
+from racesim.formats.scenario import Expectation
+from racesim.formats.writer import save, scenario_text
+from racesim.model.verdict import judge
+from racesim.provision.databases import Databases
+from racesim.report.text import Reporter
+
+__all__ = ["STRATEGIES", "ExploreOptions", "Explored", "explore", "parse_budget", "parse_shard"]
+
+STRATEGIES = ("hypothesis", "exhaustive", "pct")
+DEFAULT_OUT = CACHE / "counterexamples"
+_BUDGET = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_budget(text: str) -> float:
+    """``30s``, ``2m``, ``500ms`` or plain seconds -> seconds; InputError otherwise."""
+    m = _BUDGET.match(text.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise InputError(f"--budget: expected a duration like 30s, 2m or 500ms, got {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` with 1 <= K <= N -> (K, N); InputError otherwise."""
+    m = re.match(r"^(\d+)/(\d+)$", text.strip())
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise InputError(f"--shard: expected K/N with 1 <= K <= N (e.g. 2/4), got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+@dataclass(frozen=True)
+class ExploreOptions:
+    """Everything ``racesim explore`` takes; defaults are the command's defaults."""
+
+    store: str
+    seed: int = 0
+    budget: float | None = None
+    max_examples: int | None = None
+    strategy: str = "hypothesis"
+    out: Path = DEFAULT_OUT
+    profile: str | None = None
+    shard: tuple[int, int] = (1, 1)
+    config: str | None = None
+    example_db: bool = True
+    """Keep Hypothesis's example database under the cache folder (``hypothesis`` only)."""
+
+
+@dataclass
+class Explored:
+    """What an exploration found: one saved counterexample per invariant."""
+
+    schedules: int = 0
+    complete: bool = False
+    skipped: int = 0
+    seconds: float = 0.0
+    found: dict[str, Driven] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    summary: str = ""
+    first_found: float | None = None
+    """Seconds from the start to the first violation seen (before any shrinking)."""
+    started: float = field(default_factory=time.monotonic)
+
+
+class _BudgetSpent(BaseException):
+    """Ends a Hypothesis run from inside the test (not an Exception: never shrunk)."""
+
+
+class ViolationFound(AssertionError):
+    """A schedule broke an invariant; one subclass per invariant, so that Hypothesis
+    shrinks and reports each invariant as a distinct bug."""
+
+
+_ERRORS: dict[str, type[ViolationFound]] = {
+    inv: type(f"Violation_{inv.replace('-', '_')}", (ViolationFound,), {}) for inv in INVARIANTS
+}
+
+
+class _Keeper:
+    """Keeps the smallest counterexample per invariant and saves it at once."""
+
+    def __init__(self, opts: ExploreOptions, result: Explored) -> None:
+        self.opts = opts
+        self.result = result
+        self.seen: dict[str, list[Driven]] = {}
+        """The few smallest distinct counterexamples per invariant, to shrink further."""
+
+    def offer(self, driven: Driven) -> None:
+        if not driven.violations:
+            return
+        v = driven.violations[0]
+        if self.result.first_found is None:
+            self.result.first_found = time.monotonic() - self.result.started
+        seen = self.seen.setdefault(v.invariant, [])
+        if all(size(d) != size(driven) for d in seen):
+            seen.append(driven)
+            seen.sort(key=size)
+            del seen[3:]
+        best = self.result.found.get(v.invariant)
+        if best is not None and size(best) <= size(driven):
+            return
+        self.result.found[v.invariant] = driven
+        self.result.files[v.invariant] = save(self.text(driven), self.path(v.invariant))
+
+    def path(self, invariant: str) -> Path:
+        o = self.opts
+        shard = f"-shard{o.shard[0]}of{o.shard[1]}" if o.shard[1] > 1 else ""
+        return o.out / f"{o.store}-{invariant}-{o.strategy}-seed{o.seed}{shard}.toml"
+
+    def text(self, driven: Driven) -> str:
+        v = driven.violations[0]
+        o = self.opts
+        return scenario_text(
+            driven.plan,
+            o.store,
+            v.invariant,
+            v.label,
+            name=f"{v.invariant} on {o.store}: {v.message}",
+            description=f"Found by racesim explore --store {o.store} --strategy {o.strategy}"
+            f" --seed {o.seed}; shrunk to {driven.steps} steps.",
+        )
+
+
+def explore(opts: ExploreOptions, dbs: Databases | None, reporter: Reporter) -> Explored:
+    """Run the exploration ``opts`` describes; print and save what it finds."""
+    if opts.strategy not in STRATEGIES:
+        raise InputError(
+            f"--strategy: expected one of {', '.join(STRATEGIES)}, got {opts.strategy!r}"
+        )
+    if opts.config is not None and opts.config not in CONFIGS:
+        raise InputError(f"--config: expected one of {', '.join(CONFIGS)}, got {opts.config!r}")
+    profile_name(opts.profile)
+    result = Explored()
+    keeper = _Keeper(opts, result)
+    started = result.started
+    name = dbs.create() if dbs is not None and opts.store != "model" else None
+    pool = SessionPool(dbs.server.conninfo(name), opts.store) if dbs and name else None
+    try:
+        if opts.strategy == "hypothesis":
+            _hypothesis(opts, pool, keeper, reporter)
+        else:
+            _systematic(opts, pool, keeper, reporter)
+        for invariant in sorted(keeper.seen):
+            for driven in list(keeper.seen[invariant]):
+                keeper.offer(
+                    shrink(
+                        driven,
+                        lambda actors, choices: drive(
+                            actors, choices, opts.store, pool=pool, seed=opts.seed
+                        ),
+                    )
+                )
+        result.seconds = time.monotonic() - started
+        reporter.end_progress()
+        _report(opts, result, pool, reporter)
+    finally:
+        if pool is not None:
+            pool.close()
+        if dbs is not None and name is not None:
+            dbs.drop(name)
+    return result
+
+
+def _ticker(reporter: Reporter, every: float) -> Callable[[str], None]:
+    last = [0.0]
+
+    def tick(text: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            reporter.progress(text)
+
+    return tick
+
+
+def _hypothesis(
+    opts: ExploreOptions, pool: SessionPool | None, keeper: _Keeper, reporter: Reporter
+) -> None:
+    result = keeper.result
+    tick = _ticker(reporter, 0.2 if reporter.out.isatty() else 5.0)
+    start = time.monotonic()
+    budget = opts.budget
+    limit = opts.max_examples or (10**9 if budget else None)
+    overrides: dict[str, object] = {"report_multiple_bugs": True, "derandomize": False}
+    if limit is not None:
+        overrides["max_examples"] = limit
+    settings = settings_for(opts.profile, store=opts.store if opts.example_db else "", **overrides)
+    if limit is None:
+        limit = settings.max_examples
+
+    @settings
+    @hypothesis.seed(opts.seed)
+    @given(schedules())
+    def example(s: Schedule) -> None:
+        spent = time.monotonic() - start
+        # Stop generating when the budget is spent; once something is found,
+        # shrinking may take up to twice the budget more.
+        if budget is not None and spent > (budget * 3 if result.found else budget):
+            raise _BudgetSpent
+        driven = drive(s.actors, list(s.choices), opts.store, pool=pool, seed=opts.seed, drain=True)
+        result.schedules += 1
+        tick(
+            f"explore {opts.store}: {result.schedules} schedules, {len(result.found)} "
+            f"violation(s), {spent:.1f}s"
+        )
+        if driven.violations:
+            keeper.offer(driven)
+            v = driven.violations[0]
+            raise _ERRORS[v.invariant](f"{v.invariant} at {v.label}: {v.message}")
+
+    try:
+        example()
+    except _BudgetSpent:
+        pass
+    except (ViolationFound, ExceptionGroup):
+        pass  # each found violation is already kept; Hypothesis has shrunk them
+
+
+def _systematic(
+    opts: ExploreOptions, pool: SessionPool | None, keeper: _Keeper, reporter: Reporter
+) -> None:
+    result = keeper.result
+    tick = _ticker(reporter, 0.2 if reporter.out.isatty() else 5.0)
+    deadline = time.monotonic() + opts.budget if opts.budget else None
+
+    def progress(r: SearchResult) -> None:
+        tick(
+            f"explore {opts.store} ({opts.strategy}): {r.explored} schedules, "
+            f"{r.skipped} skipped, {len(r.found)} violation(s)"
+        )
+
+    if opts.strategy == "exhaustive":
+        actors = CONFIGS[opts.config or "cron+user"]
+        r = exhaustive(
+            actors,
+            opts.store,
+            pool=pool,
+            seed=opts.seed,
+            shard=opts.shard,
+            deadline=deadline,
+            progress=progress,
+        )
+    else:
+        actors = CONFIGS[opts.config or "mixed"]
+        count = opts.max_examples or (None if deadline else 200)
+        r = pct(
+            actors,
+            opts.store,
+            pool=pool,
+            seed=opts.seed,
+            schedules=count,
+            deadline=deadline,
+            progress=progress,
+        )
+    result.schedules, result.skipped, result.complete = r.explored, r.skipped, r.complete
+    for invariant in sorted(r.found):
+        keeper.offer(r.found[invariant])
+
+
+def _report(
+    opts: ExploreOptions, result: Explored, pool: SessionPool | None, reporter: Reporter
+) -> None:
+    """Print each saved counterexample as a timeline (replayed once), then the summary."""
+    for invariant in sorted(result.found):
+        driven = result.found[invariant]
+        v = driven.violations[0]
+        expected = Expectation(v.invariant, v.label)
+        replay = execute(
+            driven.plan,
+            opts.store,
+            None,
+            Options(stop_at_first=True),
+            str(result.files[invariant]),
+            pool=pool,
+        )
+        verdict = judge(replay, expected)
+        reporter.run(
+            f"{invariant} (seed {opts.seed}, {driven.steps} steps)",
+            str(result.files[invariant]),
+            replay,
+            verdict,
+        )
+        if not verdict.matches:
+            reporter.line(f"   warning: replaying the saved schedule gave: {verdict.summary}")
+    rate = result.schedules / result.seconds if result.seconds > 0 else 0.0
+    stats = f"{result.seconds:.2f}s, {rate:.0f} schedules/s"
+    if result.found:
+        names = ", ".join(sorted(result.found))
+        result.summary = (
+            f"found {len(result.found)} violation(s) ({names}) after "
+            f"{result.schedules} schedules (seed {opts.seed}, {stats}); saved: "
+            + ", ".join(str(result.files[k]) for k in sorted(result.files))
+        )
+    elif result.complete:
+        part = f"shard {opts.shard[0]}/{opts.shard[1]}: " if opts.shard[1] > 1 else ""
+        skipped = f", {result.skipped} redundant branches skipped" if result.skipped else ""
+        result.summary = (
+            f"{part}exhaustive: all {result.schedules} distinct schedules explored, "
+            f"none violates ({opts.store}{skipped}, {stats})"
+        )
+    else:
+        result.summary = (
+            f"budget spent after {result.schedules} schedules: none found, "
+            f"search incomplete ({opts.store}, {opts.strategy}, seed {opts.seed}, "
+            f"{stats})"
+        )
+    reporter.line(result.summary)

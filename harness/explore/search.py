@@ -1,0 +1,311 @@
+"""Systematic schedule search: every distinct interleaving, or seeded PCT sampling.
+
+**Exhaustive** (``exhaustive``) is stateless model checking: each schedule is
+one fresh engine run (on a reset pooled database), chosen depth first; after a
+run, the deepest step with an untried actor is changed and the run repeated.
+
+The reduction is a *sleep set* (Godefroid): after the subtree where actor ``a``
+steps first from some state has been explored, ``a``'s step is put to sleep in
+the sibling subtrees and stays asleep while only steps independent of it are
+taken; a run whose every enabled actor sleeps is skipped, since each of its
+completions is a reordering of independent steps of a schedule already run.
+Two steps (of different actors) are **independent** when
+
+* neither writes a resource the other reads or writes: the state row (every
+  store call but ``get_freshness`` writes it; ``get_freshness`` reads it), the
+  advisory lock (``try_task_lock``, ``release_task_lock``, and ``crash``, which
+  drops the session's locks), and the platform's delivery of the invoke
+  (``invoke`` writes it, ``receive`` reads it); ``collect`` touches nothing;
+* and neither ends its program (the checks read which runs have finished).
+
+Swapping two such steps changes no call's result, no marker row and none of the
+harness's ownership record, hence no verdict. Virtual time is the one thing a
+swap shifts: steps are labelled a second apart, so a mark's timestamp moves by
+seconds; exhaustive configurations have no clock moves, so no marker comes near
+the 5-minute window and no result changes.
+
+**PCT** (``pct``): each schedule gives the actors random distinct priorities and
+picks ``depth - 1`` change points; the highest-priority enabled actor always
+steps, and at a change point the running actor drops to a low priority. Seeded:
+schedule ``i`` of seed ``s`` is the same everywhere.
+
+``--shard K/N`` splits exhaustive work by the first four choices of a schedule,
+so N processes together explore every schedule one would. Sleep sets cannot
+reach across shards, so together they run somewhat more schedules than one
+process (and schedules shorter than four steps run in every shard).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from racesim.engine.loop import Options
+from racesim.engine.pool import SessionPool
+from racesim.explore.drive import CLOCK_MOVE, Drive, Driven
+from racesim.model.plan import Actor
+
+__all__ = ["CONFIGS", "Access", "SearchResult", "access", "exhaustive", "independent", "pct"]
+
+_BG = "background"
+SPLIT_DEPTH = 3
+"""Shards split the search by a schedule's first ``SPLIT_DEPTH + 1`` choices."""
+CONFIGS: dict[str, tuple[Actor, ...]] = {
+    "cron+user": (Actor("cron", "cron"), Actor("user", "refresh", {"mode": "sync"})),
+    "cron+cron": (Actor("cron", "cron"), Actor("cron2", "cron")),
+    "user-async+2bg": (
+        Actor("user", "refresh", {"mode": "async"}),
+        Actor("first", _BG, {"invoked_by": "user"}),
+        Actor("second", _BG, {"invoked_by": "user"}),
+    ),
+    "mixed": (
+        Actor("cron", "cron"),
+        Actor("user", "refresh", {"mode": "sync"}),
+        Actor("user2", "refresh", {"mode": "async"}),
+        Actor("first", _BG, {"invoked_by": "user2"}),
+        Actor("second", _BG, {"invoked_by": "user2"}, frozenset({"persist_fails"})),
+        Actor("page", "poll", {"polls": 3}),
+    ),
+}
+"""Named configurations for ``--config``; the first three are small enough to exhaust."""
+
+_READS = {"get_freshness": "row", "receive": "delivery"}
+_WRITES = {
+    "mark": "row",
+    "clear": "row",
+    "set_collection_error": "row",
+    "upsert_recommendations": "row",
+    "try_task_lock": "lock",
+    "release_task_lock": "lock",
+    "crash": "lock",
+    "invoke": "delivery",
+}
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one executed step touched."""
+
+    actor: str
+    call: str
+    reads: frozenset[str]
+    writes: frozenset[str]
+    finishes: bool
+
+
+def access(actor: str, call: str, finishes: bool) -> Access:
+    """The resources a step of ``call`` reads and writes (see the module docstring)."""
+    reads = frozenset({_READS[call]} if call in _READS else ())
+    writes = frozenset({_WRITES[call]} if call in _WRITES else ())
+    return Access(actor, call, reads, writes, finishes)
+
+
+def independent(a: Access, b: Access) -> bool:
+    """True when swapping the two steps can change no result, marker or verdict."""
+    if a.actor == b.actor or a.finishes or b.finishes:
+        return False
+    return not (a.writes & (b.reads | b.writes) or b.writes & a.reads)
+
+
+@dataclass
+class SearchResult:
+    """What a search did: schedules run, branches skipped, violations found.
+
+    ``skipped`` counts branches (a state and an actor stepping from it) that the
+    sleep sets pruned; each stands for one or more schedules not run.
+    """
+
+    explored: int = 0
+    skipped: int = 0
+    complete: bool = False
+    found: dict[str, Driven] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class _Frame:
+    enabled: list[str]
+    sleep: dict[str, Access]
+    choice: str
+    done: dict[str, Access] = field(default_factory=dict)
+    made: Access | None = None
+
+
+Runner = Callable[[], Drive]
+Progress = Callable[[SearchResult], None]
+
+
+def _keep(result: SearchResult, driven: Driven) -> None:
+    """Keep the shortest violating schedule per invariant (ties: the first found)."""
+    if not driven.violations:
+        return
+    key = driven.violations[0].invariant
+    best = result.found.get(key)
+    if best is None or driven.steps < best.steps:
+        result.found[key] = driven
+
+
+def exhaustive(
+    actors: tuple[Actor, ...],
+    store: str,
+    *,
+    pool: SessionPool | None = None,
+    seed: int = 0,
+    reduce: bool = True,
+    shard: tuple[int, int] = (1, 1),
+    deadline: float | None = None,
+    progress: Progress | None = None,
+) -> SearchResult:
+    """Run every distinct schedule of ``actors`` (or shard ``K/N`` of them).
+
+    ``complete`` is False when ``deadline`` (a ``time.monotonic()`` value) came
+    first. Each schedule stops at its first violation.
+    """
+    k, n = shard
+    names = [a.name for a in actors]
+
+    def mine(depth: int, stack: list[_Frame], actor: str) -> bool:
+        if n == 1 or depth != SPLIT_DEPTH:
+            return True
+        index = 0
+        for choice in [*(f.choice for f in stack[:SPLIT_DEPTH]), actor]:
+            index = index * len(names) + names.index(choice)
+        return index % n == k - 1
+
+    result = SearchResult()
+    started = time.monotonic()
+    stack: list[_Frame] = []
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        _one(actors, store, pool, seed, stack, reduce, mine, result)
+        if progress is not None:
+            progress(result)
+        if not _backtrack(stack, reduce, mine):
+            result.complete = True
+            break
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _one(
+    actors: tuple[Actor, ...],
+    store: str,
+    pool: SessionPool | None,
+    seed: int,
+    stack: list[_Frame],
+    reduce: bool,
+    mine: Callable[[int, list[_Frame], str], bool],
+    result: SearchResult,
+) -> str:
+    """Run one schedule: the stack's choices, then the first allowed actor at each new state."""
+    with Drive(actors, store, pool=pool, seed=seed, options=Options(stop_at_first=True)) as d:
+        depth = 0
+        while not d.over:
+            if depth < len(stack):
+                frame = stack[depth]
+            else:
+                enabled = d.enabled()
+                if not enabled:
+                    break
+                sleep: dict[str, Access] = {}
+                if reduce and stack:
+                    parent = stack[-1]
+                    assert parent.made is not None
+                    sleep = {
+                        a: x
+                        for a, x in {**parent.sleep, **parent.done}.items()
+                        if independent(x, parent.made)
+                    }
+                allowed = [a for a in enabled if a not in sleep and mine(depth, stack, a)]
+                if not allowed:
+                    if all(a in sleep for a in enabled):
+                        result.skipped += len(enabled)  # every way on is a reordering
+                        return "skipped"
+                    return "other shard"
+                result.skipped += sum(a in sleep for a in enabled)
+                frame = _Frame(enabled, sleep, allowed[0])
+                stack.append(frame)
+            entry = d.take(frame.choice)
+            assert entry is not None
+            frame.made = access(
+                frame.choice, getattr(entry, "call", ""), d.engine.next_call(frame.choice) is None
+            )
+            depth += 1
+        result.explored += 1
+        _keep(result, d.driven())
+    return "explored"
+
+
+def _backtrack(
+    stack: list[_Frame], reduce: bool, mine: Callable[[int, list[_Frame], str], bool]
+) -> bool:
+    """Move the deepest frame with an untried actor to it; False when none is left."""
+    while stack:
+        frame = stack[-1]
+        assert frame.made is not None
+        frame.done[frame.choice] = frame.made
+        depth = len(stack) - 1
+        for actor in frame.enabled:
+            if actor in frame.done or (reduce and actor in frame.sleep):
+                continue
+            if not mine(depth, stack, actor):
+                continue
+            frame.choice, frame.made = actor, None
+            return True
+        stack.pop()
+    return False
+
+
+def pct(
+    actors: tuple[Actor, ...],
+    store: str,
+    *,
+    pool: SessionPool | None = None,
+    seed: int = 0,
+    depth: int = 3,
+    max_steps: int = 60,
+    clock: bool = True,
+    schedules: int | None = None,
+    deadline: float | None = None,
+    progress: Progress | None = None,
+) -> SearchResult:
+    """Seeded PCT sampling until ``schedules`` were run or ``deadline`` passed.
+
+    ``complete`` stays False: sampling never shows that no schedule violates.
+    """
+    result = SearchResult()
+    started = time.monotonic()
+    i = 0
+    while (schedules is None or i < schedules) and (
+        deadline is None or time.monotonic() <= deadline
+    ):
+        rng = random.Random(seed * 1_000_003 + i)
+        i += 1
+        names = [a.name for a in actors]
+        priority = dict(
+            zip(names, rng.sample(range(depth, depth + len(names)), len(names)), strict=True)
+        )
+        changes = {c: j for j, c in enumerate(rng.sample(range(1, max_steps), depth - 1), 1)}
+        move_at = rng.randrange(max_steps) if clock and rng.random() < 0.5 else -1
+        with Drive(actors, store, pool=pool, seed=seed, options=Options(stop_at_first=True)) as d:
+            for step in range(max_steps):
+                if d.over:
+                    break
+                if step == move_at:
+                    d.take(CLOCK_MOVE)
+                enabled = d.enabled()
+                if not enabled:
+                    break
+                chosen = max(enabled, key=lambda a: priority[a])
+                d.take(chosen)
+                if step in changes:
+                    priority[chosen] = depth - changes[step]
+            result.explored += 1
+            _keep(result, d.driven())
+        if progress is not None:
+            progress(result)
+    result.seconds = time.monotonic() - started
+    return result

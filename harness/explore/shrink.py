@@ -1,0 +1,94 @@
+"""A last, greedy shrink of a counterexample, on the schedule as it was executed.
+
+Hypothesis shrinks the *drawn* data; a schedule that is short to draw (a fault,
+then the actors drained one after another) can still be long to read. This pass
+works on the executed plan: it tries dropping a run (with the invocations it
+delivers), a fault, or one entry, and keeps any change after which the same
+invariant still breaks first and the counterexample is smaller. It repeats
+until nothing helps, so its result is a local minimum, and it is deterministic.
+
+Example::
+
+    small = shrink(driven, lambda actors, choices: drive(actors, choices, "legacy", pool=pool))
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from racesim.explore.drive import Choice, Driven
+from racesim.model.plan import Actor, ClockMove, Step
+
+__all__ = ["shrink", "size"]
+
+Rerun = Callable[[tuple[Actor, ...], list[Choice]], Driven]
+
+
+def size(driven: Driven) -> tuple[int, int, int, int, str]:
+    """Smaller is a better counterexample: entries, runs, faults, context switches, text."""
+    entries = driven.plan.entries
+    who = [e.actor if isinstance(e, Step) else "clock" for e in entries]
+    switches = sum(a != b for a, b in itertools.pairwise(who))
+    faults = sum(len(a.faults) for a in driven.plan.actors)
+    return (len(entries), len(driven.plan.actors), faults, switches, repr(driven.plan))
+
+
+def _choices(driven: Driven) -> list[Choice]:
+    return [
+        e.actor if isinstance(e, Step) else e.delta
+        for e in driven.plan.entries
+        if isinstance(e, Step | ClockMove)
+    ]
+
+
+def _candidates(driven: Driven) -> Iterator[tuple[tuple[Actor, ...], list[Choice]]]:
+    actors, choices = driven.plan.actors, _choices(driven)
+    for victim in actors:
+        gone = {victim.name} | {
+            a.name for a in actors if a.options.get("invoked_by") == victim.name
+        }
+        yield (
+            tuple(a for a in actors if a.name not in gone),
+            [c for c in choices if c not in gone],
+        )
+    for i, actor in enumerate(actors):
+        if actor.program == "refresh" and not any(
+            a.options.get("invoked_by") == actor.name for a in actors
+        ):  # a plain cron run is the same caller minus the freshness read
+            yield (
+                (*actors[:i], Actor(actor.name, "cron", {}, frozenset()), *actors[i + 1 :]),
+                choices,
+            )
+        for fault in sorted(actor.faults):
+            fewer = replace(actor, faults=actor.faults - {fault})
+            yield (*actors[:i], fewer, *actors[i + 1 :]), choices
+    for i in reversed(range(len(choices))):
+        yield actors, choices[:i] + choices[i + 1 :]
+
+
+def shrink(driven: Driven, rerun: Rerun, max_runs: int = 500) -> Driven:
+    """The smallest counterexample found greedily from ``driven`` (same first invariant)."""
+    if not driven.violations:
+        return driven
+    invariant = driven.violations[0].invariant
+    best, runs = driven, 0
+    improved = True
+    while improved and runs < max_runs:
+        improved = False
+        for actors, choices in _candidates(best):
+            if not actors:
+                continue
+            runs += 1
+            tried = rerun(actors, choices)
+            if (
+                tried.violations
+                and tried.violations[0].invariant == invariant
+                and size(tried) < size(best)
+            ):
+                best, improved = tried, True
+                break
+            if runs >= max_runs:
+                break
+    return best

@@ -1,0 +1,462 @@
+"""Scenario files: TOML data that becomes a Plan, with every problem reported by line.
+
+A scenario is data, never code: nothing in it is evaluated or put into SQL.
+
+    name = "two users refresh at once"
+    stores = ["legacy", "token", "model"]
+
+    schedule = [
+      "T+0 alice: get_freshness",
+      "T+1 alice: mark",
+      "+6m",
+    ]
+
+    [actors]
+    alice = { program = "refresh", mode = "sync" }
+
+    [expect]
+    legacy = { breaks = "no-foreign-clear", at = "T+3" }
+    token = "holds"
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from racesim.checks.invariants import INVARIANTS
+from racesim.engine.actors import SESSION_SETTINGS
+from racesim.errors import InputError
+from racesim.model.plan import LABEL, Actor, ClockMove, Entry, Outage, Plan, Step, label_offset
+from racesim.store import FAULTS, PROGRAMS, STORES
+
+MAX_BYTES = 1_000_000
+MAX_ENTRIES = 10_000
+MAX_CLOCK = timedelta(days=7)
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+STEP = re.compile(
+    r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<actor>[^\s:]+)\s*:\s*(?P<call>\S+)\s*(?:->.*)?$"
+)
+CLOCK = re.compile(
+    r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h|d)$"
+)
+OUTAGE = re.compile(
+    r"^(?:(?P<label>T[+-]\S*)\s+)?(?:(?P<kind>terminate)\s+(?P<target>[^\s:]+)|(?P<restart>restart)\s+server)$"
+)
+UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+TOP_KEYS = {"name", "description", "stores", "seed", "schedule", "actors", "expect"}
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """``holds``, or the invariant expected to break and the step label where."""
+
+    breaks: str = ""
+    at: str = ""
+
+    def describe(self) -> str:
+        return "holds" if not self.breaks else f"breaks {self.breaks} at {self.at}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: str
+    name: str
+    description: str
+    plan: Plan
+    stores: tuple[str, ...]
+    expect: dict[str, Expectation]
+
+
+class _Lines:
+    """Finds the line a key or schedule entry sits on, for messages."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def key(self, key: str, default: int = 1) -> int:
+        pat = re.compile(rf'^\s*(?:\[\s*(?:\w+\.)?)?"?{re.escape(key)}"?\s*[=\]]')
+        for n, line in enumerate(self.lines, 1):
+            if pat.search(line):
+                return n
+        return default
+
+    def entries(self, values: list[str]) -> list[int]:
+        """Lines of the schedule's strings, found in order after ``schedule =``."""
+        found, start = [], self.key("schedule")
+        pos = start - 1
+        for value in values:
+            needle = value if len(value) < 200 else value[:200]
+            for n in range(pos, len(self.lines)):
+                if needle in self.lines[n]:
+                    found.append(n + 1)
+                    pos = n + 1
+                    break
+            else:
+                found.append(start)
+        return found
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and check a scenario file; raise InputError listing every problem."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"{p}: cannot read the scenario ({exc.strerror}); check the path"
+        ) from None
+    if len(raw) > MAX_BYTES:
+        raise InputError(f"{p}:1: file is {len(raw)} bytes, more than {MAX_BYTES}; split it")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(f"{p}:{line}: not UTF-8 text; save the scenario as UTF-8 TOML") from None
+    return parse(text, str(p))
+
+
+def parse(text: str, path: str = "<scenario>") -> Scenario:
+    """Parse scenario text; every problem is one line naming file, line and fix."""
+    if "\x00" in text:
+        raise InputError(f"{path}:1: binary data (NUL byte); a scenario is a TOML text file")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise InputError(
+            f"{path}:{m.group(1) if m else 1}: TOML syntax error: {exc}; fix the syntax"
+        ) from None
+    return _Checker(path, _Lines(text)).scenario(data)
+
+
+class _Checker:
+    def __init__(self, path: str, lines: _Lines) -> None:
+        self.path = path
+        self.lines = lines
+        self.problems: list[str] = []
+
+    def bad(self, line: int, message: str) -> None:
+        self.problems.append(f"{self.path}:{line}: {message}")
+
+    def scenario(self, data: dict[str, Any]) -> Scenario:
+        for key in sorted(set(data) - TOP_KEYS):
+            self.bad(
+                self.lines.key(key),
+                f"unknown key {key!r}; known keys: {', '.join(sorted(TOP_KEYS))}",
+            )
+        name = data.get("name", Path(self.path).stem)
+        if not isinstance(name, str) or not name.strip():
+            self.bad(self.lines.key("name"), "name must be a non-empty string")
+            name = Path(self.path).stem
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            self.bad(self.lines.key("description"), "description must be a string")
+            description = ""
+        seed = data.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            self.bad(self.lines.key("seed"), "seed must be a whole number from 0 to 2**63-1")
+            seed = 0
+        stores = self.stores(data.get("stores", list(STORES)))
+        actors = self.actors(data.get("actors"))
+        entries = self.schedule(data.get("schedule"), {a.name: a for a in actors})
+        expect = self.expect(data.get("expect"), stores, entries)
+        if self.problems:
+            raise InputError(self.problems)
+        plan = Plan(actors=tuple(actors), entries=tuple(entries), seed=seed)
+        scenario = Scenario(self.path, name.strip(), description, plan, stores, expect)
+        if {"model", "token"} & set(stores):
+            self.dry_run(scenario)
+        return scenario
+
+    def stores(self, value: Any) -> tuple[str, ...]:
+        line = self.lines.key("stores")
+        if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
+            self.bad(line, f"stores must be a non-empty list of store names ({', '.join(STORES)})")
+            return ()
+        for s in value:
+            if s not in STORES:
+                self.bad(line, f"unknown store {s[:40]!r}; choose from {', '.join(STORES)}")
+        if len(set(value)) != len(value):
+            self.bad(line, "a store is listed twice in stores; list each once")
+        return tuple(s for s in dict.fromkeys(value) if s in STORES)
+
+    def actors(self, value: Any) -> list[Actor]:
+        if value is None:
+            self.bad(1, 'no [actors] table; add one, e.g. [actors] user = { program = "refresh" }')
+            return []
+        if not isinstance(value, dict) or not value:
+            self.bad(self.lines.key("actors"), "actors must be a table of name = { program = ... }")
+            return []
+        out = []
+        for name, spec in value.items():
+            line = self.lines.key(name, self.lines.key("actors"))
+            if not NAME.match(name):
+                self.bad(
+                    line,
+                    f"actor name {name[:40]!r} must be a letter then letters, digits, - or _ (at most 40)",
+                )
+                continue
+            if not isinstance(spec, dict):
+                self.bad(line, f'actor {name} must be a table: {name} = {{ program = "cron" }}')
+                continue
+            actor = self.actor(name, spec, line)
+            if actor:
+                out.append(actor)
+        names = {a.name: a for a in out}
+        for a in out:
+            source = a.options.get("invoked_by")
+            if source is not None and (
+                not isinstance(source, str)
+                or source not in names
+                or names[source].program != "refresh"
+            ):
+                self.bad(
+                    a.line or 1,
+                    f"actor {a.name}: invoked_by must name a refresh actor, got {str(source)[:40]!r}",
+                )
+            if a.program == "background" and source is None:
+                self.bad(
+                    a.line or 1,
+                    f'actor {a.name}: a background actor needs invoked_by = "<refresh actor>"',
+                )
+        return out
+
+    def actor(self, name: str, spec: dict[str, Any], line: int) -> Actor | None:
+        program = spec.get("program")
+        if program not in PROGRAMS:
+            self.bad(
+                line,
+                f"actor {name}: unknown program {str(program)[:40]!r}; choose from {', '.join(PROGRAMS)}",
+            )
+            return None
+        known = PROGRAMS[program]
+        faults = spec.get("faults", [])
+        if not isinstance(faults, list) or not all(isinstance(f, str) for f in faults):
+            self.bad(line, f"actor {name}: faults must be a list of names")
+            faults = []
+        for f in faults:
+            if f not in known.faults:
+                allowed = ", ".join(sorted(known.faults)) or "none"
+                why = "unknown fault" if f not in FAULTS else f"fault not met by a {program} run"
+                self.bad(line, f"actor {name}: {why} {f[:40]!r}; allowed: {allowed}")
+        options = {k: v for k, v in spec.items() if k not in ("program", "faults")}
+        for key, value in options.items():
+            if key not in known.options | set(SESSION_SETTINGS):
+                allowed = ", ".join(sorted(known.options | set(SESSION_SETTINGS)))
+                self.bad(
+                    line,
+                    f"actor {name}: unknown option {key[:40]!r} for {program}; allowed: {allowed}",
+                )
+            elif not self.option_ok(key, value):
+                self.bad(
+                    line,
+                    f"actor {name}: bad value for {key}: {str(value)[:40]!r}; {OPTION_HELP[key]}",
+                )
+        return Actor(name, program, options, frozenset(faults), line)
+
+    def option_ok(self, key: str, value: Any) -> bool:
+        if key == "mode":
+            return value in ("sync", "async")
+        if key == "polls":
+            return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000
+        if key in ("invoked_by", "task"):
+            return isinstance(value, str) and bool(NAME.match(value))
+        if key == "hold":
+            return value in ("row", "advisory", "row+advisory", "advisory+row")
+        if key in SESSION_SETTINGS:
+            return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 600_000
+        return False
+
+    def schedule(self, value: Any, actors: dict[str, Actor]) -> list[Entry]:
+        if value is None:
+            self.bad(
+                1, 'no schedule; add schedule = ["T+0 actor: call", ...] before the first table'
+            )
+            return []
+        line0 = self.lines.key("schedule")
+        if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
+            self.bad(line0, 'schedule must be a non-empty list of strings like "T+1 user: mark"')
+            return []
+        if len(value) > MAX_ENTRIES:
+            self.bad(
+                line0, f"schedule has {len(value)} entries, more than {MAX_ENTRIES}; shorten it"
+            )
+            return []
+        out: list[Entry] = []
+        labels: dict[str, int] = {}
+        last: timedelta | None = None
+        for text, line in zip(value, self.lines.entries(value), strict=True):
+            entry = self.entry(text.strip(), line, actors)
+            if entry is None:
+                continue
+            if entry.label:
+                if entry.label in labels:
+                    self.bad(
+                        line,
+                        f"label {entry.label} is used twice (first on line {labels[entry.label]}); give each step its own label",
+                    )
+                labels.setdefault(entry.label, line)
+                at = label_offset(entry.label)
+                if last is not None and at <= last:
+                    self.bad(
+                        line,
+                        f"label {entry.label} is not after the label before it; labels are time points and must increase",
+                    )
+                last = at
+            out.append(entry)
+        return out
+
+    def entry(self, text: str, line: int, actors: dict[str, Actor]) -> Entry | None:
+        clock = CLOCK.match(text)
+        if clock:
+            if clock["sign"] == "-":
+                self.bad(
+                    line,
+                    f"clock move {text[:40]!r} goes backwards; the clock only moves forward (write +{clock['amount']}{clock['unit']})",
+                )
+                return None
+            delta = timedelta(seconds=float(clock["amount"]) * UNITS[clock["unit"]])
+            if delta <= timedelta(0) or delta > MAX_CLOCK:
+                self.bad(line, f"clock move {text[:40]!r} must be more than 0 and at most 7d")
+                return None
+            if clock["label"] and not self.label_ok(clock["label"], line):
+                return None
+            return ClockMove(delta, clock["label"] or "", line)
+        outage = OUTAGE.match(text)
+        if outage:
+            label = outage["label"] or ""
+            if label and not self.label_ok(label, line):
+                return None
+            if outage["restart"]:
+                return Outage("restart", "server", label, line)
+            target = outage["target"]
+            if target != "monitor" and target not in actors:
+                self.bad(
+                    line,
+                    f"terminate names unknown actor {target[:40]!r}; name an actor or 'monitor'",
+                )
+                return None
+            return Outage("terminate", target, label, line)
+        m = STEP.match(text)
+        if not m:
+            self.bad(
+                line,
+                f'cannot read schedule entry {text[:60]!r}; write "T+1 actor: call", "+6m",'
+                ' "terminate actor" or "restart server"',
+            )
+            return None
+        label, actor, call = m["label"] or "", m["actor"], m["call"]
+        if label and not self.label_ok(label, line):
+            return None
+        if actor not in actors:
+            known = ", ".join(actors) or "none declared"
+            self.bad(
+                line, f"unknown actor {actor[:40]!r}; declare it under [actors] (known: {known})"
+            )
+            return None
+        calls = PROGRAMS[actors[actor].program].calls
+        if call not in calls:
+            self.bad(
+                line,
+                f"{actor} ({actors[actor].program}) never calls {call[:40]!r}; its calls: {', '.join(sorted(calls))}",
+            )
+            return None
+        return Step(actor, call, label, line)
+
+    def label_ok(self, label: str, line: int) -> bool:
+        if LABEL.match(label):
+            return True
+        self.bad(line, f"bad time label {label[:40]!r}; write T+3, T-1 or T+1.5 (at most 6 digits)")
+        return False
+
+    def expect(
+        self, value: Any, stores: tuple[str, ...], entries: list[Entry]
+    ) -> dict[str, Expectation]:
+        line = self.lines.key("expect")
+        if not isinstance(value, dict):
+            self.bad(
+                line if value is not None else 1,
+                'no [expect] table; add one with an outcome per store, e.g. token = "holds"',
+            )
+            return {}
+        labels = {e.label for e in entries if e.label}
+        out: dict[str, Expectation] = {}
+        for store in stores:
+            if store not in value:
+                self.bad(
+                    line,
+                    f'no expected outcome for store {store}; add {store} = "holds" or {{ breaks = "...", at = "T+n" }}',
+                )
+        for store, spec in value.items():
+            sline = self.lines.key(store, line)
+            if store not in STORES:
+                self.bad(
+                    sline,
+                    f"[expect] names unknown store {store[:40]!r}; choose from {', '.join(STORES)}",
+                )
+                continue
+            if spec == "holds":
+                out[store] = Expectation()
+                continue
+            if not isinstance(spec, dict) or set(spec) != {"breaks", "at"}:
+                self.bad(
+                    sline,
+                    f'expectation for {store} must be "holds" or {{ breaks = "<invariant>", at = "T+n" }}',
+                )
+                continue
+            if spec["breaks"] not in INVARIANTS:
+                self.bad(
+                    sline,
+                    f"unknown invariant {str(spec['breaks'])[:40]!r}; choose from {', '.join(INVARIANTS)}",
+                )
+                continue
+            if spec["at"] not in labels:
+                self.bad(
+                    sline,
+                    f"expected break at {str(spec['at'])[:40]!r}, which labels no step; use a label from the schedule",
+                )
+                continue
+            out[store] = Expectation(spec["breaks"], spec["at"])
+        return out
+
+    def dry_run(self, scenario: Scenario) -> None:
+        """Walk the schedule on the model, so a step the program never makes is caught now."""
+        from racesim.engine.loop import Options, execute
+
+        try:
+            execute(scenario.plan, "model", options=Options(compare_model=False))
+        except InputError as exc:
+            raise located(exc, self.path) from None
+
+
+OPTION_HELP = {
+    "mode": 'use "sync" or "async"',
+    "polls": "use a whole number from 1 to 1000",
+    "invoked_by": "name the refresh actor whose invoke delivers this run",
+    "task": "use a task name of letters, digits, - or _",
+    "hold": 'use "row", "advisory", "row+advisory" or "advisory+row"',
+    "lock_timeout": "use milliseconds, 1 to 600000",
+    "statement_timeout": "use milliseconds, 1 to 600000",
+}
+
+
+def located(exc: InputError, path: str) -> InputError:
+    """The engine's ``line N: ...`` problems, as ``path:N: ...``."""
+    return InputError([f"{path}:{p.removeprefix('line ')}" for p in exc.problems])
+
+
+def discover(paths: list[str]) -> list[Path]:
+    """Scenario files named directly or found (``*.toml``) in named folders, sorted."""
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found += sorted(p.glob("*.toml"))
+        else:
+            found.append(p)
+    return found

@@ -1,0 +1,77 @@
+"""Writing a plan back out as a scenario file that ``racesim run`` and ``replay`` read.
+
+The text depends only on its inputs (no timestamps, no random names), so the
+same counterexample is written byte for byte the same. Files are written
+atomically (a temporary file renamed into place), so a killed run leaves either
+the old file or the new one.
+
+Example::
+
+    text = scenario_text(plan, "legacy", "no-foreign-clear", "T+4", name="found by explore")
+    path = save(text, Path(".cache/racesim/counterexamples") / "legacy-no-foreign-clear.toml")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from racesim.model.plan import ClockMove, Plan, Step, format_delta
+
+__all__ = ["save", "scenario_text"]
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def scenario_text(
+    plan: Plan,
+    store: str,
+    breaks: str,
+    at: str,
+    *,
+    name: str,
+    description: str = "",
+) -> str:
+    """The scenario file for ``plan``, expected to break ``breaks`` at label ``at``."""
+    lines = [f"name = {_value(name)}"]
+    if description:
+        lines.append(f"description = {_value(description)}")
+    lines += [f"stores = [{_value(store)}]", f"seed = {plan.seed}", "", "schedule = ["]
+    for entry in plan.entries:
+        if isinstance(entry, ClockMove):
+            text = f"{entry.label} {format_delta(entry.delta)}".strip()
+        elif isinstance(entry, Step):
+            text = f"{entry.label} {entry.actor}: {entry.call}".strip()
+        else:
+            raise ValueError(f"cannot write {type(entry).__name__} entries (explorers make none)")
+        lines.append(f"  {_value(text)},")
+    lines += ["]", "", "[actors]"]
+    for actor in plan.actors:
+        fields = [f"program = {_value(actor.program)}"]
+        fields += [f"{k} = {_value(v)}" for k, v in sorted(actor.options.items())]
+        if actor.faults:
+            fields.append(f"faults = [{', '.join(_value(f) for f in sorted(actor.faults))}]")
+        lines.append(f"{actor.name} = {{ {', '.join(fields)} }}")
+    lines += ["", "[expect]"]
+    if breaks:
+        lines.append(f"{store} = {{ breaks = {_value(breaks)}, at = {_value(at)} }}")
+    else:
+        lines.append(f'{store} = "holds"')
+    return "\n".join(lines) + "\n"
+
+
+def save(text: str, path: Path) -> Path:
+    """Write ``text`` to ``path`` atomically; return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,1 @@
+"""racesim.model."""

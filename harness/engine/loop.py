@@ -257,11 +257,26 @@ class Engine:
         """pg_terminate_backend, then wait until the backend is really gone."""
         assert self.monitor is not None
         self.monitor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        self._await_exit(pid)
+
+    def _await_exit(self, pid: int) -> None:
+        """Wait until the server has let go of backend ``pid``.
+
+        Closing a connection returns before its backend has exited, and only the
+        exit releases the session's locks (advisory locks included): a crash is
+        complete once the backend is gone from ``pg_stat_activity``.
+        """
+        if self.monitor is None or not pid:
+            return
         deadline = time.perf_counter() + self.options.step_bound
-        while (
-            self.monitor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-            and time.perf_counter() < deadline
-        ):
+        while self.monitor.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone():
+            if time.perf_counter() > deadline:
+                raise HarnessError(
+                    f"backend {pid} was still running {self.options.step_bound:g}s after its"
+                    " session ended; its locks may still be held, so nothing after it is checked"
+                )
             time.sleep(self.options.poll)
 
     def _lose(self, run: Run, outage: Outage, why: str, result: str) -> list[Draft]:
@@ -434,6 +449,7 @@ class Engine:
             return True, self.deliveries.get(str(run.actor.options.get("invoked_by", "")))
         if call.kind == "crash":
             run.end_session()
+            self._await_exit(run.pid)
             return True, None
         if run.worker is None:  # the model store: no database, no waiting
             if call.kind == "sql":

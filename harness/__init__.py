@@ -1,26 +1,72 @@
-"""racesim's engine: provisioning, the virtual clock, scenarios, the scheduler and checks.
+"""racesim: several callers of one PostgreSQL database, in any interleaving, checked after every step.
 
->>> from harness import execute, load                        # doctest: +SKIP
->>> scenario = load("scenarios/t0-t4-cron-wipes-user.toml")  # doctest: +SKIP
->>> outcome = execute(scenario.plan, "model")                # doctest: +SKIP
->>> outcome.checker.violations                               # doctest: +SKIP
+The public face. Everything a user needs is importable from here; the modules
+behind it are machinery whose names may change. Importing ``racesim`` is cheap:
+each name is loaded on first use, so a test run that never touches racesim (the
+pytest plugin loads into every test run of a project that installs it) pays for
+nothing but this file.
+
+>>> import racesim                                                    # doctest: +SKIP
+>>> scenario = racesim.load("scenarios/t0-t4-cron-wipes-user.toml")  # doctest: +SKIP
+>>> outcome = racesim.execute(scenario.plan, "model")                # doctest: +SKIP
+>>> outcome.checker.violations                                       # doctest: +SKIP
 []
 """
 
-from racesim.checks.invariants import INVARIANTS, Violation, check
-from racesim.engine.loop import Options, Outcome, execute
-from racesim.errors import HarnessError, InputError, ProvisionError, RacesimError
-from racesim.formats.scenario import Scenario, load, parse
-from racesim.model.plan import Actor, ClockMove, Outage, Plan, Step
-from racesim.model.verdict import Verdict, judge
-from racesim.provision.databases import Databases
-from racesim.provision.provide import Server, provide
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from racesim.checks.invariants import INVARIANTS, Violation, check
+    from racesim.engine.loop import Options, Outcome, execute
+    from racesim.errors import HarnessError, InputError, ProvisionError, RacesimError
+    from racesim.explore.run import Explored, ExploreOptions, explore
+    from racesim.formats.scenario import Scenario, load, parse
+    from racesim.model.plan import Actor, ClockMove, Outage, Plan, Step
+    from racesim.model.verdict import Verdict, judge
+    from racesim.provision.databases import Databases
+    from racesim.provision.provide import Server, provide
+
+# Where each public name lives. A test checks that every one resolves and that
+# __all__ lists exactly these.
+_HOMES = {
+    "INVARIANTS": "racesim.checks.invariants",
+    "Violation": "racesim.checks.invariants",
+    "check": "racesim.checks.invariants",
+    "Options": "racesim.engine.loop",
+    "Outcome": "racesim.engine.loop",
+    "execute": "racesim.engine.loop",
+    "HarnessError": "racesim.errors",
+    "InputError": "racesim.errors",
+    "ProvisionError": "racesim.errors",
+    "RacesimError": "racesim.errors",
+    "ExploreOptions": "racesim.explore.run",
+    "Explored": "racesim.explore.run",
+    "explore": "racesim.explore.run",
+    "Scenario": "racesim.formats.scenario",
+    "load": "racesim.formats.scenario",
+    "parse": "racesim.formats.scenario",
+    "Actor": "racesim.model.plan",
+    "ClockMove": "racesim.model.plan",
+    "Outage": "racesim.model.plan",
+    "Plan": "racesim.model.plan",
+    "Step": "racesim.model.plan",
+    "Verdict": "racesim.model.verdict",
+    "judge": "racesim.model.verdict",
+    "Databases": "racesim.provision.databases",
+    "Server": "racesim.provision.provide",
+    "provide": "racesim.provision.provide",
+}
 
 __all__ = [
     "INVARIANTS",
     "Actor",
     "ClockMove",
     "Databases",
+    "ExploreOptions",
+    "Explored",
     "HarnessError",
     "InputError",
     "Options",
@@ -34,10 +80,32 @@ __all__ = [
     "Step",
     "Verdict",
     "Violation",
+    "__version__",
     "check",
     "execute",
+    "explore",
     "judge",
     "load",
     "parse",
     "provide",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("racesim")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without metadata
+            return "0+unknown"
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'racesim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -25,18 +25,19 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from racesim.engine.loop import Options, Outcome
-from racesim.engine.schema import prepare
-from racesim.explore.profiles import PROFILES
-from racesim.formats.scenario import Expectation, load
-from racesim.model.plan import Plan
-from racesim.model.verdict import Verdict, judge
-from racesim.provision.databases import Databases
-from racesim.provision.provide import Server, provide
-from racesim.runner import run_plan
+# Import-light on purpose: pytest loads this plugin into every test run of every
+# project that installs racesim, so racesim's engine, psycopg and Hypothesis are
+# imported only when a racesim fixture is used.
+if TYPE_CHECKING:
+    from racesim.engine.loop import Outcome
+    from racesim.model.plan import Plan
+    from racesim.model.verdict import Verdict
+    from racesim.provision.databases import Databases
+    from racesim.provision.provide import Server
 
 __all__ = ["Race"]
 
@@ -61,6 +62,8 @@ def _seed(text: str) -> int:
 
 
 def _profile(text: str) -> str:
+    from racesim.explore.profiles import PROFILES
+
     if text not in PROFILES:
         raise pytest.UsageError(
             f"--racesim-profile: expected one of {', '.join(PROFILES)}, got {text!r}"
@@ -102,6 +105,8 @@ def racesim_seed(request: pytest.FixtureRequest) -> int:
 @pytest.fixture(scope="session")
 def racesim_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """A PostgreSQL for this test process (same provisioning as the racesim command)."""
+    from racesim.provision.provide import provide
+
     dsn = _setting(request.config, "dsn") or None
     with provide("auto", dsn) as server:
         yield server
@@ -110,6 +115,9 @@ def racesim_server(request: pytest.FixtureRequest) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def racesim_databases(racesim_server: Server) -> Iterator[Databases]:
     """Fresh prepared databases, cloned from one template per test process."""
+    from racesim.engine.schema import prepare
+    from racesim.provision.databases import Databases
+
     with Databases(racesim_server, prepare, label="racesim_plugin") as dbs:
         yield dbs
 
@@ -133,6 +141,11 @@ def race(racesim_databases: Databases) -> RaceRunner:
     store it names) and judges it against the file's expectation;
     ``race(plan, store="legacy")`` runs a plan and judges it against "holds".
     """
+    from racesim.engine.loop import Options
+    from racesim.formats.scenario import Expectation, load
+    from racesim.model.plan import Plan
+    from racesim.model.verdict import judge
+    from racesim.runner import run_plan
 
     def run(
         target: str | Path | Plan, store: str | None = None, stop_at_first: bool = False

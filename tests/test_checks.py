@@ -26,7 +26,7 @@ class History:
                 actor=actor,
                 call=call,
                 label=f"T+{len(self.events)}",
-                marker=marker,
+                state=marker,
                 vtime=T0 + at,
                 **fields,
             )

@@ -35,7 +35,7 @@ def test_blocked_row_lock_is_seen_and_completes_after_commit(conninfo: str) -> N
     commit = kinds.index(("ops", "commit", "step"))
     assert waited < commit < done
     mark_done = out.history.events[done]
-    assert mark_done.result.ok and mark_done.marker is not None and mark_done.marker.is_set
+    assert mark_done.result.ok and mark_done.state is not None and mark_done.state.is_set
     assert not out.checker.violations
 
 
@@ -165,5 +165,5 @@ def test_same_plan_same_history(conninfo: str, pg_server: object, databases: obj
     ]
     first = execute(plan(actors, steps), "model")
     second = execute(plan(actors, steps), "model")
-    strip = lambda out: [(e.actor, e.call, e.result, e.marker) for e in out.history.events]  # noqa: E731
+    strip = lambda out: [(e.actor, e.call, e.result, e.state) for e in out.history.events]  # noqa: E731
     assert strip(first) == strip(second)

@@ -30,7 +30,7 @@ def test_terminated_actor_crashes_without_its_deferred_clear(conninfo: str) -> N
     crash = next(e for e in out.history.events if e.kind == "outage")
     assert crash.finished == "crashed: backend terminated"
     last = out.history.events[-1]
-    assert last.marker is not None and last.marker.is_set  # nobody cleared it
+    assert last.state is not None and last.state.is_set  # nobody cleared it
     assert not out.checker.violations
 
 
@@ -53,7 +53,7 @@ def test_terminated_while_blocked(conninfo: str) -> None:
     assert done.error and done.sqlstate == "57P01"  # admin_shutdown
     commit = next(e for e in out.history.events if e.call == "commit")
     assert commit.finished == "committed"
-    assert commit.marker is not None and not commit.marker.is_set  # the mark never happened
+    assert commit.state is not None and not commit.state.is_set  # the mark never happened
 
 
 def test_terminating_a_lock_holder_releases_its_advisory_lock(conninfo: str) -> None:

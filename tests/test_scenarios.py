@@ -35,7 +35,7 @@ def test_the_original_timeline_breaks_on_legacy_exactly_at_t3(databases: Databas
     token = run_one(scenario, "token", databases, Options())
     assert token.verdict.violations == ()
     t3 = next(e for e in token.outcome.history.events if e.label == "T+3")
-    assert t3.marker is not None and t3.marker.is_set
+    assert t3.state is not None and t3.state.is_set
 
 
 def test_stop_at_first_stops_the_run(databases: Databases) -> None:

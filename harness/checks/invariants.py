@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from racesim.model.history import NO_MARKER, NOT_COMPARED, Event, Marker
+from racesim.model.violation import Violation as Violation
 
 STALE_AFTER = timedelta(minutes=5)
 
@@ -20,16 +21,6 @@ NO_FOREIGN_CLEAR = "no-foreign-clear"
 BANNER_STAYS_UP = "banner-stays-up"
 MODEL_AGREEMENT = "model-agreement"
 INVARIANTS = (NO_FOREIGN_CLEAR, BANNER_STAYS_UP, MODEL_AGREEMENT)
-
-
-@dataclass(frozen=True)
-class Violation:
-    invariant: str
-    seq: int
-    label: str
-    actor: str
-    runs: tuple[str, ...]
-    message: str
 
 
 @dataclass(frozen=True)
@@ -57,13 +48,13 @@ class Checker:
 
     def feed(self, event: Event) -> list[Violation]:
         found: list[Violation] = []
-        if event.marker is not None:
-            found += self._marker_change(event, self.marker, event.marker)
-            self.marker = event.marker
+        if event.state is not None:
+            found += self._marker_change(event, self.marker, event.state)
+            self.marker = event.state
         self._follow(event)
         if event.finished is not None:
             self.finished.add(event.actor)
-        if event.marker is not None:
+        if event.state is not None:
             found += self._banner(event)
         if self.compare_model:
             found += self._model(event)
@@ -119,7 +110,7 @@ class Checker:
         elif event.call == "try_task_lock" and event.result is True and event.actor in h.delegates:
             self.holder = Claim(event.actor, h.token, h.started_at)
         elif (
-            event.marker is not None and not event.marker.is_set and self._entitled(event.actor)
+            event.state is not None and not event.state.is_set and self._entitled(event.actor)
         ) or (event.call == "clear" and event.error is None and self._entitled(event.actor)):
             self.holder = None
 
@@ -181,7 +172,7 @@ def _mark_ok(event: Event) -> bool:
 
 
 def _started(event: Event, marker: Marker) -> datetime | None:
-    return marker.started_at if event.marker is not None else event.vtime
+    return marker.started_at if event.state is not None else event.vtime
 
 
 def check(events: Iterable[Event], compare_model: bool = False) -> Checker:

@@ -610,7 +610,7 @@ class Engine:
     def _record(self, drafts: list[Draft], settle: bool = False) -> None:
         if settle:
             drafts += self._settle()
-        drafts[-1]["marker"] = self._marker()
+        drafts[-1]["state"] = self._marker()
         for draft in drafts:
             self.seq += 1
             event = Event(seq=self.seq, **draft)

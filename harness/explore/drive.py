@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 
-from racesim.checks.invariants import Violation
 from racesim.engine.loop import Engine, Options, Outcome
 from racesim.engine.pool import SessionPool
 from racesim.model.plan import Actor, ClockMove, Entry, Plan, Step
+from racesim.model.violation import Violation
 
 __all__ = ["CLOCK_MOVE", "Choice", "Drive", "Driven", "drive"]
 

@@ -40,8 +40,8 @@ class Event:
     """One thing that happened: a step, a step that waits, its completion, a clock move.
 
     ``result`` is what the call returned (``error`` when it raised instead);
-    ``marker`` is the row after the event, or ``None`` when it was read once for
-    a group of completions (the last event of the group carries it).
+    ``state`` is the system's watched state after the event, or ``None`` when it
+    was read once for a group of completions (the last event of the group carries it).
     """
 
     seq: int
@@ -54,7 +54,7 @@ class Event:
     result: Any = None
     error: str | None = None
     sqlstate: str | None = None
-    marker: Marker | None = None
+    state: Any = None
     vtime: datetime | None = None
     wall: float = 0.0
     finished: str | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from racesim.checks.invariants import Violation
 from racesim.engine.loop import Outcome
 from racesim.formats.scenario import Expectation
+from racesim.model.violation import Violation
 
 
 @dataclass(frozen=True)

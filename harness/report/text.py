@@ -7,10 +7,10 @@ import sys
 from datetime import datetime
 from typing import Any, TextIO
 
-from racesim.checks.invariants import Violation
 from racesim.engine.loop import Outcome
 from racesim.model.history import Event, Marker
 from racesim.model.verdict import Verdict
+from racesim.model.violation import Violation
 from racesim.store import Freshness, MarkResult
 
 
@@ -68,7 +68,7 @@ def show_marker(m: Marker | None) -> str:
 
 
 def event_json(event: Event, holder: str, found: list[Violation]) -> dict[str, Any]:
-    m = event.marker
+    m = event.state
     return {
         "type": "event",
         "seq": event.seq,
@@ -184,7 +184,7 @@ def timeline_line(event: Event, holder: str) -> str:
         head = f"{event.actor}: {event.call} -> {show_result(event)}"
     if len(head) > HEAD_WIDTH:
         head = head[: HEAD_WIDTH - 1] + "…"
-    tail = show_marker(event.marker)
+    tail = show_marker(event.state)
     if tail:
         tail = f"| {tail}  holder: {holder or '-'}"
     text = f"  {label:<6}{head:<{HEAD_WIDTH}} {tail}".rstrip()

@@ -1,0 +1,28 @@
+"""A broken invariant, as the checks report it: plain data for verdicts and reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Violation:
+    """``invariant`` broke at event ``seq`` (label ``label``), by a step of ``actor``.
+
+    ``runs`` are the runs involved; ``cause`` tells apart violations of the same
+    invariant that come about differently (e.g. the call that did it), so an
+    explorer keeps one counterexample per invariant and cause.
+    """
+
+    invariant: str
+    seq: int
+    label: str
+    actor: str
+    runs: tuple[str, ...]
+    message: str
+    cause: str = ""
+
+    @property
+    def key(self) -> str:
+        """``invariant`` or ``invariant/cause``: what explorers keep apart."""
+        return f"{self.invariant}/{self.cause}" if self.cause else self.invariant

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,11 +106,22 @@ def racesim_seed(request: pytest.FixtureRequest) -> int:
 @pytest.fixture(scope="session")
 def racesim_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """A PostgreSQL for this test process (same provisioning as the racesim command)."""
-    from racesim.provision.provide import provide
+    from racesim.errors import RacesimError
+    from racesim.provision.provide import mask_dsn, provide
 
-    dsn = _setting(request.config, "dsn") or None
-    with provide("auto", dsn) as server:
-        yield server
+    config = request.config
+    origin = "--racesim-dsn" if config.getoption("--racesim-dsn") else "racesim_dsn (ini)"
+    dsn = _setting(config, "dsn") or None
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(provide("auto", dsn, origin=origin))
+        except RacesimError as exc:
+            # No traceback: its frames would show the DSN, password and all, as arguments.
+            message = f"racesim: {mask_dsn(str(exc))}"
+        else:
+            yield server
+            return
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")

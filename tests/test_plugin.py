@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 from racesim.provision.databases import Databases
@@ -75,3 +76,23 @@ def test_bad_seed_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 4
     assert "--racesim-seed: expected a whole number" in done.stderr
+
+
+def test_a_failing_dsn_names_the_option_and_never_shows_the_password(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text("def test_x(racesim_db):\n    pass\n")
+    secret = "QJX&\"' %@VKW"
+    dsn = f"postgresql://rs:{urllib.parse.quote(secret, safe='')}@/db?host=/nonexistent-racesim-dir"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", f"--racesim-dsn={dsn}", "test_x.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "1 error" in output
+    assert "--racesim-dsn: cannot connect" in output
+    assert "dsn = " not in output and "Traceback" not in output
+    assert "QJX" not in output and "VKW" not in output and "%40" not in output

@@ -13,14 +13,15 @@ Example::
         with psycopg.connect(server.conninfo()) as conn:
             ...
 
-Passwords never appear in text racesim produces: :func:`mask_dsn` hides them, and
-connection errors are re-raised with the password masked.
+Passwords never appear in text racesim produces: every DSN is parsed with libpq's
+own parser and its password remembered, :func:`mask_dsn` hides it in any text (see
+:mod:`racesim.provision.masking`), and connection errors are re-raised with the
+password masked.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -32,49 +33,33 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from racesim.errors import InputError, ProvisionError
 from racesim.provision.binaries import Search, find_binaries
 from racesim.provision.cluster import Cluster
+from racesim.provision.masking import (
+    MASK,
+    SECRET_KEYS,
+    malformed_reason,
+    mask_dsn,
+    masked_conninfo,
+    remember,
+)
 
 __all__ = ["CHOICES", "Server", "Sources", "connect", "local_cluster", "mask_dsn", "provide"]
 
 CHOICES = ("auto", "dsn", "local", "docker")
 DOCKER_IMAGE = "postgres:17-alpine"
-_MASK = "***"
-
-# URL userinfo password (libpq ends userinfo at the first '@' or '/').
-_URL_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)(?P<secret>[^/@\s]*)@", re.I)
-# password=... as a keyword (quoted or bare) or a URL query parameter.
-_KW_PASSWORD = re.compile(
-    r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'?|[^\s&'\"]*)", re.I
-)
-
-
-def mask_dsn(text: str) -> str:
-    """Replace every password in ``text`` (URL or keyword form) with ``***``.
-
-    >>> mask_dsn("postgresql://u:s3cret@h/db and password=s3cret")
-    'postgresql://u:***@h/db and password=***'
-    """
-    text = _URL_PASSWORD.sub(lambda m: m["head"] + _MASK + "@", text)
-    return _KW_PASSWORD.sub(lambda m: m["head"] + _MASK, text)
-
-
-def _secrets_in(dsn: str) -> list[str]:
-    """Every password-looking value in ``dsn``, parsed or not, longest first."""
-    found = {m["secret"].strip("'") for m in _URL_PASSWORD.finditer(dsn)}
-    found |= {m["secret"].strip("'") for m in _KW_PASSWORD.finditer(dsn)}
-    try:
-        password = conninfo_to_dict(dsn).get("password")
-    except psycopg.Error:
-        password = None
-    if password:
-        found.add(str(password))
-    return sorted((s for s in found if s), key=len, reverse=True)
 
 
 def _scrub(text: str, dsn: str) -> str:
-    text = mask_dsn(text)
-    for secret in _secrets_in(dsn):
-        text = text.replace(secret, _MASK)
-    return text
+    params = _parse_quietly(dsn)
+    if params is not None:
+        remember(params)
+    return mask_dsn(text)
+
+
+def _parse_quietly(dsn: str) -> dict[str, object] | None:
+    try:
+        return dict(conninfo_to_dict(dsn))
+    except psycopg.Error:
+        return None
 
 
 @dataclass(frozen=True)
@@ -100,9 +85,7 @@ class Server:
 
     def describe(self) -> str:
         """Human description with the password masked, e.g. ``local PostgreSQL 18 (...)``."""
-        shown = {k: v for k, v in self.params.items() if k != "password"}
-        if "password" in self.params:
-            shown["password"] = _MASK
+        shown = {k: (MASK if k in SECRET_KEYS else v) for k, v in self.params.items()}
         return f"{self.source} PostgreSQL {self.version} ({make_conninfo(**shown)})"
 
 
@@ -122,18 +105,19 @@ def provide(
     *,
     binaries: str | None = None,
     sources: Sources | None = None,
+    origin: str = "--dsn",
 ) -> Iterator[Server]:
     """Yield a :class:`Server` from the first source that works; clean it up afterwards.
 
     ``choice`` is ``"auto"``, ``"dsn"``, ``"local"`` or ``"docker"``; ``binaries``
     (``"auto"``, ``"system"``, ``"embedded"``) picks the local binaries. Raises
     :class:`ProvisionError` listing every source tried, or :class:`InputError` for
-    a malformed DSN.
+    a malformed DSN. ``origin`` names where ``dsn`` came from in messages (the
+    option the user typed).
     """
     if choice not in CHOICES:
         raise InputError(f"--pg: expected one of {', '.join(CHOICES)}, got {choice!r}")
     sources = sources or Sources()
-    origin = "--dsn"
     if dsn is None and sources.env.get("RACESIM_DSN"):
         dsn, origin = sources.env["RACESIM_DSN"], "RACESIM_DSN"
     if choice == "dsn" and dsn is None:
@@ -180,10 +164,11 @@ def _from_dsn(dsn: str, origin: str) -> Server:
         params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
     except psycopg.ProgrammingError as exc:
         raise InputError(
-            f"{origin}: malformed connection string {mask_dsn(dsn)!r} "
-            f"({_scrub(str(exc).strip(), dsn)}); fix: use postgresql://user:password@host:5432/db "
-            "or 'host=... dbname=... user=...'"
+            f"{origin}: malformed connection string, not shown as it may hold a password "
+            f"({malformed_reason(str(exc))}); fix: use postgresql://user:password@host:5432/db "
+            "(percent-encode special characters) or 'host=... dbname=... user=...'"
         ) from None
+    remember(params)
     try:
         with connect(make_conninfo(**params), connect_timeout=10) as conn:
             version = conn.info.server_version // 10000
@@ -193,8 +178,8 @@ def _from_dsn(dsn: str, origin: str) -> Server:
             params.update(host=info.host, port=str(info.port), user=info.user, dbname=info.dbname)
     except psycopg.OperationalError as exc:
         raise ProvisionError(
-            f"{origin}: cannot connect to {mask_dsn(make_conninfo(**params))}: "
-            f"{' '.join(str(exc).split())}; "
+            f"{origin}: cannot connect to {masked_conninfo(make_conninfo(**params))}: "
+            f"{' '.join(mask_dsn(str(exc)).split())}; "
             f"fix: check the server is up and {origin} is right"
         ) from None
     return Server(source="dsn", params=params, version=version)

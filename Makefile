@@ -16,15 +16,17 @@ demo: $(STAMP)
 	$(BIN)/racesim run scenarios
 
 lint: $(STAMP)
-	$(BIN)/ruff check harness store tests
-	$(BIN)/ruff format --check harness store tests
+	$(BIN)/ruff check harness store systems tests
+	$(BIN)/ruff format --check harness store systems tests
 
 # mypy reads the packages by their installed names: racesim -> harness/,
-# racesim.store -> store/, through a tree of links rebuilt on every run.
+# racesim.store -> store/, racesim.systems -> systems/, through a tree of links
+# rebuilt on every run.
 typecheck: $(STAMP)
 	@rm -rf .cache/typecheck && mkdir -p .cache/typecheck/racesim
 	@for f in harness/*; do ln -s "../../../$$f" .cache/typecheck/racesim/; done
 	@ln -s ../../../store .cache/typecheck/racesim/store
+	@ln -s ../../../systems .cache/typecheck/racesim/systems
 	$(BIN)/mypy
 
 test: lint typecheck

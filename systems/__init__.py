@@ -1,0 +1,1 @@
+"""Systems that ship with racesim beside the reference one (``racesim.store``)."""

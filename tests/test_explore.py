@@ -88,3 +88,45 @@ def test_bad_options_exit_2_with_one_line(
     assert main(["explore", "--store", "legacy", "--pg", "dsn", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err and len(err.splitlines()) == 1
+
+
+def test_same_seed_same_bytes_however_slow_the_machine(
+    racesim_databases: Databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A loaded machine is a clock that runs fast against the work done. Three runs
+    # of one seed, each with a clean example database and each on a "slower
+    # machine" (every reading of time.monotonic() a further 0.05 s, 0.5 s, 5 s
+    # later), write the same bytes after the same number of schedules as an
+    # unhurried reference run.
+    import time
+
+    import racesim.explore.profiles as profiles
+
+    def run(name: str) -> tuple[int, bytes]:
+        monkeypatch.setattr(profiles, "CACHE", tmp_path / name / "cache")
+        out = tmp_path / name / "out"
+        opts = ExploreOptions(store="legacy", seed=3, max_examples=200, out=out)
+        result = explore(opts, racesim_databases, Reporter(io.StringIO()))
+        [saved] = out.glob("*.toml")
+        assert (tmp_path / name / "cache" / "hypothesis" / "legacy").is_dir()
+        return result.schedules, saved.read_bytes()
+
+    reference = run("reference")
+    real = time.monotonic
+    for slowness in (0.05, 0.5, 5.0):
+        monkeypatch.setattr(time, "monotonic", _LoadedClock(real(), slowness))
+        try:
+            assert run(f"slow{slowness}") == reference, f"{slowness}s per clock reading"
+        finally:
+            monkeypatch.setattr(time, "monotonic", real)
+
+
+class _LoadedClock:
+    """A monotonic clock that moves ``step`` seconds further at every reading."""
+
+    def __init__(self, start: float, step: float) -> None:
+        self.now, self.step = start, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now

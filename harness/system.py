@@ -75,9 +75,13 @@ The shape of these types only grows: new fields always come with defaults.
 from __future__ import annotations
 
 import importlib
+import os
+import re
+import sys
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib import metadata
 from typing import Any, Literal, Protocol
 
 import psycopg
@@ -89,6 +93,7 @@ from racesim.model.violation import Violation
 
 __all__ = [
     "DEFAULT_SYSTEM",
+    "GROUP",
     "MICROSECOND",
     "Call",
     "CallKind",
@@ -107,6 +112,7 @@ __all__ = [
     "System",
     "Variant",
     "Window",
+    "registered",
     "resolve",
     "sql_reset",
     "watch_sql",
@@ -451,21 +457,80 @@ DEFAULT_SYSTEM = "racesim.store.system:SYSTEM"
 """The reference system, used when none is named."""
 
 
-def resolve(spec: System | str | None = None) -> System:
-    """A system from a value, or from ``package.module:attribute``; the reference by default."""
+GROUP = "racesim.systems"
+"""The entry point group installed systems register under, by name."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def registered() -> dict[str, str]:
+    """Installed systems: entry point name -> ``package.module:attribute``.
+
+    A name two distributions register differently maps to the first; ``resolve``
+    refuses it.
+    """
+    found: dict[str, str] = {}
+    for ep in metadata.entry_points(group=GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def _by_name(name: str, where: str) -> str:
+    if not _NAME.match(name):
+        raise InputError(
+            f"{where}: expected a system name or package.module:attribute, got {name[:80]!r}"
+        )
+    values = sorted(
+        {
+            (ep.value, ep.dist.name if ep.dist else "?")
+            for ep in metadata.entry_points(group=GROUP)
+            if ep.name == name
+        },
+        key=lambda pair: (pair[1], pair[0]),
+    )
+    if not values:
+        names = ", ".join(sorted(registered())) or "(none installed)"
+        raise InputError(
+            f"{where}: no system named {name!r} is installed (installed: {names});"
+            " name one of them, or give package.module:attribute"
+        )
+    if len({value for value, _ in values}) > 1:
+        which = " and ".join(f"{dist} ({value})" for value, dist in values)
+        raise InputError(
+            f"{where}: the system name {name!r} is registered by {which};"
+            " give package.module:attribute instead"
+        )
+    return values[0][0]
+
+
+def resolve(spec: System | str | None = None, *, where: str = "--system") -> System:
+    """A system from a value, an installed system's name (entry point group
+    ``racesim.systems``), or ``package.module:attribute``; the reference by default.
+
+    ``package.module`` is imported with the current directory searched first (as
+    uvicorn and gunicorn do), so a module of the project racesim runs in is found
+    without installing it. ``where`` starts every error message (the option, or a
+    scenario file's ``path:line: system``).
+    """
     if isinstance(spec, System):
         return spec
     text = spec or DEFAULT_SYSTEM
+    if ":" not in text:
+        text = _by_name(text.strip(), where)
     module, _, attr = text.partition(":")
     if not module or not attr:
-        raise InputError(f"--system: expected package.module:attribute, got {text[:80]!r}")
+        raise InputError(f"{where}: expected package.module:attribute, got {text[:80]!r}")
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
     try:
         found = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # the user's module: any failure of its import is bad input
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise InputError(
-            f"--system: cannot load {text[:80]!r} ({type(exc).__name__}: {exc});"
+            f"{where}: cannot load {text[:80]!r} ({type(exc).__name__}: {detail});"
             " check the module is importable and defines the attribute"
         ) from None
     if not isinstance(found, System):
-        raise InputError(f"--system: {text[:80]!r} is a {type(found).__name__}, not a System")
+        raise InputError(f"{where}: {text[:80]!r} is a {type(found).__name__}, not a System")
     return found

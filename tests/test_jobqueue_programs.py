@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from racesim.system import ProgramRun as Program
 from racesim.systems.jobqueue.interface import Claimed
-from racesim.systems.jobqueue.programs import PROGRAMS, Program, producer, worker
+from racesim.systems.jobqueue.programs import PROGRAMS, auditor, producer, worker
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,27 @@ def test_every_call_a_program_makes_is_declared() -> None:
     assert PROGRAMS["worker"].calls == {"find", "claim", "process", "crash"}
     assert PROGRAMS["worker"].faults == {"crash_mid_job"}
     assert PROGRAMS["producer"].calls == {"enqueue"}
+
+
+def test_auditor_holds_the_first_row_until_it_commits() -> None:
+    program = auditor(Ctx())
+    begin = next(program)
+    lock = program.send(None)
+    commit = program.send(None)
+    assert [(c.name, c.kind, c.sql) for c in (begin, lock, commit)] == [
+        ("begin", "sql", "BEGIN"),
+        ("lock_first", "sql", "SELECT id FROM jobs ORDER BY id LIMIT 1 FOR UPDATE"),
+        ("commit", "sql", "COMMIT"),
+    ]
+
+
+def test_auditor_rolls_back_when_its_lock_fails() -> None:
+    program = auditor(Ctx())
+    next(program)
+    program.send(None)
+    rollback = program.throw(TimeoutError("lock timeout"))
+    assert (rollback.name, rollback.sql) == ("rollback", "ROLLBACK")
+    try:
+        program.send(None)
+    except StopIteration as stop:
+        assert stop.value == "rolled back after TimeoutError"

@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from racesim.checks.invariants import Violation
 from racesim.model.history import Event
+from racesim.model.violation import Violation
 from racesim.systems.jobqueue.interface import LEASE, Claimed
 
 ONE_HOLDER = "one-holder"
@@ -102,6 +102,7 @@ class QueueChecker:
                     event,
                     (event.actor, self.processed[job]),
                     f"{event.actor} claimed job {job}, which {self.processed[job]} has processed",
+                    cause="claimed when done",
                 )
             )
         else:
@@ -114,6 +115,7 @@ class QueueChecker:
                             (event.actor, hold.run),
                             f"{event.actor} claimed job {job} while {hold.run} holds it"
                             f" (lease until {_clock(hold.since + LEASE)})",
+                            cause="claimed while held",
                         )
                     )
         self.holds.setdefault(job, []).append(Hold(event.actor, claim.attempt, now))
@@ -163,13 +165,16 @@ class QueueChecker:
                     event,
                     runs,
                     f"{event.actor} found the queue empty, but job {job} is waiting ({why})",
+                    cause="lease ran out" if last else "never claimed",
                 )
             )
         return found
 
 
-def _violation(name: str, event: Event, runs: tuple[str, ...], message: str) -> Violation:
-    return Violation(name, event.seq, event.label, event.actor, runs, message)
+def _violation(
+    name: str, event: Event, runs: tuple[str, ...], message: str, cause: str = ""
+) -> Violation:
+    return Violation(name, event.seq, event.label, event.actor, runs, message, cause)
 
 
 def _clock(when: datetime) -> str:

@@ -9,37 +9,26 @@ the queue empty. A claim that comes back empty (another worker took the job
 first) or a processing the queue refuses (the lease ran out and the job was
 taken over) sends it back to ``find``. With the fault ``crash_mid_job`` the
 worker dies right after its claim: its job comes back only when the lease runs out.
+
+``auditor`` is a maintenance transaction holding the first job's row lock
+(``SELECT ... FOR UPDATE``) from ``lock_first`` to ``commit``: a claim of that
+row waits for it, or skips it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
-
-from racesim.store.callers import Call
+from racesim.system import Call, Option, Program, ProgramRun, RunContext
 from racesim.systems.jobqueue.interface import Claimed
 
-Program = Generator[Call, Any, str]
-
 FAULTS = ("crash_mid_job",)
+MOST_JOBS = 20
 
 
-class Context(Protocol):
-    """What a run of a program knows about itself."""
-
-    @property
-    def options(self) -> Mapping[str, Any]: ...
-
-    @property
-    def faults(self) -> frozenset[str]: ...
-
-
-def _count(ctx: Context, name: str) -> int:
+def _count(ctx: RunContext, name: str) -> int:
     return int(ctx.options.get(name, 1))
 
 
-def producer(ctx: Context) -> Program:
+def producer(ctx: RunContext) -> ProgramRun:
     """Enqueue ``jobs`` jobs (option, default 1), one call each."""
     total = _count(ctx, "jobs")
     for n in range(1, total + 1):
@@ -47,7 +36,7 @@ def producer(ctx: Context) -> Program:
     return f"enqueued {total} job(s)"
 
 
-def worker(ctx: Context) -> Program:
+def worker(ctx: RunContext) -> ProgramRun:
     """Claim and process up to ``jobs`` jobs; stop when the queue looks empty."""
     wanted = _count(ctx, "jobs")
     done = 0
@@ -68,21 +57,35 @@ def worker(ctx: Context) -> Program:
     return f"stopped after {wanted + 2} rounds, {done} job(s) processed"
 
 
-@dataclass(frozen=True)
-class ProgramSpec:
-    make: Callable[[Context], Program]
-    options: frozenset[str]
-    faults: frozenset[str]
-    calls: frozenset[str]
+LOCK_FIRST = "SELECT id FROM jobs ORDER BY id LIMIT 1 FOR UPDATE"
 
 
-PROGRAMS: dict[str, ProgramSpec] = {
-    "producer": ProgramSpec(producer, frozenset({"jobs"}), frozenset(), frozenset({"enqueue"})),
-    "worker": ProgramSpec(
+def auditor(ctx: RunContext) -> ProgramRun:
+    """A maintenance transaction that holds the first job's row until it commits."""
+    yield Call("begin", kind="sql", sql="BEGIN")
+    try:
+        yield Call("lock_first", kind="sql", sql=LOCK_FIRST)
+    except Exception as exc:  # a lock timeout or deadlock aborts the transaction
+        yield Call("rollback", kind="sql", sql="ROLLBACK")
+        return f"rolled back after {type(exc).__name__}"
+    yield Call("commit", kind="sql", sql="COMMIT")
+    return "committed"
+
+
+def _jobs(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MOST_JOBS
+
+
+JOBS = Option(_jobs, f"use a whole number from 1 to {MOST_JOBS}")
+
+PROGRAMS: dict[str, Program] = {
+    "producer": Program(producer, frozenset({"enqueue"}), {"jobs": JOBS}),
+    "worker": Program(
         worker,
-        frozenset({"jobs"}),
-        frozenset(FAULTS),
         frozenset({"find", "claim", "process", "crash"}),
+        {"jobs": JOBS},
+        frozenset(FAULTS),
     ),
+    "auditor": Program(auditor, frozenset({"begin", "lock_first", "commit", "rollback"})),
 }
 """Programs by the name a scenario uses, with the options, faults and calls each knows."""

@@ -57,6 +57,21 @@ def show_state(jobs: Jobs) -> str:
     return "jobs: " + "  ".join(parts)
 
 
+def state_json(jobs: Jobs) -> list[dict[str, Any]]:
+    """The jobs as JSON values (times in ISO 8601)."""
+    return [
+        {
+            "id": j.id,
+            "status": j.status,
+            "claimed_by": j.claimed_by,
+            "attempts": j.attempts,
+            "lease_until": j.lease_until.isoformat() if j.lease_until else None,
+            "results": j.results,
+        }
+        for j in jobs
+    ]
+
+
 def show_result(call: str, value: Any) -> str:
     """A call's result as the timeline shows it."""
     if isinstance(value, Claimed):

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
-from racesim.cli.main import main
+from racesim.cli.explore import cmd_explore
+from racesim.cli.main import build_parser, main
 from racesim.engine.loop import Options
+from racesim.errors import EXIT_FLAKY
 from racesim.explore.run import ExploreOptions, explore
 from racesim.provision.databases import Databases
+from racesim.provision.provide import Server
 from racesim.report.text import Reporter
 from racesim.runner import load_all, run_one
+from racesim.store.interface import task_lock_key
 
 
 def _explore(dbs: Databases, out: Path, **kw: object) -> tuple[object, str]:
@@ -130,3 +136,49 @@ class _LoadedClock:
     def __call__(self) -> float:
         self.now += self.step
         return self.now
+
+
+class _Outsider(Reporter):
+    """A reporter that, when the search ends, lets another client of the explored
+    database take the background task's advisory lock and keep it: the saved
+    schedule then runs into a lock the search never met."""
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(io.StringIO())
+        self.server = server
+        self.held: list[psycopg.Connection[Any]] = []
+
+    def end_progress(self) -> None:
+        super().end_progress()
+        with psycopg.connect(self.server.conninfo("postgres"), autocommit=True) as c:
+            row = c.execute(
+                "SELECT datname FROM pg_stat_activity WHERE application_name = 'racesim-monitor'"
+                " AND pid <> pg_backend_pid() ORDER BY backend_start DESC LIMIT 1"
+            ).fetchone()
+        assert row is not None
+        conn = psycopg.connect(self.server.conninfo(row[0]), autocommit=True)
+        conn.execute("SELECT pg_advisory_lock(%s)", (task_lock_key("recommendations"),))
+        self.held.append(conn)
+
+
+def test_a_finding_that_does_not_reproduce_is_flaky_not_found(
+    racesim_server: Server, tmp_path: Path
+) -> None:
+    where = ["--out", str(tmp_path), "--pg", "dsn", "--dsn", racesim_server.conninfo("postgres")]
+    search = ["--strategy", "exhaustive", "--config", "user-async+2bg"]
+    args = build_parser().parse_args(["explore", "--store", "token", *search, *where])
+    reporter = _Outsider(racesim_server)
+    try:
+        status = cmd_explore(args, reporter)
+    finally:
+        for conn in reporter.held:
+            conn.close()
+    text = reporter.out.getvalue()
+    assert reporter.held and status == EXIT_FLAKY, text
+    [flaky] = [line for line in text.splitlines() if line.startswith("flaky: ")]
+    # both outcomes: what the search saw, and what the replay gave
+    assert "no-foreign-clear broke at T+" in flaky
+    assert "replaying the saved schedule gave: breaks model-agreement" in flaky
+    summary = text.splitlines()[-1]
+    assert summary.startswith("no violation reproduced after 32 schedules; 1 flaky"), summary
+    assert "found" not in summary

@@ -40,13 +40,16 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
 
 
 def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
-    """``racesim explore``: exit 1 when a violation was found, 0 when none."""
+    """``racesim explore``: exit 1 when a violation was found (and reproduced), 3 when
+    every violation seen failed to reproduce (flaky), 0 when none."""
     from racesim.runner import databases
 
     opts = options_from(args)
     with databases(args.pg, args.dsn) if opts.store != "model" else nullcontext() as dbs:
         result = explore(opts, dbs, reporter)
-    return EXIT_FOUND if result.found else EXIT_OK
+    if result.found:
+        return EXIT_FOUND
+    return EXIT_FLAKY if result.flaky else EXIT_OK
 
 
 def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run and explore interleavings of PostgreSQL callers, checking after"
         " every step that no caller clears another caller's marker.",
         epilog="exit status: 0 matched / nothing found, 1 violation or mismatch, 2 bad input"
-        " or no PostgreSQL, 3 replay did not reproduce (flaky), 4 harness lost its monitor",
+        " or no PostgreSQL, 3 a replay or a finding did not reproduce (flaky), 4 harness lost its monitor",
     )
     parser.add_argument("--version", action="version", version=f"racesim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

@@ -96,6 +96,9 @@ class Explored:
     found: dict[str, Driven] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     summary: str = ""
+    flaky: dict[str, str] = field(default_factory=dict)
+    """Invariants seen broken whose saved schedule did not break them again when
+    replayed: both outcomes, as one line each. Never counted in ``found``."""
     first_found: float | None = None
     """Seconds from the start to the first violation seen (before any shrinking)."""
     started: float = field(default_factory=time.monotonic)
@@ -306,31 +309,47 @@ def _report(
         driven = result.found[invariant]
         v = driven.violations[0]
         expected = Expectation(v.invariant, v.label)
-        replay = execute(
-            driven.plan,
-            opts.store,
-            None,
-            Options(stop_at_first=True),
-            str(result.files[invariant]),
-            pool=pool,
+        path = str(result.files[invariant])
+        try:
+            replay = execute(
+                driven.plan, opts.store, None, Options(stop_at_first=True), path, pool=pool
+            )
+        except InputError as exc:  # the programs took another path than the search saw
+            again = f"the schedule no longer fits the programs ({exc.problems[0]})"
+        else:
+            verdict = judge(replay, expected)
+            reporter.run(
+                f"{invariant} (seed {opts.seed}, {driven.steps} steps)", path, replay, verdict
+            )
+            if verdict.matches:
+                continue
+            again = verdict.summary
+        result.flaky[invariant] = (
+            f"flaky: {invariant} broke at {v.label} ({v.message}) during the search, but"
+            f" replaying the saved schedule gave: {again}; not counted (kept in {path})"
         )
-        verdict = judge(replay, expected)
-        reporter.run(
-            f"{invariant} (seed {opts.seed}, {driven.steps} steps)",
-            str(result.files[invariant]),
-            replay,
-            verdict,
-        )
-        if not verdict.matches:
-            reporter.line(f"   warning: replaying the saved schedule gave: {verdict.summary}")
+        reporter.line(result.flaky[invariant])
+    for invariant in result.flaky:
+        del result.found[invariant]
     rate = result.schedules / result.seconds if result.seconds > 0 else 0.0
     stats = f"{result.seconds:.2f}s, {rate:.0f} schedules/s"
+    flaky = (
+        f"; {len(result.flaky)} flaky, not counted ({', '.join(sorted(result.flaky))})"
+        if result.flaky
+        else ""
+    )
     if result.found:
         names = ", ".join(sorted(result.found))
         result.summary = (
             f"found {len(result.found)} violation(s) ({names}) after "
             f"{result.schedules} schedules (seed {opts.seed}, {stats}); saved: "
-            + ", ".join(str(result.files[k]) for k in sorted(result.files))
+            + ", ".join(str(result.files[k]) for k in sorted(result.found))
+            + flaky
+        )
+    elif result.flaky:
+        result.summary = (
+            f"no violation reproduced after {result.schedules} schedules{flaky}"
+            f" ({opts.store}, {opts.strategy}, seed {opts.seed}, {stats})"
         )
     elif result.complete:
         part = f"shard {opts.shard[0]}/{opts.shard[1]}: " if opts.shard[1] > 1 else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -104,13 +105,16 @@ def test_cache_miss_runs_initdb_then_a_hit_copies(shm_dir: Path) -> None:
     with Cluster(binaries, cache_dir=shm_dir / "cache") as first:
         assert first.initdb_ran
     [cached] = (shm_dir / "cache").glob("pgdata-*")
-    before = cached.stat().st_ino, cached.stat().st_mtime_ns
+    data = cached / "data"
+    before = data.stat().st_ino, data.stat().st_mtime_ns
     with Cluster(binaries, cache_dir=shm_dir / "cache") as second:
         assert not second.initdb_ran
         with psycopg.connect(second.conninfo()) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
-    assert (cached.stat().st_ino, cached.stat().st_mtime_ns) == before
-    assert [p.name for p in (shm_dir / "cache").iterdir()] == [cached.name]
+    assert (data.stat().st_ino, data.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in (shm_dir / "cache").iterdir()) == sorted(
+        [cached.name, "CACHEDIR.TAG", "lock"]
+    )
 
 
 def test_concurrent_first_starts_share_one_cache_entry(shm_dir: Path) -> None:
@@ -133,7 +137,8 @@ def test_concurrent_first_starts_share_one_cache_entry(shm_dir: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert [p.name[:7] for p in (shm_dir / "cache").iterdir()] == ["pgdata-"]
+    entries = [p.name[:7] for p in (shm_dir / "cache").iterdir() if p.is_dir()]
+    assert entries == ["pgdata-"]
 
 
 def test_normal_exit_stops_server_and_removes_run_dir() -> None:
@@ -362,3 +367,95 @@ def test_run_dir_root_can_be_chosen(shm_dir: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("RACESIM_RUN_DIR", str(shm_dir))
     with Cluster(_binaries("auto")) as cluster:
         assert cluster.run_dir is not None and cluster.run_dir.parent == shm_dir
+
+
+def _as_server_user(*argv: str) -> subprocess.CompletedProcess[str]:
+    user = server_user()
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        user=user.run_uid,
+        group=user.run_gid,
+        extra_groups=user.run_groups,
+    )
+
+
+def test_the_server_user_cannot_plant_a_link_at_the_log(shm_dir: Path) -> None:
+    if not IS_ROOT:
+        pytest.skip("only a root racesim runs the server as another user")
+    victim = shm_dir / "victim"
+    victim.write_text("precious\n")
+    victim.chmod(0o644)
+    with Cluster(_binaries("auto")) as cluster:
+        assert cluster.run_dir is not None
+        log = cluster.run_dir / "postmaster.log"
+        # What a superuser's COPY ... TO PROGRAM could run, as the server's OS user.
+        _as_server_user("ln", "-sf", str(victim), str(log))
+        cluster.restart()
+        with psycopg.connect(cluster.conninfo()) as conn:
+            conn.execute("SELECT 1")
+        assert not log.is_symlink()
+        assert log.stat().st_uid == os.geteuid()
+        assert "database system is ready" in log.read_text()
+    assert victim.read_text() == "precious\n"
+
+
+def test_only_racesim_knows_the_cluster_password() -> None:
+    binaries = _binaries("auto")
+    psql = binaries.tool("psql")
+    with Cluster(binaries) as first, Cluster(binaries) as second:
+        assert first.params["password"] != second.params["password"]
+        assert len(first.params["password"]) >= 24
+        for cluster in (first, second):
+            no_password = {k: v for k, v in cluster.params.items() if k != "password"}
+            with pytest.raises(psycopg.OperationalError):
+                psycopg.connect(**no_password, connect_timeout=5)  # type: ignore[arg-type]
+            with pytest.raises(psycopg.OperationalError):
+                psycopg.connect(**{**no_password, "password": "guess"}, connect_timeout=5)  # type: ignore[arg-type]
+        if psql.exists():
+            # Any process of the server's OS user reaches the socket; trust let it in.
+            host = first.params["host"]
+            done = _as_server_user(
+                str(psql), "-w", "-h", host, "-U", "postgres", "-d", "postgres", "-c", "SELECT 1"
+            )
+            assert done.returncode != 0, done.stdout
+        with psycopg.connect(first.conninfo()) as conn:
+            row = conn.execute(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'"
+            ).fetchone()
+        assert row is not None and row[0].startswith("SCRAM-SHA-256$")
+        assert first.run_dir is not None
+        log = (first.run_dir / "postmaster.log").read_text()
+        assert first.params["password"] not in log
+
+
+def _dsm_segments(pid: int) -> set[str]:
+    """The /dev/shm/PostgreSQL.* segments mapped by ``pid`` and its children."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    found = set()
+    for each in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{each}/maps").read_text().splitlines():
+                if "/dev/shm/PostgreSQL." in line:
+                    found.add(line.split()[-1])
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGQUIT, signal.SIGTERM])
+def test_a_killed_postmaster_leaves_no_shared_memory_segments(signum: signal.Signals) -> None:
+    with Cluster(_binaries("auto")) as cluster:
+        assert cluster.pid is not None and cluster.run_dir is not None
+        with psycopg.connect(cluster.conninfo()) as conn:
+            conn.execute("SELECT count(*) FROM pg_class").fetchone()
+        assert _dsm_segments(cluster.pid) == set()
+        assert list((cluster.data_dir / "pg_dynshmem").iterdir())
+        os.kill(cluster.pid, signum)
+        deadline = time.monotonic() + 10
+        while _alive(cluster.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        run_dir = cluster.run_dir
+    assert not run_dir.exists()

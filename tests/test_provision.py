@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from racesim.errors import InputError, ProvisionError
 from racesim.provision.binaries import Search
@@ -106,7 +107,9 @@ def test_local_cluster_answers(local: Server) -> None:
 
 def test_dsn_wins_over_local_and_is_pinned(local: Server) -> None:
     recorder = Recorder(local_ok=True, docker_ok=True)
-    dsn = f"host={local.params['host']} user=postgres"
+    dsn = make_conninfo(
+        host=local.params["host"], user="postgres", password=local.params["password"]
+    )
     with provide(dsn=dsn, sources=recorder.sources()) as server:
         assert server.source == "dsn"
         assert server.version == local.version

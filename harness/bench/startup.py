@@ -64,8 +64,10 @@ def run(repeat: int = 5, *, prefer: str = "auto") -> list[str]:
         _cluster_first_query(binaries, warm_cache)  # fill the cache
         warm = [_cluster_first_query(binaries, warm_cache) for _ in range(repeat)]
         cached = next(warm_cache.glob("pgdata-*"))
+        password = (cached / "password").read_text()
         warm_base = [
-            _bare_warm(binaries, user, cached, _fresh(scratch / "cp")) for _ in range(repeat)
+            _bare_warm(binaries, user, cached / "data", password, _fresh(scratch / "cp"))
+            for _ in range(repeat)
         ]
         _fresh(scratch / "cp")
         fresh, fresh_base = _fresh_databases(binaries, warm_cache, repeat)
@@ -156,16 +158,20 @@ def _bare_cold(binaries: Binaries, user: ServerUser, where: Path) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def _bare_warm(binaries: Binaries, user: ServerUser, cached: Path, where: Path) -> float:
+def _bare_warm(
+    binaries: Binaries, user: ServerUser, cached: Path, password: str, where: Path
+) -> float:
     where.mkdir()
     user.chown(where)
     start = time.perf_counter()
     copy_tree(cached, where / "data")
-    _bare_postgres(binaries, user, where)
+    _bare_postgres(binaries, user, where, password)
     return (time.perf_counter() - start) * 1000
 
 
-def _bare_postgres(binaries: Binaries, user: ServerUser, where: Path) -> None:
+def _bare_postgres(
+    binaries: Binaries, user: ServerUser, where: Path, password: str | None = None
+) -> None:
     """Start postgres on ``where/data``, run one query, stop it (stop not timed by callers)."""
     proc = subprocess.Popen(
         [
@@ -192,7 +198,7 @@ def _bare_postgres(binaries: Binaries, user: ServerUser, where: Path) -> None:
         while True:
             try:
                 with psycopg.connect(
-                    host=str(where), port=PORT, user=SUPERUSER, dbname="postgres"
+                    host=str(where), port=PORT, user=SUPERUSER, dbname="postgres", password=password
                 ) as conn:
                     conn.execute("SELECT 1").fetchone()
                 return

@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", type=int, default=5, help="seeds for bench explore")
     bench.add_argument("--repeat", type=int, default=5)
     pg_options(bench)
+
+    sub.add_parser("clean", help="remove racesim's cache and dead racesims' run directories")
     return parser
 
 
@@ -138,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dsn=args.dsn,
             )
             return EXIT_OK if steady else EXIT_FOUND
+        if args.command == "clean":
+            from racesim.cli.clean import cmd_clean
+
+            return cmd_clean(args, reporter)
         return cmd_bench(args, reporter)
     except InputError as exc:
         for problem in exc.problems:

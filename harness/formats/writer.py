@@ -13,8 +13,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +71,39 @@ def scenario_text(
 
 
 def save(text: str, path: Path) -> Path:
-    """Write ``text`` to ``path`` atomically; return the path."""
+    """Write ``text`` to ``path`` atomically; return the path.
+
+    The temporary file gets an unguessable name and is created with
+    ``O_CREAT | O_EXCL | O_NOFOLLOW`` relative to the opened folder, so a name
+    planted in a folder someone else can write to is never followed; the rename
+    replaces ``path`` itself, never what a link at ``path`` points to.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        tmp, fd = _create_temporary(folder, path.name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=folder)
+            raise
+    finally:
+        os.close(folder)
     return path
+
+
+_TRIES = 100
+
+
+def _create_temporary(folder: int, name: str) -> tuple[str, int]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(_TRIES):
+        tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+        try:
+            return tmp, os.open(tmp, flags, 0o644, dir_fd=folder)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name next to {name} after {_TRIES} tries")

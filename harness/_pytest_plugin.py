@@ -6,6 +6,8 @@ project's own ``conn`` or ``databases``):
 ``racesim_server``    (session) a PostgreSQL, provisioned as ``racesim`` does it;
 ``racesim_databases`` (session) fresh prepared databases cloned from a template;
 ``racesim_db``        a fresh database for this test; its conninfo;
+``racesim_empty_db``  a fresh database with nothing in it (for a schema of your own;
+                      ``racesim.testing.database(load)`` makes one with it loaded);
 ``race``              run a scenario file or a ``Plan``; returns a :class:`Race`.
 
 Options (each also an ini key): ``--racesim-dsn`` / ``racesim_dsn``,
@@ -33,6 +35,8 @@ import pytest
 # Import-light on purpose: pytest loads this plugin into every test run of every
 # project that installs racesim, so racesim's engine, psycopg and Hypothesis are
 # imported only when a racesim fixture is used.
+from racesim.testing import Templates, database
+
 if TYPE_CHECKING:
     from racesim.engine.loop import Outcome
     from racesim.model.plan import Plan
@@ -173,3 +177,17 @@ def race(racesim_databases: Databases) -> RaceRunner:
         return Race(chosen, outcome, judge(outcome, expected))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def racesim_templates(
+    request: pytest.FixtureRequest, racesim_server: Server
+) -> Iterator[Templates]:
+    """The templates ``racesim.testing.database`` fixtures clone from, one per load list."""
+    templates = Templates(racesim_server, request.config.rootpath)
+    yield templates
+    templates.close()
+
+
+racesim_empty_db = database()
+"""A fresh empty database per test (racesim's clock schema aside); its conninfo."""

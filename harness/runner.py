@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from racesim.checks.invariants import Checker
 from racesim.engine.loop import Options, Outcome, execute
-from racesim.engine.schema import prepare
+from racesim.engine.schema import preparer
 from racesim.errors import InputError
 from racesim.formats.scenario import Scenario, discover, load, located
 from racesim.model.history import History
@@ -16,6 +16,7 @@ from racesim.model.plan import Outage, Plan
 from racesim.model.verdict import Verdict, judge
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
+from racesim.system import System, resolve
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,19 @@ class Result:
     verdict: Verdict
 
 
-def load_all(paths: list[str]) -> list[Scenario]:
+def walk(scenario: Scenario) -> None:
+    """Walk the schedule on the system's model, so a step its program never makes is
+    reported before anything runs (only when a store of the scenario follows the model)."""
+    system = resolve(scenario.system)
+    if system.model is None or not any(system.variant(s).follows_model for s in scenario.stores):
+        return
+    try:
+        execute(scenario.plan, system.model, options=Options(compare_model=False), system=system)
+    except InputError as exc:
+        raise located(exc, scenario.path) from None
+
+
+def load_all(paths: list[str], system: System | str | None = None) -> list[Scenario]:
     """Every scenario, or one InputError listing the problems of all of them."""
     files = discover(paths)
     problems: list[str] = []
@@ -37,7 +50,9 @@ def load_all(paths: list[str]) -> list[Scenario]:
         )
     for f in files:
         try:
-            scenarios.append(load(f))
+            scenario = load(f, system)
+            walk(scenario)
+            scenarios.append(scenario)
         except InputError as exc:
             problems += exc.problems
     if problems:
@@ -50,22 +65,36 @@ def _restarts(scenario: Scenario) -> bool:
 
 
 @contextmanager
-def databases(pg: str = "auto", dsn: str | None = None) -> Iterator[Databases]:
-    """A PostgreSQL with prepared fresh databases, cleaned up on exit."""
-    with provide(pg, dsn) as server, Databases(server, prepare) as dbs:
+def databases(
+    pg: str = "auto", dsn: str | None = None, system: System | str | None = None
+) -> Iterator[Databases]:
+    """A PostgreSQL with fresh databases prepared for ``system``, cleaned up on exit."""
+    with provide(pg, dsn) as server, Databases(server, preparer(system)) as dbs:
         yield dbs
 
 
 def run_plan(
-    plan: Plan, store: str, dbs: Databases | None, options: Options, name: str = ""
+    plan: Plan,
+    store: str,
+    dbs: Databases | None,
+    options: Options,
+    name: str = "",
+    system: System | str | None = None,
 ) -> Outcome:
-    """Run ``plan`` on ``store``, on a fresh database of its own (none for the model)."""
-    if store == "model" or dbs is None:
-        return execute(plan, "model", None, options, name)
+    """Run ``plan`` on ``store``, on a fresh database of its own (none in memory)."""
+    found = resolve(system)
+    if not found.variant(store).database or dbs is None:
+        return execute(plan, store, None, options, name, system=found)
     db = dbs.create()
     try:
         return execute(
-            plan, store, dbs.server.conninfo(db), options, name, restart_server=dbs.server.restart
+            plan,
+            store,
+            dbs.server.conninfo(db),
+            options,
+            name,
+            restart_server=dbs.server.restart,
+            system=found,
         )
     finally:
         dbs.drop(db)
@@ -73,12 +102,14 @@ def run_plan(
 
 def run_one(scenario: Scenario, store: str, dbs: Databases | None, options: Options) -> Result:
     """Run one scenario on one store, on a fresh database of its own."""
-    if store != "model" and dbs is not None and dbs.server.restart is None and _restarts(scenario):
+    system = resolve(scenario.system)
+    database = system.variant(store).database
+    if database and dbs is not None and dbs.server.restart is None and _restarts(scenario):
         why = "skipped: 'restart server' needs racesim's own local cluster, not --dsn"
-        empty = Outcome(History(scenario.path, store), Checker())
+        empty = Outcome(History(scenario.path, store, system.show), Checker())
         return Result(scenario, store, empty, Verdict(True, why, (), skipped=True))
     try:
-        outcome = run_plan(scenario.plan, store, dbs, options, scenario.path)
+        outcome = run_plan(scenario.plan, store, dbs, options, scenario.path, system)
     except InputError as exc:
         raise located(exc, scenario.path) from None
     return Result(scenario, store, outcome, judge(outcome, scenario.expect.get(store)))

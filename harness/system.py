@@ -89,6 +89,7 @@ import psycopg
 from racesim.errors import InputError
 from racesim.model.history import Event
 from racesim.model.plan import Actor
+from racesim.model.show import Show
 from racesim.model.violation import Violation
 
 __all__ = [
@@ -337,28 +338,6 @@ class Window:
         return (-MICROSECOND, timedelta(0), MICROSECOND)
 
 
-def _plain(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "ok" if value is None else str(value)
-
-
-@dataclass(frozen=True)
-class Show:
-    """How a system's values are written in timelines and JSON lines."""
-
-    value: Callable[[str, Any], str] = lambda call, value: _plain(value)
-    """A call's result, given the call's name."""
-    error: Callable[[str], str] = lambda text: f"error: {text}"
-    """An error, given ``ClassName: message``."""
-    state: Callable[[Any], str] = lambda state: "" if state is None else f"state: {state}"
-    """The watched state in the timeline's right-hand column ("" hides the column)."""
-    state_json: Callable[[Any], Any] = lambda state: None if state is None else str(state)
-    """The watched state as a JSON value."""
-    state_key: str = "state"
-    """The JSON lines key the watched state goes under."""
-
-
 def _no_problems(actors: tuple[Actor, ...]) -> list[tuple[Actor, str]]:
     return []
 
@@ -389,6 +368,8 @@ class System:
     """The config each strategy takes without ``--config`` (by strategy name)."""
     windows: tuple[Window, ...] = ()
     show: Show = field(default_factory=Show)
+    simplify: Callable[[Actor, tuple[Actor, ...]], tuple[Actor, ...]] = lambda a, actors: ()
+    """Simpler runs that may stand in for ``a`` when shrinking a counterexample."""
     trigger: Callable[[Actor], str | None] = lambda actor: None
     """The run whose ``send`` this run receives, if any: a state machine starts it only
     after that send, and a shrink that drops the sender drops it too."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from racesim.store.callers import FAULTS, PROGRAMS, Call, InjectedFault, Program, RunContext
+from racesim.store.callers import FAULTS, PROGRAMS
 from racesim.store.interface import (
     STALE_AFTER,
     Freshness,
@@ -27,6 +27,7 @@ from racesim.store.legacy import LegacyStore
 from racesim.store.migrate import LATEST, migrate
 from racesim.store.model import ModelDatabase, ModelStore
 from racesim.store.token import TokenStore
+from racesim.system import Call, InjectedFault, Program, RunContext
 
 STORES = ("legacy", "token", "model")
 """Store names, as scenarios and the command line spell them."""

@@ -4,62 +4,24 @@ A program is a generator: it yields one ``Call`` per database call (or per piece
 of work without one), and receives the call's result back, or has the call's
 exception raised at the ``yield``. It returns the caller's final answer as a
 short string. A program never knows whether a script or an explorer drives it.
-
-Call kinds the harness understands:
-
-``db``       a method of the marker store, run on the run's own session;
-``sql``      one fixed statement on the run's session (the lock-holding programs);
-``work``     work without database calls (collecting); a step of its own so a
-             schedule can place others "during" it;
-``send``     hand a payload to the platform (the async invoke);
-``receive``  take a delivered payload (a background invocation's arrival);
-``crash``    the process dies here: its session is closed, deferred work never runs.
+The call kinds are racesim's (:data:`racesim.system.CallKind`): ``db`` calls are
+methods of the marker store; ``send`` is the async invoke, ``receive`` a
+background invocation's arrival (from the run its ``invoked_by`` option names).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import re
 
 from racesim.store.interface import MarkResult, StoreInputError, task_lock_key
-
-Kind = Literal["db", "sql", "work", "send", "receive", "crash"]
-Program = Generator["Call", Any, str]
+from racesim.system import Call, InjectedFault, Option, Program, RunContext
+from racesim.system import ProgramRun as Run
 
 FAULTS = ("invoke_fails", "persist_fails", "crash_before_clear", "lock_check_fails")
 """Faults a scenario can put on a run; each program honours those it can meet."""
 
 
-class InjectedFault(RuntimeError):
-    """A failure the scenario asked for (the invoke, persist or lock check fails)."""
-
-
-@dataclass(frozen=True)
-class Call:
-    """One step of a program: what it asks for next."""
-
-    name: str
-    args: tuple[Any, ...] = ()
-    kind: Kind = "db"
-    sql: str = ""
-    fault: str = ""
-    """When set, the call fails with ``InjectedFault(fault)`` instead of running."""
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What a run of a program knows about itself: its options and its store's kind."""
-
-    uses_tokens: bool
-    mode: str = "sync"
-    faults: frozenset[str] = frozenset()
-    task: str = "recommendations"
-    polls: int = 120
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-def _collection(ctx: RunContext, token: str) -> Program:
+def _collection(ctx: RunContext, token: str) -> Run:
     """The scheduler's collection: collect, persist, deferred clear."""
     yield Call("collect", kind="work")
     fault = "persist failed" if "persist_fails" in ctx.faults else ""
@@ -77,20 +39,20 @@ def _collection(ctx: RunContext, token: str) -> Program:
     return "done"
 
 
-def cron(ctx: RunContext) -> Program:
+def cron(ctx: RunContext) -> Run:
     """A cron scheduler run: mark, collect whatever mark said, then the deferred clear."""
     result: MarkResult = yield Call("mark")
     outcome = yield from _collection(ctx, result.token)
     return outcome if result.ok else f"{outcome} (mark was refused)"
 
 
-def refresh(ctx: RunContext) -> Program:
+def refresh(ctx: RunContext) -> Run:
     """``POST /api/recommendations/refresh``: freshness, mark, then sync or async collection."""
     yield Call("get_freshness")
     result: MarkResult = yield Call("mark")
     if not result.ok:
         return "409 collection already in progress"
-    if ctx.mode == "sync":
+    if ctx.options.get("mode", "sync") == "sync":
         outcome = yield from _collection(ctx, result.token)
         return f"200 {outcome}"
     fault = "invoke failed" if "invoke_fails" in ctx.faults else ""
@@ -103,12 +65,12 @@ def refresh(ctx: RunContext) -> Program:
     return "202 accepted"
 
 
-def background(ctx: RunContext) -> Program:
+def background(ctx: RunContext) -> Run:
     """An async invocation: advisory lock, collection with the payload's token, unlock."""
-    token: str | None = yield Call("receive", kind="receive")
+    token: str | None = yield Call("receive", (str(ctx.options["invoked_by"]),), kind="receive")
     if token is None:
         return "no invocation delivered"
-    key = task_lock_key(ctx.task)
+    key = task_lock_key(str(ctx.options.get("task", "recommendations")))
     fault = "lock check failed" if "lock_check_fails" in ctx.faults else ""
     try:
         got: bool = yield Call("try_task_lock", (key,), fault=fault)
@@ -125,20 +87,21 @@ def background(ctx: RunContext) -> Program:
     return outcome
 
 
-def poll(ctx: RunContext) -> Program:
+def poll(ctx: RunContext) -> Run:
     """The page: poll freshness until the refresh looks finished, or give up."""
-    for n in range(1, ctx.polls + 1):
+    polls = int(ctx.options.get("polls", 120))
+    for n in range(1, polls + 1):
         f = yield Call("get_freshness")
         if f.started_at is None or (f.collected_at is not None and f.collected_at >= f.started_at):
             return f"banner gone after {n} poll(s)"
-    return f"gave up after {ctx.polls} polls, banner still up"
+    return f"gave up after {polls} polls, banner still up"
 
 
 _ROW = "SELECT id FROM recommendations_state WHERE id = 1 FOR UPDATE"
 _ADVISORY = "SELECT pg_advisory_xact_lock(hashtext('racesim-locker'))"
 
 
-def locker(ctx: RunContext) -> Program:
+def locker(ctx: RunContext) -> Run:
     """A maintenance transaction that holds the state row and/or an advisory lock.
 
     Option ``hold``: ``row`` (default), ``advisory``, ``row+advisory`` or
@@ -159,63 +122,49 @@ def locker(ctx: RunContext) -> Program:
     return "committed"
 
 
-@dataclass(frozen=True)
-class ProgramSpec:
-    make: Callable[[RunContext], Program]
-    options: frozenset[str]
-    faults: frozenset[str]
-    calls: frozenset[str]
+def _whole(lo: int, hi: int) -> Option:
+    return Option(
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi,
+        f"use a whole number from {lo} to {hi}",
+    )
 
 
-PROGRAMS: dict[str, ProgramSpec] = {
-    "cron": ProgramSpec(
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+_NAME = Option(
+    lambda v: isinstance(v, str) and bool(_NAME_RE.match(v)),
+    "use a task name of letters, digits, - or _",
+)
+_MODE = Option(lambda v: v in ("sync", "async"), 'use "sync" or "async"')
+_INVOKER = Option(_NAME.check, "name the refresh actor whose invoke delivers this run")
+_HOLD = Option(
+    lambda v: v in ("row", "advisory", "row+advisory", "advisory+row"),
+    'use "row", "advisory", "row+advisory" or "advisory+row"',
+)
+_COLLECTION = {"collect", "upsert_recommendations", "set_collection_error", "crash", "clear"}
+
+PROGRAMS: dict[str, Program] = {
+    "cron": Program(
         cron,
-        frozenset(),
-        frozenset({"persist_fails", "crash_before_clear"}),
-        frozenset(
-            {"mark", "collect", "upsert_recommendations", "set_collection_error", "crash", "clear"}
-        ),
+        frozenset({"mark", *_COLLECTION}),
+        faults=frozenset({"persist_fails", "crash_before_clear"}),
     ),
-    "refresh": ProgramSpec(
+    "refresh": Program(
         refresh,
-        frozenset({"mode"}),
+        frozenset({"get_freshness", "mark", "invoke", *_COLLECTION}),
+        {"mode": _MODE},
         frozenset(FAULTS) - {"lock_check_fails"},
-        frozenset(
-            {
-                "get_freshness",
-                "mark",
-                "collect",
-                "upsert_recommendations",
-                "set_collection_error",
-                "crash",
-                "clear",
-                "invoke",
-            }
-        ),
     ),
-    "background": ProgramSpec(
+    "background": Program(
         background,
-        frozenset({"invoked_by", "task"}),
+        frozenset({"receive", "try_task_lock", "release_task_lock", *_COLLECTION}),
+        {"invoked_by": _INVOKER, "task": _NAME},
         frozenset({"persist_fails", "crash_before_clear", "lock_check_fails"}),
-        frozenset(
-            {
-                "receive",
-                "try_task_lock",
-                "clear",
-                "collect",
-                "upsert_recommendations",
-                "set_collection_error",
-                "crash",
-                "release_task_lock",
-            }
-        ),
     ),
-    "poll": ProgramSpec(poll, frozenset({"polls"}), frozenset(), frozenset({"get_freshness"})),
-    "locker": ProgramSpec(
+    "poll": Program(poll, frozenset({"get_freshness"}), {"polls": _whole(1, 1000)}),
+    "locker": Program(
         locker,
-        frozenset({"hold"}),
-        frozenset(),
         frozenset({"begin", "lock_row", "lock_advisory", "commit", "rollback"}),
+        {"hold": _HOLD},
     ),
 }
 """Programs by the name a scenario uses, with the options, faults and calls each knows."""

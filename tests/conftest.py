@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from racesim.engine.sessions import connect
+from racesim.engine.sessions import open_session
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
 
@@ -43,5 +43,5 @@ def conninfo(pg_server: Server, dbname: str) -> str:
 @pytest.fixture
 def conn(conninfo: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit session on the fresh database that follows the virtual clock."""
-    with connect(conninfo) as c:
+    with open_session(conninfo) as c:
         yield c

@@ -78,4 +78,4 @@ def test_missing_file_and_bad_option(capsys: pytest.CaptureFixture[str]) -> None
     assert main(["run", "/nonexistent/x.toml"]) == 2
     assert "cannot read the scenario" in capsys.readouterr().err
     assert main(["run", "scenarios", "--store", "mysql"]) == 2
-    assert "invalid choice" in capsys.readouterr().err
+    assert "unknown store 'mysql'" in capsys.readouterr().err

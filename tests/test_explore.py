@@ -34,31 +34,34 @@ def test_legacy_race_is_found_and_shrunk(
     result, text = _explore(
         racesim_databases, tmp_path, store="legacy", seed=seed, max_examples=300
     )
-    driven = result.found["no-foreign-clear"]  # type: ignore[attr-defined]
+    found = result.found  # type: ignore[attr-defined]
+    driven = found["no-foreign-clear/cleared-by-clear"]
     assert driven.steps <= 5
     calls = [e.call for e in driven.plan.entries]
     assert calls.count("mark") == 2 and calls[-1] == "clear"
-    [saved] = tmp_path.glob("*.toml")
-    assert saved.name == f"legacy-no-foreign-clear-hypothesis-seed{seed}.toml"
-    assert "breaks no-foreign-clear at" in text and "found 1 violation(s)" in text
+    saved = {p.name for p in tmp_path.glob("*.toml")}
+    assert f"legacy-no-foreign-clear--cleared-by-clear-hypothesis-seed{seed}.toml" in saved
+    assert len(saved) == len(found)  # one file per invariant and cause
+    assert "breaks no-foreign-clear at" in text and f"found {len(found)} violation(s)" in text
 
 
 def test_saved_file_is_a_scenario_that_run_replays(
     racesim_databases: Databases, tmp_path: Path
 ) -> None:
     _explore(racesim_databases, tmp_path, store="legacy", seed=4, max_examples=300)
-    [scenario] = load_all([str(tmp_path)])
-    assert scenario.stores == ("legacy",)
-    result = run_one(scenario, "legacy", racesim_databases, Options())
-    assert result.verdict.matches, result.verdict.summary
+    scenarios = load_all([str(tmp_path)])
+    assert scenarios
+    for scenario in scenarios:
+        assert scenario.stores == ("legacy",)
+        result = run_one(scenario, "legacy", racesim_databases, Options())
+        assert result.verdict.matches, result.verdict.summary
 
 
 def test_same_seed_writes_the_same_file(racesim_databases: Databases, tmp_path: Path) -> None:
     _explore(racesim_databases, tmp_path / "a", store="legacy", seed=7, max_examples=300)
     _explore(racesim_databases, tmp_path / "b", store="legacy", seed=7, max_examples=300)
-    [a], [b] = (list((tmp_path / d).glob("*.toml")) for d in "ab")
-    assert a.name == b.name
-    assert a.read_bytes() == b.read_bytes()
+    a, b = ({p.name: p.read_bytes() for p in (tmp_path / d).glob("*.toml")} for d in "ab")
+    assert a and a == b
 
 
 def test_unfinished_search_is_never_a_pass(racesim_databases: Databases, tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_unreachable_dsn() -> None:
 
 def test_unknown_option_and_bad_values() -> None:
     assert_refused(racesim("run", SCENARIO, "--frobnicate"), "unrecognized arguments")
-    assert_refused(racesim("run", SCENARIO, "--store", "oracle"), "invalid choice")
+    assert_refused(racesim("run", SCENARIO, "--store", "oracle"), "unknown store")
     assert_refused(racesim("bench", "startup", "--repeat", "many"), "invalid int value")
     assert_refused(racesim("launch"), "invalid choice")
     assert_refused(racesim("run", SCENARIO, "--pg", "cloud"), "invalid choice")

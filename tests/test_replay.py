@@ -31,7 +31,7 @@ def test_saved_counterexample_replays(racesim_databases: Databases, tmp_path: Pa
         racesim_databases,
         Reporter(io.StringIO()),
     )
-    [saved] = tmp_path.glob("*.toml")
+    [saved] = tmp_path.glob("*cleared-by-clear*.toml")
     dsn = racesim_databases.server.conninfo()
     done = _racesim(["replay", str(saved)], dsn)
     assert done.returncode == 1, done.stderr

@@ -21,7 +21,7 @@ from psycopg import errors
 
 from racesim.engine.clock import EPOCH, VirtualClock
 from racesim.engine.schema import prepare
-from racesim.engine.sessions import connect
+from racesim.engine.sessions import open_session
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
 from racesim.store import (
@@ -76,7 +76,7 @@ class Db:
     sessions: list[Conn] = field(default_factory=list)
 
     def session(self) -> Conn:
-        conn = connect(self.conninfo)
+        conn = open_session(self.conninfo)
         self.sessions.append(conn)
         return conn
 
@@ -106,7 +106,7 @@ class Db:
 def db(server: Server, server_databases: Databases) -> Iterator[Db]:
     name = server_databases.create()
     conninfo = server.conninfo(name)
-    with connect(conninfo) as admin:
+    with open_session(conninfo) as admin:
         handle = Db(conninfo, admin)
         try:
             yield handle

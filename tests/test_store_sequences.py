@@ -19,7 +19,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from racesim.engine.clock import EPOCH, VirtualClock
-from racesim.engine.sessions import connect
+from racesim.engine.sessions import open_session
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
 from racesim.store import (
@@ -132,8 +132,8 @@ class Rig:
 def rig(pg_server: Server, databases: Databases) -> Iterator[Rig]:
     name = databases.create()
     conninfo = pg_server.conninfo(name)
-    admin = connect(conninfo)
-    sessions = [connect(conninfo) for _ in range(CALLERS)]
+    admin = open_session(conninfo)
+    sessions = [open_session(conninfo) for _ in range(CALLERS)]
     try:
         yield Rig(admin, sessions)
     finally:

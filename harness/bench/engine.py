@@ -1,13 +1,16 @@
 """``racesim bench engine``: the engine's cost over its own statements, and blocked-step latency.
 
-Both sides run the T+0..T+4 schedule on the token store, on the same pooled
-sessions of one database, in the same process, alternating rounds:
+Both sides run the reference system's T+0..T+4 scenario on its ``token`` store,
+on the same pooled sessions of one database, in the same process, alternating
+rounds:
 
 - engine: ``execute`` with the pool (reset, programs, worker threads, blocked-step
-  polling, marker snapshots, model shadow, checks, history);
+  polling, watched-state reads, model shadow, checks, history);
 - plain loop: the very statements the engine sent (the reset, the clock writes,
-  each store call, each marker snapshot), executed directly with psycopg on the
-  same connections, with no threads, programs or checks.
+  each store call, each watched-state read), executed directly with psycopg on
+  the same connections, with no threads, programs or checks.
+
+Blocked-step latency comes from the reference system's maintenance-lock scenario.
 
 The figure is engine schedules/s divided by plain-loop schedules/s (target >= 0.75).
 """
@@ -21,25 +24,31 @@ from pathlib import Path
 from typing import Any
 
 from racesim.engine import clock as vclock
-from racesim.engine.loop import SNAPSHOT, Engine, Options, execute
+from racesim.engine.loop import Engine, Options, execute
 from racesim.engine.pool import SessionPool
-from racesim.engine.schema import prepare
+from racesim.engine.schema import preparer
 from racesim.formats.scenario import load
-from racesim.model.plan import Actor, Plan, Step, label_offset
+from racesim.model.plan import Plan, label_offset
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
-from racesim.store import open_store, seeded_tokens
+from racesim.system import Session
 
-SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "t0-t4-cron-wipes-user.toml"
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIO = SCENARIOS / "t0-t4-cron-wipes-user.toml"
+BLOCKING = SCENARIOS / "maintenance-lock-blocks-mark.toml"
+STORE = "token"
 TARGET_RATIO = 0.75
 TARGET_DETECT_MS = 5.0
 
 
 def run(pg: str = "auto", dsn: str | None = None, repeat: int = 5) -> list[str]:
     plan = load(SCENARIO).plan if SCENARIO.exists() else _fallback_plan()
-    with provide(pg, dsn) as server, Databases(server, prepare, label="racesim_bench") as dbs:
+    with (
+        provide(pg, dsn) as server,
+        Databases(server, preparer(), label="racesim_bench") as dbs,
+    ):
         conninfo = server.conninfo(dbs.create())
-        with SessionPool(conninfo, "token") as pool:
+        with SessionPool(conninfo, STORE) as pool:
             ratio_lines = _throughput(plan, pool, repeat)
             detect_lines = _detection(pool, repeat)
     return ratio_lines + detect_lines
@@ -49,12 +58,12 @@ def _throughput(plan: Plan, pool: SessionPool, repeat: int) -> list[str]:
     rounds = max(repeat, 3)
     per_round = 40
     options = Options()
-    history = execute(plan, "token", options=options, pool=pool).history  # warm-up
+    history = execute(plan, STORE, options=options, pool=pool).history  # warm-up
     engine_rates, plain_rates = [], []
     for _ in range(rounds):
         started = time.perf_counter()
         for _ in range(per_round):
-            execute(plan, "token", options=options, pool=pool)
+            execute(plan, STORE, options=options, pool=pool)
         engine_rates.append(per_round / (time.perf_counter() - started))
         started = time.perf_counter()
         for _ in range(per_round):
@@ -64,7 +73,7 @@ def _throughput(plan: Plan, pool: SessionPool, repeat: int) -> list[str]:
     ratio = engine / plain
     steps = sum(1 for e in history.events if e.kind != "clock")
     return [
-        f"engine throughput ({steps}-step T+0..T+4 schedule, token store, {rounds} rounds"
+        f"engine throughput ({steps}-step T+0..T+4 schedule, {STORE} store, {rounds} rounds"
         f" x {per_round} schedules):",
         f"  engine      {engine:8.1f} schedules/s",
         f"  plain loop  {plain:8.1f} schedules/s  (same statements, same connections)",
@@ -78,44 +87,25 @@ def _plain(plan: Plan, pool: SessionPool, events: Any) -> None:
     pool.reset()
     conns = {a.name: pool.session(i)[0] for i, a in enumerate(plan.actors)}
     clock = vclock.VirtualClock(vclock.EPOCH + plan.start_offset(), pool.monitor)
+    variant = pool.variant
     stores = {
-        name: open_store("token", conn, tokens=seeded_tokens(i))
-        for i, (name, conn) in enumerate(conns.items())
+        name: variant.open(Session(conn, None, i)) for i, (name, conn) in enumerate(conns.items())
     }
     for event in events:
         if event.label and event.kind != "clock":
             clock.set(vclock.EPOCH + label_offset(event.label))
-        if event.kind in ("step", "done") and event.call in _DB_CALLS:
+        method = getattr(stores.get(event.actor), event.call, None)
+        if event.kind in ("step", "done") and callable(method):
             with contextlib.suppress(Exception):  # the same refusals the engine records
-                getattr(stores[event.actor], event.call)(*event.args)
-        pool.monitor.execute(SNAPSHOT).fetchone()
-
-
-_DB_CALLS = {
-    "mark",
-    "clear",
-    "set_collection_error",
-    "upsert_recommendations",
-    "get_freshness",
-    "try_task_lock",
-    "release_task_lock",
-}
+                method(*event.args)
+        variant.watch(pool.monitor)
 
 
 def _detection(pool: SessionPool, repeat: int) -> list[str]:
-    plan = Plan(
-        actors=(Actor("ops", "locker", {"hold": "row"}), Actor("user", "refresh")),
-        entries=(
-            Step("ops", "begin"),
-            Step("ops", "lock_row"),
-            Step("user", "get_freshness"),
-            Step("user", "mark"),
-            Step("ops", "commit"),
-        ),
-    )
+    plan = load(BLOCKING).plan
     samples = []
     for _ in range(max(repeat, 3) * 10):
-        engine = Engine(plan, "token", pool.conninfo, Options(), pool)
+        engine = Engine(plan, STORE, pool.conninfo, Options(), pool)
         try:
             engine.open()
             out = engine.run()

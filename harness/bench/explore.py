@@ -3,7 +3,7 @@
 Figures (medians over ``seeds`` seeds, from a warm cluster):
 
 * time to the first T+0..T+4-style foreign clear on ``legacy`` and the shrunk step
-  count, vs plain Hypothesis over bare mark/clear calls on psycopg;
+  count, vs plain Hypothesis over the two bare statements on psycopg;
 * examples per second of a 20-step race machine vs a bare Hypothesis machine
   doing one UPDATE per step;
 * exhaustive cron+user: schedules, time, and what the sleep-set reduction saved;
@@ -33,26 +33,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
 from racesim.engine.pool import SessionPool
-from racesim.engine.sessions import connect
+from racesim.engine.sessions import open_session
 from racesim.explore.machines import RaceFound, race_machine
 from racesim.explore.run import ExploreOptions, explore
-from racesim.explore.search import CONFIGS, exhaustive, pct
+from racesim.explore.search import exhaustive, pct
+from racesim.model.plan import Actor
 from racesim.provision.databases import Databases
 from racesim.report.text import Reporter
 from racesim.runner import databases
+from racesim.store import baseline
+from racesim.system import resolve
 
 __all__ = ["run"]
-
-_MARK = (
-    "UPDATE recommendations_state SET last_collection_started_at = NOW() WHERE id = 1"
-    " AND (last_collection_started_at IS NULL"
-    " OR last_collection_started_at < NOW() - INTERVAL '5 minutes')"
-)
-_CLEAR = "UPDATE recommendations_state SET last_collection_started_at = NULL WHERE id = 1"
-_RESET = (
-    "UPDATE recommendations_state SET last_collection_started_at = NULL,"
-    " last_collected_at = NULL WHERE id = 1"
-)
 
 
 def _ms(values: list[float]) -> str:
@@ -91,7 +83,7 @@ def _legacy_race(dbs: Databases, seeds: int) -> list[str]:
         f" ({len(found)}/{seeds} seeds), with shrinking {_ms(total)}, shrunk to"
         f" {max(steps, default=0)} steps at most  [target <= 250 ms, <= 5 steps: "
         f"{'met' if ok and statistics.median(found) <= 0.25 else 'NOT met'}]",
-        f"  baseline, plain Hypothesis over bare mark/clear on psycopg: found in"
+        f"  baseline, plain Hypothesis over the bare statements on psycopg: found in"
         f" {_ms(base_found)}, shrunk to {statistics.median(base_steps):.0f} calls"
         f" (racesim takes {_ratio(found, base_found)} the baseline's time to find it)",
     ]
@@ -108,7 +100,7 @@ def _bare_hypothesis(dbs: Databases, seeds: int) -> tuple[list[float], list[int]
     found: list[float] = []
     steps: list[int] = []
     try:
-        conns = [connect(dbs.server.conninfo(name)) for _ in range(2)]
+        conns = [open_session(dbs.server.conninfo(name)) for _ in range(2)]
         for seed in range(seeds):
             first, last = _bare_seed(conns, seed)
             found += first
@@ -121,8 +113,8 @@ def _bare_hypothesis(dbs: Databases, seeds: int) -> tuple[list[float], list[int]
 
 
 def _bare_seed(conns: list[psycopg.Connection[Any]], seed: int) -> tuple[list[float], list[int]]:
-    """Plain Hypothesis over bare mark/clear calls: time to the first foreign clear."""
-    ops = st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["mark", "clear"])))
+    """Plain Hypothesis over the two bare statements: time to the first foreign clear."""
+    ops = st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["take", "drop"])))
     first: list[float] = []
     last: list[int] = []
     start = time.perf_counter()
@@ -133,14 +125,14 @@ def _bare_seed(conns: list[psycopg.Connection[Any]], seed: int) -> tuple[list[fl
     @hseed(seed)
     @given(ops)
     def bare(calls: list[tuple[int, str]]) -> None:
-        conns[0].execute(_RESET)
+        conns[0].execute(baseline.RESET)
         holder = None
         for who, op in calls:
-            if op == "mark":
-                if conns[who].execute(_MARK).rowcount == 1:
+            if op == "take":
+                if conns[who].execute(baseline.MARK).rowcount == 1:
                     holder = who
                 continue
-            conns[who].execute(_CLEAR)
+            conns[who].execute(baseline.CLEAR)
             if holder is not None and holder != who:
                 if not first:
                     first.append(time.perf_counter() - start)
@@ -158,7 +150,7 @@ class _Bare(RuleBasedStateMachine):
 
     @rule()
     def update(self) -> None:
-        self.conn.execute("UPDATE recommendations_state SET last_collected_at = now() WHERE id = 1")
+        self.conn.execute(baseline.TOUCH)
 
 
 def _rate(machine: type[RuleBasedStateMachine], examples: int) -> float:
@@ -189,7 +181,7 @@ def _machines(dbs: Databases) -> list[str]:
     try:
         with SessionPool(dbs.server.conninfo(name), "token") as pool:
             ours = _rate(race_machine("token", pool), 200)
-        with connect(dbs.server.conninfo(name)) as conn:
+        with open_session(dbs.server.conninfo(name)) as conn:
             _Bare.conn = conn
             bare = _rate(_Bare, 200)
     finally:
@@ -206,8 +198,8 @@ def _exhaustive(dbs: Databases) -> list[str]:
     name = dbs.create()
     try:
         with SessionPool(dbs.server.conninfo(name), "token") as pool:
-            reduced = exhaustive(CONFIGS["cron+user"], "token", pool=pool)
-            full = exhaustive(CONFIGS["cron+user"], "token", pool=pool, reduce=False)
+            reduced = exhaustive(_configs()["cron+user"], "token", pool=pool)
+            full = exhaustive(_configs()["cron+user"], "token", pool=pool, reduce=False)
     finally:
         dbs.drop(name)
     saved = 1 - reduced.explored / full.explored
@@ -226,7 +218,7 @@ def _deep(dbs: Databases, seeds: int) -> list[str]:
         name = dbs.create()
         try:
             with SessionPool(dbs.server.conninfo(name), store) as pool:
-                ex = exhaustive(CONFIGS["user-async+2bg"], store, pool=pool)
+                ex = exhaustive(_configs()["user-async+2bg"], store, pool=pool)
                 lines.append(
                     f"user-async+2bg on {store} (exhaustive): {ex.explored / ex.seconds:.0f}"
                     f" schedules/s, {ex.explored} schedules in {ex.seconds * 1000:.0f} ms, "
@@ -242,7 +234,7 @@ def _deep(dbs: Databases, seeds: int) -> list[str]:
                             first.append(time.perf_counter() - start)
 
                     r = pct(
-                        CONFIGS["mixed"],
+                        _configs()["mixed"],
                         store,
                         pool=pool,
                         seed=seed,
@@ -259,3 +251,7 @@ def _deep(dbs: Databases, seeds: int) -> list[str]:
         finally:
             dbs.drop(name)
     return lines
+
+
+def _configs() -> dict[str, tuple[Actor, ...]]:
+    return {name: c.roster() for name, c in resolve().configs.items()}

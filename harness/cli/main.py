@@ -19,7 +19,7 @@ from racesim.errors import (
 from racesim.provision.cleanup import install_signal_handlers
 from racesim.provision.provide import mask_dsn
 from racesim.report.text import Reporter
-from racesim.store import STORES
+from racesim.system import resolve
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run scenario files (or folders of them)")
     run.add_argument("paths", nargs="+", metavar="PATH")
-    run.add_argument("--store", choices=STORES, help="run only this store")
+    run.add_argument("--store", help="run only this store (a variant of the system)")
     run.add_argument("--json", action="store_true", help="JSON lines instead of timelines")
     run.add_argument(
         "--stop-at-first", action="store_true", help="stop a run at its first violation"
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     pg_options(run)
 
     explore = sub.add_parser("explore", help="search schedules for violations and save them")
-    explore.add_argument("--store", required=True, choices=STORES, help="store to explore")
+    explore.add_argument("--store", required=True, help="store (variant of the system) to explore")
     explore.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     limit = explore.add_mutually_exclusive_group()
     limit.add_argument("--budget", help="time budget, e.g. 30s or 2m")
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     soak = sub.add_parser("soak", help="explore for minutes and watch memory, backends, speed")
     soak.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
-    soak.add_argument("--store", choices=STORES, default="token")
+    soak.add_argument("--store", default="token")
     soak.add_argument("--seed", type=int, default=0)
     soak.add_argument("--window", type=float, default=60.0, help="seconds per report line")
     pg_options(soak)
@@ -163,16 +163,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     from racesim.runner import databases, load_all, run_one
 
-    scenarios = load_all(args.paths)
+    system = resolve()
+    if args.store is not None:
+        system.variant(args.store)  # an unknown store is refused before anything runs
+    scenarios = load_all(args.paths, system)
     jobs = [(s, st) for s in scenarios for st in s.stores if not args.store or st == args.store]
     if not jobs:
         raise InputError(f"no scenario names store {args.store}; drop --store or add it to stores")
     options = Options(stop_at_first=args.stop_at_first)
-    need_pg = any(st != "model" for _, st in jobs)
+    need_pg = any(system.variant(st).database for _, st in jobs)
     failed = skipped = 0
     from contextlib import nullcontext
 
-    with databases(args.pg, args.dsn) if need_pg else nullcontext() as dbs:
+    with databases(args.pg, args.dsn, system) if need_pg else nullcontext() as dbs:
         for scenario, store in jobs:
             result = run_one(scenario, store, dbs, options)
             reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)

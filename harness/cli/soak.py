@@ -17,11 +17,12 @@ from pathlib import Path
 import psycopg
 
 from racesim.engine.pool import SessionPool
-from racesim.engine.schema import prepare
-from racesim.explore.search import CONFIGS, pct
+from racesim.engine.schema import preparer
+from racesim.explore.search import pct
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
 from racesim.report.text import Reporter
+from racesim.system import resolve
 
 MEMORY_GROWTH_LIMIT = 1.10
 """End-of-soak RSS may be at most this much of the first window's."""
@@ -57,10 +58,15 @@ def run(
     dsn: str | None = None,
 ) -> bool:
     """Soak for ``minutes``; print a line per window and the verdict; True when steady."""
-    actors = CONFIGS["mixed"]
+    system = resolve()
+    system.variant(store)  # an unknown store is refused before anything starts
+    actors = system.config(None, "pct").roster()
     windows = max(1, round(minutes * 60 / window))
     rows: list[tuple[float, float, float, int, int]] = []
-    with provide(pg, dsn) as server, Databases(server, prepare, label="racesim_soak") as dbs:
+    with (
+        provide(pg, dsn) as server,
+        Databases(server, preparer(system), label="racesim_soak") as dbs,
+    ):
         conninfo = server.conninfo(dbs.create())
         with SessionPool(conninfo, store) as pool:
             reporter.line(

@@ -17,8 +17,7 @@ from psycopg import sql
 from racesim.engine.sessions import Worker
 from racesim.model.history import NOT_COMPARED
 from racesim.model.plan import Actor
-from racesim.store import Call, MarkerStore, ModelStore, TokenSource
-from racesim.store.callers import Program
+from racesim.system import Call, ProgramRun
 
 SESSION_SETTINGS = ("lock_timeout", "statement_timeout")
 """Actor options applied to the session with SET (milliseconds)."""
@@ -33,14 +32,15 @@ class Run:
 
     index: int
     actor: Actor
-    store: MarkerStore
-    program: Program
-    tokens: TokenSource
+    store: Any
+    """The object the variant opened for this run (``db`` calls are its methods)."""
+    program: ProgramRun
+    seed: int
     conn: psycopg.Connection[Any] | None = None
     worker: Worker | None = None
     pid: int = 0
-    shadow: ModelStore | None = None
-    """The model session run beside a token run, for the model-agreement check."""
+    shadow: Any = None
+    """The model's session run beside this one, for the model-agreement check."""
     next_call: Call | None = None
     finished: str | None = None
     """The program's answer once it has ended."""
@@ -48,8 +48,6 @@ class Run:
     """The call the session is waiting in (blocked in PostgreSQL)."""
     pending_label: str = ""
     pending_line: int | None = None
-    recipients: tuple[str, ...] = ()
-    """Runs the platform delivers this run's invoke to."""
     closed: bool = False
     started: bool = False
     """True once the run has sent its first call: a restart then crashes it."""
@@ -100,9 +98,11 @@ class Run:
     def end_session(self) -> None:
         """Close the run's session: its locks go with it (the model's too)."""
         self.closed, self.in_txn = True, False
-        self.store.close()
+        _close(self.store)
+        if self.conn is not None:
+            self.conn.close()
         if self.shadow is not None:
-            self.shadow.close()
+            _close(self.shadow)
 
     def crash(self, why: str) -> None:
         """The run's process is gone: no further steps, no deferred work."""
@@ -126,7 +126,13 @@ def apply_session_options(conn: psycopg.Connection[Any], actor: Actor) -> bool:
     return changed
 
 
-def direct(store: MarkerStore, call: Call) -> Reply:
+def _close(store: Any) -> None:
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+
+
+def direct(store: Any, call: Call) -> Reply:
     """Run a store call here and now, catching what it raises."""
     try:
         return True, getattr(store, call.name)(*call.args)

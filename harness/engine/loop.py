@@ -5,7 +5,7 @@ the program's next call; when PostgreSQL makes it wait on a lock (seen from the
 monitor session with ``pg_isolation_test_session_is_blocked``, as PostgreSQL's
 isolation tester does) the step is recorded as waiting and the schedule goes on;
 its completion is recorded when it comes. Every event goes into the history
-with the marker row after it, and through the checks.
+with the system's watched state after it, and through the checks.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -23,28 +23,19 @@ from racesim.checks.invariants import Checker
 from racesim.engine import clock as vclock
 from racesim.engine.actors import Run, apply_session_options, describe, direct
 from racesim.engine.pool import SessionPool
-from racesim.engine.sessions import Worker, configure, connect
+from racesim.engine.sessions import Worker, configure, open_session
 from racesim.errors import HarnessError, InputError
-from racesim.model.history import Event, History, Marker
+from racesim.model.history import NOT_COMPARED, Event, EventKind, History
+from racesim.model.outcome import Outcome as Outcome
 from racesim.model.plan import Actor, ClockMove, Outage, Plan, Step, format_delta, label_offset
-from racesim.store import (
-    PROGRAMS,
-    SCHEMA_VERSION,
-    Call,
-    InjectedFault,
-    ModelDatabase,
-    RunContext,
-    migrate,
-    open_store,
-    seeded_tokens,
-)
+from racesim.system import Call, InjectedFault, RunContext, Session, System, resolve
 
 
 @dataclass(frozen=True)
 class Options:
     stop_at_first: bool = False
     compare_model: bool = True
-    """Run the model beside the ``token`` store and check that they agree."""
+    """Run the system's model beside a variant that follows it, and check that they agree."""
     wait_bound: float = 2.0
     """Seconds a waiting step may stay blocked when nothing else can run any more."""
     step_bound: float = 10.0
@@ -54,27 +45,49 @@ class Options:
 
 
 @dataclass
-class Outcome:
-    history: History
-    checker: Checker
+class Draft:
+    """An event before its place in the history (and the watched state) is known."""
 
+    kind: EventKind
+    actor: str
+    call: str
+    label: str
+    line: int | None
+    vtime: datetime | None
+    wall: float
+    args: tuple[Any, ...] = ()
+    result: Any = None
+    error: str | None = None
+    sqlstate: str | None = None
+    finished: str | None = None
+    model: Any = field(default=NOT_COMPARED)
+    model_error: str | None = None
+    blocked_after: float = 0.0
 
-Draft = dict[str, Any]
-"""An event's fields before its marker row is known."""
-
-SNAPSHOT = (
-    "SELECT last_collection_started_at, last_collection_owner_id::text, last_collected_at,"
-    " last_collection_error FROM recommendations_state WHERE id = 1"
-)
-SNAPSHOT_NO_OWNER = (
-    "SELECT last_collection_started_at, NULL::text, last_collected_at,"
-    " last_collection_error FROM recommendations_state WHERE id = 1"
-)
-"""The monitor's read of the marker row after every event (schema 3, and 2 for legacy)."""
+    def event(self, seq: int, state: Any) -> Event:
+        return Event(
+            seq=seq,
+            kind=self.kind,
+            actor=self.actor,
+            call=self.call,
+            label=self.label,
+            line=self.line,
+            args=self.args,
+            result=self.result,
+            error=self.error,
+            sqlstate=self.sqlstate,
+            state=state,
+            vtime=self.vtime,
+            wall=self.wall,
+            finished=self.finished,
+            model=self.model,
+            model_error=self.model_error,
+            blocked_after=self.blocked_after,
+        )
 
 
 class Engine:
-    """Executes one plan against one store; use ``execute`` for the common case."""
+    """Executes one plan against one variant of a system; use ``execute`` for the common case."""
 
     def __init__(
         self,
@@ -84,21 +97,36 @@ class Engine:
         options: Options,
         pool: SessionPool | None = None,
         restart_server: Callable[[], None] | None = None,
+        system: System | str | None = None,
     ) -> None:
+        self.system = resolve(system)
+        self.variant = self.system.variant(store)
+        database = self.variant.database
+        self.model = (
+            self.system.variant(self.system.model)
+            if self.system.model and database and self.variant.follows_model
+            else None
+        )
         self.plan = plan
-        self.pool = pool if store != "model" else None
-        self.restart_server = restart_server if store != "model" else None
+        self.pool = pool if database else None
+        self.restart_server = restart_server if database else None
         self.store = store
         self.options = options
-        self.conninfo = conninfo if store != "model" else None
-        self.history = History(scenario="", store=store)
-        self.checker = Checker(compare_model=options.compare_model and store == "token")
-        self.deliveries: dict[str, str] = {}
+        self.conninfo = conninfo if database else None
+        self.history = History(scenario="", store=store, show=self.system.show)
+        self.checker = Checker(
+            self.system.invariants(plan.actors),
+            compare_model=options.compare_model and self.model is not None,
+        )
+        self.mailbox: dict[str, Any] = {}
+        """What each run has sent, by the sending run's name."""
         self.monitor: psycopg.Connection[Any] | None = None
         self.runs: dict[str, Run] = {}
         self.started = time.perf_counter()
         self.offset = timedelta(0)
         self.seq = -1
+        self.state: Any = None
+        """The watched state as last read."""
 
     # -- setup and teardown -------------------------------------------------
 
@@ -107,50 +135,39 @@ class Engine:
             self.pool.reset()
             self.monitor = self.pool.monitor
         elif self.conninfo is not None:
-            self.monitor = connect(self.conninfo, application_name="racesim-monitor")
-            migrate(self.monitor, to=SCHEMA_VERSION[self.store])
-        self._snapshot_sql = SNAPSHOT_NO_OWNER if SCHEMA_VERSION.get(self.store) == 2 else SNAPSHOT
+            self.monitor = open_session(self.conninfo, application_name="racesim-monitor")
+            if self.variant.prepare is not None:
+                self.variant.prepare(self.monitor)
         self.clock = vclock.VirtualClock(vclock.EPOCH + self.plan.start_offset(), self.monitor)
-        self.model_db = ModelDatabase(now=self.clock.now)
-        shadow_db = ModelDatabase(now=self.clock.now) if self.checker.compare_model else None
+        make_world = self.variant.world
+        self.world = make_world(self.clock.now) if make_world is not None else None
+        shadow_world = None
+        if self.checker.compare_model and self.model is not None and self.model.world:
+            shadow_world = self.model.world(self.clock.now)
         for index, actor in enumerate(self.plan.actors):
-            self.runs[actor.name] = self._start(index, actor, shadow_db)
-        for run in self.runs.values():
-            run.recipients = tuple(
-                r.actor.name
-                for r in self.runs.values()
-                if r.actor.options.get("invoked_by") == run.actor.name
-            )
+            self.runs[actor.name] = self._start(index, actor, shadow_world)
         self.pids = [r.pid for r in self.runs.values() if r.pid]
 
-    def _start(self, index: int, actor: Actor, shadow_db: ModelDatabase | None) -> Run:
-        token_seed = self.plan.seed * 1_000_003 + index
+    def _start(self, index: int, actor: Actor, shadow_world: Any) -> Run:
+        seed = self.plan.seed * 1_000_003 + index
         conn = worker = None
         if self.pool is not None or self.conninfo is not None:
             conn, worker = self._open_session(index, actor)
-        tokens = seeded_tokens(token_seed)
-        store = open_store(self.store, conn, model=self.model_db, tokens=tokens)
-        ctx = RunContext(
-            uses_tokens=store.uses_tokens,
-            mode=str(actor.options.get("mode", "sync")),
-            faults=actor.faults,
-            task=str(actor.options.get("task", "recommendations")),
-            polls=int(actor.options.get("polls", 120)),
-            options=dict(actor.options),
-        )
+        store = self.variant.open(Session(conn, self.world, seed))
+        ctx = RunContext(actor.name, self.store, dict(actor.options), actor.faults)
         run = Run(
             index=index,
             actor=actor,
             store=store,
-            program=PROGRAMS[actor.program].make(ctx),
+            program=self.system.programs[actor.program].make(ctx),
             conn=conn,
-            tokens=tokens,
+            seed=seed,
         )
         if conn is not None:
             run.worker = worker
             run.pid = conn.info.backend_pid
-        if shadow_db is not None:
-            run.shadow = shadow_db.session(seeded_tokens(token_seed))
+        if self.model is not None and self.checker.compare_model:
+            run.shadow = self.model.open(Session(None, shadow_world, seed))
         run.advance(None, None)
         return run
 
@@ -164,7 +181,7 @@ class Engine:
                 self.pool.mark_dirty(index)
             return conn, worker
         assert self.conninfo is not None
-        conn = connect(self.conninfo, application_name=f"racesim-{actor.name}")
+        conn = open_session(self.conninfo, application_name=f"racesim-{actor.name}")
         configure(conn)
         apply_session_options(conn, actor)
         return conn, worker or Worker(actor.name)
@@ -212,6 +229,10 @@ class Engine:
                 f" ({describe(exc)}); the run stops here and nothing after that was checked"
             ) from None
         return Outcome(self.history, self.checker)
+
+    def time_at(self, label: str) -> datetime:
+        """The virtual time an entry labelled ``label`` would happen at, from here."""
+        return vclock.EPOCH + self.offset + label_offset(label)
 
     def take(self, entry: Step | ClockMove | Outage) -> None:
         """Carry out one schedule entry (its label, if any, sets the virtual time first)."""
@@ -338,7 +359,7 @@ class Engine:
             self.monitor = (
                 self.pool.reconnect()
                 if self.pool is not None
-                else connect(self.conninfo or "", application_name="racesim-monitor")
+                else open_session(self.conninfo or "", application_name="racesim-monitor")
             )
             self.clock.rebind(self.monitor)
         events: list[Draft] = []
@@ -378,7 +399,7 @@ class Engine:
         run.conn.close()
         conn, run.worker = self._open_session(run.index, run.actor, run.worker)
         run.conn, run.pid = conn, conn.info.backend_pid
-        run.store = open_store(self.store, conn, model=self.model_db, tokens=run.tokens)
+        run.store = self.variant.open(Session(conn, self.world, run.seed))
 
     # -- stepping from outside (explorers drive the engine one entry at a time) --
 
@@ -443,21 +464,21 @@ class Engine:
         if call.kind == "work":
             return True, None
         if call.kind == "send":
-            self.deliveries[run.actor.name] = call.args[0]
+            self.mailbox[run.actor.name] = call.args[0]
             return True, None
         if call.kind == "receive":
-            return True, self.deliveries.get(str(run.actor.options.get("invoked_by", "")))
+            return True, self.mailbox.get(str(call.args[0])) if call.args else None
         if call.kind == "crash":
             run.end_session()
             self._await_exit(run.pid)
             return True, None
-        if run.worker is None:  # the model store: no database, no waiting
+        if run.worker is None:  # an in-memory variant: no database, no waiting
             if call.kind == "sql":
                 return True, None
             return direct(run.store, call)
-        if self.pool is not None and (call.kind == "sql" or call.name == "try_task_lock"):
+        if self.pool is not None and (call.kind == "sql" or call.name in self.system.sticky):
             self.pool.mark_dirty(run.index)  # before the fast path: it takes locks too
-        if call.kind == "db" and self._nobody_holds_locks(run):
+        if call.kind == "db" and self.system.direct_calls and self._nobody_holds_locks(run):
             # A store call is one autocommit statement (or a transaction of its own):
             # it can wait only on a lock that another session's open transaction
             # holds. With none open, run it here, without the worker handoff.
@@ -470,8 +491,8 @@ class Engine:
         return reply
 
     def _nobody_holds_locks(self, run: Run) -> bool:
-        # Store calls never leave a transaction open (upsert's commits or rolls back
-        # within the call); only a ``sql`` step can, and a waiting step may hold locks.
+        # The system promises (``direct_calls``) that its calls never leave a
+        # transaction open; only a ``sql`` step can, and a waiting step may hold locks.
         return not any(
             other.in_txn or other.pending is not None
             for other in self.runs.values()
@@ -559,7 +580,7 @@ class Engine:
         run: Run,
         call: Call,
         reply: tuple[bool, Any],
-        kind: str,
+        kind: EventKind,
         label: str,
         line: int | None,
     ) -> Draft:
@@ -571,60 +592,54 @@ class Engine:
         if not ok:
             error = describe(value)
             sqlstate = getattr(value, "sqlstate", None)
-        args = call.args
-        if call.kind == "receive":
-            args = (str(run.actor.options.get("invoked_by", "")),)
         return self._event(
             kind,
             run.actor.name,
             call.name,
             label,
             line,
-            args=args,
+            args=call.args,
             result=value if ok else None,
             error=error,
             sqlstate=sqlstate,
             finished=run.finished,
             model=model,
             model_error=model_error,
-            recipients=run.recipients if call.kind == "send" else (),
         )
 
     # -- the record ---------------------------------------------------------
 
     def _event(
-        self, kind: str, actor: str, call: str, label: str, line: int | None, **fields: Any
+        self, kind: EventKind, actor: str, call: str, label: str, line: int | None, **fields: Any
     ) -> Draft:
-        """An event's fields; ``_record`` makes the Event once the marker is read."""
-        fields.update(
-            kind=kind,
-            actor=actor,
-            call=call,
-            label=label,
-            line=line,
-            vtime=self.clock.now(),
-            wall=time.perf_counter() - self.started,
+        """An event but for its place; ``_record`` makes the Event once the state is read."""
+        return Draft(
+            kind,
+            actor,
+            call,
+            label,
+            line,
+            self.clock.now(),
+            time.perf_counter() - self.started,
+            **fields,
         )
-        return fields
 
     def _record(self, drafts: list[Draft], settle: bool = False) -> None:
         if settle:
             drafts += self._settle()
-        drafts[-1]["state"] = self._marker()
-        for draft in drafts:
+        last = len(drafts) - 1
+        state = self.state = self._watch()
+        for i, draft in enumerate(drafts):
             self.seq += 1
-            event = Event(seq=self.seq, **draft)
+            event = draft.event(self.seq, state if i == last else None)
             self.history.add(event)
             self.checker.feed(event)
 
-    def _marker(self) -> Marker:
+    def _watch(self) -> Any:
+        """The system's watched state now (from the monitor, or the in-memory world)."""
         if self.monitor is None:
-            db = self.model_db
-            return Marker(db.started_at, db.owner, db.collected_at, db.error)
-        row = self.monitor.execute(self._snapshot_sql).fetchone()
-        if row is None:
-            return Marker(None)
-        return Marker(row[0], row[1], row[2], row[3])
+            return self.variant.watch(self.world)
+        return self.variant.watch(self.monitor)
 
 
 def execute(
@@ -635,17 +650,20 @@ def execute(
     scenario: str = "",
     pool: SessionPool | None = None,
     restart_server: Callable[[], None] | None = None,
+    system: System | str | None = None,
 ) -> Outcome:
-    """Run ``plan`` on ``store`` (``conninfo`` names a prepared database; None for model).
+    """Run ``plan`` on variant ``store`` of ``system`` (the reference system by default).
 
-    With a ``pool`` (made for this store), sessions are reused and the database
+    ``conninfo`` names a prepared database (None for an in-memory variant). With
+    a ``pool`` (made for this variant), sessions are reused and the database
     reset instead of opened afresh: what repeated runs (exploration) want.
     ``restart_server`` is how a ``restart server`` entry restarts the server.
     """
-    if store != "model" and conninfo is None and pool is None:
+    found = resolve(system)
+    if found.variant(store).database and conninfo is None and pool is None:
         raise HarnessError(f"the {store} store needs a database")
     conninfo = conninfo or (pool.conninfo if pool else None)
-    engine = Engine(plan, store, conninfo, options or Options(), pool, restart_server)
+    engine = Engine(plan, store, conninfo, options or Options(), pool, restart_server, found)
     engine.history.scenario = scenario
     try:
         engine.open()

@@ -1,8 +1,9 @@
 """Sessions kept across runs, so a run costs its statements and not its connections.
 
-Between runs ``reset`` puts everything back: the state row and the virtual clock
-to their fresh values, every session out of any transaction, its advisory locks
-released and its settings back to the defaults. Sessions a run closed (a crash)
+Between runs ``reset`` puts everything back: the system's state to its fresh
+value (the variant's ``reset``; the engine sets the virtual clock when a run
+opens), every session out of any transaction, its advisory locks released and
+its settings back to the defaults. Sessions a run closed (a crash)
 are replaced with new ones.
 """
 
@@ -12,32 +13,23 @@ from typing import Any
 
 import psycopg
 
-from racesim.engine.sessions import Worker, configure, connect
-from racesim.store import SCHEMA_VERSION, migrate
+from racesim.engine.sessions import Worker, configure, open_session
+from racesim.system import System, resolve
 
 RESET_SESSION = (
     "ROLLBACK; SELECT pg_advisory_unlock_all(); RESET lock_timeout; RESET statement_timeout"
 )
-RESET_STATE = (
-    "UPDATE recommendations_state SET last_collected_at = NULL, last_collection_error = NULL,"
-    " last_collection_started_at = NULL, last_collection_owner_id = NULL WHERE id = 1;"
-    " UPDATE racesim_clock.frozen SET at = NULL WHERE id = 1"
-)
-RESET_STATE_NO_OWNER = (
-    "UPDATE recommendations_state SET last_collected_at = NULL, last_collection_error = NULL,"
-    " last_collection_started_at = NULL WHERE id = 1;"
-    " UPDATE racesim_clock.frozen SET at = NULL WHERE id = 1"
-)
 
 
 class SessionPool:
-    """A monitor session and actor sessions on one database, for one store's schema."""
+    """A monitor session and actor sessions on one database, for one variant's schema."""
 
-    def __init__(self, conninfo: str, store: str) -> None:
+    def __init__(self, conninfo: str, store: str, system: System | str | None = None) -> None:
         self.conninfo = conninfo
-        self.monitor = connect(conninfo, application_name="racesim-monitor")
-        migrate(self.monitor, to=SCHEMA_VERSION[store])
-        self._reset_state = RESET_STATE if SCHEMA_VERSION[store] >= 3 else RESET_STATE_NO_OWNER
+        self.variant = resolve(system).variant(store)
+        self.monitor = open_session(conninfo, application_name="racesim-monitor")
+        if self.variant.prepare is not None:
+            self.variant.prepare(self.monitor)
         self._sessions: list[tuple[psycopg.Connection[Any], Worker]] = []
         self._dirty: set[int] = set()
 
@@ -52,7 +44,8 @@ class SessionPool:
             if not conn.closed and not conn.broken:
                 conn.execute(RESET_SESSION)
         self._dirty.clear()
-        self.monitor.execute(self._reset_state)
+        if self.variant.reset is not None:
+            self.variant.reset(self.monitor)
 
     def mark_dirty(self, index: int) -> None:
         """The session at ``index`` has state to undo before the next run."""
@@ -69,7 +62,7 @@ class SessionPool:
         return conn, worker
 
     def _open(self) -> psycopg.Connection[Any]:
-        conn = connect(self.conninfo, application_name="racesim-actor")
+        conn = open_session(self.conninfo, application_name="racesim-actor")
         configure(conn)
         return conn
 
@@ -79,7 +72,7 @@ class SessionPool:
             conn.close()
         self._dirty.clear()
         self.monitor.close()
-        self.monitor = connect(self.conninfo, application_name="racesim-monitor")
+        self.monitor = open_session(self.conninfo, application_name="racesim-monitor")
         return self.monitor
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ so RESET keeps it): a step run without the worker thread is bounded too. A secon
 above the engine's step bound, which normally cancels first."""
 
 
-def connect(conninfo: str, *, application_name: str = "racesim") -> psycopg.Connection[Any]:
+def open_session(conninfo: str, *, application_name: str = "racesim") -> psycopg.Connection[Any]:
     """An autocommit session that follows the virtual clock."""
     return psycopg.connect(
         conninfo,

@@ -24,14 +24,40 @@ from racesim.engine.loop import Engine, Options, Outcome
 from racesim.engine.pool import SessionPool
 from racesim.model.plan import Actor, ClockMove, Entry, Plan, Step
 from racesim.model.violation import Violation
+from racesim.system import System, resolve
 
-__all__ = ["CLOCK_MOVE", "Choice", "Drive", "Driven", "drive"]
+__all__ = ["PAST", "Aim", "Choice", "Drive", "Driven", "clock_moves", "drive"]
 
-CLOCK_MOVE = timedelta(minutes=6)
-"""The clock move explorers use: past the 5-minute recovery window."""
+PAST = timedelta(minutes=1)
+"""How far past a window's length the plain clock move goes."""
 
-Choice = str | timedelta
-"""An actor's name (it takes its next step) or a clock move."""
+
+@dataclass(frozen=True)
+class Aim:
+    """A clock move aimed at window ``window``'s boundary (plus ``offset``): the next
+    step happens exactly ``offset`` after the window closes."""
+
+    window: int
+    offset: timedelta
+
+    def __repr__(self) -> str:
+        us = self.offset // timedelta(microseconds=1)
+        return f"@w{self.window}{us:+d}us"
+
+
+Choice = str | timedelta | Aim
+"""An actor's name (it takes its next step), a clock move, or an aimed clock move."""
+
+
+def clock_moves(system: System) -> tuple[timedelta | Aim, ...]:
+    """The clock moves exploration draws from: past each of the system's windows
+    first (what shrinking prefers), then each window's boundary and one
+    microsecond either side."""
+    past: list[timedelta | Aim] = [w.length + PAST for w in system.windows]
+    aims: list[timedelta | Aim] = [
+        Aim(i, offset) for i, w in enumerate(system.windows) for offset in w.offsets()
+    ]
+    return tuple(dict.fromkeys(past)) + tuple(aims)
 
 
 @dataclass(frozen=True)
@@ -62,11 +88,15 @@ class Drive:
         pool: SessionPool | None = None,
         options: Options | None = None,
         seed: int = 0,
+        system: System | str | None = None,
     ) -> None:
         self.actors = actors
         self.seed = seed
+        self.system = resolve(system)
         self.options = options or Options(stop_at_first=True)
-        self.engine = Engine(Plan(actors, (), seed), store, conninfo, self.options, pool)
+        self.engine = Engine(
+            Plan(actors, (), seed), store, conninfo, self.options, pool, system=self.system
+        )
         self.entries: list[Entry] = []
 
     def __enter__(self) -> Drive:
@@ -98,6 +128,8 @@ class Drive:
             return None
         label = f"T+{len(self.entries)}"
         entry: Entry
+        if isinstance(choice, Aim):
+            choice = self._aim(choice)
         if isinstance(choice, timedelta):
             entry = ClockMove(choice, label)
         else:
@@ -108,6 +140,19 @@ class Drive:
         self.engine.take(entry)
         self.entries.append(entry)
         return entry
+
+    def _aim(self, aim: Aim) -> timedelta:
+        """The move that puts the next step (a second after this entry's label) at
+        the window's start plus its length plus the aim's offset; when the window
+        has not started, or has already passed, the window's length plus the offset."""
+        window = self.system.windows[aim.window]
+        plain = window.length + aim.offset
+        since = window.since(self.engine.state) if window.since is not None else None
+        if since is None:
+            return plain
+        after = self.engine.time_at(f"T+{len(self.entries) + 1}")
+        delta = since + window.length + aim.offset - after
+        return delta if delta > timedelta(0) else plain
 
     def plan(self) -> Plan:
         """The entries taken so far, as a plan that replays them."""
@@ -130,6 +175,7 @@ def drive(
     options: Options | None = None,
     seed: int = 0,
     drain: bool = False,
+    system: System | str | None = None,
 ) -> Driven:
     """Run ``choices`` over ``actors``; choices for finished actors are skipped.
 
@@ -137,7 +183,9 @@ def drive(
     declaration order: every schedule becomes a complete run, so a short list
     of choices (what Hypothesis shrinks towards) still reaches every step.
     """
-    with Drive(actors, store, conninfo=conninfo, pool=pool, options=options, seed=seed) as d:
+    with Drive(
+        actors, store, conninfo=conninfo, pool=pool, options=options, seed=seed, system=system
+    ) as d:
         for choice in choices:
             if d.over:
                 break

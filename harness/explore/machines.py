@@ -1,19 +1,19 @@
 """Hypothesis state machines over the engine: runs start, step, the clock moves.
 
-``race_machine(store, pool)`` builds a ``RuleBasedStateMachine`` whose rules
+``race_machine(store, pool, system=...)`` builds a ``RuleBasedStateMachine`` over a
+roster (the system's ``roster`` configuration by default) whose rules
 
-* ``start`` a run from a roster of the reference callers (two cron runs, a sync
-  and an async refresh, the two deliveries of the async invoke, the page's
-  poll); a delivery can start only once its invoke was sent;
+* ``start`` a run of the roster; a run another run's send starts (the system's
+  ``trigger``) can start only once that send happened;
 * ``step`` one started run by one call;
-* ``move_clock`` by +6m (past the 5-minute window);
+* ``move_clock`` by one of the system's clock moves (past a time window, or at
+  its boundary and one microsecond either side);
 
-and whose ``initialize`` rule injects faults (invoke failure, persist failure,
-crash before the deferred clear, lock check failure) into roster runs. After
-every rule the engine's checks (no foreign clear, banner stays up, agreement
-with the model for ``token``) are the machine's invariant; a failure message
-is the run's timeline. Each example runs on one pooled database, reset between
-examples, so Hypothesis is not slowed by setup.
+and whose ``initialize`` rule injects faults (the configuration's per-actor
+fault choices) into roster runs. After every rule the engine's checks are the
+machine's invariant; a failure message is the run's timeline. Each example runs
+on one pooled database, reset between examples, so Hypothesis is not slowed by
+setup.
 
 Example::
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from hypothesis import strategies as st
@@ -37,39 +38,18 @@ from hypothesis.stateful import (
 )
 
 from racesim.engine.pool import SessionPool
-from racesim.explore.drive import CLOCK_MOVE, Drive
+from racesim.explore.drive import Aim, Drive
+from racesim.explore.drive import clock_moves as clock_moves_of
 from racesim.formats.writer import save, scenario_text
+from racesim.model.plan import Actor
 from racesim.model.verdict import Verdict
 from racesim.report.text import Reporter
+from racesim.system import System, resolve
 
 __all__ = ["ROSTER", "RaceFound", "race_machine"]
 
-from racesim.model.plan import Actor
-
-ROSTER: tuple[Actor, ...] = (
-    Actor("cron", "cron"),
-    Actor("cron2", "cron"),
-    Actor("user", "refresh", {"mode": "sync"}),
-    Actor("user2", "refresh", {"mode": "async"}),
-    Actor("first", "background", {"invoked_by": "user2"}),
-    Actor("second", "background", {"invoked_by": "user2"}),
-    Actor("page", "poll", {"polls": 3}),
-)
-"""Every run a machine may start, in the order the engine opens their sessions."""
-
-_FAULTS = {
-    "cron": ("persist_fails", "crash_before_clear"),
-    "refresh": ("invoke_fails", "persist_fails", "crash_before_clear"),
-    "background": ("lock_check_fails", "persist_fails", "crash_before_clear"),
-    "poll": (),
-}
-_FAULT_CHOICES = [
-    (a.name, f)
-    for a in ROSTER
-    for f in _FAULTS[a.program]
-    if not (f == "invoke_fails" and a.options.get("mode") == "sync")
-]
-
+ROSTER = "roster"
+"""The configuration a machine takes its runs from, unless told otherwise."""
 
 MAX_CLOCK_MOVES = 2
 """Clock moves per example: a rule without arguments is drawn often, and every
@@ -84,11 +64,16 @@ def race_machine(
     store: str,
     pool: SessionPool | None,
     seed: int = 0,
-    roster: tuple[Actor, ...] = ROSTER,
+    roster: tuple[Actor, ...] | None = None,
     clock_moves: int = MAX_CLOCK_MOVES,
     out: Path | None = None,
+    system: System | str | None = None,
+    config: str = ROSTER,
 ) -> type[RuleBasedStateMachine]:
-    """A state machine class running ``roster`` on ``store`` (``pool`` None for model).
+    """A state machine class running ``roster`` on ``store`` (``pool`` None in memory).
+
+    ``roster`` defaults to the system's configuration ``config``; the fault choices
+    are that configuration's, for the roster's actors.
 
     A smaller roster (say, only the async refresh and its two deliveries) makes a
     deep race in that corner likelier within the same number of examples. Faults
@@ -98,8 +83,18 @@ def race_machine(
     failure is raised (Hypothesis replays the shrunk example last, so the file
     left is the shrunk one).
     """
-    names = {a.name for a in roster}
-    fault_choices = [(n, f) for n, f in _FAULT_CHOICES if n in names]
+    found = resolve(system)
+    chosen = found.configs.get(config) or found.config(None, "machine")
+    actors: tuple[Actor, ...] = roster if roster is not None else chosen.roster()
+    names = {a.name for a in actors}
+    fault_choices = [
+        (a.name, f)
+        for a in chosen.roster()
+        for f in chosen.faults.get(a.name, ())
+        if a.name in names
+    ]
+    moves = clock_moves_of(found) if clock_moves else ()
+    most_moves = clock_moves if moves else 0
 
     class RaceMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -110,36 +105,36 @@ def race_machine(
 
         @initialize(faults=st.lists(st.sampled_from(fault_choices), unique=True, max_size=3))
         def inject_faults(self, faults: list[tuple[str, str]]) -> None:
-            actors = tuple(
-                replace(a, faults=a.faults | {f for n, f in faults if n == a.name}) for a in roster
+            runs = tuple(
+                replace(a, faults=a.faults | {f for n, f in faults if n == a.name}) for a in actors
             )
-            self.drive = Drive(actors, store, pool=pool, seed=seed)
+            self.drive = Drive(runs, store, pool=pool, seed=seed, system=found)
             self.drive.__enter__()
 
-        @rule(i=st.integers(0, len(roster) - 1))
+        @rule(i=st.integers(0, len(actors) - 1))
         def start(self, i: int) -> None:
             assert self.drive is not None
-            actor = roster[i]
-            invoker = str(actor.options.get("invoked_by", ""))
-            if invoker and invoker not in self.drive.engine.deliveries:
-                return  # nothing delivered yet: the platform has nothing to start
+            actor = actors[i]
+            sender = found.trigger(actor)
+            if sender and sender not in self.drive.engine.mailbox:
+                return  # nothing sent yet: nothing starts this run
             if actor.name not in self.started:
                 self.started.append(actor.name)
 
         @precondition(lambda self: bool(self.started))
-        @rule(i=st.integers(0, len(roster) - 1))
+        @rule(i=st.integers(0, len(actors) - 1))
         def step(self, i: int) -> None:
             assert self.drive is not None
             ready = [a for a in self.started if self.drive.engine.next_call(a) is not None]
             if ready:
                 self.drive.take(ready[i % len(ready)])
 
-        @precondition(lambda self: bool(self.started) and self.moves < clock_moves)
-        @rule()
-        def move_clock(self) -> None:
+        @precondition(lambda self: bool(self.started) and self.moves < most_moves)
+        @rule(move=st.sampled_from(moves or (timedelta(0),)))
+        def move_clock(self, move: timedelta | Aim) -> None:
             assert self.drive is not None
             self.moves += 1
-            self.drive.take(CLOCK_MOVE)
+            self.drive.take(move)
 
         @invariant()
         def checks_hold(self) -> None:
@@ -164,7 +159,7 @@ def race_machine(
                             name=f"{first.invariant} on {store}: {first.message}",
                             description=f"Found by a racesim state machine (seed {seed}).",
                         ),
-                        out / f"machine-{store}-{first.invariant}-seed{seed}.toml",
+                        out / f"machine-{store}-{first.slug}-seed{seed}.toml",
                     )
                     where = str(saved)
                 Reporter(text).run(f"machine on {store}", where, outcome, verdict)

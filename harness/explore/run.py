@@ -7,9 +7,11 @@ Three strategies share one way of reporting:
 ``exhaustive``  every distinct schedule of a small configuration (:mod:`racesim.explore.search`);
 ``pct``         seeded PCT sampling of a larger configuration.
 
-Each distinct violation (by invariant) is saved under ``out`` as a scenario
-file, *then* printed as a timeline; the file's name and bytes depend only on
-the store, invariant, strategy and seed. The summary never calls an
+Every strategy runs the configuration ``--config`` names (the system's named
+configurations; without it, the strategy's default, or runs drawn from the
+system's run kinds). Each distinct violation (by invariant and cause) is saved
+under ``out`` as a scenario file, *then* printed as a timeline; the file's name
+and bytes depend only on the store, invariant, cause, strategy and seed. The summary never calls an
 unfinished search a pass.
 
 Example::
@@ -29,20 +31,19 @@ from pathlib import Path
 import hypothesis
 from hypothesis import given
 
-from racesim.checks.invariants import INVARIANTS
 from racesim.engine.loop import Options, execute
 from racesim.engine.pool import SessionPool
 from racesim.errors import InputError
 from racesim.explore.drive import Driven, drive
 from racesim.explore.profiles import CACHE, profile_name, settings_for
-from racesim.explore.search import CONFIGS, SearchResult, exhaustive, pct
+from racesim.explore.search import SearchResult, exhaustive, pct
 from racesim.explore.shrink import shrink, size
 from racesim.explore.strategies import Schedule, schedules
-from racesim.formats.scenario import Expectation
 from racesim.formats.writer import save, scenario_text
-from racesim.model.verdict import judge
+from racesim.model.verdict import Expectation, judge
 from racesim.provision.databases import Databases
 from racesim.report.text import Reporter
+from racesim.system import Config, System, resolve
 
 __all__ = ["STRATEGIES", "ExploreOptions", "Explored", "explore", "parse_budget", "parse_shard"]
 
@@ -83,6 +84,8 @@ class ExploreOptions:
     config: str | None = None
     example_db: bool = True
     """Keep Hypothesis's example database under the cache folder (``hypothesis`` only)."""
+    system: System | str | None = None
+    """The system explored (the reference system when None)."""
 
 
 @dataclass
@@ -94,6 +97,7 @@ class Explored:
     skipped: int = 0
     seconds: float = 0.0
     found: dict[str, Driven] = field(default_factory=dict)
+    """The smallest counterexample per ``invariant/cause`` key (``Violation.key``)."""
     files: dict[str, Path] = field(default_factory=dict)
     summary: str = ""
     flaky: dict[str, str] = field(default_factory=dict)
@@ -109,21 +113,28 @@ class _BudgetSpent(BaseException):
 
 
 class ViolationFound(AssertionError):
-    """A schedule broke an invariant; one subclass per invariant, so that Hypothesis
-    shrinks and reports each invariant as a distinct bug."""
+    """A schedule broke an invariant; one subclass per invariant and cause, so that
+    Hypothesis shrinks and reports each as a distinct bug."""
 
 
-_ERRORS: dict[str, type[ViolationFound]] = {
-    inv: type(f"Violation_{inv.replace('-', '_')}", (ViolationFound,), {}) for inv in INVARIANTS
-}
+_ERRORS: dict[str, type[ViolationFound]] = {}
+
+
+def _error(key: str) -> type[ViolationFound]:
+    """The exception class for violations with this key (made once per key)."""
+    if key not in _ERRORS:
+        name = "".join(c if c.isalnum() else "_" for c in key)
+        _ERRORS[key] = type(f"Violation_{name}", (ViolationFound,), {})
+    return _ERRORS[key]
 
 
 class _Keeper:
     """Keeps the smallest counterexample per invariant and saves it at once."""
 
-    def __init__(self, opts: ExploreOptions, result: Explored) -> None:
+    def __init__(self, opts: ExploreOptions, result: Explored, system: System) -> None:
         self.opts = opts
         self.result = result
+        self.system = system
         self.seen: dict[str, list[Driven]] = {}
         """The few smallest distinct counterexamples per invariant, to shrink further."""
 
@@ -133,21 +144,22 @@ class _Keeper:
         v = driven.violations[0]
         if self.result.first_found is None:
             self.result.first_found = time.monotonic() - self.result.started
-        seen = self.seen.setdefault(v.invariant, [])
+        seen = self.seen.setdefault(v.key, [])
         if all(size(d) != size(driven) for d in seen):
             seen.append(driven)
             seen.sort(key=size)
             del seen[3:]
-        best = self.result.found.get(v.invariant)
+        best = self.result.found.get(v.key)
         if best is not None and size(best) <= size(driven):
             return
-        self.result.found[v.invariant] = driven
-        self.result.files[v.invariant] = save(self.text(driven), self.path(v.invariant))
+        self.result.found[v.key] = driven
+        self.result.files[v.key] = save(self.text(driven), self.path(v.slug))
 
-    def path(self, invariant: str) -> Path:
+    def path(self, slug: str) -> Path:
         o = self.opts
         shard = f"-shard{o.shard[0]}of{o.shard[1]}" if o.shard[1] > 1 else ""
-        return o.out / f"{o.store}-{invariant}-{o.strategy}-seed{o.seed}{shard}.toml"
+        config = f"-{o.config}" if o.config else ""
+        return o.out / f"{o.store}-{slug}-{o.strategy}{config}-seed{o.seed}{shard}.toml"
 
     def text(self, driven: Driven) -> str:
         v = driven.violations[0]
@@ -159,7 +171,8 @@ class _Keeper:
             v.label,
             name=f"{v.invariant} on {o.store}: {v.message}",
             description=f"Found by racesim explore --store {o.store} --strategy {o.strategy}"
-            f" --seed {o.seed}; shrunk to {driven.steps} steps.",
+            + (f" --config {o.config}" if o.config else "")
+            + f" --seed {o.seed}; shrunk to {driven.steps} steps.",
         )
 
 
@@ -169,32 +182,34 @@ def explore(opts: ExploreOptions, dbs: Databases | None, reporter: Reporter) -> 
         raise InputError(
             f"--strategy: expected one of {', '.join(STRATEGIES)}, got {opts.strategy!r}"
         )
-    if opts.config is not None and opts.config not in CONFIGS:
-        raise InputError(f"--config: expected one of {', '.join(CONFIGS)}, got {opts.config!r}")
+    system = resolve(opts.system)
+    database = system.variant(opts.store).database
+    config = system.config(opts.config, opts.strategy)
     profile_name(opts.profile)
     result = Explored()
-    keeper = _Keeper(opts, result)
+    keeper = _Keeper(opts, result, system)
     started = result.started
-    name = dbs.create() if dbs is not None and opts.store != "model" else None
-    pool = SessionPool(dbs.server.conninfo(name), opts.store) if dbs and name else None
+    name = dbs.create() if dbs is not None and database else None
+    pool = SessionPool(dbs.server.conninfo(name), opts.store, system) if dbs and name else None
     try:
         if opts.strategy == "hypothesis":
-            _hypothesis(opts, pool, keeper, reporter)
+            _hypothesis(opts, config, pool, keeper, reporter)
         else:
-            _systematic(opts, pool, keeper, reporter)
-        for invariant in sorted(keeper.seen):
-            for driven in list(keeper.seen[invariant]):
+            _systematic(opts, config, pool, keeper, reporter)
+        for key in sorted(keeper.seen):
+            for driven in list(keeper.seen[key]):
                 keeper.offer(
                     shrink(
                         driven,
                         lambda actors, choices: drive(
-                            actors, choices, opts.store, pool=pool, seed=opts.seed
+                            actors, choices, opts.store, pool=pool, seed=opts.seed, system=system
                         ),
+                        system=system,
                     )
                 )
         result.seconds = time.monotonic() - started
         reporter.end_progress()
-        _report(opts, result, pool, reporter)
+        _report(opts, result, pool, reporter, system)
     finally:
         if pool is not None:
             pool.close()
@@ -216,8 +231,13 @@ def _ticker(reporter: Reporter, every: float) -> Callable[[str], None]:
 
 
 def _hypothesis(
-    opts: ExploreOptions, pool: SessionPool | None, keeper: _Keeper, reporter: Reporter
+    opts: ExploreOptions,
+    config: Config,
+    pool: SessionPool | None,
+    keeper: _Keeper,
+    reporter: Reporter,
 ) -> None:
+    system = keeper.system
     result = keeper.result
     tick = _ticker(reporter, 0.2 if reporter.out.isatty() else 5.0)
     start = time.monotonic()
@@ -234,14 +254,22 @@ def _hypothesis(
 
     @settings
     @hypothesis.seed(opts.seed)
-    @given(schedules())
+    @given(schedules(system, config))
     def example(s: Schedule) -> None:
         spent = time.monotonic() - start
         # Stop generating when the budget is spent; once something is found,
         # shrinking may take up to twice the budget more.
         if budget is not None and spent > (budget * 3 if result.found else budget):
             raise _BudgetSpent
-        driven = drive(s.actors, list(s.choices), opts.store, pool=pool, seed=opts.seed, drain=True)
+        driven = drive(
+            s.actors,
+            list(s.choices),
+            opts.store,
+            pool=pool,
+            seed=opts.seed,
+            drain=True,
+            system=system,
+        )
         result.schedules += 1
         tick(
             f"explore {opts.store}: {result.schedules} schedules, {len(result.found)} "
@@ -250,7 +278,7 @@ def _hypothesis(
         if driven.violations:
             keeper.offer(driven)
             v = driven.violations[0]
-            raise _ERRORS[v.invariant](f"{v.invariant} at {v.label}: {v.message}")
+            raise _error(v.key)(f"{v.key} at {v.label}: {v.message}")
 
     try:
         example()
@@ -261,7 +289,11 @@ def _hypothesis(
 
 
 def _systematic(
-    opts: ExploreOptions, pool: SessionPool | None, keeper: _Keeper, reporter: Reporter
+    opts: ExploreOptions,
+    config: Config,
+    pool: SessionPool | None,
+    keeper: _Keeper,
+    reporter: Reporter,
 ) -> None:
     result = keeper.result
     tick = _ticker(reporter, 0.2 if reporter.out.isatty() else 5.0)
@@ -273,8 +305,8 @@ def _systematic(
             f"{r.skipped} skipped, {len(r.found)} violation(s)"
         )
 
+    actors = config.roster()
     if opts.strategy == "exhaustive":
-        actors = CONFIGS[opts.config or "cron+user"]
         r = exhaustive(
             actors,
             opts.store,
@@ -283,9 +315,9 @@ def _systematic(
             shard=opts.shard,
             deadline=deadline,
             progress=progress,
+            system=keeper.system,
         )
     else:
-        actors = CONFIGS[opts.config or "mixed"]
         count = opts.max_examples or (None if deadline else 200)
         r = pct(
             actors,
@@ -295,42 +327,52 @@ def _systematic(
             schedules=count,
             deadline=deadline,
             progress=progress,
+            clock=config.clock,
+            system=keeper.system,
         )
     result.schedules, result.skipped, result.complete = r.explored, r.skipped, r.complete
-    for invariant in sorted(r.found):
-        keeper.offer(r.found[invariant])
+    for key in sorted(r.found):
+        keeper.offer(r.found[key])
 
 
 def _report(
-    opts: ExploreOptions, result: Explored, pool: SessionPool | None, reporter: Reporter
+    opts: ExploreOptions,
+    result: Explored,
+    pool: SessionPool | None,
+    reporter: Reporter,
+    system: System,
 ) -> None:
     """Print each saved counterexample as a timeline (replayed once), then the summary."""
-    for invariant in sorted(result.found):
-        driven = result.found[invariant]
+    for key in sorted(result.found):
+        driven = result.found[key]
         v = driven.violations[0]
         expected = Expectation(v.invariant, v.label)
-        path = str(result.files[invariant])
+        path = str(result.files[key])
         try:
             replay = execute(
-                driven.plan, opts.store, None, Options(stop_at_first=True), path, pool=pool
+                driven.plan,
+                opts.store,
+                None,
+                Options(stop_at_first=True),
+                path,
+                pool=pool,
+                system=system,
             )
         except InputError as exc:  # the programs took another path than the search saw
             again = f"the schedule no longer fits the programs ({exc.problems[0]})"
         else:
             verdict = judge(replay, expected)
-            reporter.run(
-                f"{invariant} (seed {opts.seed}, {driven.steps} steps)", path, replay, verdict
-            )
+            reporter.run(f"{key} (seed {opts.seed}, {driven.steps} steps)", path, replay, verdict)
             if verdict.matches:
                 continue
             again = verdict.summary
-        result.flaky[invariant] = (
-            f"flaky: {invariant} broke at {v.label} ({v.message}) during the search, but"
+        result.flaky[key] = (
+            f"flaky: {key} broke at {v.label} ({v.message}) during the search, but"
             f" replaying the saved schedule gave: {again}; not counted (kept in {path})"
         )
-        reporter.line(result.flaky[invariant])
-    for invariant in result.flaky:
-        del result.found[invariant]
+        reporter.line(result.flaky[key])
+    for key in result.flaky:
+        del result.found[key]
     rate = result.schedules / result.seconds if result.seconds > 0 else 0.0
     stats = f"{result.seconds:.2f}s, {rate:.0f} schedules/s"
     flaky = (

@@ -11,18 +11,16 @@ taken; a run whose every enabled actor sleeps is skipped, since each of its
 completions is a reordering of independent steps of a schedule already run.
 Two steps (of different actors) are **independent** when
 
-* neither writes a resource the other reads or writes: the state row (every
-  store call but ``get_freshness`` writes it; ``get_freshness`` reads it), the
-  advisory lock (``try_task_lock``, ``release_task_lock``, and ``crash``, which
-  drops the session's locks), and the platform's delivery of the invoke
-  (``invoke`` writes it, ``receive`` reads it); ``collect`` touches nothing;
+* neither writes a resource the other reads or writes, by the system's call
+  footprints (a call without a footprint touches everything);
 * and neither ends its program (the checks read which runs have finished).
 
-Swapping two such steps changes no call's result, no marker row and none of the
-harness's ownership record, hence no verdict. Virtual time is the one thing a
-swap shifts: steps are labelled a second apart, so a mark's timestamp moves by
-seconds; exhaustive configurations have no clock moves, so no marker comes near
-the 5-minute window and no result changes.
+Swapping two such steps changes no call's result, no watched state and none of
+the invariants' record, hence no verdict. Virtual time is the one thing a swap
+shifts: steps are labelled a second apart, so a timestamp a step writes moves by
+seconds; exhaustive search makes no clock moves, so as long as the system's time
+windows are much longer than a schedule (minutes, for the reference system) no
+result changes.
 
 **PCT** (``pct``): each schedule gives the actors random distinct priorities and
 picks ``depth - 1`` change points; the highest-priority enabled actor always
@@ -44,44 +42,16 @@ from dataclasses import dataclass, field
 
 from racesim.engine.loop import Options
 from racesim.engine.pool import SessionPool
-from racesim.explore.drive import CLOCK_MOVE, Drive, Driven
+from racesim.explore.drive import Drive, Driven, clock_moves
 from racesim.model.plan import Actor
+from racesim.system import System, resolve
 
-__all__ = ["CONFIGS", "Access", "SearchResult", "access", "exhaustive", "independent", "pct"]
+__all__ = ["EVERYTHING", "Access", "SearchResult", "access", "exhaustive", "independent", "pct"]
 
-_BG = "background"
 SPLIT_DEPTH = 3
 """Shards split the search by a schedule's first ``SPLIT_DEPTH + 1`` choices."""
-CONFIGS: dict[str, tuple[Actor, ...]] = {
-    "cron+user": (Actor("cron", "cron"), Actor("user", "refresh", {"mode": "sync"})),
-    "cron+cron": (Actor("cron", "cron"), Actor("cron2", "cron")),
-    "user-async+2bg": (
-        Actor("user", "refresh", {"mode": "async"}),
-        Actor("first", _BG, {"invoked_by": "user"}),
-        Actor("second", _BG, {"invoked_by": "user"}),
-    ),
-    "mixed": (
-        Actor("cron", "cron"),
-        Actor("user", "refresh", {"mode": "sync"}),
-        Actor("user2", "refresh", {"mode": "async"}),
-        Actor("first", _BG, {"invoked_by": "user2"}),
-        Actor("second", _BG, {"invoked_by": "user2"}, frozenset({"persist_fails"})),
-        Actor("page", "poll", {"polls": 3}),
-    ),
-}
-"""Named configurations for ``--config``; the first three are small enough to exhaust."""
-
-_READS = {"get_freshness": "row", "receive": "delivery"}
-_WRITES = {
-    "mark": "row",
-    "clear": "row",
-    "set_collection_error": "row",
-    "upsert_recommendations": "row",
-    "try_task_lock": "lock",
-    "release_task_lock": "lock",
-    "crash": "lock",
-    "invoke": "delivery",
-}
+EVERYTHING = "*"
+"""The resource a call without a footprint touches: it conflicts with every step."""
 
 
 @dataclass(frozen=True)
@@ -95,16 +65,19 @@ class Access:
     finishes: bool
 
 
-def access(actor: str, call: str, finishes: bool) -> Access:
-    """The resources a step of ``call`` reads and writes (see the module docstring)."""
-    reads = frozenset({_READS[call]} if call in _READS else ())
-    writes = frozenset({_WRITES[call]} if call in _WRITES else ())
-    return Access(actor, call, reads, writes, finishes)
+def access(actor: str, call: str, finishes: bool, system: System | None = None) -> Access:
+    """The resources a step of ``call`` reads and writes, by the system's footprints."""
+    footprint = resolve(system).footprint(call)
+    if footprint is None:
+        return Access(actor, call, frozenset(), frozenset({EVERYTHING}), finishes)
+    return Access(actor, call, footprint.reads, footprint.writes, finishes)
 
 
 def independent(a: Access, b: Access) -> bool:
-    """True when swapping the two steps can change no result, marker or verdict."""
+    """True when swapping the two steps can change no result, watched state or verdict."""
     if a.actor == b.actor or a.finishes or b.finishes:
+        return False
+    if EVERYTHING in a.writes or EVERYTHING in b.writes:
         return False
     return not (a.writes & (b.reads | b.writes) or b.writes & a.reads)
 
@@ -138,10 +111,10 @@ Progress = Callable[[SearchResult], None]
 
 
 def _keep(result: SearchResult, driven: Driven) -> None:
-    """Keep the shortest violating schedule per invariant (ties: the first found)."""
+    """Keep the shortest violating schedule per invariant and cause (ties: the first)."""
     if not driven.violations:
         return
-    key = driven.violations[0].invariant
+    key = driven.violations[0].key
     best = result.found.get(key)
     if best is None or driven.steps < best.steps:
         result.found[key] = driven
@@ -157,6 +130,7 @@ def exhaustive(
     shard: tuple[int, int] = (1, 1),
     deadline: float | None = None,
     progress: Progress | None = None,
+    system: System | str | None = None,
 ) -> SearchResult:
     """Run every distinct schedule of ``actors`` (or shard ``K/N`` of them).
 
@@ -174,13 +148,14 @@ def exhaustive(
             index = index * len(names) + names.index(choice)
         return index % n == k - 1
 
+    found = resolve(system)
     result = SearchResult()
     started = time.monotonic()
     stack: list[_Frame] = []
     while True:
         if deadline is not None and time.monotonic() > deadline:
             break
-        _one(actors, store, pool, seed, stack, reduce, mine, result)
+        _one(actors, store, pool, seed, stack, reduce, mine, result, found)
         if progress is not None:
             progress(result)
         if not _backtrack(stack, reduce, mine):
@@ -199,9 +174,12 @@ def _one(
     reduce: bool,
     mine: Callable[[int, list[_Frame], str], bool],
     result: SearchResult,
+    system: System,
 ) -> str:
     """Run one schedule: the stack's choices, then the first allowed actor at each new state."""
-    with Drive(actors, store, pool=pool, seed=seed, options=Options(stop_at_first=True)) as d:
+    with Drive(
+        actors, store, pool=pool, seed=seed, options=Options(stop_at_first=True), system=system
+    ) as d:
         depth = 0
         while not d.over:
             if depth < len(stack):
@@ -231,7 +209,10 @@ def _one(
             entry = d.take(frame.choice)
             assert entry is not None
             frame.made = access(
-                frame.choice, getattr(entry, "call", ""), d.engine.next_call(frame.choice) is None
+                frame.choice,
+                getattr(entry, "call", ""),
+                d.engine.next_call(frame.choice) is None,
+                system,
             )
             depth += 1
         result.explored += 1
@@ -271,11 +252,16 @@ def pct(
     schedules: int | None = None,
     deadline: float | None = None,
     progress: Progress | None = None,
+    system: System | str | None = None,
 ) -> SearchResult:
     """Seeded PCT sampling until ``schedules`` were run or ``deadline`` passed.
 
-    ``complete`` stays False: sampling never shows that no schedule violates.
+    A schedule makes at most one clock move (half of them do), drawn from the
+    system's clock moves. ``complete`` stays False: sampling never shows that no
+    schedule violates.
     """
+    found = resolve(system)
+    moves = clock_moves(found) if clock else ()
     result = SearchResult()
     started = time.monotonic()
     i = 0
@@ -289,13 +275,16 @@ def pct(
             zip(names, rng.sample(range(depth, depth + len(names)), len(names)), strict=True)
         )
         changes = {c: j for j, c in enumerate(rng.sample(range(1, max_steps), depth - 1), 1)}
-        move_at = rng.randrange(max_steps) if clock and rng.random() < 0.5 else -1
-        with Drive(actors, store, pool=pool, seed=seed, options=Options(stop_at_first=True)) as d:
+        move_at = rng.randrange(max_steps) if moves and rng.random() < 0.5 else -1
+        move = moves[rng.randrange(len(moves))] if move_at >= 0 else None
+        with Drive(
+            actors, store, pool=pool, seed=seed, options=Options(stop_at_first=True), system=found
+        ) as d:
             for step in range(max_steps):
                 if d.over:
                     break
-                if step == move_at:
-                    d.take(CLOCK_MOVE)
+                if move is not None and step == move_at:
+                    d.take(move)
                 enabled = d.enabled()
                 if not enabled:
                     break

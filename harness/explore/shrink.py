@@ -2,9 +2,10 @@
 
 Hypothesis shrinks the *drawn* data; a schedule that is short to draw (a fault,
 then the actors drained one after another) can still be long to read. This pass
-works on the executed plan: it tries dropping a run (with the invocations it
-delivers), a fault, or one entry, and keeps any change after which the same
-invariant still breaks first and the counterexample is smaller. It repeats
+works on the executed plan: it tries dropping a run (with the runs its sends
+start), putting a simpler run in its place (the system's ``simplify``), dropping
+a fault, or one entry, and keeps any change after which the same invariant
+breaks first for the same cause and the counterexample is smaller. It repeats
 until nothing helps, so its result is a local minimum, and it is deterministic.
 
 Example::
@@ -20,6 +21,7 @@ from dataclasses import replace
 
 from racesim.explore.drive import Choice, Driven
 from racesim.model.plan import Actor, ClockMove, Step
+from racesim.system import System, resolve
 
 __all__ = ["shrink", "size"]
 
@@ -43,24 +45,17 @@ def _choices(driven: Driven) -> list[Choice]:
     ]
 
 
-def _candidates(driven: Driven) -> Iterator[tuple[tuple[Actor, ...], list[Choice]]]:
+def _candidates(driven: Driven, system: System) -> Iterator[tuple[tuple[Actor, ...], list[Choice]]]:
     actors, choices = driven.plan.actors, _choices(driven)
     for victim in actors:
-        gone = {victim.name} | {
-            a.name for a in actors if a.options.get("invoked_by") == victim.name
-        }
+        gone = {victim.name} | {a.name for a in actors if system.trigger(a) == victim.name}
         yield (
             tuple(a for a in actors if a.name not in gone),
             [c for c in choices if c not in gone],
         )
     for i, actor in enumerate(actors):
-        if actor.program == "refresh" and not any(
-            a.options.get("invoked_by") == actor.name for a in actors
-        ):  # a plain cron run is the same caller minus the freshness read
-            yield (
-                (*actors[:i], Actor(actor.name, "cron", {}, frozenset()), *actors[i + 1 :]),
-                choices,
-            )
+        for simpler in system.simplify(actor, actors):
+            yield (*actors[:i], simpler, *actors[i + 1 :]), choices
         for fault in sorted(actor.faults):
             fewer = replace(actor, faults=actor.faults - {fault})
             yield (*actors[:i], fewer, *actors[i + 1 :]), choices
@@ -68,23 +63,27 @@ def _candidates(driven: Driven) -> Iterator[tuple[tuple[Actor, ...], list[Choice
         yield actors, choices[:i] + choices[i + 1 :]
 
 
-def shrink(driven: Driven, rerun: Rerun, max_runs: int = 500) -> Driven:
-    """The smallest counterexample found greedily from ``driven`` (same first invariant)."""
+def shrink(
+    driven: Driven, rerun: Rerun, max_runs: int = 500, system: System | str | None = None
+) -> Driven:
+    """The smallest counterexample found greedily from ``driven`` (same first invariant
+    and cause)."""
     if not driven.violations:
         return driven
-    invariant = driven.violations[0].invariant
+    found = resolve(system)
+    invariant = driven.violations[0].key
     best, runs = driven, 0
     improved = True
     while improved and runs < max_runs:
         improved = False
-        for actors, choices in _candidates(best):
+        for actors, choices in _candidates(best, found):
             if not actors:
                 continue
             runs += 1
             tried = rerun(actors, choices)
             if (
                 tried.violations
-                and tried.violations[0].invariant == invariant
+                and tried.violations[0].key == invariant
                 and size(tried) < size(best)
             ):
                 best, improved = tried, True

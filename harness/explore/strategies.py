@@ -1,17 +1,21 @@
 """Schedules as Hypothesis data: a configuration of runs and an interleaving over it.
 
-``schedules()`` draws the runs first (how many, which callers, their faults),
-then the schedule as a list of small integers: an actor's index, or the last
-index for a clock move of +6m. Hypothesis shrinks lists (shorter) and integers
-(towards 0) well, so a failing example shrinks to fewer runs, fewer steps and
-fewer context switches. Choices for actors that have finished are skipped when
-the schedule is driven (see :mod:`racesim.explore.drive`), so every drawn schedule runs.
+``schedules(system, config)`` draws the runs first (how many, of which of the
+system's run kinds, their faults, their followers), then the schedule as a list
+of small integers: an actor's index, or the last index for a clock move, and
+then which clock move each one is (from the system's time windows: past the
+window first, then its exact boundary and one microsecond either side).
+Hypothesis shrinks lists (shorter) and integers (towards 0) well, so a failing
+example shrinks to fewer runs, fewer steps, fewer context switches and the
+plainest clock move. Choices for actors that have finished are skipped when
+the schedule is driven (see :mod:`racesim.explore.drive`), so every drawn
+schedule runs.
 
 Example::
 
-    @given(schedules())
+    @given(schedules(system, system.config(None, "hypothesis")))
     def test_holds(s: Schedule) -> None:
-        driven = drive(s.actors, s.choices, "token", pool=pool)
+        driven = drive(s.actors, s.choices, "token", pool=pool, system=system)
         assert not driven.violations
 """
 
@@ -19,24 +23,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 from hypothesis import strategies as st
 
-from racesim.explore.drive import CLOCK_MOVE, Choice
+from racesim.explore.drive import Aim, Choice, clock_moves
 from racesim.model.plan import Actor
+from racesim.system import Config, RunKind, System
 
-__all__ = ["KINDS", "Schedule", "configs", "schedules"]
-
-KINDS = ("cron", "refresh-sync", "refresh-async")
-"""What a run can be; the first shrinks best (a cron run has no get_freshness step)."""
-
-_FAULTS = {
-    "cron": ("persist_fails", "crash_before_clear"),
-    "refresh-sync": ("persist_fails", "crash_before_clear"),
-    "refresh-async": ("invoke_fails",),
-    "background": ("lock_check_fails", "persist_fails", "crash_before_clear"),
-}
-_PREFIX = {"cron": "cron", "refresh-sync": "user", "refresh-async": "user"}
+__all__ = ["Schedule", "configs", "schedules"]
 
 
 @dataclass(frozen=True)
@@ -52,30 +47,37 @@ class Schedule:
             + (f"[{','.join(sorted(a.faults))}]" if a.faults else "")
             for a in self.actors
         )
-        order = " ".join(c if isinstance(c, str) else "+6m" for c in self.choices)
+        order = " ".join(
+            c if isinstance(c, str) else repr(c) if isinstance(c, Aim) else _move(c)
+            for c in self.choices
+        )
         return f"Schedule({who}; {order})"
 
 
-def _faults(draw: st.DrawFn, kind: str, allow: bool) -> frozenset[str]:
+def _move(delta: timedelta) -> str:
+    from racesim.model.plan import format_delta
+
+    return format_delta(delta)
+
+
+def _faults(draw: st.DrawFn, faults: tuple[str, ...], allow: bool) -> frozenset[str]:
     if not allow:
         return frozenset()
-    return frozenset(f for f in _FAULTS[kind] if draw(st.booleans()))
+    return frozenset(f for f in faults if draw(st.booleans()))
 
 
 @st.composite
 def configs(
-    draw: st.DrawFn,
-    max_runs: int = 4,
-    faults: bool = True,
-    poll: bool = True,
-    max_deliveries: int = 2,
+    draw: st.DrawFn, config: Config, faults: bool = True, observers: bool = True
 ) -> tuple[Actor, ...]:
-    """Runs of the reference callers: 1..max_runs of cron / refresh (sync or async).
+    """Runs of ``config``: its fixed actors, or 1..max_runs drawn from its run kinds.
 
-    An async refresh gets 0..``max_deliveries`` background invocations (two is
-    the platform's duplicate delivery); ``poll`` may add the page's poller.
+    A kind with followers gets 0..``most`` of them (each named after its leader);
+    each observer is added or not.
     """
-    n = draw(st.integers(1, max_runs))
+    if config.actors:
+        return config.actors
+    n = draw(st.integers(1, config.max_runs))
     used: Counter[str] = Counter()
     actors: list[Actor] = []
 
@@ -84,39 +86,48 @@ def configs(
         return prefix if used[prefix] == 1 else f"{prefix}{used[prefix]}"
 
     for _ in range(n):
-        kind = draw(st.sampled_from(KINDS))
-        me = name(_PREFIX[kind])
-        if kind == "cron":
-            actors.append(Actor(me, "cron", {}, _faults(draw, kind, faults)))
+        kind: RunKind = draw(st.sampled_from(config.kinds))
+        me = name(kind.prefix)
+        actors.append(
+            Actor(me, kind.program, dict(kind.options), _faults(draw, kind.faults, faults))
+        )
+        f = kind.followers
+        if f is None:
             continue
-        mode = kind.removeprefix("refresh-")
-        actors.append(Actor(me, "refresh", {"mode": mode}, _faults(draw, kind, faults)))
-        if mode == "async":
-            for i in range(draw(st.integers(0, max_deliveries))):
-                bg = Actor(
-                    f"{me}-bg{i + 1}",
-                    "background",
-                    {"invoked_by": me},
-                    _faults(draw, "background", faults),
+        for i in range(draw(st.integers(0, f.most))):
+            actors.append(
+                Actor(
+                    f"{me}{f.suffix}{i + 1}",
+                    f.kind.program,
+                    {**f.kind.options, f.link: me},
+                    _faults(draw, f.kind.faults, faults),
                 )
-                actors.append(bg)
-    if poll and draw(st.booleans()):
-        actors.append(Actor("page", "poll", {"polls": 3}))
+            )
+    for kind in config.observers if observers else ():
+        if draw(st.booleans()):
+            actors.append(Actor(kind.prefix, kind.program, dict(kind.options)))
     return tuple(actors)
 
 
 @st.composite
 def schedules(
     draw: st.DrawFn,
-    max_runs: int = 4,
+    system: System,
+    config: Config,
     max_steps: int = 40,
     faults: bool = True,
     clock: bool = True,
-    poll: bool = True,
+    observers: bool = True,
 ) -> Schedule:
     """A configuration and a schedule over it (at most ``max_steps`` choices)."""
-    actors = draw(configs(max_runs=max_runs, faults=faults, poll=poll))
-    top = len(actors) if clock else len(actors) - 1
+    actors = draw(configs(config, faults=faults, observers=observers))
+    moves = clock_moves(system) if clock and config.clock else ()
+    top = len(actors) if moves else len(actors) - 1
     picks = draw(st.lists(st.integers(0, top), max_size=max_steps))
-    choices: list[Choice] = [CLOCK_MOVE if i == len(actors) else actors[i].name for i in picks]
+    choices: list[Choice] = []
+    for i in picks:
+        if i < len(actors):
+            choices.append(actors[i].name)
+        else:
+            choices.append(draw(st.sampled_from(moves)) if len(moves) > 1 else moves[0])
     return Schedule(actors, tuple(choices))

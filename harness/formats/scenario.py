@@ -1,6 +1,9 @@
 """Scenario files: TOML data that becomes a Plan, with every problem reported by line.
 
 A scenario is data, never code: nothing in it is evaluated or put into SQL.
+Its programs, options, faults, calls, stores and invariants are checked against
+the system under test (:class:`racesim.system.System`; the reference system
+unless another is given). A scenario file builds a Plan; it never runs it.
 
     name = "two users refresh at once"
     stores = ["legacy", "token", "model"]
@@ -25,14 +28,16 @@ import re
 import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from racesim.checks.invariants import INVARIANTS
+from racesim.checks.invariants import invariant_names
 from racesim.engine.actors import SESSION_SETTINGS
 from racesim.errors import InputError
 from racesim.model.plan import LABEL, Actor, ClockMove, Entry, Outage, Plan, Step, label_offset
-from racesim.store import FAULTS, PROGRAMS, STORES
+from racesim.model.verdict import Expectation as Expectation
+from racesim.system import System, resolve
 
 MAX_BYTES = 1_000_000
 MAX_ENTRIES = 10_000
@@ -42,24 +47,20 @@ STEP = re.compile(
     r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<actor>[^\s:]+)\s*:\s*(?P<call>\S+)\s*(?:->.*)?$"
 )
 CLOCK = re.compile(
-    r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h|d)$"
+    r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>us|ms|s|m|h|d)$"
 )
 OUTAGE = re.compile(
     r"^(?:(?P<label>T[+-]\S*)\s+)?(?:(?P<kind>terminate)\s+(?P<target>[^\s:]+)|(?P<restart>restart)\s+server)$"
 )
-UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+UNITS: dict[str, Decimal] = {
+    "us": Decimal("0.000001"),
+    "ms": Decimal("0.001"),
+    "s": Decimal(1),
+    "m": Decimal(60),
+    "h": Decimal(3600),
+    "d": Decimal(86400),
+}
 TOP_KEYS = {"name", "description", "stores", "seed", "schedule", "actors", "expect"}
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """``holds``, or the invariant expected to break and the step label where."""
-
-    breaks: str = ""
-    at: str = ""
-
-    def describe(self) -> str:
-        return "holds" if not self.breaks else f"breaks {self.breaks} at {self.at}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class Scenario:
     plan: Plan
     stores: tuple[str, ...]
     expect: dict[str, Expectation]
+    system: System | None = None
+    """The system the scenario was checked against (and runs on)."""
 
 
 class _Lines:
@@ -101,7 +104,7 @@ class _Lines:
         return found
 
 
-def load(path: str | Path) -> Scenario:
+def load(path: str | Path, system: System | str | None = None) -> Scenario:
     """Read and check a scenario file; raise InputError listing every problem."""
     p = Path(path)
     try:
@@ -117,10 +120,10 @@ def load(path: str | Path) -> Scenario:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"{p}:{line}: not UTF-8 text; save the scenario as UTF-8 TOML") from None
-    return parse(text, str(p))
+    return parse(text, str(p), system)
 
 
-def parse(text: str, path: str = "<scenario>") -> Scenario:
+def parse(text: str, path: str = "<scenario>", system: System | str | None = None) -> Scenario:
     """Parse scenario text; every problem is one line naming file, line and fix."""
     if "\x00" in text:
         raise InputError(f"{path}:1: binary data (NUL byte); a scenario is a TOML text file")
@@ -131,13 +134,15 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         raise InputError(
             f"{path}:{m.group(1) if m else 1}: TOML syntax error: {exc}; fix the syntax"
         ) from None
-    return _Checker(path, _Lines(text)).scenario(data)
+    return _Checker(path, _Lines(text), resolve(system)).scenario(data)
 
 
 class _Checker:
-    def __init__(self, path: str, lines: _Lines) -> None:
+    def __init__(self, path: str, lines: _Lines, system: System) -> None:
         self.path = path
         self.lines = lines
+        self.system = system
+        self.names = system.variant_names
         self.problems: list[str] = []
 
     def bad(self, line: int, message: str) -> None:
@@ -161,29 +166,27 @@ class _Checker:
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
             self.bad(self.lines.key("seed"), "seed must be a whole number from 0 to 2**63-1")
             seed = 0
-        stores = self.stores(data.get("stores", list(STORES)))
+        stores = self.stores(data.get("stores", list(self.names)))
         actors = self.actors(data.get("actors"))
         entries = self.schedule(data.get("schedule"), {a.name: a for a in actors})
         expect = self.expect(data.get("expect"), stores, entries)
         if self.problems:
             raise InputError(self.problems)
         plan = Plan(actors=tuple(actors), entries=tuple(entries), seed=seed)
-        scenario = Scenario(self.path, name.strip(), description, plan, stores, expect)
-        if {"model", "token"} & set(stores):
-            self.dry_run(scenario)
-        return scenario
+        return Scenario(self.path, name.strip(), description, plan, stores, expect, self.system)
 
     def stores(self, value: Any) -> tuple[str, ...]:
         line = self.lines.key("stores")
+        names = ", ".join(self.names)
         if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
-            self.bad(line, f"stores must be a non-empty list of store names ({', '.join(STORES)})")
+            self.bad(line, f"stores must be a non-empty list of store names ({names})")
             return ()
         for s in value:
-            if s not in STORES:
-                self.bad(line, f"unknown store {s[:40]!r}; choose from {', '.join(STORES)}")
+            if s not in self.names:
+                self.bad(line, f"unknown store {s[:40]!r}; choose from {names}")
         if len(set(value)) != len(value):
             self.bad(line, "a store is listed twice in stores; list each once")
-        return tuple(s for s in dict.fromkeys(value) if s in STORES)
+        return tuple(s for s in dict.fromkeys(value) if s in self.names)
 
     def actors(self, value: Any) -> list[Actor]:
         if value is None:
@@ -207,34 +210,20 @@ class _Checker:
             actor = self.actor(name, spec, line)
             if actor:
                 out.append(actor)
-        names = {a.name: a for a in out}
-        for a in out:
-            source = a.options.get("invoked_by")
-            if source is not None and (
-                not isinstance(source, str)
-                or source not in names
-                or names[source].program != "refresh"
-            ):
-                self.bad(
-                    a.line or 1,
-                    f"actor {a.name}: invoked_by must name a refresh actor, got {str(source)[:40]!r}",
-                )
-            if a.program == "background" and source is None:
-                self.bad(
-                    a.line or 1,
-                    f'actor {a.name}: a background actor needs invoked_by = "<refresh actor>"',
-                )
+        for a, problem in self.system.check_actors(tuple(out)):
+            self.bad(a.line or 1, f"actor {a.name}: {problem}")
         return out
 
     def actor(self, name: str, spec: dict[str, Any], line: int) -> Actor | None:
         program = spec.get("program")
-        if program not in PROGRAMS:
+        programs = self.system.programs
+        if not isinstance(program, str) or program not in programs:
             self.bad(
                 line,
-                f"actor {name}: unknown program {str(program)[:40]!r}; choose from {', '.join(PROGRAMS)}",
+                f"actor {name}: unknown program {str(program)[:40]!r}; choose from {', '.join(programs)}",
             )
             return None
-        known = PROGRAMS[program]
+        known = programs[program]
         faults = spec.get("faults", [])
         if not isinstance(faults, list) or not all(isinstance(f, str) for f in faults):
             self.bad(line, f"actor {name}: faults must be a list of names")
@@ -242,35 +231,24 @@ class _Checker:
         for f in faults:
             if f not in known.faults:
                 allowed = ", ".join(sorted(known.faults)) or "none"
-                why = "unknown fault" if f not in FAULTS else f"fault not met by a {program} run"
+                met = f in self.system.faults
+                why = f"fault not met by a {program} run" if met else "unknown fault"
                 self.bad(line, f"actor {name}: {why} {f[:40]!r}; allowed: {allowed}")
         options = {k: v for k, v in spec.items() if k not in ("program", "faults")}
         for key, value in options.items():
-            if key not in known.options | set(SESSION_SETTINGS):
-                allowed = ", ".join(sorted(known.options | set(SESSION_SETTINGS)))
+            if key not in set(known.options) | set(SESSION_SETTINGS):
+                allowed = ", ".join(sorted(set(known.options) | set(SESSION_SETTINGS)))
                 self.bad(
                     line,
                     f"actor {name}: unknown option {key[:40]!r} for {program}; allowed: {allowed}",
                 )
-            elif not self.option_ok(key, value):
-                self.bad(
-                    line,
-                    f"actor {name}: bad value for {key}: {str(value)[:40]!r}; {OPTION_HELP[key]}",
-                )
+            else:
+                option = known.options.get(key)
+                ok = option.check(value) if option is not None else _setting_ok(value)
+                if not ok:
+                    fix = option.help if option is not None else SETTING_HELP
+                    self.bad(line, f"actor {name}: bad value for {key}: {str(value)[:40]!r}; {fix}")
         return Actor(name, program, options, frozenset(faults), line)
-
-    def option_ok(self, key: str, value: Any) -> bool:
-        if key == "mode":
-            return value in ("sync", "async")
-        if key == "polls":
-            return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000
-        if key in ("invoked_by", "task"):
-            return isinstance(value, str) and bool(NAME.match(value))
-        if key == "hold":
-            return value in ("row", "advisory", "row+advisory", "advisory+row")
-        if key in SESSION_SETTINGS:
-            return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 600_000
-        return False
 
     def schedule(self, value: Any, actors: dict[str, Actor]) -> list[Entry]:
         if value is None:
@@ -320,7 +298,8 @@ class _Checker:
                     f"clock move {text[:40]!r} goes backwards; the clock only moves forward (write +{clock['amount']}{clock['unit']})",
                 )
                 return None
-            delta = timedelta(seconds=float(clock["amount"]) * UNITS[clock["unit"]])
+            exact = Decimal(clock["amount"]) * UNITS[clock["unit"]]
+            delta = timedelta(microseconds=int(min(exact, Decimal(10**7)) * 1_000_000))
             if delta <= timedelta(0) or delta > MAX_CLOCK:
                 self.bad(line, f"clock move {text[:40]!r} must be more than 0 and at most 7d")
                 return None
@@ -359,7 +338,7 @@ class _Checker:
                 line, f"unknown actor {actor[:40]!r}; declare it under [actors] (known: {known})"
             )
             return None
-        calls = PROGRAMS[actors[actor].program].calls
+        calls = self.system.programs[actors[actor].program].calls
         if call not in calls:
             self.bad(
                 line,
@@ -381,7 +360,7 @@ class _Checker:
         if not isinstance(value, dict):
             self.bad(
                 line if value is not None else 1,
-                'no [expect] table; add one with an outcome per store, e.g. token = "holds"',
+                f'no [expect] table; add one with an outcome per store, e.g. {self.names[0]} = "holds"',
             )
             return {}
         labels = {e.label for e in entries if e.label}
@@ -394,10 +373,10 @@ class _Checker:
                 )
         for store, spec in value.items():
             sline = self.lines.key(store, line)
-            if store not in STORES:
+            if store not in self.names:
                 self.bad(
                     sline,
-                    f"[expect] names unknown store {store[:40]!r}; choose from {', '.join(STORES)}",
+                    f"[expect] names unknown store {store[:40]!r}; choose from {', '.join(self.names)}",
                 )
                 continue
             if spec == "holds":
@@ -409,10 +388,11 @@ class _Checker:
                     f'expectation for {store} must be "holds" or {{ breaks = "<invariant>", at = "T+n" }}',
                 )
                 continue
-            if spec["breaks"] not in INVARIANTS:
+            known = invariant_names(self.system)
+            if spec["breaks"] not in known:
                 self.bad(
                     sline,
-                    f"unknown invariant {str(spec['breaks'])[:40]!r}; choose from {', '.join(INVARIANTS)}",
+                    f"unknown invariant {str(spec['breaks'])[:40]!r}; choose from {', '.join(known)}",
                 )
                 continue
             if spec["at"] not in labels:
@@ -424,25 +404,13 @@ class _Checker:
             out[store] = Expectation(spec["breaks"], spec["at"])
         return out
 
-    def dry_run(self, scenario: Scenario) -> None:
-        """Walk the schedule on the model, so a step the program never makes is caught now."""
-        from racesim.engine.loop import Options, execute
 
-        try:
-            execute(scenario.plan, "model", options=Options(compare_model=False))
-        except InputError as exc:
-            raise located(exc, self.path) from None
+SETTING_HELP = "use milliseconds, 1 to 600000"
+"""The fix for a bad session setting (``lock_timeout``, ``statement_timeout``)."""
 
 
-OPTION_HELP = {
-    "mode": 'use "sync" or "async"',
-    "polls": "use a whole number from 1 to 1000",
-    "invoked_by": "name the refresh actor whose invoke delivers this run",
-    "task": "use a task name of letters, digits, - or _",
-    "hold": 'use "row", "advisory", "row+advisory" or "advisory+row"',
-    "lock_timeout": "use milliseconds, 1 to 600000",
-    "statement_timeout": "use milliseconds, 1 to 600000",
-}
+def _setting_ok(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 600_000
 
 
 def located(exc: InputError, path: str) -> InputError:

@@ -20,7 +20,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from racesim.model.plan import ClockMove, Plan, Step, format_delta
+from racesim.model.plan import ClockMove, Plan, Step, spell_delta
 
 __all__ = ["save", "scenario_text"]
 
@@ -49,7 +49,7 @@ def scenario_text(
     lines += [f"stores = [{_value(store)}]", f"seed = {plan.seed}", "", "schedule = ["]
     for entry in plan.entries:
         if isinstance(entry, ClockMove):
-            text = f"{entry.label} {format_delta(entry.delta)}".strip()
+            text = f"{entry.label} {spell_delta(entry.delta)}".strip()
         elif isinstance(entry, Step):
             text = f"{entry.label} {entry.actor}: {entry.call}".strip()
         else:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from racesim.model.show import Show
 
 
 class _NotCompared:
@@ -16,23 +19,6 @@ NOT_COMPARED: Any = _NotCompared()
 """``Event.model`` when the call has no model counterpart (or no model runs beside)."""
 
 EventKind = Literal["step", "wait", "done", "clock", "stuck", "outage"]
-
-
-@dataclass(frozen=True)
-class Marker:
-    """The marker row as a monitor session saw it (committed state)."""
-
-    started_at: datetime | None
-    owner: str | None = None
-    collected_at: datetime | None = None
-    error: str | None = None
-
-    @property
-    def is_set(self) -> bool:
-        return self.started_at is not None
-
-
-NO_MARKER = Marker(None)
 
 
 @dataclass(frozen=True)
@@ -64,8 +50,6 @@ class Event:
     model_error: str | None = None
     blocked_after: float = 0.0
     """For ``wait``: seconds from sending the statement to seeing it blocked."""
-    recipients: tuple[str, ...] = ()
-    """For ``send``: the runs that the platform delivers this payload to."""
 
 
 @dataclass
@@ -74,6 +58,8 @@ class History:
 
     scenario: str
     store: str
+    show: Show = field(default_factory=lambda: _default_show())
+    """How the system's values are written (the reports read it)."""
     events: list[Event] = field(default_factory=list)
     stuck: str | None = None
     """Why the schedule could never finish, when it could not."""
@@ -81,3 +67,9 @@ class History:
     def add(self, event: Event) -> Event:
         self.events.append(event)
         return event
+
+
+def _default_show() -> Show:
+    from racesim.model.show import Show
+
+    return Show()

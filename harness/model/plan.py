@@ -76,14 +76,29 @@ class Plan:
 
 
 def format_delta(delta: timedelta) -> str:
-    """``+6m``, ``+4m59s``, ``+250ms``: the schedule's own spelling of a clock move."""
-    ms = round(delta.total_seconds() * 1000)
+    """``+6m``, ``+4m59s``, ``+250ms``, ``+5m1us``: a clock move as timelines show it."""
+    us = delta // timedelta(microseconds=1)
     parts = []
-    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
-        if ms >= size:
-            parts.append(f"{ms // size}{unit}")
-            ms %= size
+    for unit, size in (
+        ("h", 3_600_000_000),
+        ("m", 60_000_000),
+        ("s", 1_000_000),
+        ("ms", 1000),
+        ("us", 1),
+    ):
+        if us >= size:
+            parts.append(f"{us // size}{unit}")
+            us %= size
     return "+" + ("".join(parts) or "0s")
+
+
+def spell_delta(delta: timedelta) -> str:
+    """A clock move as a schedule entry reads it back: one unit, exact (``+6m``, ``+300.000001s``)."""
+    us = delta // timedelta(microseconds=1)
+    for unit, size in (("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1000)):
+        if us % size == 0:
+            return f"+{us // size}{unit}"
+    return f"+{us // 1_000_000}.{us % 1_000_000:06d}s"
 
 
 LABEL = re.compile(r"^T([+-])(\d{1,6})(?:\.(\d{1,3}))?$")

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from racesim.engine.loop import Outcome
-from racesim.formats.scenario import Expectation
+from racesim.model.outcome import Outcome
 from racesim.model.violation import Violation
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """``holds``, or the invariant expected to break and the step label where."""
+
+    breaks: str = ""
+    at: str = ""
+
+    def describe(self) -> str:
+        return "holds" if not self.breaks else f"breaks {self.breaks} at {self.at}"
 
 
 @dataclass(frozen=True)

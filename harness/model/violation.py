@@ -26,3 +26,8 @@ class Violation:
     def key(self) -> str:
         """``invariant`` or ``invariant/cause``: what explorers keep apart."""
         return f"{self.invariant}/{self.cause}" if self.cause else self.invariant
+
+    @property
+    def slug(self) -> str:
+        """The key as a file name part: ``invariant--cause``."""
+        return self.key.replace("/", "--")

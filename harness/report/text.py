@@ -7,68 +7,39 @@ import sys
 from datetime import datetime
 from typing import Any, TextIO
 
-from racesim.engine.loop import Outcome
-from racesim.model.history import Event, Marker
+from racesim.model.history import Event
+from racesim.model.outcome import Outcome
+from racesim.model.show import Show
 from racesim.model.verdict import Verdict
 from racesim.model.violation import Violation
-from racesim.store import Freshness, MarkResult
-
-
-def short(token: str | None) -> str:
-    return token[:8] if token else ""
 
 
 def clock(t: datetime | None) -> str:
     return t.strftime("%H:%M:%S") if t else "-"
 
 
-def show_result(event: Event) -> str:
-    """The call's result as the original issue writes it."""
+def show_result(event: Event, show: Show) -> str:
+    """The call's result (or error) as the system writes it."""
     if event.kind == "wait":
         return "waiting (blocked in PostgreSQL)"
     if event.kind == "clock":
         return f"clock now {clock(event.vtime)}"
     if event.kind == "stuck":
         return "stuck: can never finish"
-    if event.error is not None:
-        text = event.error.replace("StoreInputError: ", "refused: ")
-        text = text if text.startswith("refused") else f"error: {text}"
-    else:
-        text = show_value(event.call, event.result)
+    text = (
+        show.error(event.error) if event.error is not None else show.value(event.call, event.result)
+    )
     if event.kind == "done":
         text += " (after waiting)"
     return text
 
 
-def show_value(call: str, value: Any) -> str:
-    if isinstance(value, MarkResult):
-        return (
-            f"ok=true token={short(value.token)}"
-            if value.ok and value.token
-            else ("ok=true" if value.ok else "ok=false")
-        )
-    if isinstance(value, Freshness):
-        return f"started_at={clock(value.started_at)} collected_at={clock(value.collected_at)}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if call == "receive":
-        return f"payload token={short(value)}" if value else "nothing delivered"
-    if value is None:
-        return "done" if call in ("collect", "crash") else "ok"
-    return str(value)
+def show_state(state: object, show: Show) -> str:
+    """The watched state after an event ("" when it was not read after this one)."""
+    return "" if state is None else show.state(state)
 
 
-def show_marker(m: Marker | None) -> str:
-    if m is None:
-        return ""
-    if not m.is_set:
-        return "marker: -"
-    owner = f" owner {short(m.owner)}" if m.owner else ""
-    return f"marker: set {clock(m.started_at)}{owner}"
-
-
-def event_json(event: Event, holder: str, found: list[Violation]) -> dict[str, Any]:
-    m = event.state
+def event_json(event: Event, holder: str, found: list[Violation], show: Show) -> dict[str, Any]:
     return {
         "type": "event",
         "seq": event.seq,
@@ -77,18 +48,11 @@ def event_json(event: Event, holder: str, found: list[Violation]) -> dict[str, A
         "actor": event.actor,
         "call": event.call,
         "args": [str(a) for a in event.args],
-        "result": show_result(event),
+        "result": show_result(event, show),
         "error": event.error,
         "sqlstate": event.sqlstate,
         "finished": event.finished,
-        "marker": None
-        if m is None
-        else {
-            "started_at": m.started_at.isoformat() if m.started_at else None,
-            "owner": m.owner,
-            "collected_at": m.collected_at.isoformat() if m.collected_at else None,
-            "error": m.error,
-        },
+        show.state_key: None if event.state is None else show.state_json(event.state),
         "holder": holder or None,
         "vtime": event.vtime.isoformat() if event.vtime else None,
         "wall_ms": round(event.wall * 1000, 3),
@@ -137,6 +101,7 @@ class Reporter:
     def run(self, title: str, path: str, outcome: Outcome, verdict: Verdict) -> None:
         """One run: its timeline (or JSON lines), violations marked, then its verdict."""
         history, holders = outcome.history, outcome.checker.holders
+        show = history.show
         by_seq: dict[int, list[Violation]] = {}
         for v in outcome.checker.violations:
             by_seq.setdefault(v.seq, []).append(v)
@@ -146,7 +111,7 @@ class Reporter:
                     {
                         "scenario": path,
                         "store": history.store,
-                        **event_json(event, holder, by_seq.get(event.seq, [])),
+                        **event_json(event, holder, by_seq.get(event.seq, []), show),
                     }
                 )
             self.record(
@@ -164,27 +129,27 @@ class Reporter:
             return
         self.line(f"== {path} [{history.store}] {title}")
         for event, holder in zip(history.events, holders, strict=False):
-            self.line(timeline_line(event, holder))
+            self.line(timeline_line(event, holder, show))
             for v in by_seq.get(event.seq, []):
                 self.line(f"        !! {v.invariant}: {v.message}")
-        mark = "skip" if verdict.skipped else "ok  " if verdict.matches else "FAIL"
-        self.line(f"   {mark} {verdict.summary}")
+        tag = "skip" if verdict.skipped else "ok  " if verdict.matches else "FAIL"
+        self.line(f"   {tag} {verdict.summary}")
         self.line()
 
 
 HEAD_WIDTH = 60
 
 
-def timeline_line(event: Event, holder: str) -> str:
-    """``T+3   cron: clear -> ok   | marker: -  holder: user``, then how a run ended."""
+def timeline_line(event: Event, holder: str, show: Show) -> str:
+    """``T+3   a: write -> ok   | <watched state>  holder: a``, then how a run ended."""
     label = event.label or ""
     if event.kind == "clock":
-        head = f"{event.call}  ({show_result(event)})"
+        head = f"{event.call}  ({show_result(event, show)})"
     else:
-        head = f"{event.actor}: {event.call} -> {show_result(event)}"
+        head = f"{event.actor}: {event.call} -> {show_result(event, show)}"
     if len(head) > HEAD_WIDTH:
         head = head[: HEAD_WIDTH - 1] + "…"
-    tail = show_marker(event.state)
+    tail = show_state(event.state, show)
     if tail:
         tail = f"| {tail}  holder: {holder or '-'}"
     text = f"  {label:<6}{head:<{HEAD_WIDTH}} {tail}".rstrip()

@@ -1,13 +1,22 @@
-"""The invariants on hand-made histories: what is a foreign clear, and what is not."""
+"""The reference invariants on hand-made histories: what is a foreign clear, and what is not."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from racesim.checks.invariants import BANNER_STAYS_UP, MODEL_AGREEMENT, NO_FOREIGN_CLEAR, check
-from racesim.model.history import NO_MARKER, Event, Marker
+from racesim.checks.invariants import MODEL_AGREEMENT, check
+from racesim.model.history import Event
+from racesim.model.plan import Actor
 from racesim.store import MarkResult
+from racesim.store.invariants import BANNER_STAYS_UP, NO_FOREIGN_CLEAR, NO_MARKER, Marker
+
+ASYNC = (
+    Actor("user", "refresh", {"mode": "async"}),
+    Actor("first", "background", {"invoked_by": "user"}),
+    Actor("second", "background", {"invoked_by": "user"}),
+    Actor("bg", "background", {"invoked_by": "user"}),
+)
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -103,14 +112,14 @@ def test_the_token_passes_to_the_invocation_that_takes_the_lock() -> None:
     h = (
         History()
         .add("user", "mark", held("t"), result=MarkResult(True, "t"))
-        .add("user", "invoke", held("t"), recipients=("first", "second"), finished="202")
+        .add("user", "invoke", held("t"), finished="202")
         .add("first", "receive", held("t"), result="t")
         .add("first", "try_task_lock", held("t"), result=True)
         .add("second", "receive", held("t"), result="t")
         .add("second", "try_task_lock", held("t"), result=False)
         .add("second", "clear", NO_MARKER)
     )
-    checker = check(h.events)
+    checker = check(h.events, actors=ASYNC[:3])
     assert checker.holders[3] == "first"
     assert next((v.invariant, v.runs) for v in checker.violations) == (
         NO_FOREIGN_CLEAR,
@@ -122,11 +131,11 @@ def test_a_delegate_may_release_the_marker_no_one_collects_under() -> None:
     h = (
         History()
         .add("user", "mark", held("t"), result=MarkResult(True, "t"))
-        .add("user", "invoke", held("t"), recipients=("bg",), finished="202")
+        .add("user", "invoke", held("t"), finished="202")
         .add("bg", "receive", held("t"), result="t")
         .add("bg", "clear", NO_MARKER, finished="skipped")
     )
-    assert check(h.events).violations == []
+    assert check(h.events, actors=(ASYNC[0], ASYNC[3])).violations == []
 
 
 def test_model_agreement_compares_results_and_errors() -> None:
@@ -145,3 +154,19 @@ def test_model_agreement_compares_results_and_errors() -> None:
     )
     found = check(h.events, compare_model=True).violations
     assert [(v.invariant, v.seq) for v in found] == [(MODEL_AGREEMENT, 2)]
+
+
+def test_causes_keep_two_foreign_clears_apart() -> None:
+    by_clear = (
+        History().add("a", "mark", held(), result=MarkResult(True)).add("b", "clear", NO_MARKER)
+    )
+    by_error = (
+        History()
+        .add("a", "mark", held(), result=MarkResult(True))
+        .add("b", "set_collection_error", NO_MARKER)
+    )
+    [first, _] = check(by_clear.events).violations
+    [second, _] = check(by_error.events).violations
+    assert first.invariant == second.invariant == NO_FOREIGN_CLEAR
+    assert first.key == "no-foreign-clear/cleared-by-clear"
+    assert second.key == "no-foreign-clear/cleared-by-set_collection_error"

@@ -14,6 +14,7 @@ from racesim.cli.main import build_parser, main
 from racesim.engine.loop import Options
 from racesim.errors import EXIT_FLAKY
 from racesim.explore.run import ExploreOptions, explore
+from racesim.model.plan import Step
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
 from racesim.report.text import Reporter
@@ -37,7 +38,7 @@ def test_legacy_race_is_found_and_shrunk(
     found = result.found  # type: ignore[attr-defined]
     driven = found["no-foreign-clear/cleared-by-clear"]
     assert driven.steps <= 5
-    calls = [e.call for e in driven.plan.entries]
+    calls = [e.call for e in driven.plan.entries if isinstance(e, Step)]
     assert calls.count("mark") == 2 and calls[-1] == "clear"
     saved = {p.name for p in tmp_path.glob("*.toml")}
     assert f"legacy-no-foreign-clear--cleared-by-clear-hypothesis-seed{seed}.toml" in saved

@@ -19,7 +19,7 @@ from psycopg import errors
 
 from racesim.engine import clock
 from racesim.engine.clock import EPOCH, VirtualClock
-from racesim.engine.sessions import connect
+from racesim.engine.sessions import open_session
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
 from racesim.systems.jobqueue import LEASE, STORES, Claimed, QueueStore, open_store, schema
@@ -55,7 +55,7 @@ class Queue:
     sessions: list[Conn] = field(default_factory=list)
 
     def session(self) -> Conn:
-        conn = connect(self.conninfo)
+        conn = open_session(self.conninfo)
         self.sessions.append(conn)
         return conn
 
@@ -77,7 +77,7 @@ class Queue:
 def q(server: Server, queue_databases: Databases) -> Iterator[Queue]:
     name = queue_databases.create()
     conninfo = server.conninfo(name)
-    with connect(conninfo) as admin:
+    with open_session(conninfo) as admin:
         handle = Queue(conninfo, admin, VirtualClock(EPOCH, admin))
         try:
             yield handle

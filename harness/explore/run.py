@@ -367,7 +367,7 @@ def _report(
                 continue
             again = verdict.summary
         result.flaky[key] = (
-            f"flaky: {key} broke at {v.label} ({v.message}) during the search, but"
+            f"flaky: {v.invariant} broke at {v.label} ({v.message}) during the search, but"
             f" replaying the saved schedule gave: {again}; not counted (kept in {path})"
         )
         reporter.line(result.flaky[key])

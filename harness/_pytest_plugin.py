@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ def racesim_server(request: pytest.FixtureRequest) -> Iterator[Server]:
             # No traceback: its frames would show the DSN, password and all, as arguments.
             message = f"racesim: {mask_dsn(str(exc))}"
         else:
+            for note in server.notes:
+                warnings.warn(pytest.PytestWarning(note), stacklevel=1)
             yield server
             return
     pytest.fail(message, pytrace=False)

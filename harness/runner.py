@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -66,10 +66,19 @@ def _restarts(scenario: Scenario) -> bool:
 
 @contextmanager
 def databases(
-    pg: str = "auto", dsn: str | None = None, system: System | str | None = None
+    pg: str = "auto",
+    dsn: str | None = None,
+    system: System | str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Iterator[Databases]:
-    """A PostgreSQL with fresh databases prepared for ``system``, cleaned up on exit."""
+    """A PostgreSQL with fresh databases prepared for ``system``, cleaned up on exit.
+
+    ``say`` gets the server's notes (e.g. a setting the DSN's role may not change).
+    """
     with provide(pg, dsn) as server, Databases(server, preparer(system)) as dbs:
+        if say is not None:
+            for note in server.notes:
+                say(note)
         yield dbs
 
 

@@ -45,7 +45,11 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
     from racesim.runner import databases
 
     opts = options_from(args)
-    with databases(args.pg, args.dsn) if opts.store != "model" else nullcontext() as dbs:
+    with (
+        databases(args.pg, args.dsn, say=reporter.problem)
+        if opts.store != "model"
+        else nullcontext() as dbs
+    ):
         result = explore(opts, dbs, reporter)
     if result.found:
         return EXIT_FOUND
@@ -65,7 +69,7 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
         )
     need_pg = any(s != "model" for s in breaking)
     flaky = False
-    with databases(args.pg, args.dsn) if need_pg else nullcontext() as dbs:
+    with databases(args.pg, args.dsn, say=reporter.problem) if need_pg else nullcontext() as dbs:
         for store in breaking:
             result = run_one(scenario, store, dbs, Options(stop_at_first=True))
             reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)

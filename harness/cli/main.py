@@ -175,7 +175,11 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     failed = skipped = 0
     from contextlib import nullcontext
 
-    with databases(args.pg, args.dsn, system) if need_pg else nullcontext() as dbs:
+    with (
+        databases(args.pg, args.dsn, system, say=reporter.problem)
+        if need_pg
+        else nullcontext() as dbs
+    ):
         for scenario, store in jobs:
             result = run_one(scenario, store, dbs, options)
             reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)

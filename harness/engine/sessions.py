@@ -7,7 +7,6 @@ has the backend waiting on a lock.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from racesim.engine.clock import SESSION_OPTIONS
+from racesim.provision.privileges import may_set
 
 Reply = tuple[bool, Any]
 """(True, value) when the call returned, (False, exception) when it raised."""
@@ -44,8 +44,9 @@ DEADLOCK_TIMEOUT_MS = 50
 
 def configure(conn: psycopg.Connection[Any]) -> None:
     """Session settings every actor gets once, when its connection opens."""
-    # A server given by DSN may refuse; its own setting then applies.
-    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+    # A role given by DSN may not (asked once, not tried: each refusal is a server
+    # error); the server's own setting then applies, and racesim said so once.
+    if may_set(conn, "deadlock_timeout"):
         conn.execute(sql.SQL("SET deadlock_timeout = {}").format(sql.Literal(DEADLOCK_TIMEOUT_MS)))
 
 

@@ -41,6 +41,7 @@ from racesim.provision.masking import (
     masked_conninfo,
     remember,
 )
+from racesim.provision.privileges import cannot_set_note, may_set
 
 __all__ = ["CHOICES", "Server", "Sources", "connect", "local_cluster", "mask_dsn", "provide"]
 
@@ -75,6 +76,8 @@ class Server:
     version: int
     restart: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     """Restart the server in place (racesim's own local cluster only)."""
+    notes: tuple[str, ...] = ()
+    """Lines to tell the user once (e.g. a setting the DSN's role may not change)."""
 
     def conninfo(self, dbname: str | None = None) -> str:
         """Full conninfo (may contain a password): for connecting, never for printing."""
@@ -176,13 +179,23 @@ def _from_dsn(dsn: str, origin: str) -> Server:
             # connection reaches the same place.
             info = conn.info
             params.update(host=info.host, port=str(info.port), user=info.user, dbname=info.dbname)
+            notes = _notes(conn)
     except psycopg.OperationalError as exc:
         raise ProvisionError(
             f"{origin}: cannot connect to {masked_conninfo(make_conninfo(**params))}: "
             f"{' '.join(mask_dsn(str(exc)).split())}; "
             f"fix: check the server is up and {origin} is right"
         ) from None
-    return Server(source="dsn", params=params, version=version)
+    return Server(source="dsn", params=params, version=version, notes=notes)
+
+
+def _notes(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
+    if may_set(conn, "deadlock_timeout"):
+        return ()
+    row = conn.execute("SHOW deadlock_timeout").fetchone()
+    current = row[0] if row else "?"
+    why = f"deadlocks are detected after {current}, and deadlock scenarios take that much longer"
+    return (cannot_set_note(conn.info.user, "deadlock_timeout", current, why),)
 
 
 @contextmanager

@@ -24,8 +24,12 @@ unless another is given). A scenario file builds a Plan; it never runs it.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 import tomllib
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -35,23 +39,31 @@ from typing import Any
 from racesim.checks.invariants import invariant_names
 from racesim.engine.actors import SESSION_SETTINGS
 from racesim.errors import InputError
+from racesim.formats.bounds import Shape, scan
 from racesim.model.plan import LABEL, Actor, ClockMove, Entry, Outage, Plan, Step, label_offset
 from racesim.model.verdict import Expectation as Expectation
 from racesim.system import System, resolve
 
 MAX_BYTES = 1_000_000
 MAX_ENTRIES = 10_000
+MAX_ACTORS = 64
+"""Each actor holds a PostgreSQL session of its own, and servers allow a few hundred."""
+MAX_PROBLEMS = 20
 MAX_CLOCK = timedelta(days=7)
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 STEP = re.compile(
-    r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<actor>[^\s:]+)\s*:\s*(?P<call>\S+)\s*(?:->.*)?$"
+    r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<actor>[^\s:]+)\s*:\s*(?P<call>\S+)\s*(?:->.*)?$",
+    re.ASCII | re.DOTALL,
 )
 CLOCK = re.compile(
-    r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>us|ms|s|m|h|d)$"
+    r"^(?:(?P<label>T[+-]\S*)\s+)?(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>us|ms|s|m|h|d)$",
+    re.ASCII,
 )
 OUTAGE = re.compile(
-    r"^(?:(?P<label>T[+-]\S*)\s+)?(?:(?P<kind>terminate)\s+(?P<target>[^\s:]+)|(?P<restart>restart)\s+server)$"
+    r"^(?:(?P<label>T[+-]\S*)\s+)?(?:(?P<kind>terminate)\s+(?P<target>[^\s:]+)|(?P<restart>restart)\s+server)$",
+    re.ASCII,
 )
+_KEY_LINE = re.compile(r'^\s*(?:\[\s*(?:\w+\.)?)?(?:"([^"\n]*)"|([A-Za-z0-9_-]+))\s*[=\]]')
 UNITS: dict[str, Decimal] = {
     "us": Decimal("0.000001"),
     "ms": Decimal("0.001"),
@@ -76,45 +88,33 @@ class Scenario:
 
 
 class _Lines:
-    """Finds the line a key or schedule entry sits on, for messages."""
+    """Finds the line a key or schedule entry sits on, for messages (one pass, then lookups)."""
 
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+    def __init__(self, text: str, shape: Shape) -> None:
+        self.first: dict[str, tuple[int, int]] = {}  # key -> (line, offset of the line)
+        offset = 0
+        for n, line in enumerate(text.split("\n"), 1):
+            m = _KEY_LINE.match(line)
+            if m:
+                self.first.setdefault(m[1] if m[1] is not None else m[2], (n, offset))
+            offset += len(line) + 1
+        self.strings = shape.strings
 
     def key(self, key: str, default: int = 1) -> int:
-        pat = re.compile(rf'^\s*(?:\[\s*(?:\w+\.)?)?"?{re.escape(key)}"?\s*[=\]]')
-        for n, line in enumerate(self.lines, 1):
-            if pat.search(line):
-                return n
-        return default
+        return self.first.get(key, (default, 0))[0]
 
     def entries(self, values: list[str]) -> list[int]:
-        """Lines of the schedule's strings, found in order after ``schedule =``."""
-        found, start = [], self.key("schedule")
-        pos = start - 1
-        for value in values:
-            needle = value if len(value) < 200 else value[:200]
-            for n in range(pos, len(self.lines)):
-                if needle in self.lines[n]:
-                    found.append(n + 1)
-                    pos = n + 1
-                    break
-            else:
-                found.append(start)
-        return found
+        """Lines of the schedule's strings: the strings that follow ``schedule =``, in order."""
+        start, offset = self.first.get("schedule", (1, 0))
+        i = bisect_left(self.strings, (offset, 0))
+        lines = [line for _, line in self.strings[i : i + len(values)]]
+        return lines + [start] * (len(values) - len(lines))
 
 
 def load(path: str | Path, system: System | str | None = None) -> Scenario:
     """Read and check a scenario file; raise InputError listing every problem."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise InputError(
-            f"{p}: cannot read the scenario ({exc.strerror}); check the path"
-        ) from None
-    if len(raw) > MAX_BYTES:
-        raise InputError(f"{p}:1: file is {len(raw)} bytes, more than {MAX_BYTES}; split it")
+    raw = read(p)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -123,10 +123,74 @@ def load(path: str | Path, system: System | str | None = None) -> Scenario:
     return parse(text, str(p), system)
 
 
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFLNK: "a symbolic link",
+}
+
+
+def read(p: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_BYTES, checked before anything is read.
+
+    A symbolic link, FIFO, device or folder is refused from its ``lstat``, so nothing
+    is opened that could block or never end; the file is then opened without following
+    links and without blocking, and its ``fstat`` is checked again.
+    """
+    try:
+        _check_kind(p, os.lstat(p))
+        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            _check_kind(p, os.lstat(p))
+        raise InputError(
+            f"{p}: cannot read the scenario ({exc.strerror}); check the path and that"
+            " you may read it and every folder above it"
+        ) from None
+    try:
+        _check_kind(p, os.fstat(fd))
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the scenario ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_BYTES:
+        raise InputError(f"{p}:1: file is over {MAX_BYTES} bytes; split it into smaller files")
+    return raw
+
+
+def _check_kind(p: Path, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        fix = (
+            f"name the file itself ({os.path.realpath(p)})"
+            if stat.S_ISLNK(st.st_mode)
+            else "name a regular TOML file"
+        )
+        raise InputError(f"{p}: is {kind}, and scenarios are read from regular files only; {fix}")
+    if st.st_size > MAX_BYTES:
+        raise InputError(
+            f"{p}:1: file is {st.st_size} bytes, more than {MAX_BYTES}; split it into smaller files"
+        )
+
+
 def parse(text: str, path: str = "<scenario>", system: System | str | None = None) -> Scenario:
-    """Parse scenario text; every problem is one line naming file, line and fix."""
+    """Parse scenario text; every problem is one line naming file, line and fix.
+
+    The text is first scanned once for its shape (nesting, dotted keys, counts) so
+    that nothing reaches the TOML parser that could make it recurse too deep or
+    work for long; see :mod:`racesim.formats.bounds`.
+    """
     if "\x00" in text:
-        raise InputError(f"{path}:1: binary data (NUL byte); a scenario is a TOML text file")
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise InputError(f"{path}:{line}: binary data (NUL byte); a scenario is a TOML text file")
+    if len(text) > MAX_BYTES:
+        raise InputError(f"{path}:1: text is over {MAX_BYTES} characters; split it")
+    shape = scan(text, path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -134,7 +198,11 @@ def parse(text: str, path: str = "<scenario>", system: System | str | None = Non
         raise InputError(
             f"{path}:{m.group(1) if m else 1}: TOML syntax error: {exc}; fix the syntax"
         ) from None
-    return _Checker(path, _Lines(text), resolve(system)).scenario(data)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise InputError(
+            f"{path}:1: the TOML parser gave up ({type(exc).__name__}); simplify the file"
+        ) from None
+    return _Checker(path, _Lines(text, shape), resolve(system)).scenario(data)
 
 
 class _Checker:
@@ -171,7 +239,7 @@ class _Checker:
         entries = self.schedule(data.get("schedule"), {a.name: a for a in actors})
         expect = self.expect(data.get("expect"), stores, entries)
         if self.problems:
-            raise InputError(self.problems)
+            raise InputError(capped(self.problems))
         plan = Plan(actors=tuple(actors), entries=tuple(entries), seed=seed)
         return Scenario(self.path, name.strip(), description, plan, stores, expect, self.system)
 
@@ -194,6 +262,13 @@ class _Checker:
             return []
         if not isinstance(value, dict) or not value:
             self.bad(self.lines.key("actors"), "actors must be a table of name = { program = ... }")
+            return []
+        if len(value) > MAX_ACTORS:
+            self.bad(
+                self.lines.key("actors"),
+                f"{len(value)} actors, more than {MAX_ACTORS} (each holds a PostgreSQL session"
+                " of its own); split the scenario",
+            )
             return []
         out = []
         for name, spec in value.items():
@@ -348,7 +423,7 @@ class _Checker:
         return Step(actor, call, label, line)
 
     def label_ok(self, label: str, line: int) -> bool:
-        if LABEL.match(label):
+        if label.isascii() and LABEL.match(label):
             return True
         self.bad(line, f"bad time label {label[:40]!r}; write T+3, T-1 or T+1.5 (at most 6 digits)")
         return False
@@ -389,13 +464,13 @@ class _Checker:
                 )
                 continue
             known = invariant_names(self.system)
-            if spec["breaks"] not in known:
+            if not isinstance(spec["breaks"], str) or spec["breaks"] not in known:
                 self.bad(
                     sline,
                     f"unknown invariant {str(spec['breaks'])[:40]!r}; choose from {', '.join(known)}",
                 )
                 continue
-            if spec["at"] not in labels:
+            if not isinstance(spec["at"], str) or spec["at"] not in labels:
                 self.bad(
                     sline,
                     f"expected break at {str(spec['at'])[:40]!r}, which labels no step; use a label from the schedule",
@@ -413,6 +488,16 @@ def _setting_ok(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 600_000
 
 
+def capped(problems: list[str]) -> list[str]:
+    """The first MAX_PROBLEMS problems, and a last line saying how many more there are."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    last = problems[MAX_PROBLEMS - 1]
+    where = last[: last.index(": ") + 2] if ": " in last else ""
+    more = len(problems) - MAX_PROBLEMS + 1
+    return [*problems[: MAX_PROBLEMS - 1], f"{where}and {more} more problems; fix those first"]
+
+
 def located(exc: InputError, path: str) -> InputError:
     """The engine's ``line N: ...`` problems, as ``path:N: ...``."""
     return InputError([f"{path}:{p.removeprefix('line ')}" for p in exc.problems])
@@ -423,8 +508,18 @@ def discover(paths: list[str]) -> list[Path]:
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
-            found += sorted(p.glob("*.toml"))
-        else:
+        try:
+            is_dir = stat.S_ISDIR(os.stat(p).st_mode)
+        except (OSError, ValueError):
+            is_dir = False  # load() says what is wrong with it
+        if not is_dir:
             found.append(p)
+            continue
+        try:
+            names = sorted(e.name for e in os.scandir(p) if e.name.endswith(".toml"))
+        except OSError as exc:
+            raise InputError(
+                f"{p}: cannot list the folder ({exc.strerror}); check that you may read it"
+            ) from None
+        found += [p / name for name in names]
     return found

@@ -13,6 +13,17 @@ from racesim.model.show import Show
 from racesim.model.verdict import Verdict
 from racesim.model.violation import Violation
 
+_HIDDEN = [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F)]
+_HIDDEN += [*range(0x2066, 0x206A)]
+_ESCAPES = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _HIDDEN}
+_ESCAPES_KEEP_NL = {c: e for c, e in _ESCAPES.items() if c != 0x0A}
+
+
+def visible(text: str, newlines: bool = False) -> str:
+    """``text`` with control and bidirectional-override characters escaped (``\\x1b``),
+    so nothing read from a file can move the cursor, recolour or hide output."""
+    return text.translate(_ESCAPES_KEEP_NL if newlines else _ESCAPES)
+
 
 def clock(t: datetime | None) -> str:
     return t.strftime("%H:%M:%S") if t else "-"
@@ -73,21 +84,18 @@ class Reporter:
 
     def problem(self, text: str) -> None:
         """A line for the person at the terminal, on standard error, never as JSON."""
-        print(text, file=self.err, flush=True)
+        print(visible(text), file=self.err, flush=True)
 
     def line(self, text: str = "") -> None:
         if not self.as_json:
-            print(text, file=self.out, flush=True)
+            print(visible(text, newlines=True), file=self.out, flush=True)
 
     def progress(self, text: str) -> None:
-        """A progress line: rewritten in place on a terminal, a plain line otherwise."""
-        if self.as_json:
+        """A progress line, rewritten in place; only on a terminal, never into a pipe or file."""
+        if self.as_json or not self.out.isatty():
             return
-        if self.out.isatty():
-            print("\r" + text[:120].ljust(self._shown), end="", file=self.out, flush=True)
-            self._shown = min(len(text), 120)
-        else:
-            print(text, file=self.out, flush=True)
+        print("\r" + text[:120].ljust(self._shown), end="", file=self.out, flush=True)
+        self._shown = min(len(text), 120)
 
     def end_progress(self) -> None:
         """Clear the progress line (on a terminal) before other output."""

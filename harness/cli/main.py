@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from racesim.engine.loop import Options
 from racesim.errors import (
     EXIT_FOUND,
     EXIT_HARNESS,
@@ -16,10 +19,14 @@ from racesim.errors import (
     InputError,
     RacesimError,
 )
-from racesim.provision.cleanup import install_signal_handlers
-from racesim.provision.provide import mask_dsn
-from racesim.report.text import Reporter
-from racesim.system import resolve
+
+if TYPE_CHECKING:
+    from racesim.report.text import Reporter
+
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (128 + SIGINT), as a shell reports a command the signal ended."""
+EXIT_PIPE = 141
+"""The reader of the output went away (128 + SIGPIPE), e.g. ``racesim ... | head -1``."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,8 +119,41 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    install_signal_handlers()
-    reporter = Reporter()
+    """The command; imports happen inside, so a Ctrl-C or a closed pipe at any point
+    ends it with one line (or silently) and a status, never a traceback."""
+    try:
+        from racesim.provision.cleanup import install_signal_handlers
+        from racesim.report.text import Reporter
+
+        install_signal_handlers()
+        return _dispatch(argv, Reporter())
+    except KeyboardInterrupt:
+        _say("racesim: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _mute_stdout()
+        return EXIT_PIPE
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # else no one is left to read it
+        print(text, file=sys.stderr, flush=True)
+
+
+def _mute_stdout() -> None:
+    """Point standard output at /dev/null so the interpreter's last flush stays quiet."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
+
+
+def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
+    from racesim.provision.provide import mask_dsn
+    from racesim.report.text import Reporter
+
     try:
         args = build_parser().parse_args(argv)
         if args.command == "run":
@@ -121,8 +161,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, reporter)
         if args.command == "explore":
             from racesim.cli.explore import cmd_explore
+            from racesim.explore.run import DEFAULT_OUT
 
-            return cmd_explore(args, reporter)
+            made = writable_folder(Path(args.out) if args.out else DEFAULT_OUT, "--out")
+            try:
+                return cmd_explore(args, reporter)
+            finally:
+                for folder in made:  # leave no empty folder of ours behind
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
         if args.command == "replay":
             from racesim.cli.explore import cmd_replay
 
@@ -155,13 +202,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RacesimError as exc:
         reporter.problem(f"racesim: {mask_dsn(str(exc))}")
         return EXIT_INPUT
-    except KeyboardInterrupt:
-        reporter.problem("racesim: interrupted")
-        return 130
+
+
+def writable_folder(path: Path, flag: str) -> list[Path]:
+    """Make sure files can be written into ``path`` before any work starts.
+
+    Creates the folder (and missing parents) and writes and removes a probe file in it;
+    returns the folders it created, deepest first. InputError (one line) when it cannot.
+    """
+    where = f"{flag} {path}"
+    try:
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{where}: is a file, not a folder; name a folder (made if missing)")
+    except OSError as exc:
+        raise InputError(
+            f"{where}: cannot look at it ({exc.strerror}); name another folder"
+        ) from None
+    missing = [p for p in (path, *path.parents) if not os.path.lexists(p)]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".racesim-probe.{os.getpid()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        for folder in missing:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise InputError(
+            f"{where}: cannot write there ({exc.strerror}); name a folder you may write"
+        ) from None
+    return missing
 
 
 def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
+    from racesim.engine.loop import Options
     from racesim.runner import databases, load_all, run_one
+    from racesim.system import resolve
 
     system = resolve()
     if args.store is not None:

@@ -25,8 +25,9 @@ schedule is 20,000: each string and its comma)."""
 MAX_DIGITS = 30
 """Digits in one bare number (2**63 has 19)."""
 
-_IN_KEY = re.compile(r"[\"'#\[\]{}=,.]|\n(?:\s|#[^\n]*)*|[0-9_]{%d,}" % (MAX_DIGITS + 1))
-_IN_VALUE = re.compile(r"[\"'#\[\]{}=,]|\n(?:\s|#[^\n]*)*|[0-9_]{%d,}" % (MAX_DIGITS + 1))
+_LONG_NUMBER = f"[0-9_]{{{MAX_DIGITS + 1},}}"
+_IN_KEY = re.compile(r"[\"'#\[\]{}=,.]|\n(?:\s|#[^\n]*)*|" + _LONG_NUMBER)
+_IN_VALUE = re.compile(r"[\"'#\[\]{}=,]|\n(?:\s|#[^\n]*)*|" + _LONG_NUMBER)
 _BASIC = re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*"')
 _MULTI_BASIC = re.compile(r'[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*""""{0,2}', re.DOTALL)
 _LITERAL = re.compile(r"[^'\n]*'")
@@ -96,6 +97,7 @@ def scan(text: str, path: str) -> Shape:
                 in_key, parts = True, 1
         elif ch == "[" or ch == "{":
             if in_key and not stack and ch == "[":
+                items += not header
                 header = True  # a table header: its key is counted above
                 continue
             items += 1

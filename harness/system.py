@@ -263,7 +263,7 @@ class RunKind:
 
 @dataclass(frozen=True)
 class Followers:
-    """Runs started by a run's ``send`` (0 to ``most`` of them), e.g. deliveries.
+    """Runs started by a run's ``send`` (0 to ``most`` of them), e.g. a message's consumers.
 
     Follower ``i`` of run ``lead`` is named ``f"{lead}{suffix}{i}"`` and gets the
     option ``link = lead`` (its program receives from the run that option names).

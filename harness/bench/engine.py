@@ -31,11 +31,12 @@ from racesim.formats.scenario import load
 from racesim.model.plan import Plan, label_offset
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
+from racesim.store import baseline
 from racesim.system import Session
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-SCENARIO = SCENARIOS / "t0-t4-cron-wipes-user.toml"
-BLOCKING = SCENARIOS / "maintenance-lock-blocks-mark.toml"
+SCENARIO = SCENARIOS / baseline.THROUGHPUT
+BLOCKING = SCENARIOS / baseline.BLOCKING
 STORE = "token"
 TARGET_RATIO = 0.75
 TARGET_DETECT_MS = 5.0

@@ -129,10 +129,10 @@ def _bare_seed(conns: list[psycopg.Connection[Any]], seed: int) -> tuple[list[fl
         holder = None
         for who, op in calls:
             if op == "take":
-                if conns[who].execute(baseline.MARK).rowcount == 1:
+                if conns[who].execute(baseline.TAKE).rowcount == 1:
                     holder = who
                 continue
-            conns[who].execute(baseline.CLEAR)
+            conns[who].execute(baseline.DROP)
             if holder is not None and holder != who:
                 if not first:
                     first.append(time.perf_counter() - start)

@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     soak = sub.add_parser("soak", help="explore for minutes and watch memory, backends, speed")
     soak.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
-    soak.add_argument("--store", default="token")
+    soak.add_argument(
+        "--store", help="store to soak (default: the first on a database that follows the model)"
+    )
     soak.add_argument("--seed", type=int, default=0)
     soak.add_argument("--window", type=float, default=60.0, help="seconds per report line")
     pg_options(soak)

@@ -22,7 +22,7 @@ from racesim.explore.search import pct
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
 from racesim.report.text import Reporter
-from racesim.system import resolve
+from racesim.system import System, resolve
 
 MEMORY_GROWTH_LIMIT = 1.10
 """End-of-soak RSS may be at most this much of the first window's."""
@@ -47,11 +47,19 @@ def _backends(conninfo: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _default_store(system: System) -> str:
+    """The first store on a database that follows the system's model, else the first."""
+    for v in system.variants:
+        if v.database and v.follows_model:
+            return v.name
+    return system.variants[0].name
+
+
 def run(
     reporter: Reporter,
     *,
     minutes: float = 10.0,
-    store: str = "token",
+    store: str | None = None,
     seed: int = 0,
     window: float = 60.0,
     pg: str = "auto",
@@ -59,6 +67,7 @@ def run(
 ) -> bool:
     """Soak for ``minutes``; print a line per window and the verdict; True when steady."""
     system = resolve()
+    store = store or _default_store(system)
     system.variant(store)  # an unknown store is refused before anything starts
     actors = system.config(None, "pct").roster()
     windows = max(1, round(minutes * 60 / window))

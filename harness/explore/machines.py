@@ -75,7 +75,7 @@ def race_machine(
     ``roster`` defaults to the system's configuration ``config``; the fault choices
     are that configuration's, for the roster's actors.
 
-    A smaller roster (say, only the async refresh and its two deliveries) makes a
+    A smaller roster (say, only one sender and the runs it starts) makes a
     deep race in that corner likelier within the same number of examples. Faults
     set on the roster's actors are always on; the machine may draw more.
     ``clock_moves`` caps the moves of the virtual clock per example (0: none).

@@ -15,7 +15,7 @@ Example::
 
     @given(schedules(system, system.config(None, "hypothesis")))
     def test_holds(s: Schedule) -> None:
-        driven = drive(s.actors, s.choices, "token", pool=pool, system=system)
+        driven = drive(s.actors, s.choices, store, pool=pool, system=system)
         assert not driven.violations
 """
 

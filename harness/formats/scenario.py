@@ -5,21 +5,24 @@ Its programs, options, faults, calls, stores and invariants are checked against
 the system under test (:class:`racesim.system.System`; the reference system
 unless another is given). A scenario file builds a Plan; it never runs it.
 
-    name = "two users refresh at once"
-    stores = ["legacy", "token", "model"]
+    name = "two bumps lose an update"
+    stores = ["naive", "locked"]
 
     schedule = [
-      "T+0 alice: get_freshness",
-      "T+1 alice: mark",
+      "T+0 a: read",
+      "T+1 b: read",
       "+6m",
+      "T+2 a: write",
+      "T+3 b: write",
     ]
 
     [actors]
-    alice = { program = "refresh", mode = "sync" }
+    a = { program = "bump" }
+    b = { program = "bump" }
 
     [expect]
-    legacy = { breaks = "no-foreign-clear", at = "T+3" }
-    token = "holds"
+    naive = { breaks = "no-lost-update", at = "T+3" }
+    locked = "holds"
 """
 
 from __future__ import annotations
@@ -333,7 +336,7 @@ class _Checker:
             return []
         line0 = self.lines.key("schedule")
         if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
-            self.bad(line0, 'schedule must be a non-empty list of strings like "T+1 user: mark"')
+            self.bad(line0, 'schedule must be a non-empty list of strings like "T+1 user: read"')
             return []
         if len(value) > MAX_ENTRIES:
             self.bad(

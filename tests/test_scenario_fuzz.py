@@ -170,3 +170,30 @@ def test_garbage_text(text: str) -> None:
 @given(st.binary(max_size=300))
 def test_garbage_bytes(data: bytes) -> None:
     loads_or_refuses(data.decode("utf-8", errors="surrogateescape"))
+
+
+STRUCTURE = st.text(alphabet="[]{}=,.\"'#\n\\ a1T+:_-", max_size=400)
+
+
+@FUZZ
+@given(STRUCTURE)
+def test_structural_garbage(text: str) -> None:
+    """Brackets, quotes, dots and escapes in any order: the pre-scan and the TOML
+    parser agree enough that nothing but a scenario or an input error comes out."""
+    loads_or_refuses(text)
+
+
+@FUZZ
+@given(st.integers(1, 40), st.sampled_from(["[", "{a = ", "[{a = "]), st.booleans())
+def test_nesting_is_refused_past_the_bound_and_accepted_within(
+    depth: int, opener: str, quoted: bool
+) -> None:
+    closer = {"[": "]", "{a = ": "}", "[{a = ": "}]"}[opener]
+    value = opener * depth + "1" + closer * depth
+    text = f"x = {json.dumps(value) if quoted else value}\n"
+    try:
+        parse(text, "fuzz.toml")
+    except InputError as exc:
+        nested = "nested more than" in str(exc)
+        deep = not quoted and depth * opener.count("[") + depth * opener.count("{") > 16
+        assert nested == deep, exc

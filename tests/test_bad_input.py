@@ -337,3 +337,14 @@ def test_any_input_up_to_1_mb_is_answered_within_2_s_and_200_mb(tmp_path: Path) 
         cpu = usage.ru_utime + usage.ru_stime
         assert cpu < 2.0, f"{path.name}: {cpu:.2f} s of CPU"
         assert usage.ru_maxrss * 1024 < 200 * 2**20, f"{path.name}: {usage.ru_maxrss} KiB"
+
+
+def test_too_many_actors_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """260 actors would need 260 sessions: refused before any is opened, in one line."""
+    path = BAD / "actors-260.toml"
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"{path}:265: 260 actors, more than 64 (each holds a PostgreSQL session of its own);"
+        " split the scenario"
+    ]

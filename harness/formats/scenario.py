@@ -266,13 +266,11 @@ class _Checker:
         if not isinstance(value, dict) or not value:
             self.bad(self.lines.key("actors"), "actors must be a table of name = { program = ... }")
             return []
-        if len(value) > MAX_ACTORS:
-            self.bad(
-                self.lines.key("actors"),
-                f"{len(value)} actors, more than {MAX_ACTORS} (each holds a PostgreSQL session"
-                " of its own); split the scenario",
+        if len(value) > MAX_ACTORS:  # alone: every step would name an unknown actor
+            raise InputError(
+                f"{self.path}:{self.lines.key('actors')}: {len(value)} actors, more than"
+                f" {MAX_ACTORS} (each holds a PostgreSQL session of its own); split the scenario"
             )
-            return []
         out = []
         for name, spec in value.items():
             line = self.lines.key(name, self.lines.key("actors"))

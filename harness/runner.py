@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from racesim.checks.invariants import Checker
 from racesim.engine.loop import Options, Outcome, execute
 from racesim.engine.schema import preparer
-from racesim.errors import InputError
-from racesim.formats.scenario import Scenario, discover, load, located
+from racesim.errors import InputError, Problem
+from racesim.formats.scenario import Scenario, discover, load
 from racesim.model.history import History
 from racesim.model.plan import Outage, Plan
 from racesim.model.verdict import Verdict, judge
@@ -36,13 +36,13 @@ def walk(scenario: Scenario) -> None:
     try:
         execute(scenario.plan, system.model, options=Options(compare_model=False), system=system)
     except InputError as exc:
-        raise located(exc, scenario.path) from None
+        raise exc.at(scenario.path) from None
 
 
 def load_all(paths: list[str], system: System | str | None = None) -> list[Scenario]:
     """Every scenario, or one InputError listing the problems of all of them."""
     files = discover(paths)
-    problems: list[str] = []
+    problems: list[Problem] = []
     scenarios = []
     if not files:
         raise InputError(
@@ -54,7 +54,7 @@ def load_all(paths: list[str], system: System | str | None = None) -> list[Scena
             walk(scenario)
             scenarios.append(scenario)
         except InputError as exc:
-            problems += exc.problems
+            problems += exc.items
     if problems:
         raise InputError(problems)
     return scenarios
@@ -120,5 +120,5 @@ def run_one(scenario: Scenario, store: str, dbs: Databases | None, options: Opti
     try:
         outcome = run_plan(scenario.plan, store, dbs, options, scenario.path, system)
     except InputError as exc:
-        raise located(exc, scenario.path) from None
+        raise exc.at(scenario.path) from None
     return Result(scenario, store, outcome, judge(outcome, scenario.expect.get(store)))

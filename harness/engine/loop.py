@@ -24,7 +24,7 @@ from racesim.engine import clock as vclock
 from racesim.engine.actors import Run, apply_session_options, describe, direct
 from racesim.engine.pool import SessionPool
 from racesim.engine.sessions import Worker, configure, open_session
-from racesim.errors import HarnessError, InputError
+from racesim.errors import HarnessError, InputError, Problem
 from racesim.model.history import NOT_COMPARED, Event, EventKind, History
 from racesim.model.outcome import Outcome as Outcome
 from racesim.model.plan import Actor, ClockMove, Outage, Plan, Step, format_delta, label_offset
@@ -347,8 +347,11 @@ class Engine:
         have not started reconnect and go on; finished runs are untouched."""
         if self.monitor is not None and self.restart_server is None:
             raise InputError(
-                f"line {outage.line or '?'}: 'restart server' needs racesim's own local"
-                " cluster; run without --dsn / --pg dsn"
+                Problem(
+                    "'restart server' needs racesim's own local cluster",
+                    line=outage.line,
+                    hint="run without --dsn / --pg dsn",
+                )
             )
         if self.restart_server is not None:
             self.restart_server()
@@ -673,9 +676,13 @@ def execute(
 
 
 def _mismatch(step: Step, actual: str | None, why: str) -> InputError:
-    where = f"line {step.line}" if step.line else "schedule"
     fix = f"write '{step.actor}: {actual}'" if actual else f"remove this step of {step.actor}"
     return InputError(
-        f"{where}: step '{step.label + ' ' if step.label else ''}{step.actor}: {step.call}'"
-        f" does not match the program: {step.actor} {why}; {fix}"
+        Problem(
+            ("" if step.line else "schedule: ")
+            + f"step '{step.label + ' ' if step.label else ''}{step.actor}: {step.call}'"
+            f" does not match the program: {step.actor} {why}",
+            line=step.line,
+            hint=fix,
+        )
     )

@@ -13,17 +13,17 @@ Example::
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
+from racesim import config
 from racesim.errors import InputError
 
 __all__ = ["CACHE", "DEFAULT", "PROFILES", "database", "profile_name", "settings_for"]
 
-CACHE = Path(os.environ.get("RACESIM_CACHE", ".cache/racesim"))
+CACHE = Path(config.value("cache") or ".cache/racesim")
 """The project's cache folder (relative to the working directory)."""
 
 DEFAULT = "dev"
@@ -43,7 +43,7 @@ settings.register_profile("nightly", max_examples=10_000, **_BASE)  # type: igno
 
 def profile_name(choice: str | None = None) -> str:
     """``choice``, else ``$HYPOTHESIS_PROFILE``, else ``dev``; InputError if unknown."""
-    name = choice or os.environ.get("HYPOTHESIS_PROFILE") or DEFAULT
+    name = config.value("profile", cli=choice or None) or DEFAULT
     if name not in PROFILES:
         raise InputError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
     return name

@@ -41,7 +41,7 @@ from typing import Any
 
 from racesim.checks.invariants import invariant_names
 from racesim.engine.actors import SESSION_SETTINGS
-from racesim.errors import InputError
+from racesim.errors import InputError, Problem
 from racesim.formats.bounds import Shape, scan
 from racesim.model.plan import LABEL, Actor, ClockMove, Entry, Outage, Plan, Step, label_offset
 from racesim.model.verdict import Expectation as Expectation
@@ -214,10 +214,10 @@ class _Checker:
         self.lines = lines
         self.system = system
         self.names = system.variant_names
-        self.problems: list[str] = []
+        self.problems: list[Problem] = []
 
     def bad(self, line: int, message: str) -> None:
-        self.problems.append(f"{self.path}:{line}: {message}")
+        self.problems.append(Problem(message, self.path, line))
 
     def scenario(self, data: dict[str, Any]) -> Scenario:
         for key in sorted(set(data) - TOP_KEYS):
@@ -489,19 +489,14 @@ def _setting_ok(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 600_000
 
 
-def capped(problems: list[str]) -> list[str]:
+def capped(problems: list[Problem]) -> list[Problem]:
     """The first MAX_PROBLEMS problems, and a last line saying how many more there are."""
     if len(problems) <= MAX_PROBLEMS:
         return problems
     last = problems[MAX_PROBLEMS - 1]
-    where = last[: last.index(": ") + 2] if ": " in last else ""
     more = len(problems) - MAX_PROBLEMS + 1
-    return [*problems[: MAX_PROBLEMS - 1], f"{where}and {more} more problems; fix those first"]
-
-
-def located(exc: InputError, path: str) -> InputError:
-    """The engine's ``line N: ...`` problems, as ``path:N: ...``."""
-    return InputError([f"{path}:{p.removeprefix('line ')}" for p in exc.problems])
+    summary = Problem(f"and {more} more problems", last.file, last.line, "fix those first")
+    return [*problems[: MAX_PROBLEMS - 1], summary]
 
 
 def discover(paths: list[str]) -> list[Path]:

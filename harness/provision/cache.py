@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from racesim import config
 from racesim.errors import ProvisionError
 from racesim.provision import cleanup, paths
 from racesim.provision.account import SUPERUSER, ServerUser, server_env, user_may
@@ -70,7 +71,7 @@ _KINDS = ("pgdata-", "bin-", "tmp-")
 
 def cache_root() -> Path:
     """racesim's cache directory; see the module docstring for the rules."""
-    explicit = os.environ.get("RACESIM_CACHE_DIR")
+    explicit = config.value("cache_dir")
     if explicit:
         return Path(explicit)
     if os.geteuid() == 0:

@@ -53,6 +53,7 @@ from types import TracebackType
 import psycopg
 from psycopg import sql
 
+from racesim import config
 from racesim.errors import ProvisionError
 from racesim.provision import cache, cleanup, paths
 from racesim.provision.account import SUPERUSER, ServerUser, server_env, server_user
@@ -105,7 +106,7 @@ _MIN_SHM_FREE = 512 * 1024 * 1024
 def run_root() -> Path:
     """Where run directories go: ``$RACESIM_RUN_DIR``, else ``/dev/shm`` when writable and
     roomy, else the temp dir."""
-    explicit = os.environ.get("RACESIM_RUN_DIR")
+    explicit = config.value("run_dir")
     if explicit:
         return Path(explicit)
     shm = Path("/dev/shm")

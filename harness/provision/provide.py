@@ -30,6 +30,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from racesim import config
 from racesim.errors import InputError, ProvisionError
 from racesim.provision.binaries import Search, find_binaries
 from racesim.provision.cluster import Cluster
@@ -121,8 +122,10 @@ def provide(
     if choice not in CHOICES:
         raise InputError(f"--pg: expected one of {', '.join(CHOICES)}, got {choice!r}")
     sources = sources or Sources()
-    if dsn is None and sources.env.get("RACESIM_DSN"):
-        dsn, origin = sources.env["RACESIM_DSN"], "RACESIM_DSN"
+    if dsn is None:
+        found = config.resolve("dsn", env=sources.env)
+        if found.value is not None:
+            dsn, origin = found.value, found.origin
     if choice == "dsn" and dsn is None:
         raise ProvisionError(
             "--pg dsn needs a server address; fix: pass --dsn postgresql://user@host/db "
@@ -226,7 +229,7 @@ def _docker_container() -> Iterator[Server]:
     except ImportError:  # testcontainers before the community/ layout
         from testcontainers.postgres import PostgresContainer
 
-    image = os.environ.get("RACESIM_DOCKER_IMAGE", DOCKER_IMAGE)
+    image = config.value("docker_image") or DOCKER_IMAGE
     container = PostgresContainer(image, driver=None).with_command(
         "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         "-c max_connections=200"

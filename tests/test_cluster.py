@@ -459,3 +459,42 @@ def test_a_killed_postmaster_leaves_no_shared_memory_segments(signum: signal.Sig
             time.sleep(0.01)
         run_dir = cluster.run_dir
     assert not run_dir.exists()
+
+
+def test_reaping_leaves_planted_links_and_other_users_directories_alone(shm_dir: Path) -> None:
+    if not IS_ROOT:
+        pytest.skip("planting as another user needs root")
+    nobody = pwd.getpwnam("nobody")
+    shm_dir.chmod(0o1777)
+    victim = shm_dir / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("keep me\n")
+    dead = 2**22 + 12345  # above pid_max on most systems: no such process
+    planted_dir = shm_dir / f"{RUN_PREFIX}-{dead}-theirs"
+    planted_link = shm_dir / f"{RUN_PREFIX}-{dead}-link"
+    as_nobody = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    subprocess.run(["mkdir", str(planted_dir)], check=True, **as_nobody)  # type: ignore[call-overload]
+    subprocess.run(["touch", str(planted_dir / "their-file")], check=True, **as_nobody)  # type: ignore[call-overload]
+    subprocess.run(["ln", "-s", str(victim), str(planted_link)], check=True, **as_nobody)  # type: ignore[call-overload]
+    ours = shm_dir / f"{RUN_PREFIX}-{dead}-ours"
+    ours.mkdir()
+    assert cleanup.reap_stale(shm_dir, RUN_PREFIX) == [ours]
+    assert (planted_dir / "their-file").exists()
+    assert planted_link.is_symlink() and (victim / "precious").read_text() == "keep me\n"
+
+
+def test_a_run_root_planted_by_another_user_is_refused(shm_dir: Path) -> None:
+    if not IS_ROOT:
+        pytest.skip("planting as another user needs root")
+    nobody = pwd.getpwnam("nobody")
+    shm_dir.chmod(0o1777)
+    victim = shm_dir / "victim"
+    victim.mkdir()
+    as_nobody = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    link, theirs = shm_dir / "runs-link", shm_dir / "runs-theirs"
+    subprocess.run(["ln", "-s", str(victim), str(link)], check=True, **as_nobody)  # type: ignore[call-overload]
+    subprocess.run(["mkdir", "-m", "0777", str(theirs)], check=True, **as_nobody)  # type: ignore[call-overload]
+    for root, reason in ((link, "symbolic link owned by uid"), (theirs, "owned by uid")):
+        with pytest.raises(ProvisionError, match=reason):
+            Cluster(_binaries("auto"), run_dir_root=root).start()
+    assert list(victim.iterdir()) == [] and list(theirs.iterdir()) == []

@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/racesim run scenarios
+	$(BIN)/racesim run scenarios scenarios/jobqueue
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness store systems tests

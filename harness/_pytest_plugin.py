@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from racesim.model.verdict import Verdict
     from racesim.provision.databases import Databases
     from racesim.provision.provide import Server
+    from racesim.runner import Prepared
+    from racesim.system import System
 
 __all__ = ["Race"]
 
@@ -152,31 +154,53 @@ def racesim_db(racesim_databases: Databases) -> Iterator[str]:
 RaceRunner = Callable[..., Race]
 
 
+@pytest.fixture(scope="session")
+def racesim_prepared(racesim_server: Server) -> Iterator[Prepared]:
+    """Fresh databases for systems other than the reference one, one template each."""
+    from racesim.runner import Prepared
+
+    made = Prepared(racesim_server)
+    yield made
+    made.close()
+
+
 @pytest.fixture
-def race(racesim_databases: Databases) -> RaceRunner:
+def race(racesim_databases: Databases, racesim_prepared: Prepared) -> RaceRunner:
     """Run a scenario file (path) or a ``Plan``, each call on a fresh database.
 
     ``race(path, store=None)`` runs the scenario on ``store`` (default: the first
     store it names) and judges it against the file's expectation;
-    ``race(plan, store="legacy")`` runs a plan and judges it against "holds".
+    ``race(plan, store=None)`` runs a plan (default: the system's first store) and
+    judges it against "holds". ``system`` is a ``System``, an installed system's
+    name or ``package.module:attribute`` (default: the scenario's ``system`` key,
+    else the reference system).
     """
     from racesim.engine.loop import Options
     from racesim.formats.scenario import Expectation, load
     from racesim.model.plan import Plan
     from racesim.model.verdict import judge
     from racesim.runner import run_plan
+    from racesim.system import resolve
 
     def run(
-        target: str | Path | Plan, store: str | None = None, stop_at_first: bool = False
+        target: str | Path | Plan,
+        store: str | None = None,
+        stop_at_first: bool = False,
+        system: System | str | None = None,
     ) -> Race:
         expected: Expectation | None = None
         if isinstance(target, Plan):
-            plan, chosen = target, store or "legacy"
+            found = resolve(system)
+            plan, chosen = target, store or found.variant_names[0]
+            found.variant(chosen)  # an unknown store is refused before anything runs
         else:
-            scenario = load(target)
+            scenario = load(target, system)
+            found = resolve(scenario.system)
             chosen = store or scenario.stores[0]
             plan, expected = scenario.plan, scenario.expect.get(chosen)
-        outcome = run_plan(plan, chosen, racesim_databases, Options(stop_at_first=stop_at_first))
+        dbs = racesim_databases if found is resolve() else racesim_prepared.for_system(found)
+        options = Options(stop_at_first=stop_at_first)
+        outcome = run_plan(plan, chosen, dbs, options, system=found)
         return Race(chosen, outcome, judge(outcome, expected))
 
     return run

@@ -15,7 +15,7 @@ from racesim.model.history import History
 from racesim.model.plan import Outage, Plan
 from racesim.model.verdict import Verdict, judge
 from racesim.provision.databases import Databases
-from racesim.provision.provide import provide
+from racesim.provision.provide import Server, provide
 from racesim.system import System, resolve
 
 
@@ -80,6 +80,44 @@ def databases(
             for note in server.notes:
                 say(note)
         yield dbs
+
+
+class Prepared:
+    """Fresh databases on one server, one template per system, each made on first use."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self._made: dict[int, tuple[System, Databases]] = {}
+
+    def for_system(self, system: System) -> Databases:
+        made = self._made.get(id(system))
+        if made is None:
+            made = self._made[id(system)] = (system, Databases(self.server, preparer(system)))
+        return made[1]
+
+    def close(self) -> None:
+        for _, dbs in self._made.values():
+            dbs.close()
+        self._made.clear()
+
+
+@contextmanager
+def prepared(
+    pg: str = "auto", dsn: str | None = None, say: Callable[[str], None] | None = None
+) -> Iterator[Prepared]:
+    """A PostgreSQL with fresh databases for any system, cleaned up on exit.
+
+    ``say`` gets the server's notes, as for :func:`databases`.
+    """
+    with provide(pg, dsn) as server:
+        if say is not None:
+            for note in server.notes:
+                say(note)
+        made = Prepared(server)
+        try:
+            yield made
+        finally:
+            made.close()
 
 
 def run_plan(

@@ -74,6 +74,7 @@ The shape of these types only grows: new fields always come with defaults.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
@@ -115,6 +116,7 @@ __all__ = [
     "Window",
     "registered",
     "resolve",
+    "spec_of",
     "sql_reset",
     "watch_sql",
 ]
@@ -197,6 +199,8 @@ class Session:
     """The run's shared in-memory state (``Variant.world``), or None."""
     seed: int
     """A seed of this run's own: the same plan seed and actor give the same value."""
+    actor: str = ""
+    """The run's actor name (a store may stamp its rows with it)."""
 
 
 @dataclass(frozen=True)
@@ -496,8 +500,9 @@ def resolve(spec: System | str | None = None, *, where: str = "--system") -> Sys
     if isinstance(spec, System):
         return spec
     text = spec or DEFAULT_SYSTEM
+    asked = text.strip()
     if ":" not in text:
-        text = _by_name(text.strip(), where)
+        text = _by_name(asked, where)
     module, _, attr = text.partition(":")
     if not module or not attr:
         raise InputError(f"{where}: expected package.module:attribute, got {text[:80]!r}")
@@ -514,4 +519,31 @@ def resolve(spec: System | str | None = None, *, where: str = "--system") -> Sys
         ) from None
     if not isinstance(found, System):
         raise InputError(f"{where}: {text[:80]!r} is a {type(found).__name__}, not a System")
+    _FOUND.setdefault(id(found), (found, "" if spec is None else asked))
     return found
+
+
+_FOUND: dict[int, tuple[System, str]] = {}
+"""Systems ``resolve`` has loaded, with the spec they were first asked for by."""
+
+
+def spec_of(system: System) -> str:
+    """How a scenario file names ``system`` (its ``system =`` value); "" for the default.
+
+    The spec it was resolved by, else an installed name or a module attribute
+    bound to it; "" when none is known.
+    """
+    if system is resolve():
+        return ""
+    known = _FOUND.get(id(system))
+    if known is not None and known[0] is system and known[1]:
+        return known[1]
+    if registered().get(system.name):
+        with contextlib.suppress(InputError):
+            if resolve(system.name) is system:
+                return system.name
+    for name, module in list(sys.modules.items()):
+        for attr, value in list(vars(module).items()) if module is not None else ():
+            if value is system and not attr.startswith("_"):
+                return f"{name}:{attr}"
+    return ""

@@ -78,7 +78,7 @@ def test_a_second_claim_inside_the_lease_is_a_double_claim() -> None:
     assert names(checker) == [(ONE_HOLDER, 4)]
     v = checker.violations[0]
     assert v.runs == ("w2", "w1")
-    assert v.key == "one-holder/claimed while held"
+    assert v.key == "one-holder/claimed-while-held"
     assert v.message == "w2 claimed job 1 while w1 holds it (lease until 12:00:30)"
     assert checker.holder() == "w1 #1, w2 #1"
 
@@ -102,7 +102,7 @@ def test_claiming_a_processed_job_breaks_one_holder_and_processing_it_again_proc
     h.add("w2", "claim", Claimed(1, 2), args=(1,)).add("w2", "process", True, args=(1, 2))
     checker = check(h.events)
     assert names(checker) == [(ONE_HOLDER, 5), (PROCESSED_ONCE, 6)]
-    assert checker.violations[0].key == "one-holder/claimed when done"
+    assert checker.violations[0].key == "one-holder/claimed-when-done"
     assert checker.violations[0].message == "w2 claimed job 1, which w1 has processed"
     assert checker.violations[1].message == "job 1 processed twice: by w1, then by w2"
 
@@ -136,7 +136,7 @@ def test_a_crashed_holders_job_must_be_found_once_its_lease_ran_out() -> None:
     checker = check(h.events)
     assert names(checker) == [(NO_LOST_JOB, 4)]
     assert checker.violations[0].runs == ("w2", "w1")
-    assert checker.violations[0].key == "no-lost-job/lease ran out"
+    assert checker.violations[0].key == "no-lost-job/lease-ran-out"
     assert "the lease of w1 ran out at 12:00:30" in checker.violations[0].message
 
 

@@ -13,6 +13,9 @@ Each fenced block says what it is, and each kind is checked its own way:
 - ``text``: the command synopsis: every subcommand and option it shows exists.
 
 A block of any other kind fails the test, so nothing in the README goes unchecked.
+The blocks of "Writing a system of your own" are files and commands of a project of
+their own: ``tests/test_walkthrough.py`` writes and runs them, from outside the
+repository, against an installed racesim.
 """
 
 from __future__ import annotations
@@ -51,10 +54,18 @@ class Block:
         return f"README.md:{self.line}"
 
 
+WALKTHROUGH = "## Writing a system of your own"
+"""A section that tests/test_walkthrough.py runs as a whole, from a separate project."""
+
+
 def _blocks() -> list[Block]:
     text = README.read_text(encoding="utf-8")
+    start = text.find(WALKTHROUGH)
+    end = text.find("\n## ", start + 1) if start != -1 else -1
     return [
-        Block(m[1].strip(), m[2], text.count("\n", 0, m.start()) + 1) for m in FENCE.finditer(text)
+        Block(m[1].strip(), m[2], text.count("\n", 0, m.start()) + 1)
+        for m in FENCE.finditer(text)
+        if not (start != -1 and start < m.start() and (end == -1 or m.start() < end))
     ]
 
 

@@ -10,6 +10,7 @@ from racesim.engine.loop import Options
 from racesim.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_OK, InputError
 from racesim.explore.run import DEFAULT_OUT, ExploreOptions, explore, parse_budget, parse_shard
 from racesim.report.text import Reporter
+from racesim.system import resolve
 
 __all__ = ["cmd_explore", "cmd_replay"]
 
@@ -36,6 +37,7 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
         profile=args.profile,
         shard=shard,
         config=args.config,
+        system=resolve(args.system) if args.system else None,
     )
 
 
@@ -45,9 +47,12 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
     from racesim.runner import databases
 
     opts = options_from(args)
+    system = resolve(opts.system)
+    database = system.variant(opts.store).database  # an unknown store is refused first
+    system.config(opts.config, opts.strategy)  # and so is an unknown --config
     with (
-        databases(args.pg, args.dsn, say=reporter.problem)
-        if opts.store != "model"
+        databases(args.pg, args.dsn, system, say=reporter.problem)
+        if database
         else nullcontext() as dbs
     ):
         result = explore(opts, dbs, reporter)
@@ -60,16 +65,21 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
     """``racesim replay FILE``: 1 when the saved violation happens again, 3 when not."""
     from racesim.runner import databases, load_all, run_one
 
-    [scenario] = load_all([args.file])
+    [scenario] = load_all([args.file], resolve(args.system) if args.system else None)
+    system = resolve(scenario.system)
     breaking = [s for s in scenario.stores if scenario.expect[s].breaks]
     if not breaking:
         raise InputError(
             f"{args.file}: expects no violation on any store; replay re-runs "
             "counterexamples (use racesim run for other scenarios)"
         )
-    need_pg = any(s != "model" for s in breaking)
+    need_pg = any(system.variant(s).database for s in breaking)
     flaky = False
-    with databases(args.pg, args.dsn, say=reporter.problem) if need_pg else nullcontext() as dbs:
+    with (
+        databases(args.pg, args.dsn, system, say=reporter.problem)
+        if need_pg
+        else nullcontext() as dbs
+    ):
         for store in breaking:
             result = run_one(scenario, store, dbs, Options(stop_at_first=True))
             reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)

@@ -54,9 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
             help="where PostgreSQL comes from (default: auto)",
         )
 
+    def system_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--system",
+            help="the system under test: an installed system's name (e.g. jobqueue) or"
+            " package.module:attribute (default: the reference system, or the scenario's"
+            " system key)",
+        )
+
     run = sub.add_parser("run", help="run scenario files (or folders of them)")
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--store", help="run only this store (a variant of the system)")
+    system_option(run)
     run.add_argument("--json", action="store_true", help="JSON lines instead of timelines")
     run.add_argument(
         "--stop-at-first", action="store_true", help="stop a run at its first violation"
@@ -65,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     explore = sub.add_parser("explore", help="search schedules for violations and save them")
     explore.add_argument("--store", required=True, help="store (variant of the system) to explore")
+    system_option(explore)
     explore.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     limit = explore.add_mutually_exclusive_group()
     limit.add_argument("--budget", help="time budget, e.g. 30s or 2m")
@@ -90,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="re-run a saved counterexample")
     replay.add_argument("file", metavar="FILE")
+    system_option(replay)
     pg_options(replay)
 
     soak = sub.add_parser("soak", help="explore for minutes and watch memory, backends, speed")
@@ -238,28 +249,32 @@ def writable_folder(path: Path, flag: str) -> list[Path]:
 
 
 def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
+    from contextlib import nullcontext
+
     from racesim.engine.loop import Options
-    from racesim.runner import databases, load_all, run_one
+    from racesim.runner import load_all, prepared, run_one
     from racesim.system import resolve
 
-    system = resolve()
-    if args.store is not None:
+    system = resolve(args.system) if args.system else None
+    if args.store is not None and system is not None:
         system.variant(args.store)  # an unknown store is refused before anything runs
     scenarios = load_all(args.paths, system)
+    systems = {id(s.system): resolve(s.system) for s in scenarios}
+    if args.store is not None and all(args.store not in x.variant_names for x in systems.values()):
+        names = sorted({n for x in systems.values() for n in x.variant_names})
+        raise InputError(
+            f"--store: unknown store {args.store[:40]!r} for the scenarios' systems; choose"
+            f" from {', '.join(names)}"
+        )
     jobs = [(s, st) for s in scenarios for st in s.stores if not args.store or st == args.store]
     if not jobs:
         raise InputError(f"no scenario names store {args.store}; drop --store or add it to stores")
     options = Options(stop_at_first=args.stop_at_first)
-    need_pg = any(system.variant(st).database for _, st in jobs)
+    need_pg = any(resolve(s.system).variant(st).database for s, st in jobs)
     failed = skipped = 0
-    from contextlib import nullcontext
-
-    with (
-        databases(args.pg, args.dsn, system, say=reporter.problem)
-        if need_pg
-        else nullcontext() as dbs
-    ):
+    with prepared(args.pg, args.dsn, say=reporter.problem) if need_pg else nullcontext() as made:
         for scenario, store in jobs:
+            dbs = made.for_system(resolve(scenario.system)) if made is not None else None
             result = run_one(scenario, store, dbs, options)
             reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)
             failed += not result.verdict.matches

@@ -153,7 +153,7 @@ class Engine:
         conn = worker = None
         if self.pool is not None or self.conninfo is not None:
             conn, worker = self._open_session(index, actor)
-        store = self.variant.open(Session(conn, self.world, seed))
+        store = self.variant.open(Session(conn, self.world, seed, actor.name))
         ctx = RunContext(actor.name, self.store, dict(actor.options), actor.faults)
         run = Run(
             index=index,
@@ -167,7 +167,7 @@ class Engine:
             run.worker = worker
             run.pid = conn.info.backend_pid
         if self.model is not None and self.checker.compare_model:
-            run.shadow = self.model.open(Session(None, shadow_world, seed))
+            run.shadow = self.model.open(Session(None, shadow_world, seed, actor.name))
         run.advance(None, None)
         return run
 
@@ -402,7 +402,7 @@ class Engine:
         run.conn.close()
         conn, run.worker = self._open_session(run.index, run.actor, run.worker)
         run.conn, run.pid = conn, conn.info.backend_pid
-        run.store = self.variant.open(Session(conn, self.world, run.seed))
+        run.store = self.variant.open(Session(conn, self.world, run.seed, run.actor.name))
 
     # -- stepping from outside (explorers drive the engine one entry at a time) --
 

@@ -44,7 +44,7 @@ from racesim.formats.writer import save, scenario_text
 from racesim.model.plan import Actor
 from racesim.model.verdict import Verdict
 from racesim.report.text import Reporter
-from racesim.system import System, resolve
+from racesim.system import System, resolve, spec_of
 
 __all__ = ["ROSTER", "RaceFound", "race_machine"]
 
@@ -94,6 +94,7 @@ def race_machine(
         if a.name in names
     ]
     moves = clock_moves_of(found) if clock_moves else ()
+    spec = spec_of(found)  # how a saved example names the system
     most_moves = clock_moves if moves else 0
 
     class RaceMachine(RuleBasedStateMachine):
@@ -158,6 +159,7 @@ def race_machine(
                             first.label,
                             name=f"{first.invariant} on {store}: {first.message}",
                             description=f"Found by a racesim state machine (seed {seed}).",
+                            system=spec,
                         ),
                         out / f"machine-{store}-{first.slug}-seed{seed}.toml",
                     )

@@ -43,7 +43,7 @@ from racesim.formats.writer import save, scenario_text
 from racesim.model.verdict import Expectation, judge
 from racesim.provision.databases import Databases
 from racesim.report.text import Reporter
-from racesim.system import Config, System, resolve
+from racesim.system import Config, System, resolve, spec_of
 
 __all__ = ["STRATEGIES", "ExploreOptions", "Explored", "explore", "parse_budget", "parse_shard"]
 
@@ -173,6 +173,7 @@ class _Keeper:
             description=f"Found by racesim explore --store {o.store} --strategy {o.strategy}"
             + (f" --config {o.config}" if o.config else "")
             + f" --seed {o.seed}; shrunk to {driven.steps} steps.",
+            system=spec_of(self.system),
         )
 
 

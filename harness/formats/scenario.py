@@ -75,7 +75,7 @@ UNITS: dict[str, Decimal] = {
     "h": Decimal(3600),
     "d": Decimal(86400),
 }
-TOP_KEYS = {"name", "description", "stores", "seed", "schedule", "actors", "expect"}
+TOP_KEYS = {"system", "name", "description", "stores", "seed", "schedule", "actors", "expect"}
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,31 @@ def parse(text: str, path: str = "<scenario>", system: System | str | None = Non
         raise InputError(
             f"{path}:1: the TOML parser gave up ({type(exc).__name__}); simplify the file"
         ) from None
-    return _Checker(path, _Lines(text, shape), resolve(system)).scenario(data)
+    lines = _Lines(text, shape)
+    return _Checker(path, lines, _system(data, path, lines, system)).scenario(data)
+
+
+def _system(data: dict[str, Any], path: str, lines: _Lines, given: System | str | None) -> System:
+    """The scenario's system: its ``system`` key, else ``given`` (else the reference).
+
+    A key naming another system than ``given`` (``--system``) is refused.
+    """
+    if "system" not in data:
+        return resolve(given)
+    line = lines.key("system")
+    spec = data["system"]
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError(
+            f"{path}:{line}: system must be a string: an installed system's name or"
+            ' package.module:attribute, e.g. system = "jobqueue"'
+        )
+    found = resolve(spec.strip(), where=f"{path}:{line}: system")
+    if given is not None and resolve(given) is not found:
+        raise InputError(
+            f"{path}:{line}: the scenario is for system {found.name}, but --system names"
+            f" {resolve(given).name}; drop --system or run another scenario"
+        )
+    return found
 
 
 class _Checker:

@@ -41,9 +41,14 @@ def scenario_text(
     *,
     name: str,
     description: str = "",
+    system: str = "",
 ) -> str:
-    """The scenario file for ``plan``, expected to break ``breaks`` at label ``at``."""
-    lines = [f"name = {_value(name)}"]
+    """The scenario file for ``plan``, expected to break ``breaks`` at label ``at``.
+
+    ``system`` is the file's ``system =`` value (left out for the reference system).
+    """
+    lines = [f"system = {_value(system)}"] if system else []
+    lines.append(f"name = {_value(name)}")
     if description:
         lines.append(f"description = {_value(description)}")
     lines += [f"stores = [{_value(store)}]", f"seed = {plan.seed}", "", "schedule = ["]

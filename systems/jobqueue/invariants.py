@@ -102,7 +102,7 @@ class QueueChecker:
                     event,
                     (event.actor, self.processed[job]),
                     f"{event.actor} claimed job {job}, which {self.processed[job]} has processed",
-                    cause="claimed when done",
+                    cause="claimed-when-done",
                 )
             )
         else:
@@ -115,7 +115,7 @@ class QueueChecker:
                             (event.actor, hold.run),
                             f"{event.actor} claimed job {job} while {hold.run} holds it"
                             f" (lease until {_clock(hold.since + LEASE)})",
-                            cause="claimed while held",
+                            cause="claimed-while-held",
                         )
                     )
         self.holds.setdefault(job, []).append(Hold(event.actor, claim.attempt, now))
@@ -165,7 +165,7 @@ class QueueChecker:
                     event,
                     runs,
                     f"{event.actor} found the queue empty, but job {job} is waiting ({why})",
-                    cause="lease ran out" if last else "never claimed",
+                    cause="lease-ran-out" if last else "never-claimed",
                 )
             )
         return found

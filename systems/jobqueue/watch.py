@@ -10,6 +10,8 @@ import psycopg
 
 from racesim.systems.jobqueue.interface import Claimed
 
+SQL_CALLS = frozenset({"begin", "lock_first", "commit", "rollback"})
+
 SHOWN = 20
 """Jobs read (and shown) after each event: the first ones by id."""
 
@@ -78,6 +80,10 @@ def show_result(call: str, value: Any) -> str:
         return f"job {value.job} (attempt {value.attempt})"
     if call in ("find", "claim") and value is None:
         return "none"
+    if call == "find":
+        return f"job {value}"
+    if call in SQL_CALLS:
+        return "ok"  # a fixed statement of the auditor's transaction
     if call == "process":
         return "done" if value is True else "refused: claim lost"
     if call == "enqueue":

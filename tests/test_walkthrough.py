@@ -1,0 +1,89 @@
+"""The README's "Writing a system of your own", run exactly as written, from outside
+the repository, against racesim installed from a wheel (not the editable checkout).
+
+Every fenced block of the section whose first line is ``# file: NAME`` is written
+to NAME in an empty folder; every ``sh`` block's lines are run there in order,
+each ending in ``# exit N``, the exit status it must have. ``pip`` in the
+environment is the test environment's pip aimed at it, offline (no index, builds
+with the setuptools already installed).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+from installed import ROOT, Installed, install
+
+SECTION = "## Writing a system of your own"
+FENCE = re.compile(r"^```(?P<info>\S*)\n(?P<body>.*?)^```$", re.S | re.M)
+FILE = re.compile(r"^# file: (?P<name>[\w.-]+)\n")
+COMMAND = re.compile(r"^(?P<command>.+?)\s+# exit (?P<status>\d+)$")
+
+
+def section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    return text[start : end if end != -1 else len(text)]
+
+
+def steps() -> list[tuple[str, str, str]]:
+    """("file", name, text) and ("run", command, status), in the README's order."""
+    found = []
+    for block in FENCE.finditer(section()):
+        body = block.group("body")
+        named = FILE.match(body)
+        if named:
+            found.append(("file", named.group("name"), body))
+        elif block.group("info") == "sh":
+            for line in body.splitlines():
+                if line.strip():
+                    m = COMMAND.match(line.strip())
+                    assert m, f"README command without '# exit N': {line!r}"
+                    found.append(("run", m.group("command"), m.group("status")))
+    return found
+
+
+def test_the_section_has_the_pieces_it_promises() -> None:
+    kinds = [(kind, name) for kind, name, _ in steps()]
+    assert ("file", "seats.py") in kinds
+    assert ("file", "double-booking.toml") in kinds
+    assert ("run", "pip install .") in kinds
+    seats = next(text for kind, name, text in steps() if name == "seats.py")
+    assert len(seats.splitlines()) <= 80
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    env = install(tmp_path_factory.mktemp("walkthrough-install"))
+    pip = env.python.parent / "pip"
+    pip.write_text(
+        "#!/bin/sh\n"
+        "export PIP_NO_INDEX=1 PIP_NO_BUILD_ISOLATION=0 PIP_DISABLE_PIP_VERSION_CHECK=1\n"
+        f'exec {shlex.quote(sys.executable)} -m pip --python {shlex.quote(str(env.python))} "$@"\n'
+    )
+    pip.chmod(0o755)
+    return env
+
+
+def test_the_walkthrough_runs_as_written(installed: Installed, tmp_path: Path) -> None:
+    project = tmp_path / "seats-project"
+    project.mkdir()
+    assert not project.resolve().is_relative_to(ROOT)
+    for kind, what, text in steps():
+        if kind == "file":
+            (project / what).write_text(text)
+            continue
+        done = installed.run(*shlex.split(what), cwd=project, timeout=300)
+        assert done.returncode == int(text), (
+            f"{what}: exit {done.returncode}, the README says {text}\n{done.stdout}{done.stderr}"
+        )
+    # What ran was the wheel, not this checkout.
+    where = installed.run(
+        installed.python, "-c", "import racesim; print(racesim.__file__)", cwd=project
+    )
+    assert Path(where.stdout.strip()).is_relative_to(installed.site_packages)

@@ -105,3 +105,16 @@ def test_exhaustive_search_proves_skip_locked_on_two_workers(
         queue_dbs, tmp_path, store="naive", strategy="exhaustive", config="2workers"
     )
     assert set(naive.found) == {"one-holder/claimed-while-held", "one-holder/claimed-when-done"}
+
+
+@pytest.mark.parametrize("config", ["2workers", "crash"])
+def test_hypothesis_with_clock_moves_at_the_lease_finds_nothing_on_skip_locked(
+    queue_dbs: Databases, tmp_path: Path, config: str
+) -> None:
+    """Clock moves aimed at the lease's end (and 1 us either side) let claims be taken
+    over; the fenced processing keeps every job processed once and none lost."""
+    result, text = _explore(
+        queue_dbs, tmp_path, store="skiplocked", config=config, max_examples=150
+    )
+    assert not result.found and not result.flaky, text
+    assert "none found" in text

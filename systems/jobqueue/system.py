@@ -35,9 +35,12 @@ def _variant(name: str, store: Callable[[Any, str], QueueStore]) -> Variant:
     return Variant(name, open=_opener(store), watch=watch.read, reset=schema.reset)
 
 
-def _lease_start(jobs: watch.Jobs) -> datetime | None:
-    """When the first lease still on a running job began: its boundary is where to aim."""
-    ends = [j.lease_until for j in jobs if j.status == "running" and j.lease_until is not None]
+def _lease_start(jobs: watch.Jobs | None) -> datetime | None:
+    """When the first lease still on a running job began: its boundary is where to aim
+    (None before the jobs were first read, or while no job is running)."""
+    ends = [
+        j.lease_until for j in jobs or () if j.status == "running" and j.lease_until is not None
+    ]
     return min(ends) - LEASE if ends else None
 
 

@@ -244,7 +244,7 @@ def _deep(dbs: Databases, seeds: int) -> list[str]:
                     rates.append(r.explored / r.seconds)
                     firsts += first
                 lines.append(
-                    f"mixed (6 runs, faults, +6m) on {store} (pct, 100 schedules):"
+                    f"mixed (6 runs, faults, clock moves) on {store} (pct, 100 schedules):"
                     f" {statistics.median(rates):.0f} schedules/s, first violation in "
                     + (f"{_ms(firsts)} ({len(firsts)}/{seeds} seeds)" if firsts else "none found")
                 )

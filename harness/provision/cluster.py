@@ -49,6 +49,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -235,8 +236,7 @@ class Cluster:
                     self._janitor = cleanup.start_janitor(self.run_dir)
             self._prepare()
             self._launch(new_log=True)
-            self._wait_ready()
-            self._own_password()
+            self._wait_ready(own_password=True)
         except BaseException:
             self.stop()
             raise
@@ -341,19 +341,19 @@ class Cluster:
             if self._janitor is not None:
                 self._janitor.watch(self._proc.pid)
 
-    def _own_password(self) -> None:
+    def _own_password(self, conn: psycopg.Connection[Any]) -> None:
         """Give the superuser a password of this cluster's own, sent as a SCRAM verifier."""
         password = secrets.token_urlsafe(24)
         remember({"password": password})
-        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(SUPERUSER), sql.Literal(cache.scram_verifier(password))
-                )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(SUPERUSER), sql.Literal(cache.scram_verifier(password))
             )
+        )
         self._password = password
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, *, own_password: bool = False) -> None:
+        """Wait until the server answers; on a first start, give it its own password."""
         assert self._proc is not None
         socket = self.socket_dir / f".s.PGSQL.{PORT}"
         deadline = time.monotonic() + self.timeout
@@ -367,7 +367,10 @@ class Cluster:
             if socket.exists():
                 try:
                     with psycopg.connect(conninfo, autocommit=True) as conn:
-                        conn.execute("SELECT 1")
+                        if own_password:
+                            self._own_password(conn)
+                        else:
+                            conn.execute("SELECT 1")
                     return
                 except psycopg.OperationalError:
                     pass  # still starting up

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
             " system key)",
         )
 
-    run = sub.add_parser("run", help="run scenario files (or folders of them)")
+    run = sub.add_parser("run", help="run scenario files (or folders of them) or .spec files")
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--store", help="run only this store (a variant of the system)")
     system_option(run)
@@ -70,12 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--stop-at-first", action="store_true", help="stop a run at its first violation"
     )
+    run.add_argument("--expected", metavar="FILE.out", help="(.spec) compare with this output")
+    run.add_argument(
+        "--format", choices=["isolation", "timeline"], help="(.spec) output (default isolation)"
+    )
+    run.add_argument("--step-timeout", metavar="SECONDS", help="(.spec) bound on one step")
     pg_options(run)
 
     explore = sub.add_parser("explore", help="search schedules for violations and save them")
     explore.add_argument("--store", required=True, help="store (variant of the system) to explore")
     system_option(explore)
     explore.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    explore.add_argument(
+        "--invariants", metavar="FILE", help="(racesim explore FILE.spec) SQL invariants file"
+    )
     limit = explore.add_mutually_exclusive_group()
     limit.add_argument("--budget", help="time budget, e.g. 30s or 2m")
     limit.add_argument("--max-examples", type=int, help="schedules to try at most")
@@ -113,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     pg_options(soak)
 
     bench = sub.add_parser("bench", help="print performance figures against their targets")
-    bench.add_argument("what", choices=["startup", "engine", "explore", "parallel"])
+    bench.add_argument("what", choices=["startup", "engine", "explore", "parallel", "spec"])
     bench.add_argument("--seeds", type=int, default=5, help="seeds for bench explore")
     bench.add_argument("--repeat", type=int, default=5)
+    bench.add_argument("--specs", metavar="DIR", help="folder of .spec files for bench spec")
     pg_options(bench)
 
     sub.add_parser("clean", help="remove racesim's cache and dead racesims' run directories")
@@ -168,10 +177,17 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
     from racesim.report.text import Reporter
 
     try:
+        words = list(sys.argv[1:] if argv is None else argv)
+        if words[:1] == ["explore"] and any(w.endswith(".spec") for w in words[1:]):
+            from racesim.cli.spec import cmd_explore_spec
+
+            return cmd_explore_spec(words[1:], reporter)
         args = build_parser().parse_args(argv)
         if args.command == "run":
             reporter = Reporter(as_json=args.json)
             return cmd_run(args, reporter)
+        if args.command == "explore" and args.invariants is not None:
+            raise InputError("racesim explore: --invariants applies to .spec files; fix: drop it")
         if args.command == "explore":
             from racesim.cli.explore import cmd_explore
             from racesim.explore.run import DEFAULT_OUT
@@ -249,6 +265,15 @@ def writable_folder(path: Path, flag: str) -> list[Path]:
 
 
 def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
+    from racesim.cli.spec import cmd_run_spec, is_spec
+
+    if any(is_spec(p) for p in args.paths):
+        return cmd_run_spec(args, reporter)
+    for flag, given in (("--expected", args.expected), ("--format", args.format)):
+        if given is not None:
+            raise InputError(f"racesim run: {flag} applies to .spec files; fix: drop {flag}")
+    if args.step_timeout is not None:
+        raise InputError("racesim run: --step-timeout applies to .spec files; fix: drop it")
     from contextlib import nullcontext
 
     from racesim.engine.loop import Options
@@ -287,6 +312,8 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
+    if args.specs is not None and args.what != "spec":
+        raise InputError("racesim bench: --specs applies to bench spec; fix: drop it")
     if args.what == "startup":
         from racesim.bench import startup as bench_startup
 
@@ -297,6 +324,12 @@ def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
         from racesim.bench import parallel as bench_parallel
 
         for line in bench_parallel.run(repeat=args.repeat):
+            reporter.line(line)
+        return EXIT_OK
+    if args.what == "spec":
+        from racesim.bench import spec as bench_spec
+
+        for line in bench_spec.run(args.pg, args.dsn, repeat=args.repeat, folder=args.specs):
             reporter.line(line)
         return EXIT_OK
     if args.what == "explore":

@@ -1,0 +1,112 @@
+"""``racesim bench spec``: PostgreSQL's isolation specs through racesim and through isolationtester.
+
+Both run every spec of a folder (by default the 30 of ``../shared/isolation``) on the
+same server in the same run, each on a fresh database, alternating which goes
+first; per spec the best of ``repeat`` rounds counts. racesim runs in process (its
+connections opened per spec, as isolationtester opens its own); isolationtester is
+started as a program per spec, as pg_isolation_regress starts it. The figure is
+racesim's total time over isolationtester's (target <= 0.7); each output is also
+compared, and a spec whose outputs differ is named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from pathlib import Path
+
+from racesim.cli.spec import spec_databases
+from racesim.errors import InputError, ProvisionError
+from racesim.provision.databases import Databases
+from racesim.spec.parse import Spec, load
+from racesim.spec.run import Sink, SpecAborted, run_spec
+from racesim.spec.tool import run_isolationtester, tool_for_version
+
+__all__ = ["DEFAULT_SPECS", "TARGET_RATIO", "run"]
+
+TARGET_RATIO = 0.7
+DEFAULT_SPECS = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "isolation" / "pg15" / "specs"
+)
+
+
+def _racesim(spec: Spec, dbs: Databases) -> tuple[float, bytes]:
+    name = dbs.create()
+    buf = io.BytesIO()
+    try:
+        started = time.perf_counter()
+        with contextlib.suppress(SpecAborted):
+            run_spec(spec, dbs.server.conninfo(name), Sink(buf.write, buf.write))
+        return time.perf_counter() - started, buf.getvalue()
+    finally:
+        dbs.drop(name)
+
+
+def _reference(tool: Path, path: Path, dbs: Databases) -> tuple[float, bytes]:
+    name = dbs.create()
+    try:
+        started = time.perf_counter()
+        _status, out = run_isolationtester(tool, dbs.server.conninfo(name), path)
+        return time.perf_counter() - started, out
+    finally:
+        dbs.drop(name)
+
+
+def run(
+    pg: str = "auto", dsn: str | None = None, repeat: int = 3, folder: str | None = None
+) -> list[str]:
+    where = Path(folder) if folder else DEFAULT_SPECS
+    paths = sorted(where.glob("*.spec")) if where.is_dir() else []
+    if not paths:
+        raise InputError(
+            f"bench spec: no .spec files in {where}; fix: pass --specs DIR (PostgreSQL's "
+            "src/test/isolation/specs, or ../shared/isolation/pg15/specs beside the checkout)"
+        )
+    specs = [load(p) for p in paths]
+    rounds = max(1, repeat)
+    lines: list[str] = []
+    with spec_databases(pg, dsn) as dbs:
+        tool = tool_for_version(dbs.server.version)
+        if tool is None:
+            raise ProvisionError(
+                f"bench spec: no isolationtester of PostgreSQL {dbs.server.version} on this "
+                "machine; fix: install the server package (it ships the pgxs tree)"
+            )
+        lines.append(
+            f"bench spec: {len(specs)} specs on {dbs.server.describe()}, best of {rounds}; "
+            f"isolationtester {tool}"
+        )
+        lines.append(f"{'spec':<28} {'isolationtester':>16} {'racesim':>10} {'ratio':>7}  output")
+        total_ref = total_ours = 0.0
+        differ: list[str] = []
+        for path, spec in zip(paths, specs, strict=True):
+            ref_times, our_times = [], []
+            same = True
+            for k in range(rounds):
+                if k % 2 == 0:
+                    t_ref, out_ref = _reference(tool, path, dbs)
+                    t_ours, out_ours = _racesim(spec, dbs)
+                else:
+                    t_ours, out_ours = _racesim(spec, dbs)
+                    t_ref, out_ref = _reference(tool, path, dbs)
+                ref_times.append(t_ref)
+                our_times.append(t_ours)
+                same = same and out_ref == out_ours
+            best_ref, best_ours = min(ref_times), min(our_times)
+            total_ref += best_ref
+            total_ours += best_ours
+            if not same:
+                differ.append(path.stem)
+            lines.append(
+                f"{path.stem:<28} {best_ref * 1000:>13.1f} ms {best_ours * 1000:>7.1f} ms "
+                f"{best_ours / best_ref:>7.2f}  {'same' if same else 'DIFFERS'}"
+            )
+        ratio = total_ours / total_ref
+        verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
+        lines.append(
+            f"total: isolationtester {total_ref:.2f} s, racesim {total_ours:.2f} s: ratio "
+            f"{ratio:.2f} (target <= {TARGET_RATIO}: {verdict}); outputs "
+            + ("identical on every spec" if not differ else f"differ on {', '.join(differ)}")
+        )
+    return lines

@@ -1,0 +1,291 @@
+"""``racesim run FILE.spec``: isolation specs, printed as isolationtester prints them."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from racesim.errors import EXIT_FOUND, EXIT_OK, InputError
+from racesim.provision.databases import Databases
+from racesim.provision.provide import provide
+from racesim.report.text import Reporter
+from racesim.spec.compare import diff
+from racesim.spec.parse import Spec, load
+from racesim.spec.report import byte_writer, event_json, timeline_line
+from racesim.spec.run import Event, Sink, SpecAborted, run_spec, step_timeout_from_env
+
+__all__ = ["cmd_run_spec", "is_spec", "spec_databases"]
+
+MAX_EXPECTED_BYTES = 64 * 1024 * 1024
+
+
+def is_spec(path: str) -> bool:
+    return path.endswith(".spec")
+
+
+def _nothing(conn: psycopg.Connection[Any]) -> None:
+    """A spec's databases start empty: the spec's own setup makes what it needs."""
+
+
+@contextmanager
+def spec_databases(
+    pg: str = "auto", dsn: str | None = None, *, binaries: str | None = None
+) -> Iterator[Databases]:
+    """A PostgreSQL with empty fresh databases for specs, cleaned up on exit."""
+    with (
+        provide(pg, dsn, binaries=binaries) as server,
+        Databases(server, _nothing, label="racesim_spec") as dbs,
+    ):
+        yield dbs
+
+
+def step_timeout(value: str | None) -> float:
+    if value is None:
+        return step_timeout_from_env()
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds != seconds or seconds > 86_400:
+        raise InputError(
+            f"--step-timeout: expected seconds between 0 and 86400, got {value!r}; "
+            "fix: e.g. --step-timeout 300"
+        )
+    return seconds
+
+
+def _options(args: argparse.Namespace) -> None:
+    refused = [
+        (getattr(args, "store", None), "--store"),
+        (getattr(args, "stop_at_first", False), "--stop-at-first"),
+        (getattr(args, "system", None), "--system"),
+    ]
+    problems = [
+        f"racesim run: {flag} applies to scenario files, not .spec files; fix: drop {flag}"
+        for given, flag in refused
+        if given
+    ]
+    others = [p for p in args.paths if not is_spec(p)]
+    if others:
+        problems.append(
+            f"racesim run: {others[0]} is not a .spec file; fix: run .spec files and "
+            "scenario files in separate commands"
+        )
+    if args.expected and len(args.paths) != 1:
+        problems.append("racesim run: --expected compares one spec; fix: give one .spec file")
+    if args.expected and (args.json or args.format == "timeline"):
+        problems.append(
+            "racesim run: --expected compares isolationtester's output; fix: drop --json "
+            "or --format timeline"
+        )
+    if args.json and args.format == "timeline":
+        problems.append("racesim run: --json and --format timeline exclude each other")
+    if problems:
+        raise InputError(problems)
+
+
+def _read_expected(path: str) -> bytes:
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise InputError(f"--expected {p}: is a folder; fix: give the .out file")
+        if p.stat().st_size > MAX_EXPECTED_BYTES:
+            raise InputError(f"--expected {p}: too big for an expected output; fix: check the path")
+        return p.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"--expected {p}: cannot read ({exc.strerror}); fix: check the path"
+        ) from None
+
+
+def cmd_run_spec(args: argparse.Namespace, reporter: Reporter) -> int:
+    """Run the .spec files in ``args.paths``; exit 1 on a difference or an aborted spec."""
+    _options(args)
+    timeout = step_timeout(args.step_timeout)
+    problems: list[str] = []
+    specs: list[Spec] = []
+    for path in args.paths:
+        try:
+            specs.append(load(path))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    expected = _read_expected(args.expected) if args.expected else None
+    failed = 0
+    with spec_databases(args.pg, args.dsn) as dbs:
+        for spec in specs:
+            if expected is not None:
+                failed += _compare(spec, dbs, timeout, expected, args.expected, reporter)
+            else:
+                failed += _show(spec, dbs, timeout, args, reporter)
+    return EXIT_FOUND if failed else EXIT_OK
+
+
+def run_on(spec: Spec, dbs: Databases, sink: Sink, timeout: float) -> bool:
+    """Run ``spec`` on a fresh database of ``dbs``; False if it aborted."""
+    name = dbs.create()
+    try:
+        run_spec(spec, dbs.server.conninfo(name), sink, step_timeout=timeout)
+        return True
+    except SpecAborted:
+        return False
+    finally:
+        dbs.drop(name)
+
+
+def _compare(
+    spec: Spec, dbs: Databases, timeout: float, expected: bytes, name: str, reporter: Reporter
+) -> bool:
+    buf = io.BytesIO()
+    run_on(spec, dbs, Sink(buf.write, buf.write), timeout)
+    lines = list(diff(expected, buf.getvalue(), name, f"racesim run {spec.path}"))
+    if not lines:
+        reporter.line(f"{spec.path}: output matches {name}")
+        return False
+    reporter.line("".join(lines).rstrip("\n"))
+    reporter.line(f"{spec.path}: output differs from {name}")
+    return True
+
+
+def _show(
+    spec: Spec, dbs: Databases, timeout: float, args: argparse.Namespace, reporter: Reporter
+) -> bool:
+    events: Callable[[Event], object] | None = None
+    out: Callable[[bytes], object]
+    err: Callable[[bytes], object]
+    captured = io.BytesIO()
+    if args.json:
+        out = err = captured.write
+        events = lambda e: reporter.record(event_json(e))  # noqa: E731
+    elif args.format == "timeline":
+        widths = (
+            max(len(s.name) for s in spec.sessions),
+            max(len(st.name) for s in spec.sessions for st in s.steps),
+        )
+        reporter.line(f"{spec.path}: {len(spec.sessions)} sessions")
+
+        def show(event: Event) -> None:
+            line = timeline_line(event, widths)
+            if line is not None:
+                reporter.line(line)
+
+        out = err = captured.write
+        events = show
+    else:
+        out, err = byte_writer(reporter.out), byte_writer(reporter.err)
+    completed = run_on(spec, dbs, Sink(out, err, events), timeout)
+    if args.json:
+        reporter.record(
+            {
+                "type": "spec",
+                "path": spec.path,
+                "completed": completed,
+                "output": captured.getvalue().decode("utf-8", "replace"),
+            }
+        )
+    elif args.format == "timeline" and not completed:
+        reporter.line(f"{spec.path}: stopped where isolationtester stops (exit status 1)")
+    return not completed
+
+
+def _explore_parser() -> argparse.ArgumentParser:
+    from racesim.cli.main import _Parser
+
+    p = _Parser(
+        prog="racesim explore",
+        description="Run interleavings of a .spec's steps beyond its permutation lines and"
+        " check SQL invariants after every step.",
+    )
+    p.add_argument("spec", metavar="FILE.spec")
+    p.add_argument("--invariants", metavar="FILE", help="invariants file (default FILE.spec.toml)")
+    p.add_argument("--strategy", default="exhaustive", help="exhaustive (default) or random")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random strategy (default 0)")
+    p.add_argument("--max-examples", type=int, default=1000, help="interleavings to try at most")
+    p.add_argument(
+        "--out", help="folder for the .spec of a finding (default .cache/racesim/counterexamples)"
+    )
+    p.add_argument("--step-timeout", metavar="SECONDS", help="bound on one step (default 30)")
+    p.add_argument("--dsn", help="use this PostgreSQL server (or set RACESIM_DSN)")
+    p.add_argument("--pg", default="auto", choices=["auto", "dsn", "local", "docker"])
+    return p
+
+
+def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
+    """``racesim explore FILE.spec``: search interleavings for a broken SQL invariant."""
+    from racesim.errors import EXIT_FLAKY
+    from racesim.formats.writer import save
+    from racesim.spec.explore import Search, companion, load_invariants
+
+    args = _explore_parser().parse_args(argv)
+    problems = []
+    if args.strategy in ("hypothesis", "pct"):
+        problems.append(
+            f"--strategy {args.strategy} is not available for .spec files; fix: use "
+            "exhaustive or random"
+        )
+    elif args.strategy not in ("exhaustive", "random"):
+        problems.append(f"--strategy: expected exhaustive or random, got {args.strategy[:40]!r}")
+    if args.max_examples < 1:
+        problems.append("--max-examples: expected 1 or more")
+    if not is_spec(args.spec):
+        problems.append(f"{args.spec}: not a .spec file; fix: give FILE.spec")
+    if problems:
+        raise InputError(problems)
+    spec = load(args.spec)
+    inv_path = Path(args.invariants) if args.invariants else companion(Path(args.spec))
+    if not args.invariants and not inv_path.exists():
+        raise InputError(
+            f"{args.spec}: no invariants; fix: write {inv_path} with [invariants] and "
+            'name = "SELECT ..." lines (queries returning no rows while each holds), or pass --invariants'
+        )
+    invariants = load_invariants(inv_path)
+    out_dir = Path(args.out) if args.out else Path(".cache/racesim/counterexamples")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir}: not a folder; fix: give a folder")
+    timeout = step_timeout(args.step_timeout) if args.step_timeout else 30.0
+    search = Search(spec, invariants, args.strategy, args.seed, args.max_examples, timeout)
+    with spec_databases(args.pg, args.dsn) as dbs:
+        name = dbs.create()
+        try:
+            finding = search.run(dbs.server.conninfo(name))
+        finally:
+            dbs.drop(name)
+    for flaky in search.flaky:
+        perm = " ".join(p.name for p in flaky.permutation.steps)
+        shown = [
+            f"{o.broken.name} broken after step {o.at + 1}" if o.broken else "held"
+            for o in (flaky.first, flaky.second)
+        ]
+        reporter.line(f"flaky: permutation {perm}: first run {shown[0]}, second run {shown[1]}")
+    if finding is None:
+        reporter.line(
+            f"{spec.path}: {search.tried} interleavings tried ({search.invalid} not possible: a"
+            f" step due while its session waited), no invariant broken"
+            + (
+                ""
+                if search.tried < args.max_examples or args.strategy == "random"
+                else "; --max-examples reached"
+            )
+        )
+        return EXIT_FLAKY if search.flaky else EXIT_OK
+    assert finding.outcome.broken is not None
+    stem = Path(spec.path).name.removesuffix(".spec")
+    saved = save(finding.text, out_dir / f"{stem}-{finding.outcome.broken.name}.spec")
+    reporter.line(
+        f"{spec.path}: invariant {finding.outcome.broken.name} broken after {search.tried} interleavings"
+    )
+    reporter.line("  found:  permutation " + " ".join(p.name for p in finding.original.steps))
+    reporter.line("  shrunk: permutation " + " ".join(p.name for p in finding.permutation.steps))
+    for row in finding.outcome.rows:
+        reporter.line(f"  row: {row}")
+    reporter.line(
+        f"  saved {saved} (isolationtester reproduces it: the check step prints the rows)"
+    )
+    return EXIT_FOUND

@@ -1,0 +1,1 @@
+"""PostgreSQL isolation specs (``.spec`` files): parse, run as isolationtester does, compare."""

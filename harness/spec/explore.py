@@ -1,0 +1,366 @@
+"""Exploring a spec: interleavings beyond its permutation lines, checked by SQL invariants.
+
+Invariants are SQL queries that return no rows while they hold, kept beside the spec
+so the ``.spec`` stays a plain isolationtester file: ``FILE.spec.toml`` (or a file
+given with ``--invariants``)::
+
+    [invariants]
+    one-seat-per-person = "SELECT person FROM seats GROUP BY person HAVING count(*) > 1"
+
+After every step of an interleaving (and once all its steps completed) each query
+runs on the control connection, which sees what the sessions committed. A
+violation counts only if the same interleaving shows it again; otherwise it is
+reported as flaky with both outcomes. A confirmed one is shrunk (steps dropped
+while it still breaks, twice in a row) and written as a ``.spec`` whose one
+permutation is the shrunk interleaving, followed by a step of an extra session
+``racesim_check`` that runs the broken invariant, so isolationtester itself prints
+the offending rows.
+
+Example::
+
+    invariants = load_invariants(Path("seats.spec.toml"))
+    search = Search(spec, invariants, strategy="exhaustive")
+    finding = search.run(conninfo)
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psycopg import pq
+from psycopg.pq.abc import PGconn
+
+from racesim.errors import InputError
+from racesim.spec.parse import Permutation, PermutationStep, Spec, quote_name
+from racesim.spec.run import InvalidPermutation, Runner, Sink
+
+__all__ = [
+    "CHECK_SESSION",
+    "Finding",
+    "Flaky",
+    "Invariant",
+    "Outcome",
+    "Search",
+    "companion",
+    "load_invariants",
+    "spec_text",
+]
+
+CHECK_SESSION = "racesim_check"
+MAX_INVARIANTS = 100
+MAX_INVARIANT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Invariant:
+    name: str
+    sql: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run of one interleaving: the first broken invariant (if any), after which
+    step (``at``, an index into the permutation; its length means "at the end"), and
+    the first offending rows."""
+
+    broken: Invariant | None = None
+    at: int = 0
+    rows: tuple[str, ...] = ()
+    invalid: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    permutation: Permutation
+    """The shrunk interleaving."""
+    outcome: Outcome
+    original: Permutation
+    tried: int
+    text: str
+    """The .spec that reproduces it."""
+
+
+@dataclass
+class Flaky:
+    permutation: Permutation
+    first: Outcome
+    second: Outcome
+
+
+def companion(spec_path: Path) -> Path:
+    return spec_path.with_name(spec_path.name + ".toml")
+
+
+def load_invariants(path: Path) -> tuple[Invariant, ...]:
+    """The ``[invariants]`` table of ``path``: name -> SQL that returns no rows when it holds."""
+    try:
+        if path.stat().st_size > MAX_INVARIANT_BYTES:
+            raise InputError(f"{path}: too big for an invariants file; fix: keep it under 64 KiB")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc}); fix: check the path") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or _line_in(str(exc))
+        raise InputError(
+            f'{path}:{line}: not TOML ({exc}); fix: write name = "SQL" lines'
+        ) from None
+    table = data.get("invariants")
+    problems = [
+        f"{path}:{_find(text, k)}: unknown key {k!r}; fix: only [invariants]"
+        for k in data
+        if k != "invariants"
+    ]
+    if not isinstance(table, dict) or not table:
+        problems.append(
+            f'{path}:1: no [invariants] table; fix: add [invariants] with name = "SELECT ..." '
+            "lines (queries that return no rows while the invariant holds)"
+        )
+        raise InputError(problems)
+    out: list[Invariant] = []
+    for name, sql in table.items():
+        line = _find(text, name)
+        if not isinstance(sql, str) or not sql.strip():
+            problems.append(
+                f'{path}:{line}: invariant {name!r} is not an SQL string; fix: name = "SELECT ..."'
+            )
+            continue
+        out.append(Invariant(name, sql.strip().rstrip(";"), line))
+    if len(out) > MAX_INVARIANTS:
+        problems.append(f"{path}: more than {MAX_INVARIANTS} invariants; fix: keep fewer")
+    if problems:
+        raise InputError(problems)
+    return tuple(out)
+
+
+def _line_in(message: str) -> int:
+    words = message.replace(",", " ").replace(")", " ").split()
+    for i, w in enumerate(words[:-1]):
+        if w == "line" and words[i + 1].isdigit():
+            return int(words[i + 1])
+    return 1
+
+
+def _find(text: str, key: str) -> int:
+    for n, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith((key, f'"{key}"', f"'{key}'")):
+            return n
+    return 1
+
+
+def interleavings(spec: Spec) -> Iterator[Permutation]:
+    """Every interleaving of the sessions' steps (each session's in order), in
+    isolationtester's order."""
+    yield from Spec(spec.path, (), None, spec.sessions, ()).run_order()
+
+
+def random_interleaving(spec: Spec, rng: random.Random) -> Permutation:
+    """A uniformly random interleaving of the sessions' steps."""
+    piles = [list(s.steps) for s in spec.sessions]
+    out: list[PermutationStep] = []
+    while any(piles):
+        weights = [len(p) for p in piles]
+        i = rng.choices(range(len(piles)), weights)[0]
+        out.append(PermutationStep(piles[i].pop(0).name))
+    return Permutation(tuple(out))
+
+
+@dataclass
+class Search:
+    """One exploration of ``spec`` against ``invariants``."""
+
+    spec: Spec
+    invariants: tuple[Invariant, ...]
+    strategy: str = "exhaustive"
+    seed: int = 0
+    max_examples: int = 1000
+    step_timeout: float = 30.0
+    tried: int = 0
+    invalid: int = 0
+    flaky: list[Flaky] = field(default_factory=list)
+
+    def candidates(self) -> Iterator[Permutation]:
+        seen: set[tuple[str, ...]] = set()
+        if self.strategy == "exhaustive":
+            source: Iterator[Permutation] = interleavings(self.spec)
+        else:
+            rng = random.Random(self.seed)
+            source = (random_interleaving(self.spec, rng) for _ in range(self.max_examples * 20))
+        for perm in source:
+            key = tuple(p.name for p in perm.steps)
+            if key in seen:
+                continue
+            seen.add(key)
+            yield perm
+
+    def run(self, conninfo: str) -> Finding | None:
+        runner, outcome_box = self._runner(conninfo)
+        try:
+            runner.connect(conninfo)
+            self._validate(runner)
+            for perm in self.candidates():
+                if self.tried >= self.max_examples:
+                    break
+                self.tried += 1
+                first = self._try(runner, outcome_box, perm)
+                if first.invalid:
+                    self.invalid += 1
+                    continue
+                if first.broken is None:
+                    continue
+                second = self._try(runner, outcome_box, perm)
+                if second.broken != first.broken:
+                    self.flaky.append(Flaky(perm, first, second))
+                    continue
+                small, outcome = self._shrink(runner, outcome_box, perm, first)
+                return Finding(
+                    small, outcome, perm, self.tried, spec_text(self.spec, small, outcome)
+                )
+            return None
+        finally:
+            runner.close()
+
+    # -- machinery ------------------------------------------------------------
+    def _runner(self, conninfo: str) -> tuple[Runner, list[Outcome]]:
+        box: list[Outcome] = [Outcome()]
+        invariants = self.invariants
+
+        def check(control: PGconn, at: int) -> None:
+            if box[0].broken is not None:
+                return
+            for inv in invariants:
+                res = control.exec_(inv.sql.encode())
+                if res.status != pq.ExecStatus.TUPLES_OK:
+                    message = (res.error_message or b"").decode("utf-8", "replace").strip()
+                    raise InputError(f"invariant {inv.name!r} (line {inv.line}) failed: {message}")
+                if res.ntuples:
+                    rows = tuple(
+                        "|".join(
+                            (res.get_value(i, j) or b"").decode("utf-8", "replace")
+                            for j in range(res.nfields)
+                        )
+                        for i in range(min(res.ntuples, 5))
+                    )
+                    box[0] = Outcome(inv, at, rows)
+                    return
+
+        sink = Sink(io.BytesIO().write, io.BytesIO().write)
+        runner = Runner(self.spec, sink, self.step_timeout, check=check, refuse_blocked=True)
+        return runner, box
+
+    def _validate(self, runner: Runner) -> None:
+        """Each invariant must run once the spec's setup ran: bad SQL is bad input."""
+        control = runner.conns[0]
+        for sql in self.spec.setups:
+            control.pg.exec_(sql.encode("utf-8", "surrogateescape"))
+        problems = []
+        for inv in self.invariants:
+            res = control.pg.exec_(b"EXPLAIN " + inv.sql.encode())
+            if res.status != pq.ExecStatus.TUPLES_OK:
+                message = (res.error_message or b"").decode("utf-8", "replace").strip()
+                problems.append(
+                    f"invariant {inv.name!r} (line {inv.line}): {' '.join(message.split())}; "
+                    "fix: a query over the spec's tables that returns no rows while it holds"
+                )
+        if self.spec.teardown is not None:
+            control.pg.exec_(self.spec.teardown.encode("utf-8", "surrogateescape"))
+        if problems:
+            raise InputError(problems)
+
+    def _try(self, runner: Runner, box: list[Outcome], perm: Permutation) -> Outcome:
+        box[0] = Outcome()
+        try:
+            runner.permutation(perm)
+        except InvalidPermutation:
+            return Outcome(invalid=True)
+        return box[0]
+
+    def _breaks(
+        self, runner: Runner, box: list[Outcome], perm: Permutation, inv: Invariant
+    ) -> Outcome | None:
+        for _ in range(2):  # twice in a row, or it does not count
+            outcome = self._try(runner, box, perm)
+            if outcome.broken != inv:
+                return None
+        return outcome
+
+    def _shrink(
+        self, runner: Runner, box: list[Outcome], perm: Permutation, found: Outcome
+    ) -> tuple[Permutation, Outcome]:
+        assert found.broken is not None
+        inv = found.broken
+        # Steps after the check that saw the violation cannot matter to it.
+        steps = list(perm.steps[: found.at + 1])
+        best = self._breaks(runner, box, Permutation(tuple(steps)), inv)
+        if best is None:
+            steps, best = list(perm.steps), found
+        changed = True
+        while changed:
+            changed = False
+            for i in range(len(steps) - 1, -1, -1):
+                trial = steps[:i] + steps[i + 1 :]
+                if not trial:
+                    continue
+                outcome = self._breaks(runner, box, Permutation(tuple(trial)), inv)
+                if outcome is not None:
+                    steps, best, changed = trial, outcome, True
+        return Permutation(tuple(steps)), best
+
+
+def spec_text(spec: Spec, perm: Permutation, outcome: Outcome) -> str:
+    """A .spec of ``spec``'s setup, teardown and the steps ``perm`` uses, with ``perm``
+    as its one permutation and a ``racesim_check`` step running the broken invariant
+    right after the step that broke it."""
+    assert outcome.broken is not None
+    used = {p.name for p in perm.steps}
+    lines = [
+        f"# Found by racesim explore in {Path(spec.path).name}: invariant {outcome.broken.name}",
+        f"# breaks after step {outcome.at + 1} of this permutation; the step {CHECK_SESSION}_"
+        f"{_ident(outcome.broken.name)} prints the rows that show it (none while it holds).",
+        "",
+    ]
+    for sql in spec.setups:
+        lines.append(f"setup {_block(sql)}")
+    if spec.teardown is not None:
+        lines.append(f"teardown {_block(spec.teardown)}")
+    for session in spec.sessions:
+        steps = [st for st in session.steps if st.name in used]
+        if not steps:
+            continue
+        lines.append("")
+        lines.append(f"session {quote_name(session.name)}")
+        if session.setup is not None:
+            lines.append(f"setup {_block(session.setup)}")
+        for st in steps:
+            lines.append(f"step {quote_name(st.name)} {_block(st.sql)}")
+        if session.teardown is not None:
+            lines.append(f"teardown {_block(session.teardown)}")
+    check = f"{CHECK_SESSION}_{_ident(outcome.broken.name)}"
+    lines += [
+        "",
+        f"session {CHECK_SESSION}",
+        f"step {check} {_block(outcome.broken.sql + ';')}",
+        "",
+    ]
+    names = [p.text() for p in perm.steps]
+    names.insert(min(outcome.at + 1, len(names)), quote_name(check))
+    lines.append("permutation " + " ".join(names))
+    return "\n".join(lines) + "\n"
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+
+
+def _block(sql: str) -> str:
+    if "}" in sql:
+        raise InputError("an SQL text holds '}', which no .spec step can; fix: avoid } in SQL")
+    return "{ " + sql + " }"

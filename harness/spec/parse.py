@@ -1,0 +1,473 @@
+"""Read PostgreSQL isolation test specs (``.spec`` files), as isolationtester reads them.
+
+The grammar is isolationtester's (``specscanner.l`` / ``specparse.y``)::
+
+    spec        := setup* [teardown SQL] session+ permutation*
+    setup       := "setup" SQL
+    session     := "session" NAME ["setup" SQL] step+ ["teardown" SQL]
+    step        := "step" NAME SQL
+    permutation := "permutation" pstep+
+    pstep       := NAME ["(" marker ("," marker)* ")"]
+    marker      := "*" | NAME | NAME "notices" INTEGER
+
+``SQL`` is ``{ ... }`` (spaces and tabs, not newlines, trimmed at both ends; the
+first ``}`` ends it), ``NAME`` an identifier or a ``"quoted name"`` (``""`` is a
+quote), ``#`` starts a comment outside SQL. After parsing, the checks
+isolationtester makes: step names unique over all sessions, every permutation step
+and marker names a step (a marker one of the same permutation, of another session).
+Steps no permutation uses are warnings, as isolationtester prints them.
+
+Example::
+
+    >>> spec = parse_text('session s1 step a { SELECT 1; } permutation a', "x.spec")
+    >>> [s.name for s in spec.sessions], spec.permutations[0].steps[0].name
+    (['s1'], 'a')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from racesim.errors import InputError
+
+__all__ = [
+    "MAX_PERMUTATIONS",
+    "MAX_SPEC_BYTES",
+    "Blocker",
+    "Permutation",
+    "PermutationStep",
+    "Session",
+    "Spec",
+    "Step",
+    "load",
+    "parse_text",
+]
+
+MAX_SPEC_BYTES = 4 * 1024 * 1024
+"""Bigger files are refused: no real spec comes near it."""
+MAX_PERMUTATIONS = 20_000
+"""A spec without permutation lines runs every interleaving; beyond this many it is refused."""
+
+KEYWORDS = ("notices", "permutation", "session", "setup", "step", "teardown")
+_SPACE = " \t\r\f"
+_PUNCT = ",()*"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    sql: str
+    session: int
+    """Index of the session the step belongs to."""
+    line: int
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+    setup: str | None
+    steps: tuple[Step, ...]
+    teardown: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """A step-completion marker (isolationtester calls them blockers): ``(*)``,
+    ``(other)`` or ``(other notices N)``."""
+
+    kind: Literal["once", "other", "notices"]
+    step: str | None = None
+    notices: int = 0
+    line: int = 0
+
+    def text(self) -> str:
+        if self.kind == "once":
+            return "*"
+        assert self.step is not None
+        name = quote_name(self.step)
+        return f"{name} notices {self.notices}" if self.kind == "notices" else name
+
+
+@dataclass(frozen=True)
+class PermutationStep:
+    name: str
+    markers: tuple[Blocker, ...] = ()
+    line: int = 0
+
+    def text(self) -> str:
+        name = quote_name(self.name)
+        if not self.markers:
+            return name
+        return f"{name}({', '.join(m.text() for m in self.markers)})"
+
+
+@dataclass(frozen=True)
+class Permutation:
+    steps: tuple[PermutationStep, ...]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: str
+    setups: tuple[str, ...]
+    teardown: str | None
+    sessions: tuple[Session, ...]
+    permutations: tuple[Permutation, ...]
+    unused: tuple[str, ...] = field(default=())
+    """Steps no listed permutation uses (isolationtester warns about each)."""
+
+    def step(self, name: str) -> Step:
+        for session in self.sessions:
+            for step in session.steps:
+                if step.name == name:
+                    return step
+        raise KeyError(name)
+
+    def count_permutations(self) -> int:
+        if self.permutations:
+            return len(self.permutations)
+        sizes = [len(s.steps) for s in self.sessions]
+        count = math.factorial(sum(sizes))
+        for size in sizes:
+            count //= math.factorial(size)
+        return count
+
+    def run_order(self) -> Iterator[Permutation]:
+        """The permutations isolationtester runs, in its order."""
+        if self.permutations:
+            yield from self.permutations
+            return
+        piles = [0] * len(self.sessions)
+        chosen: list[PermutationStep] = []
+
+        def recurse() -> Iterator[Permutation]:
+            found = False
+            for i, session in enumerate(self.sessions):
+                if piles[i] < len(session.steps):
+                    chosen.append(PermutationStep(session.steps[piles[i]].name))
+                    piles[i] += 1
+                    yield from recurse()
+                    piles[i] -= 1
+                    chosen.pop()
+                    found = True
+            if not found:
+                yield Permutation(tuple(chosen))
+
+        yield from recurse()
+
+
+def quote_name(name: str) -> str:
+    """``name`` as a spec writes it: bare when it is a plain identifier, else quoted."""
+    plain = (
+        name
+        and name not in KEYWORDS
+        and _ident_start(name[0])
+        and all(_ident_char(c) for c in name[1:])
+    )
+    return name if plain else '"' + name.replace('"', '""') + '"'
+
+
+def load(path: str | Path) -> Spec:
+    """Read and check one ``.spec`` file; :class:`InputError` lists every problem."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise InputError(
+                f"{p}: {size} bytes is more than a spec may hold ({MAX_SPEC_BYTES}); "
+                "fix: split it into smaller specs"
+            )
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror}); fix: check the path") from None
+    if b"\0" in data:
+        raise InputError(f"{p}: holds a NUL byte, not a spec; fix: give a text .spec file")
+    return parse_text(data.decode("utf-8", "surrogateescape"), str(p))
+
+
+def _ident_start(c: str) -> bool:
+    return (c.isascii() and (c.isalpha() or c == "_")) or ord(c) >= 0x80
+
+
+def _ident_char(c: str) -> bool:
+    return _ident_start(c) or (c.isdigit() and c.isascii()) or c == "$"
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # keyword text, "name", "sql", "int", a punctuation char, or "end"
+    value: str
+    line: int
+
+
+def _describe(tok: _Token) -> str:
+    if tok.kind == "end":
+        return "the end of the file"
+    if tok.kind == "sql":
+        return "an SQL block"
+    if tok.kind == "name":
+        return f"name {tok.value!r}"
+    if tok.kind == "int":
+        return f"number {tok.value}"
+    return repr(tok.value)
+
+
+def _scan(text: str, path: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i, line, n = 0, 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif c in _SPACE:
+            i += 1
+        elif c == "#":
+            while i < n and text[i] not in "\n\r":
+                i += 1
+        elif c == '"':
+            start, buf = line, []
+            i += 1
+            while True:
+                if i >= n:
+                    raise InputError(
+                        f'{path}:{start}: unterminated quoted name; fix: close it with "'
+                    )
+                ch = text[i]
+                if ch == "\n":
+                    raise InputError(
+                        f"{path}:{start}: newline in a quoted name; fix: close the quote on the same line"
+                    )
+                if ch == '"':
+                    if text.startswith('""', i):
+                        buf.append('"')
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                buf.append(ch)
+                i += 1
+            tokens.append(_Token("name", "".join(buf), start))
+        elif c == "{":
+            start = line
+            i += 1
+            while i < n and text[i] in _SPACE:
+                i += 1
+            end = text.find("}", i)
+            if end < 0:
+                raise InputError(
+                    f"{path}:{start}: unterminated SQL block; fix: close it with }} (an SQL "
+                    "block cannot hold a }, isolationtester ends it at the first one)"
+                )
+            body = text[i:end].rstrip(_SPACE)
+            line += text.count("\n", i, end)
+            tokens.append(_Token("sql", body, start))
+            i = end + 1
+        elif c.isascii() and c.isdigit():
+            j = i
+            while j < n and text[j].isascii() and text[j].isdigit():
+                j += 1
+            tokens.append(_Token("int", text[i:j], line))
+            i = j
+        elif _ident_start(c):
+            j = i + 1
+            while j < n and _ident_char(text[j]):
+                j += 1
+            word = text[i:j]
+            tokens.append(_Token(word if word in KEYWORDS else "name", word, line))
+            i = j
+        elif c in _PUNCT:
+            tokens.append(_Token(c, c, line))
+            i += 1
+        else:
+            raise InputError(
+                f"{path}:{line}: unexpected character {c!r}; fix: names are identifiers or "
+                '"quoted", SQL goes inside { }'
+            )
+    tokens.append(_Token("end", "", line))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, tokens: list[_Token], path: str) -> None:
+        self.tokens = tokens
+        self.pos = 0
+        self.path = path
+
+    def peek(self) -> _Token:
+        return self.tokens[self.pos]
+
+    def take(self, kind: str, what: str) -> _Token:
+        tok = self.peek()
+        if tok.kind != kind:
+            raise InputError(
+                f"{self.path}:{tok.line}: syntax error: expected {what}, found {_describe(tok)}"
+                f"; fix: {_FIXES.get(kind, 'see the spec grammar in the racesim README')}"
+            )
+        self.pos += 1
+        return tok
+
+    def accept(self, kind: str) -> _Token | None:
+        if self.peek().kind == kind:
+            self.pos += 1
+            return self.peek_prev()
+        return None
+
+    def peek_prev(self) -> _Token:
+        return self.tokens[self.pos - 1]
+
+    def spec(self) -> tuple[list[str], str | None, list[Session], list[Permutation]]:
+        setups: list[str] = []
+        while self.accept("setup"):
+            setups.append(self.take("sql", "an SQL block { ... } after setup").value)
+        teardown = None
+        if self.accept("teardown"):
+            teardown = self.take("sql", "an SQL block { ... } after teardown").value
+        sessions = [self.session(0)]
+        while self.peek().kind == "session":
+            sessions.append(self.session(len(sessions)))
+        permutations: list[Permutation] = []
+        while self.peek().kind == "permutation":
+            permutations.append(self.permutation())
+        tok = self.peek()
+        if tok.kind != "end":
+            expected = (
+                "permutation or the end of the file"
+                if permutations
+                else "session, permutation or the end of the file"
+            )
+            self.take("end", expected)
+        return setups, teardown, sessions, permutations
+
+    def session(self, index: int) -> Session:
+        line = self.take("session", "session (a spec needs at least one)").line
+        name = self.take("name", "a session name").value
+        setup = None
+        if self.accept("setup"):
+            setup = self.take("sql", "an SQL block { ... } after setup").value
+        steps = [self.step(index)]
+        while self.peek().kind == "step":
+            steps.append(self.step(index))
+        teardown = None
+        if self.accept("teardown"):
+            teardown = self.take("sql", "an SQL block { ... } after teardown").value
+        return Session(name, setup, tuple(steps), teardown, line)
+
+    def step(self, session: int) -> Step:
+        line = self.take("step", "step (a session needs at least one)").line
+        name = self.take("name", "a step name").value
+        sql = self.take("sql", "the step's SQL block { ... }").value
+        return Step(name, sql, session, line)
+
+    def permutation(self) -> Permutation:
+        line = self.take("permutation", "permutation").line
+        steps = [self.permutation_step()]
+        while self.peek().kind == "name":
+            steps.append(self.permutation_step())
+        return Permutation(tuple(steps), line)
+
+    def permutation_step(self) -> PermutationStep:
+        tok = self.take("name", "a step name")
+        markers: list[Blocker] = []
+        if self.accept("("):
+            markers.append(self.marker())
+            while self.accept(","):
+                markers.append(self.marker())
+            self.take(")", "')' or ',' in the step's markers")
+        return PermutationStep(tok.value, tuple(markers), tok.line)
+
+    def marker(self) -> Blocker:
+        star = self.accept("*")
+        if star:
+            return Blocker("once", line=star.line)
+        tok = self.take("name", "'*' or a step name in the marker")
+        if self.accept("notices"):
+            count = self.take("int", "a number after notices")
+            return Blocker("notices", tok.value, int(count.value), tok.line)
+        return Blocker("other", tok.value, line=tok.line)
+
+
+_FIXES = {
+    "sql": "write the SQL inside { }",
+    "name": 'use an identifier or a "quoted name"',
+    "int": "write the number of notices, e.g. (s1 notices 1)",
+    ")": "close the markers with ), e.g. s1a(*) or s2b(s1a)",
+    "end": "start each part with setup, teardown, session, step or permutation",
+}
+
+
+def parse_text(text: str, path: str) -> Spec:
+    """Parse and check spec source ``text`` read from ``path`` (used in messages)."""
+    setups, teardown, sessions, permutations = _Parser(_scan(text, path), path).spec()
+    unused = _check(path, sessions, permutations)
+    spec = Spec(path, tuple(setups), teardown, tuple(sessions), tuple(permutations), unused)
+    if not permutations and spec.count_permutations() > MAX_PERMUTATIONS:
+        raise InputError(
+            f"{path}: without permutation lines this spec has {spec.count_permutations()} "
+            f"interleavings, more than racesim runs ({MAX_PERMUTATIONS}); fix: list the "
+            "permutations to run"
+        )
+    return spec
+
+
+def _check(path: str, sessions: list[Session], permutations: list[Permutation]) -> tuple[str, ...]:
+    """isolationtester's checks, every problem reported; returns the unused step names."""
+    problems: list[str] = []
+    steps: dict[str, Step] = {}
+    for session in sessions:
+        for step in session.steps:
+            first = steps.setdefault(step.name, step)
+            if first is not step:
+                problems.append(
+                    f"{path}:{step.line}: duplicate step name {step.name!r} (first at line "
+                    f"{first.line}); fix: step names must be unique over all sessions"
+                )
+    used: set[str] = set()
+    for perm in permutations:
+        names = {p.name for p in perm.steps}
+        for pstep in perm.steps:
+            found = steps.get(pstep.name)
+            if found is None:
+                problems.append(
+                    f"{path}:{pstep.line}: undefined step {pstep.name!r} in permutation; "
+                    f"fix: use one of {_names(steps)}"
+                )
+                continue
+            step = found
+            used.add(pstep.name)
+            for marker in pstep.markers:
+                if marker.step is None:
+                    continue
+                other = steps.get(marker.step)
+                if other is None or marker.step not in names:
+                    problems.append(
+                        f"{path}:{marker.line}: marker of step {pstep.name!r} names "
+                        f"{marker.step!r}, which is not a step of this permutation; fix: name "
+                        "a step of another session that this permutation runs"
+                    )
+                elif other.session == step.session:
+                    problems.append(
+                        f"{path}:{marker.line}: step {pstep.name!r} cannot wait for "
+                        f"{marker.step!r} of its own session; fix: name a step of another session"
+                    )
+    if problems:
+        raise InputError(problems)
+    if not permutations:
+        return ()
+    return tuple(sorted((n for n in steps if n not in used), key=_c_order))
+
+
+def _names(steps: dict[str, Step]) -> str:
+    shown = sorted(steps, key=_c_order)[:12]
+    return ", ".join(shown) + (", ..." if len(steps) > 12 else "")
+
+
+def _c_order(name: str) -> bytes:
+    """strcmp order, as isolationtester sorts step names."""
+    return name.encode("utf-8", "surrogateescape")

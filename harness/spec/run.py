@@ -1,0 +1,602 @@
+"""Run a parsed spec the way isolationtester runs it, printing what it prints.
+
+Each spec session gets its own libpq connection (psycopg's ``pq`` layer, the same
+calls isolationtester makes: ``PQsendQuery``, ``PQconsumeInput``, ``PQisBusy``,
+``PQgetResult``), plus a control connection for the global setup and teardown and
+for asking ``pg_isolation_test_session_is_blocked`` whether a step waits on a lock.
+The algorithm is isolationtester's (``run_permutation``, ``try_complete_step(s)``):
+the same "<waiting ...>" and "<... completed>" decisions, marker rules, error,
+notice and notification lines, setup and teardown failure handling, and step
+timeouts. The one difference is speed: isolationtester looks whether a step is
+blocked every 10 ms, racesim first after 1 ms (or three times the time steps that do
+not wait take on this machine, if that is longer), then every 10 ms while the step
+keeps running without being blocked (so a slow step costs at most one look more).
+
+Output is bytes, through ``Sink.out`` (isolationtester's stdout) and ``Sink.err``
+(its stderr). A failure isolationtester ends with exit status 1 raises
+:class:`SpecAborted` after its message went to ``err``.
+
+Example::
+
+    spec = load("deadlock-simple.spec")
+    run_spec(spec, "host=/tmp dbname=test", Sink(sys.stdout.buffer.write, sys.stderr.buffer.write))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import pq
+from psycopg.pq.abc import PGconn, PGresult
+
+from racesim.spec.parse import Permutation, PermutationStep, Spec, Step
+from racesim.spec.table import render
+
+__all__ = [
+    "POLL_STEPS",
+    "Event",
+    "InvalidPermutation",
+    "Runner",
+    "Sink",
+    "SpecAborted",
+    "run_spec",
+    "step_timeout_from_env",
+]
+
+POLL_STEPS = (0.001, 0.01)
+"""Seconds between looks at a running step: racesim's schedule (isolationtester: 10 ms)."""
+CONNECT_TIMEOUT = 60.0
+DEFAULT_STEP_TIMEOUT = 300.0
+"""isolationtester's default bound on one step (PGISOLATIONTIMEOUT overrides it)."""
+
+# Session setups and teardowns made only of these touch nothing another session sees.
+_LOCAL_SETUP = re.compile(
+    r"\s*(?:(?:BEGIN|START\s+TRANSACTION|SET)\b[^;\"$]*;\s*)*"
+    r"(?:(?:BEGIN|START\s+TRANSACTION|SET)\b[^;\"$]*)?;?\s*",
+    re.IGNORECASE,
+)
+_LOCAL_TEARDOWN = re.compile(
+    r"\s*(?:(?:ROLLBACK|ABORT|RESET|UNLISTEN)\b[^;\"$]*;\s*)*"
+    r"(?:(?:ROLLBACK|ABORT|RESET|UNLISTEN)\b[^;\"$]*)?;?\s*",
+    re.IGNORECASE,
+)
+_NONBLOCK = 1
+_RETRY = 2
+_BLOCKED_SQL = b"SELECT pg_catalog.pg_isolation_test_session_is_blocked($1::int, $2::int[])"
+_APPNAME_SQL = (
+    b"SELECT set_config('application_name',\n"
+    b"  current_setting('application_name') || '/' || $1,\n  false)"
+)
+
+
+class SpecAborted(Exception):
+    """The spec stopped where isolationtester exits with status 1 (message already printed)."""
+
+
+class InvalidPermutation(Exception):
+    """(Exploring) a step was due on a session still blocked in its previous step: no
+    client can send that, so the interleaving is not a real one. The permutation
+    was unwound: steps canceled, sessions rolled back, teardown run."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened in a run, for timelines and JSON.
+
+    ``kind``: ``permutation`` (text: the step names), ``send``, ``wait``, ``done``
+    (text: what the step printed), ``notice``, ``notify``, ``error`` (a line on
+    isolationtester's stderr). ``t`` is seconds since the run started.
+    """
+
+    t: float
+    kind: str
+    permutation: int
+    session: str = ""
+    step: str = ""
+    sql: str = ""
+    text: str = ""
+
+
+@dataclass
+class Sink:
+    out: Callable[[bytes], object]
+    err: Callable[[bytes], object]
+    events: Callable[[Event], object] | None = None
+
+
+def step_timeout_from_env(env: dict[str, str] | None = None) -> float:
+    """The step bound isolationtester would use: ``PGISOLATIONTIMEOUT`` seconds or 300."""
+    value = (env if env is not None else os.environ).get("PGISOLATIONTIMEOUT")
+    if value is None:
+        return DEFAULT_STEP_TIMEOUT
+    try:
+        return float(int(value.strip() or "0"))
+    except ValueError:
+        return 0.0  # atoi() of junk is 0, as in isolationtester
+
+
+def _b(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+@dataclass
+class _Conn:
+    pg: PGconn
+    name: str
+    pid: int = 0
+    active: PermutationStep | None = None
+    active_step: Step | None = None
+    notices: int = 0
+    poll: select.poll = field(default_factory=select.poll)
+
+
+class Runner:
+    def __init__(
+        self,
+        spec: Spec,
+        sink: Sink,
+        step_timeout: float,
+        *,
+        check: Callable[[PGconn, int], None] | None = None,
+        refuse_blocked: bool = False,
+    ) -> None:
+        """``check(control, k)`` runs after permutation step ``k`` (and with ``k`` the
+        number of steps once every step completed); ``refuse_blocked`` raises
+        :class:`InvalidPermutation` where isolationtester would wait for a blocked
+        session."""
+        self.check = check
+        self.refuse_blocked = refuse_blocked
+        self.typical = 0.0
+        """Running mean of how long a step takes when it does not wait."""
+        self.spec = spec
+        self.sink = sink
+        self.max_wait = step_timeout
+        self.conns: list[_Conn] = []
+        self.any_new_notice = False
+        self.start = time.monotonic()
+        self.perm_index = -1
+        self.targets: dict[tuple[int, int], int] = {}
+        self.pids = b""
+
+    # -- output ---------------------------------------------------------------
+    def out(self, data: bytes) -> None:
+        self.sink.out(data)
+
+    def err(self, data: bytes) -> None:
+        self.sink.err(data)
+        self.event("error", text=data.decode("utf-8", "replace").rstrip("\n"))
+
+    def event(self, kind: str, step: Step | None = None, text: str = "") -> None:
+        if self.sink.events is None:
+            return
+        session = self.spec.sessions[step.session].name if step else ""
+        self.sink.events(
+            Event(
+                time.monotonic() - self.start,
+                kind,
+                self.perm_index,
+                session,
+                step.name if step else "",
+                step.sql if step else "",
+                text,
+            )
+        )
+
+    def abort(self, message: bytes) -> SpecAborted:
+        self.err(message)
+        return SpecAborted(message.decode("utf-8", "replace").strip())
+
+    # -- connections ----------------------------------------------------------
+    def connect(self, conninfo: str) -> None:
+        """Open the control connection and one per session, all at once (isolationtester
+        opens them one after the other; the outcome is the same)."""
+        names = ["control connection"] + [s.name for s in self.spec.sessions]
+        pgs = _connect_all(conninfo, len(names), CONNECT_TIMEOUT)
+        for name, pg in zip(names, pgs, strict=True):
+            conn = _Conn(pg, name)
+            self.conns.append(conn)
+        for i, conn in enumerate(self.conns):
+            pg = conn.pg
+            if pg.status != pq.ConnStatus.OK:
+                raise self.abort(b"Connection %d failed: %s" % (i, pg.error_message))
+            pg.notice_handler = self._blackhole if i == 0 else self._notice_for(conn)
+            pg.send_query_params(_APPNAME_SQL, [_b(conn.name)])
+        for conn in self.conns:
+            pg = conn.pg
+            failed = False
+            while (res := pg.get_result()) is not None:
+                failed = failed or res.status != pq.ExecStatus.TUPLES_OK
+            if failed:
+                raise self.abort(b"setting of application name failed: %s" % pg.error_message)
+            conn.pid = pg.backend_pid
+            conn.poll.register(pg.socket, select.POLLIN)
+        self.pids = ("{" + ",".join(str(c.pid) for c in self.conns[1:]) + "}").encode()
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.pg.finish()
+
+    @staticmethod
+    def _blackhole(res: PGresult) -> None:
+        return None
+
+    def _notice_for(self, conn: _Conn) -> Callable[[PGresult], None]:
+        prefix = _b(conn.name) + b": "
+
+        def notice(res: PGresult) -> None:
+            message = res.error_message
+            self.out(prefix + message)
+            conn.notices += 1
+            self.any_new_notice = True
+            if self.sink.events is not None and conn.active_step is not None:
+                self.event("notice", conn.active_step, message.decode("utf-8", "replace").strip())
+
+        return notice
+
+    # -- one permutation ------------------------------------------------------
+    def run(self) -> None:
+        for index, perm in enumerate(self.spec.run_order()):
+            self.perm_index = index
+            self.permutation(perm)
+
+    def exec_print(self, conn: _Conn, sql: str, failure: bytes, fatal: bool) -> None:
+        res = conn.pg.exec_(_b(sql))
+        if res.status == pq.ExecStatus.TUPLES_OK:
+            self.out(_table(res))
+        elif res.status != pq.ExecStatus.COMMAND_OK:
+            message = failure + conn.pg.error_message
+            if fatal:
+                raise self.abort(message)
+            self.err(message)
+
+    def permutation(self, perm: Permutation) -> None:
+        names = " ".join(p.name for p in perm.steps)
+        self.out(b"\nstarting permutation: %s\n" % _b(names))
+        self.event("permutation", text=names)
+        control = self.conns[0]
+        for sql in self.spec.setups:
+            self.exec_print(control, sql, b"setup failed: ", fatal=True)
+        self.per_session("setup", fatal=True)
+
+        waiting: list[PermutationStep] = []
+        for index, pstep in enumerate(perm.steps):
+            step = self.spec.step(pstep.name)
+            conn = self.conns[1 + step.session]
+            if conn.active is not None:
+                if self.refuse_blocked and self.blocked(conn):
+                    self.unwind()
+                    raise InvalidPermutation(f"{pstep.name} is due while its session waits")
+                waiting = self.wait_for_session(conn, waiting)
+            try:
+                conn.pg.send_query(_b(step.sql))
+            except psycopg.OperationalError:
+                self.out(
+                    b"failed to send query for step %s: %s" % (_b(step.name), conn.pg.error_message)
+                )
+                raise SpecAborted(f"failed to send query for step {step.name}") from None
+            conn.active, conn.active_step = pstep, step
+            self.event("send", step)
+            for k, marker in enumerate(pstep.markers):
+                if marker.kind == "notices" and marker.step is not None:
+                    other = self.conns[1 + self.spec.step(marker.step).session]
+                    self.targets[(id(pstep), k)] = marker.notices + other.notices
+            mustwait = self.try_complete_step(pstep, _NONBLOCK)
+            waiting = self.try_complete_steps(waiting, _NONBLOCK | _RETRY)
+            if mustwait:
+                waiting.append(pstep)
+            if self.check is not None:
+                self.check(control.pg, index)
+
+        waiting = self.try_complete_steps(waiting, _RETRY)
+        if waiting:
+            raise self.abort(b"failed to complete permutation due to mutually-blocking steps\n")
+        if self.check is not None:
+            self.check(control.pg, len(perm.steps))
+        if self.refuse_blocked:
+            for i, session in enumerate(self.spec.sessions):
+                status = self.conns[i + 1].pg.transaction_status
+                if session.teardown is None and status != pq.TransactionStatus.IDLE:
+                    # isolationtester would run the teardown beside an open
+                    # transaction, and a DROP there waits for ever.
+                    self.unwind()
+                    raise InvalidPermutation(f"session {session.name} left its transaction open")
+        self.teardown()
+
+    def unwind(self) -> None:
+        """Cancel what runs, roll every session back and run the teardown, quietly."""
+        out, err, events = self.sink.out, self.sink.err, self.sink.events
+        self.sink.out = self.sink.err = lambda data: None
+        self.sink.events = None
+        try:
+            for conn in self.conns[1:]:
+                if conn.active is not None:
+                    with contextlib.suppress(psycopg.OperationalError):
+                        conn.pg.get_cancel().cancel()
+                    with contextlib.suppress(psycopg.OperationalError):
+                        while conn.pg.get_result() is not None:
+                            pass
+                    conn.active = conn.active_step = None
+                conn.pg.exec_(b"ROLLBACK")
+            self.teardown()
+        finally:
+            self.sink.out, self.sink.err, self.sink.events = out, err, events
+
+    def per_session(self, what: str, *, fatal: bool) -> None:
+        """Every session's setup (or teardown), in session order, as isolationtester runs
+        them. When each is only session-local statements (BEGIN, SET, ROLLBACK, ...),
+        they are sent side by side and their results read in order: the same output,
+        one round trip instead of one per session."""
+        todo = [
+            (self.conns[i + 1], sql)
+            for i, session in enumerate(self.spec.sessions)
+            if (sql := session.setup if what == "setup" else session.teardown) is not None
+        ]
+        local = _LOCAL_SETUP if what == "setup" else _LOCAL_TEARDOWN
+        side_by_side = len(todo) > 1 and all(local.fullmatch(sql) for _, sql in todo)
+        if side_by_side:
+            for conn, sql in todo:
+                conn.pg.send_query(_b(sql))
+        for conn, sql in todo:
+            failure = b"%s of session %s failed: " % (what.encode(), _b(conn.name))
+            if side_by_side:
+                self.read_print(conn, failure, fatal)
+            else:
+                self.exec_print(conn, sql, failure, fatal)
+
+    def read_print(self, conn: _Conn, failure: bytes, fatal: bool) -> None:
+        """The rest of ``exec_print`` for SQL already sent: PQexec's last result counts."""
+        last = None
+        while (res := conn.pg.get_result()) is not None:
+            last = res
+        if last is not None and last.status == pq.ExecStatus.TUPLES_OK:
+            self.out(_table(last))
+        elif last is None or last.status != pq.ExecStatus.COMMAND_OK:
+            message = failure + conn.pg.error_message
+            if fatal:
+                raise self.abort(message)
+            self.err(message)
+
+    def teardown(self) -> None:
+        control = self.conns[0]
+        self.per_session("teardown", fatal=False)
+        if self.spec.teardown is not None:
+            self.exec_print(control, self.spec.teardown, b"teardown failed: ", fatal=False)
+
+    def wait_for_session(
+        self, conn: _Conn, waiting: list[PermutationStep]
+    ) -> list[PermutationStep]:
+        """The session's earlier step is still running: wait for it, as isolationtester does."""
+        started = time.monotonic()
+        while conn.active is not None:
+            old = conn.active
+            if not self.try_complete_step(old, _RETRY):
+                waiting = [w for w in waiting if w is not old]
+            waiting = self.try_complete_steps(waiting, _NONBLOCK | _RETRY)
+            if conn.active is not None:
+                elapsed = time.monotonic() - started
+                if elapsed > 2 * self.max_wait:
+                    assert conn.active_step is not None
+                    active = b"".join(
+                        b" " + _b(c.active.name) for c in self.conns[1:] if c.active is not None
+                    )
+                    self.err(
+                        b"step %s timed out after %d seconds\n"
+                        % (_b(conn.active.name), int(elapsed))
+                    )
+                    raise self.abort(b"active steps are:%s\n" % active)
+        return waiting
+
+    def try_complete_steps(
+        self, waiting: list[PermutationStep], flags: int
+    ) -> list[PermutationStep]:
+        while True:
+            self.any_new_notice = False
+            before = len(waiting)
+            have_marker = False
+            still: list[PermutationStep] = []
+            for pstep in waiting:
+                if self.try_complete_step(pstep, flags):
+                    have_marker = have_marker or bool(pstep.markers)
+                    still.append(pstep)
+            waiting = still
+            if not (have_marker and (len(waiting) < before or self.any_new_notice)):
+                return waiting
+
+    def try_complete_step(self, pstep: PermutationStep, flags: int) -> bool:
+        """True if the step has not completed (it waits on a lock or on a marker)."""
+        step = self.spec.step(pstep.name)
+        conn = self.conns[1 + step.session]
+        pg = conn.pg
+        waiting_line = b"step %s: %s <waiting ...>\n" % (_b(step.name), _b(step.sql))
+        if not flags & _RETRY and any(m.kind == "once" for m in pstep.markers):
+            self.out(waiting_line)
+            self.event("wait", step, "(*)")
+            return True
+        started = time.monotonic()
+        canceled = False
+        looks = 0
+        # The first look comes after 1 ms, or later when steps that complete without
+        # waiting take longer than that here (a loaded machine): each look is a query
+        # that competes with the step for the server.
+        first = min(max(POLL_STEPS[0], 3 * self.typical), POLL_STEPS[-1])
+        while pg.is_busy():
+            interval = first if looks == 0 else POLL_STEPS[min(looks, len(POLL_STEPS) - 1)]
+            ready = conn.poll.poll(1000 * interval)
+            if ready:
+                self.consume(conn)
+                continue
+            looks += 1
+            if flags & _NONBLOCK and self.blocked(conn):
+                self.consume(conn)
+                if not pg.is_busy():
+                    break
+                if not flags & _RETRY:
+                    self.out(waiting_line)
+                    self.event("wait", step, "lock")
+                return True
+            elapsed = time.monotonic() - started
+            if elapsed > self.max_wait and not canceled:
+                cancel = pg.get_cancel()
+                try:
+                    cancel.cancel()
+                except psycopg.OperationalError as exc:
+                    self.err(b"PQcancel failed: %s\n" % str(exc).encode())
+                else:
+                    self.out(
+                        b"isolationtester: canceling step %s after %d seconds\n"
+                        % (_b(step.name), int(elapsed))
+                    )
+                    canceled = True
+            if elapsed > 2 * self.max_wait:
+                raise self.abort(
+                    b"step %s timed out after %d seconds\n" % (_b(step.name), int(elapsed))
+                )
+
+        if flags == _NONBLOCK:
+            self.typical = 0.8 * self.typical + 0.2 * (time.monotonic() - started)
+        if self.has_marker(pstep):
+            if not flags & _RETRY:
+                self.out(waiting_line)
+                self.event("wait", step, "marker")
+            return True
+
+        captured: list[bytes] = []
+        emit = self.out if self.sink.events is None else _tee(self.out, captured)
+        if flags & _RETRY:
+            emit(b"step %s: <... completed>\n" % _b(step.name))
+        else:
+            emit(b"step %s: %s\n" % (_b(step.name), _b(step.sql)))
+        while (res := pg.get_result()) is not None:
+            status = res.status
+            if status == pq.ExecStatus.TUPLES_OK:
+                emit(_table(res))
+            elif status == pq.ExecStatus.FATAL_ERROR:
+                sev = res.error_field(pq.DiagnosticField.SEVERITY)
+                msg = res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY)
+                if sev and msg:
+                    emit(b"%s:  %s\n" % (sev, msg))
+                else:
+                    emit(res.error_message + b"\n")
+            elif status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.EMPTY_QUERY):
+                pass
+            else:
+                emit(b"unexpected result status: PGRES_%s\n" % pq.ExecStatus(status).name.encode())
+                if status in (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_BOTH):
+                    pg.put_copy_end(b"racesim does not feed COPY FROM STDIN")
+                elif status == pq.ExecStatus.COPY_OUT:
+                    while pg.get_copy_data(0)[0] >= 0:
+                        pass
+        with contextlib.suppress(psycopg.OperationalError):
+            pg.consume_input()
+        while (notify := pg.notifies()) is not None:
+            sender = next(
+                (_b(c.name) for c in self.conns[1:] if c.pid == notify.be_pid),
+                b"PID %d" % notify.be_pid,
+            )
+            emit(
+                b'%s: NOTIFY "%s" with payload "%s" from %s\n'
+                % (_b(conn.name), notify.relname, notify.extra, sender)
+            )
+            with contextlib.suppress(psycopg.OperationalError):
+                pg.consume_input()
+        conn.active = None
+        conn.active_step = None
+        if self.sink.events is not None:
+            lines = b"".join(captured).decode("utf-8", "replace")
+            self.event("done", step, lines)
+        return False
+
+    def consume(self, conn: _Conn) -> None:
+        try:
+            conn.pg.consume_input()
+        except psycopg.OperationalError:
+            raise self.abort(b"PQconsumeInput failed: %s\n" % conn.pg.error_message) from None
+
+    def blocked(self, conn: _Conn) -> bool:
+        control = self.conns[0].pg
+        res = control.exec_params(_BLOCKED_SQL, [str(conn.pid).encode(), self.pids])
+        if res.status != pq.ExecStatus.TUPLES_OK or res.ntuples != 1:
+            raise self.abort(b"lock wait query failed: %s" % control.error_message)
+        return (res.get_value(0, 0) or b"f")[:1] == b"t"
+
+    def has_marker(self, pstep: PermutationStep) -> bool:
+        for k, marker in enumerate(pstep.markers):
+            if marker.kind == "once" or marker.step is None:
+                continue
+            other = self.spec.step(marker.step)
+            conn = self.conns[1 + other.session]
+            if marker.kind == "other":
+                if conn.active_step is other:
+                    return True
+            elif conn.notices < self.targets.get((id(pstep), k), 0):
+                return True
+        return False
+
+
+def _connect_all(conninfo: str, count: int, timeout: float) -> list[PGconn]:
+    """``count`` connections, established side by side (libpq's non-blocking connect)."""
+    pgs = [pq.PGconn.connect_start(conninfo.encode()) for _ in range(count)]
+    status = {i: pq.PollingStatus.WRITING for i in range(count)}
+    deadline = time.monotonic() + timeout
+    while True:
+        for i in list(status):
+            if pgs[i].status == pq.ConnStatus.BAD:
+                del status[i]
+                continue
+            if status[i] in (pq.PollingStatus.OK, pq.PollingStatus.FAILED):
+                del status[i]
+        if not status:
+            return pgs
+        poller = select.poll()
+        for i, st in status.items():
+            poller.register(
+                pgs[i].socket, select.POLLIN if st == pq.PollingStatus.READING else select.POLLOUT
+            )
+        left = deadline - time.monotonic()
+        if left <= 0:
+            for i in status:
+                pgs[i].finish()
+            raise SpecAborted("connecting timed out")
+        ready = {fd for fd, _ in poller.poll(min(left, 1.0) * 1000)}
+        for i in list(status):
+            if pgs[i].socket in ready:
+                status[i] = pq.PollingStatus(pgs[i].connect_poll())
+
+
+def _tee(out: Callable[[bytes], None], captured: list[bytes]) -> Callable[[bytes], None]:
+    def emit(data: bytes) -> None:
+        out(data)
+        captured.append(data)
+
+    return emit
+
+
+def _table(res: PGresult) -> bytes:
+    names = [res.fname(j) or b"" for j in range(res.nfields)]
+    rows = [[res.get_value(i, j) for j in range(res.nfields)] for i in range(res.ntuples)]
+    return render(names, rows)
+
+
+def run_spec(
+    spec: Spec, conninfo: str, sink: Sink, *, step_timeout: float = DEFAULT_STEP_TIMEOUT
+) -> None:
+    """Run every permutation of ``spec`` on the database ``conninfo`` names.
+
+    Raises :class:`SpecAborted` where isolationtester exits with status 1.
+    """
+    runner = Runner(spec, sink, step_timeout)
+    for name in spec.unused:
+        runner.err(b"unused step name: %s\n" % _b(name))
+    runner.out(b"Parsed test spec with %d sessions\n" % len(spec.sessions))
+    try:
+        runner.connect(conninfo)
+        runner.run()
+    finally:
+        runner.close()

@@ -21,13 +21,33 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from racesim.checks.invariants import INVARIANTS, Violation, check
     from racesim.engine.loop import Options, Outcome, execute
-    from racesim.errors import HarnessError, InputError, ProvisionError, RacesimError
+    from racesim.errors import HarnessError, InputError, Problem, ProvisionError, RacesimError
     from racesim.explore.run import Explored, ExploreOptions, explore
     from racesim.formats.scenario import Scenario, load, parse
     from racesim.model.plan import Actor, ClockMove, Outage, Plan, Step
     from racesim.model.verdict import Verdict, judge
     from racesim.provision.databases import Databases
     from racesim.provision.provide import Server, provide
+    from racesim.system import (
+        Call,
+        Config,
+        Followers,
+        Footprint,
+        InjectedFault,
+        Invariants,
+        Option,
+        Program,
+        RunContext,
+        RunKind,
+        Session,
+        Show,
+        System,
+        Variant,
+        Window,
+        resolve,
+        sql_reset,
+        watch_sql,
+    )
 
 # Where each public name lives. A test checks that every one resolves and that
 # __all__ lists exactly these.
@@ -58,28 +78,63 @@ _HOMES = {
     "Databases": "racesim.provision.databases",
     "Server": "racesim.provision.provide",
     "provide": "racesim.provision.provide",
+    "Call": "racesim.system",
+    "Config": "racesim.system",
+    "Followers": "racesim.system",
+    "Footprint": "racesim.system",
+    "InjectedFault": "racesim.system",
+    "Invariants": "racesim.system",
+    "Option": "racesim.system",
+    "Program": "racesim.system",
+    "RunContext": "racesim.system",
+    "RunKind": "racesim.system",
+    "Session": "racesim.system",
+    "Show": "racesim.system",
+    "System": "racesim.system",
+    "Variant": "racesim.system",
+    "Window": "racesim.system",
+    "resolve": "racesim.system",
+    "sql_reset": "racesim.system",
+    "watch_sql": "racesim.system",
+    "Problem": "racesim.errors",
 }
 
 __all__ = [
     "INVARIANTS",
     "Actor",
+    "Call",
     "ClockMove",
+    "Config",
     "Databases",
     "ExploreOptions",
     "Explored",
+    "Followers",
+    "Footprint",
     "HarnessError",
+    "InjectedFault",
     "InputError",
+    "Invariants",
+    "Option",
     "Options",
     "Outage",
     "Outcome",
     "Plan",
+    "Problem",
+    "Program",
     "ProvisionError",
     "RacesimError",
+    "RunContext",
+    "RunKind",
     "Scenario",
     "Server",
+    "Session",
+    "Show",
     "Step",
+    "System",
+    "Variant",
     "Verdict",
     "Violation",
+    "Window",
     "__version__",
     "check",
     "execute",
@@ -88,6 +143,9 @@ __all__ = [
     "load",
     "parse",
     "provide",
+    "resolve",
+    "sql_reset",
+    "watch_sql",
 ]
 
 

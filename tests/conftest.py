@@ -6,6 +6,7 @@ database per test; ``--racesim-dsn`` points them all at another server.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,13 @@ import pytest
 from racesim.engine.sessions import open_session
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
+
+# A suite started in the background of a non-interactive shell inherits SIGINT
+# ignored, and so would every racesim the tests start (racesim leaves an ignored
+# signal ignored, as a user's `nohup` asks). The tests send Ctrl-C on purpose: give
+# their children the default disposition back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

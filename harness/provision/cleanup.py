@@ -109,7 +109,23 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     if _shield_depth > 0:
         _pending.append(signum)
         return
+    if _in_finalizer(frame):
+        # An exception raised inside __del__ (a connection collected at the moment
+        # the signal lands) is printed and dropped, and racesim would run on: raise
+        # it again once the finalizer has returned.
+        main = threading.main_thread().ident
+        assert main is not None
+        threading.Timer(0.01, signal.pthread_kill, (main, signum)).start()
+        return
     _raise_for(signum)
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _raise_for(signum: int) -> None:

@@ -1,0 +1,49 @@
+"""Signals become exceptions that unwind racesim, even when they land in a finalizer."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# A signal that arrives while a finalizer runs (psycopg closes collected
+# connections in __del__) raises inside __del__, where Python prints and drops
+# the exception: without a second raise, racesim would run on to the end.
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from racesim.provision.cleanup import install_signal_handlers
+
+    class Collected:
+        def __del__(self):
+            os.kill(os.getpid(), int(sys.argv[1]))
+            time.sleep(0.05)  # the handler runs here, inside __del__
+
+    install_signal_handlers()
+    try:
+        Collected()
+        time.sleep(10)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    print("ran on", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 128 + 15), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
+)
+def test_a_signal_inside_a_finalizer_still_stops_racesim(
+    signum: signal.Signals, status: int
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(int(signum))],
+        capture_output=True,
+        text=True,
+        timeout=8,
+    )
+    assert "ran on" not in done.stdout
+    assert done.returncode == status, done.stderr

@@ -215,6 +215,33 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
     except RacesimError as exc:
         reporter.problem(f"racesim: {mask_dsn(str(exc))}")
         return EXIT_INPUT
+    except Exception as exc:
+        lost = server_lost(exc)
+        if lost is None:
+            raise
+        reporter.problem(f"racesim: {mask_dsn(lost)}")
+        return EXIT_HARNESS
+
+
+def server_lost(exc: BaseException) -> str | None:
+    """One line when ``exc`` (or what it was raised while handling) is PostgreSQL going
+    away under racesim (its server stopped or killed mid-run); None for anything else."""
+    import psycopg
+
+    from racesim.engine.actors import describe
+
+    seen: BaseException | None = exc
+    lost: str | None = None
+    while seen is not None:
+        if isinstance(seen, HarnessError):
+            return str(seen).splitlines()[0]
+        if lost is None and isinstance(seen, psycopg.OperationalError):
+            lost = (
+                f"lost the connection to PostgreSQL ({describe(seen)}): the server stopped"
+                " or was killed; the run stops here and nothing after that was checked"
+            )
+        seen = seen.__context__
+    return lost
 
 
 def writable_folder(path: Path, flag: str) -> list[Path]:

@@ -33,7 +33,7 @@ from hypothesis import given
 
 from racesim.engine.loop import Options, execute
 from racesim.engine.pool import SessionPool
-from racesim.errors import InputError
+from racesim.errors import HarnessError, InputError
 from racesim.explore.drive import Driven, drive
 from racesim.explore.profiles import CACHE, profile_name, settings_for
 from racesim.explore.search import SearchResult, exhaustive, pct
@@ -124,6 +124,15 @@ def shrink_deadline(opts: ExploreOptions, started: float) -> float | None:
 
 class _BudgetSpent(BaseException):
     """Ends a Hypothesis run from inside the test (not an Exception: never shrunk)."""
+
+
+class _Lost(BaseException):
+    """The harness lost PostgreSQL: ends the Hypothesis run at once (never shrunk,
+    never reported as an example), to be raised again as the HarnessError it holds."""
+
+    def __init__(self, error: HarnessError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class ViolationFound(AssertionError):
@@ -280,15 +289,18 @@ def _hypothesis(
         # shrinking may go on for the allowance beyond it.
         if budget is not None and spent > budget * (1 + SHRINK_ALLOWANCE if result.found else 1):
             raise _BudgetSpent
-        driven = drive(
-            s.actors,
-            list(s.choices),
-            opts.store,
-            pool=pool,
-            seed=opts.seed,
-            drain=True,
-            system=system,
-        )
+        try:
+            driven = drive(
+                s.actors,
+                list(s.choices),
+                opts.store,
+                pool=pool,
+                seed=opts.seed,
+                drain=True,
+                system=system,
+            )
+        except HarnessError as exc:
+            raise _Lost(exc) from None
         result.schedules += 1
         tick(
             f"explore {opts.store}: {result.schedules} schedules, {len(result.found)} "
@@ -303,6 +315,8 @@ def _hypothesis(
         example()
     except _BudgetSpent:
         pass
+    except _Lost as lost:
+        raise lost.error from None
     except (ViolationFound, ExceptionGroup):
         pass  # each found violation is already kept; Hypothesis has shrunk them
 

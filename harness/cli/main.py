@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="print performance figures against their targets")
     bench.add_argument("what", choices=["startup", "engine", "explore", "parallel"])
-    bench.add_argument("--seeds", type=int, default=5, help="seeds for bench explore")
-    bench.add_argument("--repeat", type=int, default=5)
+    bench.add_argument("--seeds", type=int, help="seeds for bench explore (default 5)")
+    bench.add_argument("--repeat", type=int, help="rounds of startup, engine, parallel (default 5)")
     pg_options(bench)
 
     sub.add_parser("clean", help="remove racesim's cache and dead racesims' run directories")
@@ -169,6 +169,9 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
 
     try:
         args = build_parser().parse_args(argv)
+        from racesim.cli.options import refuse_ignored
+
+        refuse_ignored(args)
         if args.command == "run":
             reporter = Reporter(as_json=args.json)
             return cmd_run(args, reporter)
@@ -314,27 +317,32 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
+    from racesim.cli.options import BENCH_REPEAT
+
+    repeat = BENCH_REPEAT if args.repeat is None else args.repeat
     if args.what == "startup":
         from racesim.bench import startup as bench_startup
 
-        for line in bench_startup.run(repeat=args.repeat):
+        for line in bench_startup.run(repeat=repeat):
             reporter.line(line)
         return EXIT_OK
     if args.what == "parallel":
         from racesim.bench import parallel as bench_parallel
 
-        for line in bench_parallel.run(repeat=args.repeat):
+        for line in bench_parallel.run(repeat=repeat):
             reporter.line(line)
         return EXIT_OK
     if args.what == "explore":
         from racesim.bench import explore as bench_explore
 
-        for line in bench_explore.run(args.pg, args.dsn, seeds=args.seeds):
+        for line in bench_explore.run(
+            args.pg, args.dsn, seeds=5 if args.seeds is None else args.seeds
+        ):
             reporter.line(line)
         return EXIT_OK
     from racesim.bench import engine as bench_engine
 
-    for line in bench_engine.run(args.pg, args.dsn, repeat=args.repeat):
+    for line in bench_engine.run(args.pg, args.dsn, repeat=repeat):
         reporter.line(line)
     return EXIT_OK
 

@@ -202,8 +202,18 @@ def _postmaster_of(proc: subprocess.Popen[str], runs: Path) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGQUIT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    ("command", "signum"),
+    [
+        ("explore", signal.SIGKILL),
+        ("run", signal.SIGKILL),
+        ("explore", signal.SIGQUIT),
+        ("run", signal.SIGQUIT),
+        # SIGTERM is PostgreSQL's smart shutdown: sessions already open go on, so racesim
+        # stops at its next new session (every scenario file opens a database of its own)
+        ("run", signal.SIGTERM),
+    ],
+)
 def test_a_killed_postmaster_gives_one_line_and_exit_4(
     command: str, signum: signal.Signals, tmp_path: Path
 ) -> None:

@@ -167,3 +167,40 @@ def test_same_plan_same_history(conninfo: str, pg_server: object, databases: obj
     second = execute(plan(actors, steps), "model")
     strip = lambda out: [(e.actor, e.call, e.result, e.state) for e in out.history.events]  # noqa: E731
     assert strip(first) == strip(second)
+
+
+def test_locker_steps_show_what_the_statement_returned(conninfo: str) -> None:
+    import io
+    import json
+
+    from racesim.model.verdict import judge
+    from racesim.report.text import Reporter
+
+    p = plan(
+        [
+            Actor("a", "locker", {"hold": "row+advisory"}),
+            Actor("b", "locker", {"hold": "advisory"}),
+        ],
+        [
+            Step("a", "begin"),
+            Step("a", "lock_row"),
+            Step("a", "lock_advisory"),
+            Step("b", "begin"),
+            Step("b", "lock_advisory"),
+            Step("a", "commit"),
+        ],
+    )
+    out = execute(p, "token", conninfo)
+    shown = {(e.actor, e.call, e.kind): e.result for e in out.history.events}
+    assert shown[("a", "begin", "step")] == "BEGIN"
+    assert shown[("a", "lock_row", "step")] == "SELECT 1: id=1"
+    assert shown[("a", "lock_advisory", "step")] == "SELECT 1: pg_advisory_xact_lock=void"
+    assert shown[("b", "lock_advisory", "done")] == "SELECT 1: pg_advisory_xact_lock=void"
+    assert shown[("a", "commit", "step")] == "COMMIT"
+    for as_json in (False, True):
+        text = io.StringIO()
+        Reporter(text, as_json=as_json).run("locker", "", out, judge(out, None))
+        assert "Cursor" not in text.getvalue() and " at 0x" not in text.getvalue()
+        assert "lock_row -> SELECT 1: id=1" in text.getvalue() or as_json
+    lines = [json.loads(line) for line in text.getvalue().splitlines()]
+    assert any(e.get("call") == "commit" and e.get("result") == "COMMIT" for e in lines)

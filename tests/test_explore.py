@@ -186,3 +186,56 @@ def test_a_finding_that_does_not_reproduce_is_flaky_not_found(
     summary = text.splitlines()[-1]
     assert summary.startswith("no violation reproduced after 32 schedules; 1 flaky"), summary
     assert "found" not in summary
+
+
+@pytest.mark.parametrize(
+    ("store", "config"), [("legacy", "cron+cron"), ("token", "user-async+2bg")]
+)
+def test_config_fixes_the_runs_hypothesis_explores(
+    racesim_databases: Databases, tmp_path: Path, store: str, config: str
+) -> None:
+    from racesim.store.system import CONFIGS
+
+    result, _ = _explore(
+        racesim_databases, tmp_path, store=store, config=config, seed=1, max_examples=300
+    )
+    [driven] = result.found.values()  # type: ignore[attr-defined]
+    # the configured runs (shrinking may drop or simplify some), never runs drawn
+    names = {a.name for a in CONFIGS[config].actors}
+    assert {a.name for a in driven.plan.actors} <= names, driven.plan.actors
+    [saved] = tmp_path.glob("*.toml")
+    assert saved.name.endswith(f"-hypothesis-{config}-seed1.toml")
+    assert f"--config {config} --seed 1" in saved.read_text()
+
+
+@pytest.mark.parametrize("strategy", ["exhaustive", "pct"])
+def test_max_examples_bounds_the_systematic_strategies(
+    racesim_databases: Databases, tmp_path: Path, strategy: str
+) -> None:
+    result, text = _explore(
+        racesim_databases,
+        tmp_path,
+        store="token",
+        strategy=strategy,
+        config="mixed",
+        max_examples=10,
+    )
+    assert result.schedules == 10  # type: ignore[attr-defined]
+    assert "budget spent after 10 schedules: none found, search incomplete" in text
+
+
+def test_budget_bounds_shrinking_and_the_summary_says_by_how_much(
+    racesim_databases: Databases, tmp_path: Path
+) -> None:
+    import re
+    import time
+
+    started = time.monotonic()
+    result, text = _explore(racesim_databases, tmp_path, store="legacy", seed=2, budget=2.0)
+    took = time.monotonic() - started
+    assert result.found  # type: ignore[attr-defined]
+    m = re.search(r"shrinking took (\d+\.\d\d)s beyond the 2s budget \(at most 0.50s\)", text)
+    assert m, text
+    over = float(m.group(1))
+    assert over <= 0.5 + 0.5  # one schedule may be under way when the allowance ends
+    assert took <= 2.0 + over + 5.0  # the start of a database, the replay of what was found

@@ -186,3 +186,58 @@ def test_two_racesim_processes_at_once(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, out + err
         assert "0 did not" in out
+
+
+def _postmaster_of(proc: subprocess.Popen[str], runs: Path) -> int | None:
+    """The pid of the server ``proc`` started under ``runs`` once it takes connections."""
+    for pid in _postgres_under(runs):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            lock = next(runs.glob("*/data/postmaster.pid")).read_text().splitlines()
+        except (OSError, StopIteration):
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == proc.pid and len(lock) > 7 and lock[7].strip() == "ready":
+            return pid
+    return None
+
+
+@pytest.mark.parametrize(
+    ("command", "signum"),
+    [
+        ("explore", signal.SIGKILL),
+        ("run", signal.SIGKILL),
+        ("explore", signal.SIGQUIT),
+        ("run", signal.SIGQUIT),
+        # SIGTERM is PostgreSQL's smart shutdown: sessions already open go on, so racesim
+        # stops at its next new session (every scenario file opens a database of its own)
+        ("run", signal.SIGTERM),
+    ],
+)
+def test_a_killed_postmaster_gives_one_line_and_exit_4(
+    command: str, signum: signal.Signals, tmp_path: Path
+) -> None:
+    runs = Path("/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp_path) / (
+        f"racesim-test-pm-{command}-{os.getpid()}-{signum.name}"
+    )
+    runs.mkdir(mode=0o755)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "racesim.cli.main", *COMMANDS[command](tmp_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
+        )
+        postmaster: list[int] = []
+        _wait_for(lambda: postmaster.append(_postmaster_of(proc, runs) or 0) or postmaster[-1])
+        time.sleep(1.0)  # racesim is busy with it
+        assert proc.poll() is None, "finished before its server could be killed"
+        os.kill(postmaster[-1], signum)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 4, err
+        [line] = err.splitlines()
+        assert line.startswith("racesim: ") and "nothing after that was checked" in line
+        _wait_for(lambda: not list(runs.iterdir()) and not _postgres_under(runs), 30)
+    finally:
+        shutil.rmtree(runs, ignore_errors=True)

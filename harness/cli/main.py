@@ -122,8 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="print performance figures against their targets")
     bench.add_argument("what", choices=["startup", "engine", "explore", "parallel", "spec"])
-    bench.add_argument("--seeds", type=int, default=5, help="seeds for bench explore")
-    bench.add_argument("--repeat", type=int, default=5)
+    bench.add_argument("--seeds", type=int, help="seeds for bench explore (default 5)")
+    bench.add_argument(
+        "--repeat", type=int, help="rounds of startup, engine, parallel, spec (default 5)"
+    )
     bench.add_argument("--specs", metavar="DIR", help="folder of .spec files for bench spec")
     pg_options(bench)
 
@@ -183,6 +185,9 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
 
             return cmd_explore_spec(words[1:], reporter)
         args = build_parser().parse_args(argv)
+        from racesim.cli.options import refuse_ignored
+
+        refuse_ignored(args)
         if args.command == "run":
             reporter = Reporter(as_json=args.json)
             return cmd_run(args, reporter)
@@ -231,6 +236,33 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
     except RacesimError as exc:
         reporter.problem(f"racesim: {mask_dsn(str(exc))}")
         return EXIT_INPUT
+    except Exception as exc:
+        lost = server_lost(exc)
+        if lost is None:
+            raise
+        reporter.problem(f"racesim: {mask_dsn(lost)}")
+        return EXIT_HARNESS
+
+
+def server_lost(exc: BaseException) -> str | None:
+    """One line when ``exc`` (or what it was raised while handling) is PostgreSQL going
+    away under racesim (its server stopped or killed mid-run); None for anything else."""
+    import psycopg
+
+    from racesim.engine.actors import describe
+
+    seen: BaseException | None = exc
+    lost: str | None = None
+    while seen is not None:
+        if isinstance(seen, HarnessError):
+            return str(seen).splitlines()[0]
+        if lost is None and isinstance(seen, psycopg.OperationalError):
+            lost = (
+                f"lost the connection to PostgreSQL ({describe(seen)}): the server stopped"
+                " or was killed; the run stops here and nothing after that was checked"
+            )
+        seen = seen.__context__
+    return lost
 
 
 def writable_folder(path: Path, flag: str) -> list[Path]:
@@ -312,35 +344,40 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
+    from racesim.cli.options import BENCH_REPEAT
+
     if args.specs is not None and args.what != "spec":
         raise InputError("racesim bench: --specs applies to bench spec; fix: drop it")
+    repeat = BENCH_REPEAT if args.repeat is None else args.repeat
     if args.what == "startup":
         from racesim.bench import startup as bench_startup
 
-        for line in bench_startup.run(repeat=args.repeat):
+        for line in bench_startup.run(repeat=repeat):
             reporter.line(line)
         return EXIT_OK
     if args.what == "parallel":
         from racesim.bench import parallel as bench_parallel
 
-        for line in bench_parallel.run(repeat=args.repeat):
+        for line in bench_parallel.run(repeat=repeat):
             reporter.line(line)
         return EXIT_OK
     if args.what == "spec":
         from racesim.bench import spec as bench_spec
 
-        for line in bench_spec.run(args.pg, args.dsn, repeat=args.repeat, folder=args.specs):
+        for line in bench_spec.run(args.pg, args.dsn, repeat=repeat, folder=args.specs):
             reporter.line(line)
         return EXIT_OK
     if args.what == "explore":
         from racesim.bench import explore as bench_explore
 
-        for line in bench_explore.run(args.pg, args.dsn, seeds=args.seeds):
+        for line in bench_explore.run(
+            args.pg, args.dsn, seeds=5 if args.seeds is None else args.seeds
+        ):
             reporter.line(line)
         return EXIT_OK
     from racesim.bench import engine as bench_engine
 
-    for line in bench_engine.run(args.pg, args.dsn, repeat=args.repeat):
+    for line in bench_engine.run(args.pg, args.dsn, repeat=repeat):
         reporter.line(line)
     return EXIT_OK
 

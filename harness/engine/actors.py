@@ -78,7 +78,7 @@ class Run:
         if call.kind == "sql":
             conn, text = self.conn, call.sql
             assert conn is not None
-            return lambda: conn.execute(text)  # fixed text written in a program
+            return lambda: statement_result(conn.execute(text))  # fixed text of a program
         method = getattr(self.store, call.name)
         return lambda: method(*call.args)
 
@@ -130,6 +130,27 @@ def _close(store: Any) -> None:
     close = getattr(store, "close", None)
     if callable(close):
         close()
+
+
+_VOID = 2278
+"""The type oid of ``void`` (what ``pg_advisory_xact_lock`` returns)."""
+
+
+def statement_result(cur: psycopg.Cursor[Any]) -> str:
+    """What a fixed statement returned, as text: its command status, then any rows
+    as ``column=value`` (``SELECT 1: id=1``; a void function's value shows as ``void``)."""
+    status = cur.statusmessage or ""
+    if cur.description is None:
+        return status
+    columns = cur.description
+    rows = [
+        " ".join(
+            f"{c.name}={'void' if c.type_code == _VOID else 'null' if v is None else v}"
+            for c, v in zip(columns, row, strict=True)
+        )
+        for row in cur.fetchall()
+    ]
+    return f"{status}: {'; '.join(rows)}" if rows else status
 
 
 def direct(store: Any, call: Call) -> Reply:

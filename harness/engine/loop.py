@@ -131,6 +131,12 @@ class Engine:
     # -- setup and teardown -------------------------------------------------
 
     def open(self) -> None:
+        try:
+            self._open()
+        except psycopg.OperationalError as exc:
+            raise self._lost(exc) from None
+
+    def _open(self) -> None:
         if self.pool is not None:
             self.pool.reset()
             self.monitor = self.pool.monitor
@@ -223,12 +229,16 @@ class Engine:
                     if run.pending is not None and not self._await(run):
                         break
         except psycopg.OperationalError as exc:
-            # Actor errors come back as replies; an OperationalError here is the monitor's.
-            raise HarnessError(
-                f"the monitor session was lost after {len(self.history.events)} events"
-                f" ({describe(exc)}); the run stops here and nothing after that was checked"
-            ) from None
+            raise self._lost(exc) from None
         return Outcome(self.history, self.checker)
+
+    def _lost(self, exc: BaseException) -> HarnessError:
+        # Actor errors come back as replies; an OperationalError here is the monitor's
+        # (or a new session's: the server is gone or refuses connections).
+        return HarnessError(
+            f"the monitor session was lost after {len(self.history.events)} events"
+            f" ({describe(exc)}); the run stops here and nothing after that was checked"
+        )
 
     def time_at(self, label: str) -> datetime:
         """The virtual time an entry labelled ``label`` would happen at, from here."""
@@ -236,6 +246,12 @@ class Engine:
 
     def take(self, entry: Step | ClockMove | Outage) -> None:
         """Carry out one schedule entry (its label, if any, sets the virtual time first)."""
+        try:
+            self._take(entry)
+        except psycopg.OperationalError as exc:
+            raise self._lost(exc) from None
+
+    def _take(self, entry: Step | ClockMove | Outage) -> None:
         if entry.label:
             self.clock.set(vclock.EPOCH + self.offset + label_offset(entry.label))
         if isinstance(entry, ClockMove):
@@ -588,6 +604,14 @@ class Engine:
         line: int | None,
     ) -> Draft:
         ok, value = reply
+        lost = isinstance(value, psycopg.OperationalError) and bool(run.conn and run.conn.broken)
+        if not ok and lost:  # the schedule's own outages never come here
+            raise HarnessError(
+                f"the session of {run.actor.name} was lost in {call.name}"
+                f" ({describe(value)}), not by the schedule: the server stopped or the"
+                " backend was ended from outside; the run stops here and nothing after"
+                " that was checked"
+            )
         run.note_transaction(call)
         model, model_error = run.model_result(call)
         run.advance(None if ok else value, value if ok else None)

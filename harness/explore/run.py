@@ -33,7 +33,7 @@ from hypothesis import given
 
 from racesim.engine.loop import Options, execute
 from racesim.engine.pool import SessionPool
-from racesim.errors import InputError
+from racesim.errors import HarnessError, InputError
 from racesim.explore.drive import Driven, drive
 from racesim.explore.profiles import CACHE, profile_name, settings_for
 from racesim.explore.search import SearchResult, exhaustive, pct
@@ -103,13 +103,36 @@ class Explored:
     flaky: dict[str, str] = field(default_factory=dict)
     """Invariants seen broken whose saved schedule did not break them again when
     replayed: both outcomes, as one line each. Never counted in ``found``."""
+    over_budget: float | None = None
+    """With a budget and something found: seconds shrinking went on past the budget."""
     first_found: float | None = None
     """Seconds from the start to the first violation seen (before any shrinking)."""
     started: float = field(default_factory=time.monotonic)
 
 
+SHRINK_ALLOWANCE = 0.25
+"""With ``--budget``, shrinking what was found may go on for at most this share of
+the budget beyond it (the best counterexample so far is kept when it stops)."""
+
+
+def shrink_deadline(opts: ExploreOptions, started: float) -> float | None:
+    """When shrinking must stop (a ``time.monotonic()`` value); None without a budget."""
+    if opts.budget is None:
+        return None
+    return started + opts.budget * (1 + SHRINK_ALLOWANCE)
+
+
 class _BudgetSpent(BaseException):
     """Ends a Hypothesis run from inside the test (not an Exception: never shrunk)."""
+
+
+class _Lost(BaseException):
+    """The harness lost PostgreSQL: ends the Hypothesis run at once (never shrunk,
+    never reported as an example), to be raised again as the HarnessError it holds."""
+
+    def __init__(self, error: HarnessError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class ViolationFound(AssertionError):
@@ -197,6 +220,7 @@ def explore(opts: ExploreOptions, dbs: Databases | None, reporter: Reporter) -> 
             _hypothesis(opts, config, pool, keeper, reporter)
         else:
             _systematic(opts, config, pool, keeper, reporter)
+        stop = shrink_deadline(opts, started)
         for key in sorted(keeper.seen):
             for driven in list(keeper.seen[key]):
                 keeper.offer(
@@ -206,9 +230,12 @@ def explore(opts: ExploreOptions, dbs: Databases | None, reporter: Reporter) -> 
                             actors, choices, opts.store, pool=pool, seed=opts.seed, system=system
                         ),
                         system=system,
+                        deadline=stop,
                     )
                 )
         result.seconds = time.monotonic() - started
+        if opts.budget is not None and keeper.seen:
+            result.over_budget = max(0.0, result.seconds - opts.budget)
         reporter.end_progress()
         _report(opts, result, pool, reporter, system)
     finally:
@@ -241,7 +268,7 @@ def _hypothesis(
     system = keeper.system
     result = keeper.result
     tick = _ticker(reporter, 0.2 if reporter.out.isatty() else 5.0)
-    start = time.monotonic()
+    start = result.started
     budget = opts.budget
     limit = opts.max_examples or (10**9 if budget else None)
     # One failure per run: with several, Hypothesis searches on for a fixed ten
@@ -259,18 +286,21 @@ def _hypothesis(
     def example(s: Schedule) -> None:
         spent = time.monotonic() - start
         # Stop generating when the budget is spent; once something is found,
-        # shrinking may take up to twice the budget more.
-        if budget is not None and spent > (budget * 3 if result.found else budget):
+        # shrinking may go on for the allowance beyond it.
+        if budget is not None and spent > budget * (1 + SHRINK_ALLOWANCE if result.found else 1):
             raise _BudgetSpent
-        driven = drive(
-            s.actors,
-            list(s.choices),
-            opts.store,
-            pool=pool,
-            seed=opts.seed,
-            drain=True,
-            system=system,
-        )
+        try:
+            driven = drive(
+                s.actors,
+                list(s.choices),
+                opts.store,
+                pool=pool,
+                seed=opts.seed,
+                drain=True,
+                system=system,
+            )
+        except HarnessError as exc:
+            raise _Lost(exc) from None
         result.schedules += 1
         tick(
             f"explore {opts.store}: {result.schedules} schedules, {len(result.found)} "
@@ -285,6 +315,8 @@ def _hypothesis(
         example()
     except _BudgetSpent:
         pass
+    except _Lost as lost:
+        raise lost.error from None
     except (ViolationFound, ExceptionGroup):
         pass  # each found violation is already kept; Hypothesis has shrunk them
 
@@ -317,6 +349,7 @@ def _systematic(
             deadline=deadline,
             progress=progress,
             system=keeper.system,
+            schedules=opts.max_examples,
         )
     else:
         count = opts.max_examples or (None if deadline else 200)
@@ -381,6 +414,12 @@ def _report(
         if result.flaky
         else ""
     )
+    if result.over_budget is not None:
+        assert opts.budget is not None
+        stats += (
+            f"; shrinking took {result.over_budget:.2f}s beyond the {opts.budget:g}s budget"
+            f" (at most {opts.budget * SHRINK_ALLOWANCE:.2f}s)"
+        )
     if result.found:
         names = ", ".join(sorted(result.found))
         result.summary = (

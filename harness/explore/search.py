@@ -131,11 +131,12 @@ def exhaustive(
     deadline: float | None = None,
     progress: Progress | None = None,
     system: System | str | None = None,
+    schedules: int | None = None,
 ) -> SearchResult:
     """Run every distinct schedule of ``actors`` (or shard ``K/N`` of them).
 
     ``complete`` is False when ``deadline`` (a ``time.monotonic()`` value) came
-    first. Each schedule stops at its first violation.
+    first, or ``schedules`` were run before the search ended. Each schedule stops at its first violation.
     """
     k, n = shard
     names = [a.name for a in actors]
@@ -154,6 +155,8 @@ def exhaustive(
     stack: list[_Frame] = []
     while True:
         if deadline is not None and time.monotonic() > deadline:
+            break
+        if schedules is not None and result.explored >= schedules:
             break
         _one(actors, store, pool, seed, stack, reduce, mine, result, found)
         if progress is not None:

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -64,10 +65,15 @@ def _candidates(driven: Driven, system: System) -> Iterator[tuple[tuple[Actor, .
 
 
 def shrink(
-    driven: Driven, rerun: Rerun, max_runs: int = 500, system: System | str | None = None
+    driven: Driven,
+    rerun: Rerun,
+    max_runs: int = 500,
+    system: System | str | None = None,
+    deadline: float | None = None,
 ) -> Driven:
     """The smallest counterexample found greedily from ``driven`` (same first invariant
-    and cause)."""
+    and cause). It stops early at ``deadline`` (a ``time.monotonic()`` value), keeping
+    the best found so far."""
     if not driven.violations:
         return driven
     found = resolve(system)
@@ -79,6 +85,8 @@ def shrink(
         for actors, choices in _candidates(best, found):
             if not actors:
                 continue
+            if deadline is not None and time.monotonic() > deadline:
+                return best
             runs += 1
             tried = rerun(actors, choices)
             if (

@@ -1,0 +1,73 @@
+"""Options that would change nothing are refused (one line, exit 2), never ignored.
+
+``refuse_ignored`` runs on the parsed command line before anything starts; each
+rule names the option, why it would have no effect here, and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from racesim.errors import InputError
+
+__all__ = ["BENCH_REPEAT", "refuse_ignored"]
+
+BENCH_REPEAT = 5
+"""Rounds of ``bench startup|engine|parallel`` when ``--repeat`` is not given."""
+_ENGINE_ROUNDS = 3
+"""``bench engine`` takes medians over at least this many rounds."""
+
+
+def refuse_ignored(args: argparse.Namespace) -> None:
+    """InputError when an option of ``args`` would be silently ignored."""
+    pg, dsn = getattr(args, "pg", None), getattr(args, "dsn", None)
+    if dsn is not None and pg in ("local", "docker"):
+        raise InputError(
+            f"--dsn: --pg {pg} starts a server of racesim's own and would not use it;"
+            " drop --dsn, or use --pg dsn (or auto)"
+        )
+    if args.command == "explore" and args.profile is not None and args.strategy != "hypothesis":
+        raise InputError(
+            f"--profile: Hypothesis profiles apply to the hypothesis strategy only, not"
+            f" {args.strategy}; drop --profile or use --strategy hypothesis"
+        )
+    if args.command == "soak":
+        _soak(args)
+    if args.command == "bench":
+        _bench(args, pg, dsn)
+
+
+def _soak(args: argparse.Namespace) -> None:
+    if args.minutes <= 0 or args.window <= 0:
+        raise InputError(
+            f"soak: --minutes and --window must be positive, got {args.minutes:g} and"
+            f" {args.window:g}"
+        )
+    windows = args.minutes * 60 / args.window
+    if windows < 1 or abs(windows - round(windows)) > 1e-9:
+        raise InputError(
+            f"soak: --minutes {args.minutes:g} is not a whole number of --window"
+            f" {args.window:g}s windows; choose --window so that it divides"
+            f" {args.minutes * 60:g}s"
+        )
+
+
+def _bench(args: argparse.Namespace, pg: str | None, dsn: str | None) -> None:
+    what = args.what
+    if what in ("startup", "parallel") and (dsn is not None or pg in ("dsn", "docker")):
+        given = "--dsn" if dsn is not None else f"--pg {pg}"
+        why = (
+            "measures racesim's own local cluster"
+            if what == "startup"
+            else "runs the test suite, which provisions its own servers"
+        )
+        raise InputError(f"bench {what}: it {why} and takes no {given}; drop {given}")
+    if args.seeds is not None and what != "explore":
+        raise InputError(f"--seeds: only bench explore runs seeds, not bench {what}; drop it")
+    if args.repeat is not None and what == "explore":
+        raise InputError("--repeat: bench explore repeats over seeds; use --seeds N instead")
+    if args.seeds is not None and args.seeds < 1:
+        raise InputError(f"--seeds: expected 1 or more, got {args.seeds}")
+    least = _ENGINE_ROUNDS if what == "engine" else 1
+    if args.repeat is not None and args.repeat < least:
+        raise InputError(f"--repeat: bench {what} needs {least} or more, got {args.repeat}")

@@ -167,3 +167,24 @@ def test_same_plan_same_history(conninfo: str, pg_server: object, databases: obj
     second = execute(plan(actors, steps), "model")
     strip = lambda out: [(e.actor, e.call, e.result, e.state) for e in out.history.events]  # noqa: E731
     assert strip(first) == strip(second)
+
+
+def test_waiting_step_names_its_blocker_and_statement(conninfo: str) -> None:
+    p = plan(
+        [Actor("ops", "locker", {"hold": "row"}), Actor("user", "refresh")],
+        [
+            Step("ops", "begin"),
+            Step("ops", "lock_row"),
+            Step("user", "get_freshness"),
+            Step("user", "mark", "T+1"),
+            Step("ops", "commit", "T+2"),
+        ],
+    )
+    out = execute(p, "legacy", conninfo)
+    wait = next(e for e in out.history.events if e.kind == "wait")
+    assert wait.actor == "user" and wait.blocked_by == ("ops",)
+    assert wait.sql.startswith("UPDATE recommendations_state SET last_collection_started_at")
+    lock = next(e for e in out.history.events if e.call == "lock_row")
+    assert "FOR UPDATE" in lock.sql and lock.blocked_by == ()
+    done = next(e for e in out.history.events if e.kind == "done")
+    assert done.sql == wait.sql  # the completion of the same statement, sent once

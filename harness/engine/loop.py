@@ -63,6 +63,8 @@ class Draft:
     model: Any = field(default=NOT_COMPARED)
     model_error: str | None = None
     blocked_after: float = 0.0
+    blocked_by: tuple[str, ...] = ()
+    sql: str = ""
 
     def event(self, seq: int, state: Any) -> Event:
         return Event(
@@ -83,6 +85,8 @@ class Draft:
             model=self.model,
             model_error=self.model_error,
             blocked_after=self.blocked_after,
+            blocked_by=self.blocked_by,
+            sql=self.sql,
         )
 
 

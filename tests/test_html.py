@@ -98,7 +98,7 @@ def test_t0_t4_on_legacy_shows_the_foreign_clear(
     assert lanes == list(dict.fromkeys(str(e["actor"]) for e in events if e["kind"] != "clock"))
     boxes = dom.having("box", "g")
     assert len(boxes) == sum(e["kind"] in ("step", "wait") for e in events)
-    marks = dom.having("violation-mark", "g")
+    marks = dom.having("violation-sign", "g")
     assert len(marks) == sum(len(e["violations"]) for e in events)  # type: ignore[arg-type]
 
     # The cron run's T+3 clear: its box is marked, and so is the foreign clear.
@@ -153,7 +153,7 @@ def test_two_hundred_events_stay_drawn_and_scroll(tmp_path: Path) -> None:
     assert len(dom.having("box", "g")) == 200 and len(dom.having("lane", "g")) == 6
     [svg] = [e for e in dom.elements if e.tag == "svg" and "lanes" in e.classes]
     assert int(float(svg.attrs["width"])) >= 200 * 30  # columns stay wide enough to read
-    assert len(dom.having("violation-mark", "g")) == len(check(events).violations)
+    assert len(dom.having("violation-sign", "g")) == len(check(events).violations)
     assert screenshot(page, tmp_path / "profile2", tmp_path / "long.png").stat().st_size > 20_000
 
 
@@ -166,12 +166,12 @@ def test_explore_writes_a_page_next_to_each_counterexample(
     assert saved and all(p.with_suffix(".html").is_file() for p in saved)
     assert f"page: {saved[0].with_suffix('.html')}" in capsys.readouterr().out
     dom = DOM(dump_dom(saved[0].with_suffix(".html"), tmp_path / "profile"))
-    assert dom.having("violation-mark", "g") and dom.having("box", "g")
+    assert dom.having("violation-sign", "g") and dom.having("box", "g")
 
     page = tmp_path / "replay.html"
     assert main(["replay", str(saved[0]), "--html", str(page), "--dsn", pg_server.conninfo()]) == 1
     replayed = DOM(dump_dom(page, tmp_path / "profile2"))
-    assert replayed.having("violation-mark", "g")
+    assert replayed.having("violation-sign", "g")
 
 
 def test_folding_zooming_the_time_axis_and_details(

@@ -60,7 +60,7 @@ def test_wait_that_never_completes_spans_to_the_end() -> None:
     )
     wait = v.spans[0]
     assert wait.waited and not wait.completed and wait.end == 2
-    assert v.events[2].mark == "stuck"
+    assert v.events[2].sign == "stuck"
 
 
 def test_crashes_outages_and_faults_are_marks() -> None:
@@ -75,7 +75,7 @@ def test_crashes_outages_and_faults_are_marks() -> None:
             Event(4, "outage", "server", "restart", result="server restarted", state=UNSET),
         ]
     )
-    assert [e.mark for e in v.events] == ["fault", "crash", "crash", "restart", "restart"]
+    assert [e.sign for e in v.events] == ["fault", "crash", "crash", "restart", "restart"]
     assert v.spans[0].failed and len(v.spans) == 2  # outages are marks, not steps
     assert v.lanes == ("cron", "user", "bg", "server")
 
@@ -93,5 +93,5 @@ def test_violations_sit_at_their_event_and_in_the_verdict() -> None:
         "banner-stays-up",
     ]
     assert v.events[1].holder == "user" and v.events[1].args == ("",)
-    assert v.verdict.mark == "FAIL" and v.verdict.violations[0].runs == ("cron", "user")
+    assert v.verdict.tag == "FAIL" and v.verdict.violations[0].runs == ("cron", "user")
     assert "cron cleared the marker of user" in v.events[1].violations[0].message

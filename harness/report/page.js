@@ -4,8 +4,8 @@
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const NAME_W = 128, AXIS_H = 46, LANE_H = 58, LANE_SHUT = 18, STATE_H = 46, HOLDER_H = 24, BADGE_H = 19;
-  const MARK_ICON = { crash: "✖", terminate: "✖", restart: "⟳", fault: "⚡", stuck: "⊘" };
-  const MARK_TEXT = { crash: "crash", terminate: "terminated", restart: "restart", fault: "fault", stuck: "stuck" };
+  const SIGN_ICON = { crash: "✖", terminate: "✖", restart: "⟳", fault: "⚡", stuck: "⊘" };
+  const SIGN_TEXT = { crash: "crash", terminate: "terminated", restart: "restart", fault: "fault", stuck: "stuck" };
 
   function el(tag, attrs, text) {
     const n = document.createElement(tag);
@@ -73,8 +73,8 @@
     meta.appendChild(document.createTextNode("  ·  store " + d.store + "  ·  " + d.events.length + " events, " + d.lanes.length + " lanes"));
     sec.appendChild(meta);
     const verdict = el("p", { class: "summary" });
-    const mark = d.verdict.mark;
-    verdict.appendChild(el("span", { class: "verdict " + mark }, mark === "ok" ? "✔ ok" : mark === "FAIL" ? "✘ FAIL" : "– skip"));
+    const tag = d.verdict.tag;
+    verdict.appendChild(el("span", { class: "verdict " + tag }, tag === "ok" ? "✔ ok" : tag === "FAIL" ? "✘ FAIL" : "– skip"));
     verdict.appendChild(document.createTextNode(d.verdict.summary));
     sec.appendChild(verdict);
     const all = [];
@@ -99,7 +99,7 @@
     this.chart.addEventListener("scroll", function () { self.stick(); });
     layout.appendChild(this.chart);
     this.panel = el("aside", { class: "details" });
-    this.panel.appendChild(el("p", { class: "hint" }, "Click a step, a mark or a state cell for its details. Click a lane's name to fold it."));
+    this.panel.appendChild(el("p", { class: "hint" }, "Click a step, a sign (crash, fault, restart) or a state cell for its details. Click a lane's name to fold it."));
     layout.appendChild(this.panel);
     sec.appendChild(layout);
     sec.appendChild(this.table());
@@ -213,7 +213,7 @@
     d.spans.forEach(function (s, k) { laneG[s.actor].appendChild(self.box(s, k, xs, laneY[s.actor], laneH[s.actor])); });
     d.events.forEach(function (e, i) {
       if (e.kind === "clock") svg.appendChild(self.clockMark(e, i, xs, height));
-      else if (e.mark) laneG[e.actor].appendChild(self.mark(e, i, xs, laneY[e.actor], laneH[e.actor]));
+      else if (e.sign) laneG[e.actor].appendChild(self.sign(e, i, xs, laneY[e.actor], laneH[e.actor]));
     });
     badges.items.forEach(function (b) {
       const e = d.events[b.i];
@@ -289,22 +289,22 @@
     return g;
   };
 
-  Run.prototype.mark = function (e, i, xs, top, h) {
+  Run.prototype.sign = function (e, i, xs, top, h) {
     const self = this, w = this.colW;
-    const g = sv("g", { class: "mark " + e.mark, tabindex: 0, "data-event": i });
+    const g = sv("g", { class: "sign " + e.sign, tabindex: 0, "data-event": i });
     const inBox = !(e.kind === "outage" || e.kind === "stuck");
     const cx = xs[i] + (inBox ? w - 8 : w / 2), cy = top + (h === LANE_SHUT ? h / 2 : inBox ? 5 : 12), r = inBox ? 6 : 7;
     g.appendChild(sv("path", { d: "M" + cx + " " + (cy - r) + "l" + r + " " + r + "l-" + r + " " + r + "l-" + r + " -" + r + "z" }));
     if (e.kind === "outage" || e.kind === "stuck") {
-      const label = (MARK_ICON[e.mark] || "◆") + " " + (MARK_TEXT[e.mark] || e.mark);
+      const label = (SIGN_ICON[e.sign] || "◆") + " " + (SIGN_TEXT[e.sign] || e.sign);
       if (h !== LANE_SHUT) {
         g.appendChild(sv("text", { x: xs[i] + 4, y: top + h - 20 }, fit(label, w - 6, 11)));
         g.appendChild(sv("text", { class: "res", x: xs[i] + 4, y: top + h - 7, "font-size": 10 }, fit(e.result, w - 6, 10)));
       }
     } else if (h !== LANE_SHUT) {
-      g.appendChild(sv("text", { x: cx - 3.5, y: cy + 3.5, "font-size": 8 }, MARK_ICON[e.mark] || ""));
+      g.appendChild(sv("text", { x: cx - 3.5, y: cy + 3.5, "font-size": 8 }, SIGN_ICON[e.sign] || ""));
     }
-    g.appendChild(sv("title", {}, (MARK_TEXT[e.mark] || e.mark) + ": " + e.actor + " " + e.call + " → " + e.result));
+    g.appendChild(sv("title", {}, (SIGN_TEXT[e.sign] || e.sign) + ": " + e.actor + " " + e.call + " → " + e.result));
     g.addEventListener("click", function () { self.select(i); });
     return g;
   };
@@ -342,7 +342,7 @@
 
   Run.prototype.violation = function (b, xs, top, h) {
     const self = this, w = this.colW, i = b.i, v = b.v;
-    const g = sv("g", { class: "violation-mark", "data-invariant": v.invariant, "data-event": i, tabindex: 0 });
+    const g = sv("g", { class: "violation-sign", "data-invariant": v.invariant, "data-event": i, tabindex: 0 });
     if (b.first) g.appendChild(sv("rect", { class: "violation-frame", x: xs[i] + 1, y: top + 2, width: w - 2, height: h - 4, rx: 4 }));
     const ly = AXIS_H + 2 + b.row * BADGE_H;
     g.appendChild(sv("rect", { class: "badge", x: b.x, y: ly, width: b.wide, height: BADGE_H - 3, rx: 3 }));

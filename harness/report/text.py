@@ -155,7 +155,7 @@ class Reporter:
             self.line(timeline_line(event))
             for v in event.violations:
                 self.line(f"        !! {v.invariant}: {v.message}")
-        self.line(f"   {view.verdict.mark:<4} {view.verdict.summary}")
+        self.line(f"   {view.verdict.tag:<4} {view.verdict.summary}")
         self.line()
 
 

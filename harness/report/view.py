@@ -79,7 +79,7 @@ class EventView:
     """For ``wait``: the sessions it waits on, by actor name."""
     sql: str = ""
     """The statement the step sent, when it sent one."""
-    mark: str = ""
+    sign: str = ""
     """What the event is on its lane besides a step: crash, terminate, restart, fault, stuck."""
 
 
@@ -107,7 +107,7 @@ class VerdictView:
     matches: bool
     skipped: bool
     summary: str
-    mark: str
+    tag: str
     """``ok``, ``FAIL`` or ``skip``."""
     violations: tuple[ViolationView, ...]
     stuck: str | None
@@ -149,7 +149,7 @@ def build(title: str, path: str, outcome: Outcome, verdict: Verdict) -> RunView:
             matches=verdict.matches,
             skipped=verdict.skipped,
             summary=verdict.summary,
-            mark="skip" if verdict.skipped else "ok" if verdict.matches else "FAIL",
+            tag="skip" if verdict.skipped else "ok" if verdict.matches else "FAIL",
             violations=tuple(_violation(v) for v in verdict.violations),
             stuck=history.stuck,
         ),
@@ -184,11 +184,11 @@ def _event(event: Event, holder: str, found: tuple[ViolationView, ...], show: Sh
         violations=found,
         blocked_by=event.blocked_by,
         sql=event.sql,
-        mark=_mark(event),
+        sign=_sign(event),
     )
 
 
-def _mark(event: Event) -> str:
+def _sign(event: Event) -> str:
     if event.kind == "stuck":
         return "stuck"
     if event.kind == "outage":

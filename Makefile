@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean picture
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,18 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -n auto -q
+
+# The README's picture: the T+0..T+4 race on the legacy store as its HTML page,
+# drawn by headless Chromium (Debian's chromium), opened at the T+3 clear.
+PAGE := .cache/t0-t4-legacy.html
+picture: $(STAMP)
+	@mkdir -p .cache
+	$(BIN)/racesim run scenarios/t0-t4-cron-wipes-user.toml --store legacy --html $(PAGE)
+	@profile=$$(mktemp -d) && chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
+	  --no-first-run --disable-background-networking --disable-component-update --disable-sync \
+	  --user-data-dir="$$profile" --window-size=1500,1000 \
+	  --screenshot=docs/t0-t4-legacy.png "file://$(CURDIR)/$(PAGE)#event-9" 2>/dev/null; \
+	  status=$$?; rm -rf "$$profile"; exit $$status
 
 bench: $(STAMP)
 	$(BIN)/racesim bench startup

@@ -204,3 +204,24 @@ def test_locker_steps_show_what_the_statement_returned(conninfo: str) -> None:
         assert "lock_row -> SELECT 1: id=1" in text.getvalue() or as_json
     lines = [json.loads(line) for line in text.getvalue().splitlines()]
     assert any(e.get("call") == "commit" and e.get("result") == "COMMIT" for e in lines)
+
+
+def test_waiting_step_names_its_blocker_and_statement(conninfo: str) -> None:
+    p = plan(
+        [Actor("ops", "locker", {"hold": "row"}), Actor("user", "refresh")],
+        [
+            Step("ops", "begin"),
+            Step("ops", "lock_row"),
+            Step("user", "get_freshness"),
+            Step("user", "mark", "T+1"),
+            Step("ops", "commit", "T+2"),
+        ],
+    )
+    out = execute(p, "legacy", conninfo)
+    wait = next(e for e in out.history.events if e.kind == "wait")
+    assert wait.actor == "user" and wait.blocked_by == ("ops",)
+    assert wait.sql.startswith("UPDATE recommendations_state SET last_collection_started_at")
+    lock = next(e for e in out.history.events if e.call == "lock_row")
+    assert "FOR UPDATE" in lock.sql and lock.blocked_by == ()
+    done = next(e for e in out.history.events if e.kind == "done")
+    assert done.sql == wait.sql  # the completion of the same statement, sent once

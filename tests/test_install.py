@@ -51,6 +51,8 @@ def test_only_racesim_lands_in_site_packages(installed: Installed) -> None:
     assert {"harness", "store"}.isdisjoint(mine)
     assert "racesim" in mine
     assert (installed.site_packages / "racesim" / "store" / "migrations").is_dir()
+    for asset in ("page.css", "page.js"):  # the HTML report's, read at run time
+        assert (installed.site_packages / "racesim" / "report" / asset).is_file()
 
 
 def test_a_project_with_its_own_store_and_harness(installed: Installed, project: Path) -> None:

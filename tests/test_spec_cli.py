@@ -107,6 +107,7 @@ def test_bad_spec_exits_2_one_line_per_problem(tmp_path: Path) -> None:
     [
         (["--store", "legacy"], "--store applies to scenario files"),
         (["--stop-at-first"], "--stop-at-first applies to scenario files"),
+        (["--html", "page.html"], "--html applies to scenario files"),
         (["--json", "--format", "timeline"], "--json and --format timeline exclude each other"),
         (["--step-timeout", "0"], "--step-timeout: expected seconds"),
         (["--step-timeout", "soon"], "--step-timeout: expected seconds"),

@@ -38,6 +38,7 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
         shard=shard,
         config=args.config,
         system=resolve(args.system) if args.system else None,
+        html=args.html,
     )
 
 
@@ -63,8 +64,10 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
 
 def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
     """``racesim replay FILE``: 1 when the saved violation happens again, 3 when not."""
+    from racesim.report import html
     from racesim.runner import databases, load_all, run_one
 
+    page = html.check_target(args.html) if args.html is not None else None
     [scenario] = load_all([args.file], resolve(args.system) if args.system else None)
     system = resolve(scenario.system)
     breaking = [s for s in scenario.stores if scenario.expect[s].breaks]
@@ -75,6 +78,7 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
         )
     need_pg = any(system.variant(s).database for s in breaking)
     flaky = False
+    views = []
     with (
         databases(args.pg, args.dsn, system, say=reporter.problem)
         if need_pg
@@ -82,7 +86,7 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
     ):
         for store in breaking:
             result = run_one(scenario, store, dbs, Options(stop_at_first=True))
-            reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)
+            views.append(reporter.run(scenario.name, scenario.path, result.outcome, result.verdict))
             expected = scenario.expect[store]
             if result.verdict.matches:
                 reporter.line(f"reproduced: {expected.breaks} at {expected.at} on {store}")
@@ -92,4 +96,6 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
                     f"did not reproduce (flaky): expected {expected.describe()} on "
                     f"{store}, got {result.verdict.summary}"
                 )
+    if page is not None:
+        html.write(views, page)
     return EXIT_FLAKY if flaky else EXIT_FOUND

@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["isolation", "timeline"], help="(.spec) output (default isolation)"
     )
     run.add_argument("--step-timeout", metavar="SECONDS", help="(.spec) bound on one step")
+    run.add_argument("--html", metavar="FILE", help="also write the runs as an HTML swimlane page")
     pg_options(run)
 
     explore = sub.add_parser("explore", help="search schedules for violations and save them")
@@ -104,10 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="Hypothesis settings profile (or set HYPOTHESIS_PROFILE)",
     )
     explore.add_argument("--shard", default="1/1", help="do part K of N (exhaustive)")
+    explore.add_argument(
+        "--html",
+        action="store_true",
+        help="write each counterexample's run as an HTML page next to its scenario file",
+    )
     pg_options(explore)
 
     replay = sub.add_parser("replay", help="re-run a saved counterexample")
     replay.add_argument("file", metavar="FILE")
+    replay.add_argument("--html", metavar="FILE", help="also write the replay as an HTML page")
     system_option(replay)
     pg_options(replay)
 
@@ -309,9 +316,11 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     from contextlib import nullcontext
 
     from racesim.engine.loop import Options
+    from racesim.report import html
     from racesim.runner import load_all, prepared, run_one
     from racesim.system import resolve
 
+    page = html.check_target(args.html) if args.html is not None else None
     system = resolve(args.system) if args.system else None
     if args.store is not None and system is not None:
         system.variant(args.store)  # an unknown store is refused before anything runs
@@ -326,6 +335,7 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     jobs = [(s, st) for s in scenarios for st in s.stores if not args.store or st == args.store]
     if not jobs:
         raise InputError(f"no scenario names store {args.store}; drop --store or add it to stores")
+    views = []
     options = Options(stop_at_first=args.stop_at_first)
     need_pg = any(resolve(s.system).variant(st).database for s, st in jobs)
     failed = skipped = 0
@@ -333,9 +343,11 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
         for scenario, store in jobs:
             dbs = made.for_system(resolve(scenario.system)) if made is not None else None
             result = run_one(scenario, store, dbs, options)
-            reporter.run(scenario.name, scenario.path, result.outcome, result.verdict)
+            views.append(reporter.run(scenario.name, scenario.path, result.outcome, result.verdict))
             failed += not result.verdict.matches
             skipped += result.verdict.skipped
+    if page is not None:
+        html.write(views, page)
     reporter.line(
         f"{len(jobs) - failed - skipped} matched, {failed} did not, {skipped} skipped"
         f" ({len(jobs)} runs)"

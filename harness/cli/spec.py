@@ -65,6 +65,7 @@ def _options(args: argparse.Namespace) -> None:
         (getattr(args, "store", None), "--store"),
         (getattr(args, "stop_at_first", False), "--stop-at-first"),
         (getattr(args, "system", None), "--system"),
+        (getattr(args, "html", None), "--html"),
     ]
     problems = [
         f"racesim run: {flag} applies to scenario files, not .spec files; fix: drop {flag}"

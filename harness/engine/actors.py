@@ -54,6 +54,8 @@ class Run:
     in_txn: bool = False
     """The session is inside a transaction (after a ``sql`` step): it may hold locks."""
     blocked_after: float = 0.0
+    blocked_by: tuple[str, ...] = ()
+    """The runs its waiting call was seen waiting on."""
 
     @property
     def name(self) -> str:

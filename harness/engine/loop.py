@@ -23,7 +23,7 @@ from racesim.checks.invariants import Checker
 from racesim.engine import clock as vclock
 from racesim.engine.actors import Run, apply_session_options, describe, direct
 from racesim.engine.pool import SessionPool
-from racesim.engine.sessions import Worker, configure, open_session
+from racesim.engine.sessions import Worker, configure, open_session, statements
 from racesim.errors import HarnessError, InputError, Problem
 from racesim.model.history import NOT_COMPARED, Event, EventKind, History
 from racesim.model.outcome import Outcome as Outcome
@@ -63,6 +63,8 @@ class Draft:
     model: Any = field(default=NOT_COMPARED)
     model_error: str | None = None
     blocked_after: float = 0.0
+    blocked_by: tuple[str, ...] = ()
+    sql: str = ""
 
     def event(self, seq: int, state: Any) -> Event:
         return Event(
@@ -83,6 +85,8 @@ class Draft:
             model=self.model,
             model_error=self.model_error,
             blocked_after=self.blocked_after,
+            blocked_by=self.blocked_by,
+            sql=self.sql,
         )
 
 
@@ -354,6 +358,7 @@ class Engine:
                 result=value if ok else None,
                 error=None if ok else describe(value),
                 sqlstate=None if ok else getattr(value, "sqlstate", None),
+                sql=statements(run.conn),
             )
         ]
 
@@ -453,6 +458,7 @@ class Engine:
         if step.call and step.call != call.name:
             raise _mismatch(step, call.name, f"makes {call.name} next")
         run.started = True
+        statements(run.conn, forget=True)
         reply = self._send(run, call)
         if reply is None:
             run.pending, run.pending_label, run.pending_line = call, step.label, step.line
@@ -466,6 +472,8 @@ class Engine:
                         step.line,
                         args=call.args,
                         blocked_after=run.blocked_after,
+                        blocked_by=run.blocked_by,
+                        sql=statements(run.conn),
                     )
                 ],
                 settle=True,
@@ -542,7 +550,19 @@ class Engine:
         row = self.monitor.execute(
             "SELECT pg_isolation_test_session_is_blocked(%s, %s)", (run.pid, others)
         ).fetchone()
-        return bool(row and row[0])
+        if not (row and row[0]):
+            return False
+        run.blocked_by = self._blockers(run.pid)
+        return True
+
+    def _blockers(self, pid: int) -> tuple[str, ...]:
+        """The runs whose sessions hold what ``pid`` waits for (``pid N`` for others)."""
+        assert self.monitor is not None
+        row = self.monitor.execute("SELECT pg_blocking_pids(%s)", (pid,)).fetchone()
+        pids = set(row[0]) if row and row[0] else set()
+        ours = [r for r in self.runs.values() if r.pid in pids and not r.closed]
+        others = pids - {r.pid for r in ours}
+        return tuple(r.actor.name for r in ours) + tuple(f"pid {p}" for p in sorted(others))
 
     def _await(self, run: Run, step: Step | None = None) -> bool:
         """Wait for a waiting step to complete; False (and the run stuck) if it never can."""
@@ -632,6 +652,7 @@ class Engine:
             finished=run.finished,
             model=model,
             model_error=model_error,
+            sql=statements(run.conn),
         )
 
     # -- the record ---------------------------------------------------------

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Params, Query
 
 from racesim.engine.clock import SESSION_OPTIONS
 from racesim.provision.privileges import may_set
@@ -42,12 +45,56 @@ DEADLOCK_TIMEOUT_MS = 50
 """Actor sessions detect deadlocks fast, so a deadlock is an outcome within milliseconds."""
 
 
+STATEMENTS_KEPT = 32
+"""Statements kept per session between steps (the last ones), so the log stays bounded."""
+
+_STATEMENTS: weakref.WeakKeyDictionary[psycopg.Connection[Any], deque[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _NotingCursor(psycopg.Cursor[Any]):
+    """Notes each statement in its session's log before sending it (for the report)."""
+
+    def execute(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool | None = None,
+    ) -> Self:
+        log = _STATEMENTS.get(self.connection)
+        if log is not None:
+            text = query.as_string(self.connection) if isinstance(query, sql.Composable) else query
+            log.append(text.decode() if isinstance(text, bytes) else str(text))
+        return super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type, misc]
+
+
+def note_statements(conn: psycopg.Connection[Any]) -> None:
+    """From now on, keep the statements sent on ``conn`` (see ``statements``)."""
+    _STATEMENTS[conn] = deque(maxlen=STATEMENTS_KEPT)
+    conn.cursor_factory = _NotingCursor
+
+
+def statements(conn: psycopg.Connection[Any] | None, forget: bool = False) -> str:
+    """The statements sent on ``conn`` since they were last forgotten, one per line."""
+    log = _STATEMENTS.get(conn) if conn is not None else None
+    if log is None:
+        return ""
+    text = "\n".join(log)
+    if forget:
+        log.clear()
+    return text
+
+
 def configure(conn: psycopg.Connection[Any]) -> None:
     """Session settings every actor gets once, when its connection opens."""
     # A role given by DSN may not (asked once, not tried: each refusal is a server
     # error); the server's own setting then applies, and racesim said so once.
     if may_set(conn, "deadlock_timeout"):
         conn.execute(sql.SQL("SET deadlock_timeout = {}").format(sql.Literal(DEADLOCK_TIMEOUT_MS)))
+    note_statements(conn)
 
 
 class Worker:

@@ -42,6 +42,7 @@ from racesim.explore.strategies import Schedule, schedules
 from racesim.formats.writer import save, scenario_text
 from racesim.model.verdict import Expectation, judge
 from racesim.provision.databases import Databases
+from racesim.report import html
 from racesim.report.text import Reporter
 from racesim.system import Config, System, resolve, spec_of
 
@@ -86,6 +87,8 @@ class ExploreOptions:
     """Keep Hypothesis's example database under the cache folder (``hypothesis`` only)."""
     system: System | str | None = None
     """The system explored (the reference system when None)."""
+    html: bool = False
+    """Write each counterexample's run as an HTML page next to its scenario file."""
 
 
 @dataclass
@@ -396,7 +399,12 @@ def _report(
             again = f"the schedule no longer fits the programs ({exc.problems[0]})"
         else:
             verdict = judge(replay, expected)
-            reporter.run(f"{key} (seed {opts.seed}, {driven.steps} steps)", path, replay, verdict)
+            view = reporter.run(
+                f"{key} (seed {opts.seed}, {driven.steps} steps)", path, replay, verdict
+            )
+            if opts.html:
+                page = html.write([view], result.files[key].with_suffix(".html"))
+                reporter.line(f"   page: {page}")
             if verdict.matches:
                 continue
             again = verdict.summary

@@ -50,6 +50,10 @@ class Event:
     model_error: str | None = None
     blocked_after: float = 0.0
     """For ``wait``: seconds from sending the statement to seeing it blocked."""
+    blocked_by: tuple[str, ...] = ()
+    """For ``wait``: the runs (or ``pid N``) whose sessions it waits on, as seen blocked."""
+    sql: str = ""
+    """The statements the step sent, when it sent any (one per line)."""
 
 
 @dataclass

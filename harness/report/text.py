@@ -1,17 +1,25 @@
-"""Everything racesim prints goes through here: timelines, JSON lines, summaries."""
+"""Everything racesim prints goes through here: timelines, JSON lines, summaries.
+
+Values are written by the display functions at the top, through the system's
+``Show`` (the view model calls them); timelines and JSON lines are renderings of
+a run's view (:mod:`racesim.report.view`).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from racesim.model.history import Event
-from racesim.model.outcome import Outcome
 from racesim.model.show import Show
-from racesim.model.verdict import Verdict
-from racesim.model.violation import Violation
+
+if TYPE_CHECKING:
+    from racesim.model.outcome import Outcome
+    from racesim.model.verdict import Verdict
+    from racesim.report.view import EventView, RunView
 
 _HIDDEN = [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F)]
 _HIDDEN += [*range(0x2066, 0x206A)]
@@ -50,7 +58,8 @@ def show_state(state: object, show: Show) -> str:
     return "" if state is None else show.state(state)
 
 
-def event_json(event: Event, holder: str, found: list[Violation], show: Show) -> dict[str, Any]:
+def event_json(event: EventView, state_key: str) -> dict[str, Any]:
+    """One event as a JSON line's fields (the watched state under ``state_key``)."""
     return {
         "type": "event",
         "seq": event.seq,
@@ -58,16 +67,16 @@ def event_json(event: Event, holder: str, found: list[Violation], show: Show) ->
         "label": event.label,
         "actor": event.actor,
         "call": event.call,
-        "args": [str(a) for a in event.args],
-        "result": show_result(event, show),
+        "args": list(event.args),
+        "result": event.result,
         "error": event.error,
         "sqlstate": event.sqlstate,
         "finished": event.finished,
-        show.state_key: None if event.state is None else show.state_json(event.state),
-        "holder": holder or None,
-        "vtime": event.vtime.isoformat() if event.vtime else None,
-        "wall_ms": round(event.wall * 1000, 3),
-        "violations": [v.invariant for v in found],
+        state_key: None if event.state is None else event.state.data,
+        "holder": event.holder or None,
+        "vtime": event.vtime,
+        "wall_ms": event.wall_ms,
+        "violations": [v.invariant for v in event.violations],
     }
 
 
@@ -106,60 +115,65 @@ class Reporter:
     def record(self, obj: dict[str, Any]) -> None:
         print(json.dumps(obj, default=str), file=self.out, flush=True)
 
-    def run(self, title: str, path: str, outcome: Outcome, verdict: Verdict) -> None:
-        """One run: its timeline (or JSON lines), violations marked, then its verdict."""
-        history, holders = outcome.history, outcome.checker.holders
-        show = history.show
-        by_seq: dict[int, list[Violation]] = {}
-        for v in outcome.checker.violations:
-            by_seq.setdefault(v.seq, []).append(v)
+    def run(self, title: str, path: str, outcome: Outcome, verdict: Verdict) -> RunView:
+        """One run: its timeline (or JSON lines), violations marked, then its verdict.
+
+        Returns the run's view, for other renderings of the same run (``--html``).
+        """
+        from racesim.report.view import build
+
+        view = build(title, path, outcome, verdict)
+        self.view(view)
+        return view
+
+    def view(self, view: RunView) -> None:
+        """A run's view as a timeline, or as JSON lines."""
         if self.as_json:
-            for event, holder in zip(history.events, holders, strict=False):
+            for event in view.events:
                 self.record(
                     {
-                        "scenario": path,
-                        "store": history.store,
-                        **event_json(event, holder, by_seq.get(event.seq, []), show),
+                        "scenario": view.path,
+                        "store": view.store,
+                        **event_json(event, view.state_key),
                     }
                 )
             self.record(
                 {
                     "type": "verdict",
-                    "scenario": path,
-                    "store": history.store,
-                    "name": title,
-                    "matches": verdict.matches,
-                    "summary": verdict.summary,
-                    "violations": [v.__dict__ for v in verdict.violations],
-                    "stuck": history.stuck,
+                    "scenario": view.path,
+                    "store": view.store,
+                    "name": view.title,
+                    "matches": view.verdict.matches,
+                    "summary": view.verdict.summary,
+                    "violations": [asdict(v) for v in view.verdict.violations],
+                    "stuck": view.verdict.stuck,
                 }
             )
             return
-        self.line(f"== {path} [{history.store}] {title}")
-        for event, holder in zip(history.events, holders, strict=False):
-            self.line(timeline_line(event, holder, show))
-            for v in by_seq.get(event.seq, []):
+        self.line(f"== {view.path} [{view.store}] {view.title}")
+        for event in view.events:
+            self.line(timeline_line(event))
+            for v in event.violations:
                 self.line(f"        !! {v.invariant}: {v.message}")
-        tag = "skip" if verdict.skipped else "ok  " if verdict.matches else "FAIL"
-        self.line(f"   {tag} {verdict.summary}")
+        self.line(f"   {view.verdict.tag:<4} {view.verdict.summary}")
         self.line()
 
 
 HEAD_WIDTH = 60
 
 
-def timeline_line(event: Event, holder: str, show: Show) -> str:
+def timeline_line(event: EventView) -> str:
     """``T+3   a: write -> ok   | <watched state>  holder: a``, then how a run ended."""
     label = event.label or ""
     if event.kind == "clock":
-        head = f"{event.call}  ({show_result(event, show)})"
+        head = f"{event.call}  ({event.result})"
     else:
-        head = f"{event.actor}: {event.call} -> {show_result(event, show)}"
+        head = f"{event.actor}: {event.call} -> {event.result}"
     if len(head) > HEAD_WIDTH:
         head = head[: HEAD_WIDTH - 1] + "…"
-    tail = show_state(event.state, show)
+    tail = event.state.text if event.state is not None else ""
     if tail:
-        tail = f"| {tail}  holder: {holder or '-'}"
+        tail = f"| {tail}  holder: {event.holder or '-'}"
     text = f"  {label:<6}{head:<{HEAD_WIDTH}} {tail}".rstrip()
     if event.finished is not None:
         text += f"\n        {event.actor} finished: {event.finished}"

@@ -49,3 +49,14 @@ def test_options_that_take_effect_are_accepted(capsys: pytest.CaptureFixture[str
     assert main(["explore", "--store", "token", "--pg", "auto", "--dsn", DSN]) == 2
     err = capsys.readouterr().err
     assert "would not use" not in err
+
+
+@pytest.mark.parametrize("given", [["--dsn", DSN], ["--pg", "local"]])
+def test_a_server_option_for_runs_in_memory_is_refused(
+    given: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = "scenarios/t0-t4-cron-wipes-user.toml"
+    assert main(["run", scenario, "--store", "model", *given]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert given[0] in line and "in memory (model)" in line
+    assert "racesim@" not in line

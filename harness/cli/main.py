@@ -338,6 +338,12 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     views = []
     options = Options(stop_at_first=args.stop_at_first)
     need_pg = any(resolve(s.system).variant(st).database for s, st in jobs)
+    if not need_pg and (args.dsn is not None or args.pg not in (None, "auto")):
+        given = "--dsn" if args.dsn is not None else f"--pg {args.pg}"
+        raise InputError(
+            f"{given}: every run here is in memory ({', '.join(sorted({st for _, st in jobs}))})"
+            f" and needs no PostgreSQL; drop {given} or choose a store that uses the database"
+        )
     failed = skipped = 0
     with prepared(args.pg, args.dsn, say=reporter.problem) if need_pg else nullcontext() as made:
         for scenario, store in jobs:

@@ -22,9 +22,19 @@ CHILD = textwrap.dedent(
             os.kill(os.getpid(), int(sys.argv[1]))
             time.sleep(0.05)  # the handler runs here, inside __del__
 
+    def program():
+        try:
+            yield 1
+        finally:  # run when the collector closes the dropped generator
+            os.kill(os.getpid(), int(sys.argv[1]))
+            time.sleep(0.05)
+
     install_signal_handlers()
     try:
-        Collected()
+        if sys.argv[2] == "del":
+            Collected()
+        else:
+            next(program())
         time.sleep(10)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -33,17 +43,19 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("where", ["del", "generator"])
 @pytest.mark.parametrize(
     ("signum", "status"), [(signal.SIGTERM, 128 + 15), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
 )
 def test_a_signal_inside_a_finalizer_still_stops_racesim(
-    signum: signal.Signals, status: int
+    signum: signal.Signals, status: int, where: str
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(int(signum))],
+        [sys.executable, "-c", CHILD, str(int(signum)), where],
         capture_output=True,
         text=True,
         timeout=8,
     )
     assert "ran on" not in done.stdout
     assert done.returncode == status, done.stderr
+    assert "Exception ignored" not in done.stderr

@@ -33,13 +33,14 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 from racesim.errors import HarnessError
 from racesim.provision import paths
@@ -62,6 +63,8 @@ _SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 _installed = False
 _shield_depth = 0
 _pending: list[int] = []
+_last: int | None = None
+_previous_hook = sys.unraisablehook
 
 
 def install_signal_handlers() -> None:
@@ -79,6 +82,7 @@ def install_signal_handlers() -> None:
         current = signal.getsignal(signum)
         if current in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(signum, _handle)
+    sys.unraisablehook = _redeliver
     _installed = True
 
 
@@ -106,26 +110,29 @@ def shielded() -> Iterator[None]:
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
+    global _last
+    _last = signum
     if _shield_depth > 0:
         _pending.append(signum)
-        return
-    if _in_finalizer(frame):
-        # An exception raised inside __del__ (a connection collected at the moment
-        # the signal lands) is printed and dropped, and racesim would run on: raise
-        # it again once the finalizer has returned.
-        main = threading.main_thread().ident
-        assert main is not None
-        threading.Timer(0.01, signal.pthread_kill, (main, signum)).start()
         return
     _raise_for(signum)
 
 
-def _in_finalizer(frame: FrameType | None) -> bool:
-    while frame is not None:
-        if frame.f_code.co_name == "__del__":
-            return True
-        frame = frame.f_back
-    return False
+def _redeliver(unraisable: Any) -> None:
+    """Raise a signal's exception again when Python dropped it.
+
+    A signal that lands while a finalizer runs (a collected connection's
+    ``__del__``, a generator closed by the collector) raises there, and Python
+    prints and drops the exception, so racesim would run on. Deliver the same
+    signal to the main thread again once the finalizer has returned.
+    """
+    exc = unraisable.exc_value
+    if isinstance(exc, (SystemExit, KeyboardInterrupt)) and _last is not None:
+        main = threading.main_thread().ident
+        assert main is not None
+        threading.Timer(0.01, signal.pthread_kill, (main, _last)).start()
+        return
+    _previous_hook(unraisable)
 
 
 def _raise_for(signum: int) -> None:

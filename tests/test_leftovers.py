@@ -80,6 +80,18 @@ def _postgres_under(path: Path) -> list[int]:
     return found
 
 
+def _ready(runs: Path) -> bool:
+    """A server under ``runs`` has said it takes connections."""
+    for pid_file in runs.glob("*/data/postmaster.pid"):
+        try:
+            lines = pid_file.read_text().splitlines()
+        except OSError:
+            continue
+        if len(lines) > 7 and lines[7].strip() == "ready":
+            return True
+    return False
+
+
 def _wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -123,7 +135,7 @@ def test_killed_command_leaves_nothing(
             text=True,
             env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
         )
-        _wait_for(lambda: any(runs.iterdir()))  # its cluster is up
+        _wait_for(lambda: _ready(runs))  # its cluster is up (killing start-up: test_main.py)
         time.sleep(1.0)  # and it is busy
         assert proc.poll() is None, "finished before it could be killed"
         proc.send_signal(signum)

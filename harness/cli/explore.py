@@ -64,10 +64,12 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
 
 def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
     """``racesim replay FILE``: 1 when the saved violation happens again, 3 when not."""
+    from racesim.cli.export import check_target, export_spec, exportable
     from racesim.report import html
     from racesim.runner import databases, load_all, run_one
 
     page = html.check_target(args.html) if args.html is not None else None
+    spec_out = check_target(args.export_spec, "--export-spec") if args.export_spec else None
     [scenario] = load_all([args.file], resolve(args.system) if args.system else None)
     system = resolve(scenario.system)
     breaking = [s for s in scenario.stores if scenario.expect[s].breaks]
@@ -76,6 +78,8 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
             f"{args.file}: expects no violation on any store; replay re-runs "
             "counterexamples (use racesim run for other scenarios)"
         )
+    if spec_out is not None:
+        exportable([(scenario, s) for s in breaking])
     need_pg = any(system.variant(s).database for s in breaking)
     flaky = False
     views = []
@@ -87,6 +91,8 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
         for store in breaking:
             result = run_one(scenario, store, dbs, Options(stop_at_first=True))
             views.append(reporter.run(scenario.name, scenario.path, result.outcome, result.verdict))
+            if spec_out is not None and dbs is not None:
+                reporter.line(f"wrote {export_spec(result, dbs, spec_out)}")
             expected = scenario.expect[store]
             if result.verdict.matches:
                 reporter.line(f"reproduced: {expected.breaks} at {expected.at} on {store}")

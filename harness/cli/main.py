@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--step-timeout", metavar="SECONDS", help="(.spec) bound on one step")
     run.add_argument("--html", metavar="FILE", help="also write the runs as an HTML swimlane page")
+    run.add_argument(
+        "--export-spec",
+        metavar="FILE.spec",
+        help="also write the run (one scenario, one store on the database) as a .spec"
+        " that isolationtester replays",
+    )
     pg_options(run)
 
     explore = sub.add_parser("explore", help="search schedules for violations and save them")
@@ -115,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="re-run a saved counterexample")
     replay.add_argument("file", metavar="FILE")
     replay.add_argument("--html", metavar="FILE", help="also write the replay as an HTML page")
+    replay.add_argument(
+        "--export-spec",
+        metavar="FILE.spec",
+        help="also write the replay as a .spec that isolationtester replays",
+    )
     system_option(replay)
     pg_options(replay)
 
@@ -315,12 +326,14 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InputError("racesim run: --step-timeout applies to .spec files; fix: drop it")
     from contextlib import nullcontext
 
+    from racesim.cli.export import check_target, export_spec, exportable
     from racesim.engine.loop import Options
     from racesim.report import html
     from racesim.runner import load_all, prepared, run_one
     from racesim.system import resolve
 
     page = html.check_target(args.html) if args.html is not None else None
+    spec_out = check_target(args.export_spec, "--export-spec") if args.export_spec else None
     system = resolve(args.system) if args.system else None
     if args.store is not None and system is not None:
         system.variant(args.store)  # an unknown store is refused before anything runs
@@ -335,6 +348,8 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     jobs = [(s, st) for s in scenarios for st in s.stores if not args.store or st == args.store]
     if not jobs:
         raise InputError(f"no scenario names store {args.store}; drop --store or add it to stores")
+    if spec_out is not None:
+        exportable(jobs)
     views = []
     options = Options(stop_at_first=args.stop_at_first)
     need_pg = any(resolve(s.system).variant(st).database for s, st in jobs)
@@ -352,6 +367,8 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
             views.append(reporter.run(scenario.name, scenario.path, result.outcome, result.verdict))
             failed += not result.verdict.matches
             skipped += result.verdict.skipped
+            if spec_out is not None and dbs is not None and not result.verdict.skipped:
+                reporter.line(f"wrote {export_spec(result, dbs, spec_out)}")
     if page is not None:
         html.write(views, page)
     reporter.line(

@@ -66,6 +66,7 @@ def _options(args: argparse.Namespace) -> None:
         (getattr(args, "stop_at_first", False), "--stop-at-first"),
         (getattr(args, "system", None), "--system"),
         (getattr(args, "html", None), "--html"),
+        (getattr(args, "export_spec", None), "--export-spec"),
     ]
     problems = [
         f"racesim run: {flag} applies to scenario files, not .spec files; fix: drop {flag}"

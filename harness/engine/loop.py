@@ -23,7 +23,7 @@ from racesim.checks.invariants import Checker
 from racesim.engine import clock as vclock
 from racesim.engine.actors import Run, apply_session_options, describe, direct
 from racesim.engine.pool import SessionPool
-from racesim.engine.sessions import Worker, configure, open_session, statements
+from racesim.engine.sessions import Worker, configure, open_session, sent
 from racesim.errors import HarnessError, InputError, Problem
 from racesim.model.history import NOT_COMPARED, Event, EventKind, History
 from racesim.model.outcome import Outcome as Outcome
@@ -64,7 +64,8 @@ class Draft:
     model_error: str | None = None
     blocked_after: float = 0.0
     blocked_by: tuple[str, ...] = ()
-    sql: str = ""
+    sent: tuple[str, ...] = ()
+    session_ended: bool = False
 
     def event(self, seq: int, state: Any) -> Event:
         return Event(
@@ -86,7 +87,9 @@ class Draft:
             model_error=self.model_error,
             blocked_after=self.blocked_after,
             blocked_by=self.blocked_by,
-            sql=self.sql,
+            sql="\n".join(self.sent),
+            sent=self.sent,
+            session_ended=self.session_ended,
         )
 
 
@@ -358,7 +361,7 @@ class Engine:
                 result=value if ok else None,
                 error=None if ok else describe(value),
                 sqlstate=None if ok else getattr(value, "sqlstate", None),
-                sql=statements(run.conn),
+                sent=sent(run.conn),
             )
         ]
 
@@ -458,7 +461,7 @@ class Engine:
         if step.call and step.call != call.name:
             raise _mismatch(step, call.name, f"makes {call.name} next")
         run.started = True
-        statements(run.conn, forget=True)
+        sent(run.conn, forget=True)
         reply = self._send(run, call)
         if reply is None:
             run.pending, run.pending_label, run.pending_line = call, step.label, step.line
@@ -473,7 +476,7 @@ class Engine:
                         args=call.args,
                         blocked_after=run.blocked_after,
                         blocked_by=run.blocked_by,
-                        sql=statements(run.conn),
+                        sent=sent(run.conn),
                     )
                 ],
                 settle=True,
@@ -511,10 +514,10 @@ class Engine:
             # holds. With none open, run it here, without the worker handoff.
             return direct(run.store, call)
         job = run.job(call)
-        sent = time.perf_counter()
+        started = time.perf_counter()
         run.worker.submit(job)
         reply = self._wait(run, first=True)
-        run.blocked_after = time.perf_counter() - sent
+        run.blocked_after = time.perf_counter() - started
         return reply
 
     def _nobody_holds_locks(self, run: Run) -> bool:
@@ -652,7 +655,8 @@ class Engine:
             finished=run.finished,
             model=model,
             model_error=model_error,
-            sql=statements(run.conn),
+            sent=sent(run.conn),
+            session_ended=call.kind == "crash",
         )
 
     # -- the record ---------------------------------------------------------

@@ -7,15 +7,16 @@ has the backend waiting on a lock.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.abc import Params, Query
 
 from racesim.engine.clock import SESSION_OPTIONS
@@ -33,7 +34,7 @@ above the engine's step bound, which normally cancels first."""
 
 def open_session(conninfo: str, *, application_name: str = "racesim") -> psycopg.Connection[Any]:
     """An autocommit session that follows the virtual clock."""
-    return psycopg.connect(
+    return NotingConnection.connect(
         conninfo,
         autocommit=True,
         options=f"{SESSION_OPTIONS} -c statement_timeout={STATEMENT_BOUND_MS}",
@@ -53,6 +54,14 @@ _STATEMENTS: weakref.WeakKeyDictionary[psycopg.Connection[Any], deque[str]] = (
 )
 
 
+def _literal(conn: psycopg.Connection[Any], query: Query, params: Params | None) -> str:
+    """``query`` as text with ``params`` written in as SQL literals: what ran, re-runnable."""
+    if params:
+        return psycopg.ClientCursor(conn).mogrify(query, params)
+    text = query.as_string(conn) if isinstance(query, sql.Composable) else query
+    return text.decode() if isinstance(text, bytes) else str(text)
+
+
 class _NotingCursor(psycopg.Cursor[Any]):
     """Notes each statement in its session's log before sending it (for the report)."""
 
@@ -66,26 +75,74 @@ class _NotingCursor(psycopg.Cursor[Any]):
     ) -> Self:
         log = _STATEMENTS.get(self.connection)
         if log is not None:
-            text = query.as_string(self.connection) if isinstance(query, sql.Composable) else query
-            log.append(text.decode() if isinstance(text, bytes) else str(text))
+            log.append(_literal(self.connection, query, params))
         return super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[arg-type, misc]
 
+    def executemany(self, query: Query, params_seq: Any, *, returning: bool = False) -> None:
+        log = _STATEMENTS.get(self.connection)
+        if log is None:
+            return super().executemany(query, params_seq, returning=returning)
+        params_seq = list(params_seq)
+        log.extend(_literal(self.connection, query, params) for params in params_seq)
+        return super().executemany(query, params_seq, returning=returning)
 
-def note_statements(conn: psycopg.Connection[Any]) -> None:
-    """From now on, keep the statements sent on ``conn`` (see ``statements``)."""
-    _STATEMENTS[conn] = deque(maxlen=STATEMENTS_KEPT)
+
+class NotingConnection(psycopg.Connection[Any]):
+    """A connection whose ``transaction()`` blocks are noted too, as the statements
+    psycopg sends for them (``BEGIN`` ... ``COMMIT``, or savepoints when nested)."""
+
+    @contextlib.contextmanager
+    def transaction(
+        self, savepoint_name: str | None = None, force_rollback: bool = False
+    ) -> Iterator[psycopg.Transaction]:
+        log = _STATEMENTS.get(self)
+        if log is None:
+            with super().transaction(savepoint_name, force_rollback) as tx:
+                yield tx
+            return
+        outer = self.info.transaction_status == pq.TransactionStatus.IDLE
+        if outer:
+            log.append("BEGIN")
+        committed = False
+        name = ""
+        try:
+            with super().transaction(savepoint_name, force_rollback) as tx:
+                name = "" if outer else tx.savepoint_name or ""
+                if name:
+                    log.append(f'SAVEPOINT "{name}"')
+                yield tx
+                committed = not force_rollback
+        finally:
+            if outer:
+                log.append("COMMIT" if committed else "ROLLBACK")
+            elif name:
+                log.append(
+                    f'RELEASE "{name}"' if committed else f'ROLLBACK TO "{name}"; RELEASE "{name}"'
+                )
+
+
+def note_statements(conn: psycopg.Connection[Any], keep: int | None = STATEMENTS_KEPT) -> None:
+    """From now on, keep the statements sent on ``conn`` (see ``statements``): the
+    last ``keep`` of them, or all with None."""
+    _STATEMENTS[conn] = deque(maxlen=keep)
     conn.cursor_factory = _NotingCursor
+
+
+def sent(conn: psycopg.Connection[Any] | None, forget: bool = False) -> tuple[str, ...]:
+    """The statements sent on ``conn`` since they were last forgotten, in order, each
+    with its parameters written in."""
+    log = _STATEMENTS.get(conn) if conn is not None else None
+    if log is None:
+        return ()
+    found = tuple(log)
+    if forget:
+        log.clear()
+    return found
 
 
 def statements(conn: psycopg.Connection[Any] | None, forget: bool = False) -> str:
     """The statements sent on ``conn`` since they were last forgotten, one per line."""
-    log = _STATEMENTS.get(conn) if conn is not None else None
-    if log is None:
-        return ""
-    text = "\n".join(log)
-    if forget:
-        log.clear()
-    return text
+    return "\n".join(sent(conn, forget))
 
 
 def configure(conn: psycopg.Connection[Any]) -> None:

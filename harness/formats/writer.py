@@ -20,6 +20,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from racesim.errors import InputError
 from racesim.model.plan import ClockMove, Plan, Step, spell_delta
 
 __all__ = ["save", "scenario_text"]
@@ -73,6 +74,20 @@ def scenario_text(
     else:
         lines.append(f'{store} = "holds"')
     return "\n".join(lines) + "\n"
+
+
+def check_target(name: str, option: str = "--html") -> Path:
+    """An output file's path, checked before anything runs; InputError (one line) when
+    unusable."""
+    path = Path(name)
+    if not name or name.endswith(("/", "\\")) or path.is_dir():
+        raise InputError(f"{option} {name}: names a folder; name the file to write")
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(
+            f"{option} {name}: folder {folder} does not exist; create it or name another file"
+        )
+    return path
 
 
 def save(text: str, path: Path) -> Path:

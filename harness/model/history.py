@@ -54,6 +54,11 @@ class Event:
     """For ``wait``: the runs (or ``pid N``) whose sessions it waits on, as seen blocked."""
     sql: str = ""
     """The statements the step sent, when it sent any (one per line)."""
+    sent: tuple[str, ...] = ()
+    """The same statements one by one, each with its parameters written in as literals
+    (``BEGIN`` and ``COMMIT`` included where the store opened a transaction block)."""
+    session_ended: bool = False
+    """The call ended its run's session (a ``crash`` call)."""
 
 
 @dataclass

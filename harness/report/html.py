@@ -21,8 +21,7 @@ from dataclasses import asdict
 from importlib.resources import files
 from pathlib import Path
 
-from racesim.errors import InputError
-from racesim.formats.writer import save
+from racesim.formats.writer import check_target, save
 from racesim.report.view import RunView
 
 __all__ = ["check_target", "page", "write"]
@@ -72,19 +71,6 @@ the events are listed below as data.</p></main>
 </body>
 </html>
 """
-
-
-def check_target(name: str, option: str = "--html") -> Path:
-    """The page's path, checked before anything runs; InputError (one line) when unusable."""
-    path = Path(name)
-    if not name or name.endswith(("/", "\\")) or path.is_dir():
-        raise InputError(f"{option} {name}: names a folder; name the page's file, e.g. run.html")
-    folder = path.parent
-    if not folder.is_dir():
-        raise InputError(
-            f"{option} {name}: folder {folder} does not exist; create it or name another file"
-        )
-    return path
 
 
 def write(views: list[RunView], path: Path, heading: str = "") -> Path:

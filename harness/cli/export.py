@@ -1,0 +1,44 @@
+"""``--export-spec``: a run written as a ``.spec`` for isolationtester (see racesim.spec.export)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from racesim.errors import InputError
+from racesim.formats.scenario import Scenario
+from racesim.formats.writer import check_target, save
+from racesim.provision.databases import Databases
+from racesim.runner import Result
+from racesim.system import resolve
+
+__all__ = ["check_target", "export_spec", "exportable"]
+
+
+def exportable(jobs: Sequence[tuple[Scenario, str]]) -> None:
+    """InputError unless ``jobs`` is one run on a store that uses the database."""
+    runs = [f"{Path(s.path).name} on {store}" for s, store in jobs]
+    if len(jobs) != 1:
+        raise InputError(
+            f"--export-spec: writes one run, and this command makes {len(jobs)}"
+            f" ({', '.join(runs[:4])}{', ...' if len(runs) > 4 else ''}); fix: give one"
+            " scenario and --store NAME"
+        )
+    scenario, store = jobs[0]
+    system = resolve(scenario.system)
+    if not system.variant(store).database:
+        stores = [v.name for v in system.variants if v.database]
+        raise InputError(
+            f"--export-spec: the {store} store runs in memory and sends no SQL; fix: add"
+            f" --store with one of {', '.join(stores) or '(none)'}"
+        )
+
+
+def export_spec(result: Result, dbs: Databases, path: Path) -> Path:
+    """Write ``result``'s run as a ``.spec`` at ``path``; return the path."""
+    from racesim.spec.export import capture, write
+
+    system = resolve(result.scenario.system)
+    setup = capture(dbs.server, system, result.store)
+    exported = write(result.outcome.history, result.scenario.plan.actors, setup)
+    return save(exported.text, path)

@@ -1,0 +1,447 @@
+"""Write a racesim run as a ``.spec`` that PostgreSQL's isolationtester replays.
+
+Each run (actor) becomes a session and each of its calls the statements it sent,
+with their parameters written in: a statement sent outside a transaction block is
+a step of its own, a ``BEGIN`` ... ``COMMIT`` block one step. The one permutation is
+the schedule in the order it happened. A step that waited on a lock gets the marker
+of the step whose completion released it (``cron_mark(user_commit)``), so
+isolationtester reports the same waits in the same places.
+
+Besides the runs, two sessions of racesim's own:
+
+``racesim``          moves the virtual clock (an UPDATE of ``racesim_clock.frozen``)
+                     before a step that happened later in virtual time, and ends a
+                     run's backend where the run crashed or was terminated;
+``racesim_watch``    reads the system's watched state (its monitor's query) at the
+                     start and after every step that changed it, so isolationtester's
+                     output shows the state change where racesim saw it.
+
+The setup is what racesim sent to bring an empty database to the run's start: the
+system's schema, the virtual clock, the store's own preparation and reset, then the
+clock set to the run's first moment. The teardown drops every object the setup
+created.
+
+Example::
+
+    setup = capture(server, system, "legacy")
+    exported = write(outcome.history, plan.actors, setup)
+    Path("race.spec").write_text(exported.text)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from racesim.engine.actors import SESSION_SETTINGS
+from racesim.engine.clock import SEARCH_PATH
+from racesim.engine.schema import preparer
+from racesim.engine.sessions import (
+    DEADLOCK_TIMEOUT_MS,
+    NotingConnection,
+    note_statements,
+    open_session,
+    sent,
+)
+from racesim.errors import InputError
+from racesim.model.history import Event, History
+from racesim.model.plan import Actor
+from racesim.provision.databases import Databases
+from racesim.provision.provide import Server
+from racesim.spec.parse import parse_text, quote_name
+from racesim.system import System
+
+__all__ = ["CLOCK_SESSION", "WATCH_SESSION", "Exported", "Setup", "capture", "write"]
+
+CLOCK_SESSION = "racesim"
+WATCH_SESSION = "racesim_watch"
+
+_OBJECTS = """
+SELECT 0, format('SCHEMA IF EXISTS %I', nspname) FROM pg_namespace
+ WHERE nspname NOT IN ('public', 'pg_catalog', 'information_schema', 'pg_toast')
+   AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+UNION ALL
+SELECT CASE c.relkind WHEN 'v' THEN 1 WHEN 'm' THEN 2 WHEN 'S' THEN 4 ELSE 3 END,
+       format(CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+              WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END
+              || ' IF EXISTS %I.%I', n.nspname, c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+UNION ALL
+SELECT 5, format(CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE'
+                 ELSE 'FUNCTION' END || ' IF EXISTS %I.%I(%s)', n.nspname, p.proname,
+                 pg_get_function_identity_arguments(p.oid))
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+UNION ALL
+SELECT 6, format(CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END || ' IF EXISTS %I.%I',
+                 n.nspname, t.typname)
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE n.nspname = 'public' AND (t.typtype IN ('e', 'd', 'r')
+       OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
+UNION ALL
+SELECT 7, format('EXTENSION IF EXISTS %I', extname) FROM pg_extension WHERE extname <> 'plpgsql'
+"""
+"""Every object of the connected database a teardown would drop, in dropping order."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What racesim sends to bring an empty database to a run's start, for one store."""
+
+    statements: tuple[str, ...]
+    drops: tuple[str, ...]
+    """``DROP ... CASCADE`` of each object the statements created."""
+    watch: tuple[str, ...]
+    """The monitor's read of the watched state."""
+    initial: Any = None
+    """The watched state it read on the prepared database (a run's state at its start)."""
+
+
+def capture(server: Server, system: System, store: str) -> Setup:
+    """Prepare a scratch database for ``store`` of ``system`` the way a run's database
+    is prepared, noting every statement sent; then drop it."""
+    variant = system.variant(store)
+    if not variant.database:
+        raise InputError(
+            f"--export-spec: the {store} store runs in memory and sends no SQL; fix: export"
+            f" a store on the database ({', '.join(_database_stores(system)) or 'none'})"
+        )
+    with Databases(server, lambda conn: None, label="racesim_export") as dbs:
+        name = dbs.create()
+        conn = open_session(server.conninfo(name), application_name="racesim-export")
+        try:
+            assert isinstance(conn, NotingConnection)
+            before = _objects(conn)
+            note_statements(conn, keep=None)
+            preparer(system)(conn)
+            if variant.prepare is not None:
+                variant.prepare(conn)
+            if variant.reset is not None:
+                variant.reset(conn)
+            statements = sent(conn, forget=True)
+            initial = variant.watch(conn)
+            watch = sent(conn, forget=True)
+            note_statements(conn, keep=0)
+            created = [o for o in _objects(conn) if o not in before]
+        finally:
+            conn.close()
+    drops = tuple(f"DROP {what} CASCADE" for _, what in sorted(created))
+    return Setup(statements, drops, watch, initial)
+
+
+def _database_stores(system: System) -> list[str]:
+    return [v.name for v in system.variants if v.database]
+
+
+def _objects(conn: psycopg.Connection[Any]) -> list[tuple[int, str]]:
+    return [(int(order), str(what)) for order, what in conn.execute(_OBJECTS).fetchall()]
+
+
+@dataclass
+class SpecStep:
+    name: str
+    session: str
+    sql: str
+    seq: int
+    """The history event the step comes from (-1 for the start)."""
+    marker: str = ""
+
+
+@dataclass(frozen=True)
+class Exported:
+    text: str
+    """The ``.spec``."""
+    steps: tuple[SpecStep, ...]
+    """The permutation's steps, in order."""
+
+    def step_of(self, seq: int) -> tuple[SpecStep, ...]:
+        """The steps of the run's actors made from history event ``seq``."""
+        return tuple(
+            s
+            for s in self.steps
+            if s.seq == seq and s.session not in (CLOCK_SESSION, WATCH_SESSION)
+        )
+
+
+@dataclass
+class _Builder:
+    actors: Sequence[Actor]
+    watch_sql: str
+    sessions: dict[str, list[SpecStep]] = field(default_factory=dict)
+    permutation: list[SpecStep] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    now: datetime | None = None
+    last_actor_step: SpecStep | None = None
+    watches: int = 0
+    clocks: int = 0
+
+    def name(self, wanted: str) -> str:
+        name, n = wanted, 1
+        while name in self.names:
+            n += 1
+            name = f"{wanted}_{n}"
+        self.names.add(name)
+        return name
+
+    def add(self, session: str, wanted: str, sql: str, seq: int) -> SpecStep:
+        if "}" in sql:
+            raise InputError(
+                f"--export-spec: a statement of {session} holds '}}', which no .spec step can"
+                " hold; fix: export a run whose SQL has no '}'"
+            )
+        step = SpecStep(self.name(wanted), session, sql, seq)
+        self.sessions.setdefault(session, []).append(step)
+        self.permutation.append(step)
+        if session not in (CLOCK_SESSION, WATCH_SESSION):
+            self.last_actor_step = step
+        return step
+
+    def at(self, when: datetime | None, seq: int, label: str = "") -> None:
+        """Move the clock to ``when`` first, if it is not there: a step named after the
+        schedule's label (``"T+3"``), else ``clockN``."""
+        if when is None or self.now is None or when == self.now:
+            self.now = self.now or when
+            return
+        self.now = when
+        self.clocks += 1
+        wanted = label if label and label not in self.names else f"clock{self.clocks}"
+        self.add(CLOCK_SESSION, wanted, _set_clock(when), seq)
+
+    def watch(self, seq: int) -> None:
+        if self.watch_sql:
+            self.watches += 1
+            self.add(WATCH_SESSION, f"watch{self.watches}", self.watch_sql, seq)
+
+
+def write(history: History, actors: Sequence[Actor], setup: Setup) -> Exported:
+    """The ``.spec`` of a run of ``actors`` on a database prepared as ``setup`` says."""
+    if history.stuck:
+        raise InputError(
+            f"--export-spec: the run never finished ({history.stuck}); a .spec of it"
+            " would never finish either; fix: export a run that ends"
+        )
+    for a in actors:
+        if a.name in (CLOCK_SESSION, WATCH_SESSION):
+            raise InputError(
+                f"--export-spec: a run is named {a.name}, as one of racesim's own sessions in"
+                " the .spec; fix: rename the actor"
+            )
+    events = history.events
+    done_of = _completions(events)
+    build = _Builder(actors, _join(setup.watch))
+    start = next((e.vtime for e in events if e.vtime is not None), None)
+    build.now = start
+    build.watch(-1)
+    state: Any = setup.initial
+    waiting: dict[str, tuple[list[str], SpecStep, SpecStep | None]] = {}
+    for e in events:
+        if e.kind == "outage":
+            if e.call == "restart" or e.actor in ("monitor", "server"):
+                raise InputError(
+                    f"--export-spec: the run has '{e.call}' of {e.actor}, which a .spec cannot"
+                    " do (isolationtester keeps its own connections and server); fix: export"
+                    " a run without server restarts or monitor outages"
+                )
+            build.at(e.vtime, e.seq, e.label)
+            build.add(CLOCK_SESSION, _ident(f"end_{e.actor}"), _terminate(e.actor), e.seq)
+        elif e.kind in ("step", "wait"):
+            statements = done_of[e.seq].sent if e.kind == "wait" else e.sent
+            groups = _groups(statements)
+            base = _ident(f"{e.actor}_{e.call}")
+            names = [base] if len(groups) == 1 else [f"{base}_{i + 1}" for i in range(len(groups))]
+            upto = len(groups)
+            if e.kind == "wait":
+                upto = _group_of(groups, len(e.sent) - 1) + 1
+            if groups:
+                build.at(e.vtime, e.seq, e.label)
+            made = [build.add(e.actor, names[i], _join(groups[i]), e.seq) for i in range(upto)]
+            if e.kind == "wait" and made:
+                rest = [_join(g) for g in groups[upto:]]
+                waiting[e.actor] = (rest, made[-1], build.last_actor_step)
+            if e.session_ended:
+                build.at(e.vtime, e.seq)
+                build.add(CLOCK_SESSION, _ident(f"end_{e.actor}"), _terminate(e.actor), e.seq)
+        elif e.kind == "done" and e.actor in waiting:
+            rest, waited, sent_after = waiting.pop(e.actor)
+            releaser = build.last_actor_step
+            if releaser is not None and releaser is not sent_after and releaser.session != e.actor:
+                waited.marker = releaser.name
+            base = waited.name
+            for i, sql in enumerate(rest):
+                build.add(e.actor, f"{base}_then{i + 1}", sql, e.seq)
+        if e.state is not None:
+            if e.state != state:
+                build.watch(e.seq)
+            state = e.state
+    if waiting:
+        actor = next(iter(waiting))
+        raise InputError(
+            f"--export-spec: the run stopped while {actor} still waited in"
+            f" {waiting[actor][1].name}; isolationtester would wait for it for ever; fix:"
+            " export a run that lets every step complete (without --stop-at-first)"
+        )
+    text = _text(history, actors, setup, build, start, _schedule(events, build))
+    parse_text(text, "exported.spec")  # what isolationtester would refuse, refused here
+    return Exported(text, tuple(build.permutation))
+
+
+def _schedule(events: list[Event], build: _Builder) -> list[str]:
+    """racesim's schedule as comment lines: each step and the .spec steps it became."""
+    made: dict[int, list[str]] = {}
+    for step in build.permutation:
+        if step.session not in (CLOCK_SESSION, WATCH_SESSION):
+            made.setdefault(step.seq, []).append(step.name)
+    lines = []
+    for e in events:
+        if e.kind not in ("step", "wait", "outage"):
+            continue
+        label = f"{e.label} " if e.label else ""
+        became = ", ".join(made.get(e.seq, [])) or "sent no SQL"
+        wait = ", waited" if e.kind == "wait" else ""
+        lines.append(f"#   {label}{e.actor}: {e.call} ({became}{wait})")
+    return lines
+
+
+def _completions(events: list[Event]) -> dict[int, Event]:
+    """For each ``wait`` event, the ``done`` event of the same call (or the wait itself)."""
+    found: dict[int, Event] = {}
+    open_waits: dict[str, Event] = {}
+    for e in events:
+        if e.kind == "wait":
+            open_waits[e.actor] = e
+            found[e.seq] = e
+        elif e.kind == "done" and e.actor in open_waits:
+            found[open_waits.pop(e.actor).seq] = e
+    return found
+
+
+def _groups(statements: Sequence[str]) -> list[list[str]]:
+    """Statements as steps: a transaction block together, any other statement alone."""
+    groups: list[list[str]] = []
+    block: list[str] | None = None
+    for text in statements:
+        word = text.strip().split(None, 1)[0].upper() if text.strip() else ""
+        if block is not None:
+            block.append(text)
+            if word in ("COMMIT", "ROLLBACK", "END", "ABORT") and not text.upper().startswith(
+                "ROLLBACK TO"
+            ):
+                groups.append(block)
+                block = None
+        elif word in ("BEGIN", "START"):
+            block = [text]
+        else:
+            groups.append([text])
+    if block is not None:
+        groups.append(block)
+    return groups
+
+
+def _group_of(groups: list[list[str]], index: int) -> int:
+    seen = 0
+    for i, g in enumerate(groups):
+        seen += len(g)
+        if index < seen:
+            return i
+    return len(groups) - 1
+
+
+def _join(statements: Sequence[str], sep: str = " ") -> str:
+    return sep.join(_ended(s) for s in statements if s.strip())
+
+
+def _ended(statement: str) -> str:
+    """``statement`` ended by ``;`` (on a line of its own after a ``--`` comment)."""
+    text = statement.strip().rstrip(";").rstrip()
+    return text + ("\n;" if "--" in text.rsplit("\n", 1)[-1] else ";")
+
+
+def _ident(text: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _set_clock(when: datetime) -> str:
+    return (
+        f"UPDATE racesim_clock.frozen SET at = {_literal(when.isoformat())}::timestamptz"
+        " WHERE id = 1;"
+    )
+
+
+def _terminate(actor: str) -> str:
+    """End the backend of ``actor``'s session (isolationtester names each session's
+    connection ``.../<session>``) and wait until it is gone: only then are its locks free."""
+    app = _literal("%/" + actor.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
+    return (
+        "DO $$ BEGIN PERFORM pg_terminate_backend(pid) FROM pg_stat_activity"
+        f" WHERE application_name LIKE {app}; LOOP PERFORM pg_stat_clear_snapshot();"
+        f" EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name LIKE"
+        f" {app}); PERFORM pg_sleep(0.001); END LOOP; END $$;"
+    )
+
+
+def _session_setup(actor: Actor | None) -> str:
+    parts = [f"SET search_path TO {SEARCH_PATH};", f"SET deadlock_timeout = {DEADLOCK_TIMEOUT_MS};"]
+    if actor is not None:
+        for name in SESSION_SETTINGS:
+            if name in actor.options:
+                parts.append(f"SET {name} = {_literal(str(actor.options[name]))};")
+    return " ".join(parts)
+
+
+def _text(
+    history: History,
+    actors: Sequence[Actor],
+    setup: Setup,
+    build: _Builder,
+    start: datetime | None,
+    schedule: list[str],
+) -> str:
+    by_name = {a.name: a for a in actors}
+    statements = [f"SET search_path TO {SEARCH_PATH}", *setup.statements]
+    if start is not None:
+        statements.append(_set_clock(start))
+    if any("}" in text for text in statements):
+        raise InputError(
+            "--export-spec: the system's setup SQL holds '}', which no .spec block can hold;"
+            " fix: export a system whose schema SQL has no '}'"
+        )
+    scenario = history.scenario or "a racesim run"
+    lines = [
+        f"# {scenario}, store {history.store}, written by racesim run --export-spec.",
+        "# Each session is one run; each step the SQL it sent. The session racesim moves",
+        "# the virtual clock (NOW() reads racesim_clock.now()); racesim_watch reads the",
+        "# watched state where it changed. Run it with isolationtester.",
+        "#",
+        "# racesim's schedule, and the steps below each of its steps became:",
+        *schedule,
+        "",
+        "setup",
+        "{",
+        _join(statements, "\n"),
+        "}",
+    ]
+    if setup.drops:
+        lines += ["", "teardown", "{", *(f"{d};" for d in setup.drops), "}"]
+    order = [a.name for a in actors if a.name in build.sessions]
+    order += [n for n in build.sessions if n not in order]
+    for session in order:
+        steps = build.sessions[session]
+        lines += ["", f"session {quote_name(session)}"]
+        if session != CLOCK_SESSION:
+            lines.append(f"setup {{ {_session_setup(by_name.get(session))} }}")
+        lines += [f"step {quote_name(s.name)} {{ {s.sql} }}" for s in steps]
+    lines.append("")
+    names = [
+        quote_name(s.name) + (f"({quote_name(s.marker)})" if s.marker else "")
+        for s in build.permutation
+    ]
+    lines.append("permutation " + " ".join(names))
+    return "\n".join(lines) + "\n"

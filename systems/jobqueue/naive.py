@@ -7,26 +7,13 @@ claimable: two workers both get it, or a job already done is claimed again.
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
-
 from racesim.systems.jobqueue import _sql
+from racesim.systems.jobqueue.base import BaseStore
 from racesim.systems.jobqueue.interface import Claimed
 
 
-class NaiveStore:
+class NaiveStore(BaseStore):
     name = "naive"
-
-    def __init__(self, conn: psycopg.Connection[Any], worker: str) -> None:
-        self.conn = conn
-        self.worker = worker
-
-    def enqueue(self, payload: str) -> int:
-        return _sql.enqueue(self.conn, payload)
-
-    def find(self) -> int | None:
-        return _sql.find(self.conn)
 
     def claim(self, job: int) -> Claimed | None:
         row = self.conn.execute(
@@ -34,9 +21,3 @@ class NaiveStore:
             {**_sql.claim_params(self.worker), "job": job},
         ).fetchone()
         return _sql.claimed(row)
-
-    def process(self, job: int, attempt: int) -> bool:
-        return _sql.process(self.conn, self.worker, job, attempt)
-
-    def close(self) -> None:
-        self.conn.close()

@@ -10,11 +10,8 @@ whichever job is next when it runs, or none.
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
-
 from racesim.systems.jobqueue import _sql
+from racesim.systems.jobqueue.base import BaseStore
 from racesim.systems.jobqueue.interface import Claimed
 
 CLAIM = (
@@ -25,24 +22,8 @@ CLAIM = (
 )
 
 
-class SkipLockedStore:
+class SkipLockedStore(BaseStore):
     name = "skiplocked"
-
-    def __init__(self, conn: psycopg.Connection[Any], worker: str) -> None:
-        self.conn = conn
-        self.worker = worker
-
-    def enqueue(self, payload: str) -> int:
-        return _sql.enqueue(self.conn, payload)
-
-    def find(self) -> int | None:
-        return _sql.find(self.conn)
 
     def claim(self, job: int) -> Claimed | None:
         return _sql.claimed(self.conn.execute(CLAIM, _sql.claim_params(self.worker)).fetchone())
-
-    def process(self, job: int, attempt: int) -> bool:
-        return _sql.process(self.conn, self.worker, job, attempt)
-
-    def close(self) -> None:
-        self.conn.close()

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
+import commands
 import pytest
-
-from racesim.provision.binaries import find_binaries
-from racesim.provision.cluster import Cluster, server_user
+from commands import racesim
 
 ROOT = Path(__file__).parent.parent
 SCENARIO = str(ROOT / "scenarios" / "two-users-refresh.toml")
 SECRET = "s3cret-Pa55word"
-
-
-def racesim(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "racesim.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def assert_refused(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -72,24 +55,9 @@ def test_unknown_option_and_bad_values() -> None:
 @pytest.fixture(scope="module")
 def password_cluster() -> Iterator[str]:
     """A cluster that wants a password from role racer over its socket."""
-    user = server_user()
-    folder = Path(tempfile.mkdtemp(prefix="racesim-hba-"))
-    hba = folder / "pg_hba.conf"
-    hba.write_text(
-        "local all postgres trust\nlocal all all scram-sha-256\n"
-        if user.run_uid is not None
-        else f"local all {os.environ.get('USER', 'root')} trust\nlocal all all scram-sha-256\n"
-    )
-    folder.chmod(0o755)
-    hba.chmod(0o644)
-    try:
-        with Cluster(find_binaries(), settings={"hba_file": str(hba)}) as cluster:
-            with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
-                conn.execute("CREATE ROLE racer LOGIN PASSWORD 'right-one' CREATEDB")
-            params = cluster.params
-            yield f"host={params['host']} port={params['port']} dbname=postgres user=racer"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with commands.password_cluster({"racer": "right-one"}) as cluster:
+        params = cluster.params
+        yield f"host={params['host']} port={params['port']} dbname=postgres user=racer"
 
 
 def test_wrong_password(password_cluster: str) -> None:

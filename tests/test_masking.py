@@ -7,24 +7,16 @@ may contain either marker.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import traceback
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
+from commands import password_cluster, racesim
 from psycopg.conninfo import make_conninfo
 
 from racesim.errors import InputError, ProvisionError
-from racesim.provision.binaries import find_binaries
-from racesim.provision.cluster import Cluster, server_user
 from racesim.provision.masking import malformed_reason, mask_dsn, masked_conninfo
 from racesim.provision.provide import Sources, provide
 
@@ -100,39 +92,11 @@ def test_an_unreachable_server_error_hides_the_password(password: str) -> None:
     assert "password=***" in str(caught.value)
 
 
-def racesim(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "racesim.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-    )
-
-
 @pytest.fixture(scope="module")
 def scram_cluster() -> Iterator[tuple[str, str]]:
     """A cluster where role ``racer`` logs in with each password (one role per password)."""
-    user = server_user()
-    folder = Path(tempfile.mkdtemp(prefix="racesim-hba-"))
-    hba = folder / "pg_hba.conf"
-    me = "postgres" if user.run_uid is not None else os.environ.get("USER", "root")
-    hba.write_text(f"local all {me} trust\nlocal all all scram-sha-256\n")
-    folder.chmod(0o755)
-    hba.chmod(0o644)
-    try:
-        with Cluster(find_binaries(), settings={"hba_file": str(hba)}) as cluster:
-            with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
-                for n, password in enumerate(PASSWORDS):
-                    conn.execute(
-                        sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
-                            sql.Identifier(f"racer{n}"), sql.Literal(password)
-                        )
-                    )
-            yield cluster.params["host"], cluster.params["port"]
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with password_cluster({f"racer{n}": p for n, p in enumerate(PASSWORDS)}) as cluster:
+        yield cluster.params["host"], cluster.params["port"]
 
 
 @pytest.mark.parametrize("n", range(len(PASSWORDS)))

@@ -7,6 +7,8 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from commands import pytest_run
+
 from racesim.provision.databases import Databases
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,27 +40,12 @@ def test_fresh_database(racesim_db):
 def test_plugin_fixtures_in_a_user_test(racesim_databases: Databases, tmp_path: Path) -> None:
     scenario = ROOT / "scenarios" / "t0-t4-cron-wipes-user.toml"
     (tmp_path / "test_user.py").write_text(USER_TESTS.replace("{scenario}", str(scenario)))
-    dsn = racesim_databases.server.conninfo()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-n",
-            "0",
-            f"--racesim-dsn={dsn}",
-            "--racesim-seed=11",
-            "--racesim-profile=ci",
-            "test_user.py",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = pytest_run(
+        tmp_path,
+        racesim_databases.server.conninfo(),
+        "--racesim-seed=11",
+        "--racesim-profile=ci",
+        "test_user.py",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout

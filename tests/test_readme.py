@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from commands import pytest_run
 
 from racesim.cli.main import build_parser
 from racesim.engine.loop import Options
@@ -114,26 +115,14 @@ def test_python_examples_run_under_pytest(tmp_path: Path, pg_server: Server) -> 
         "        assert conn.execute('SELECT count(*) FROM seats').fetchone() == (0,)\n"
     )
     (tmp_path / "test_readme_examples.py").write_text("\n\n".join(tests))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-n",
-            "0",
-            "--rootdir",
-            str(tmp_path),
-            "-c",
-            os.devnull,
-            f"--racesim-dsn={pg_server.conninfo()}",
-            str(tmp_path / "test_readme_examples.py"),
-        ],
-        cwd=ROOT,  # the examples name scenarios/ relative to a checkout
-        capture_output=True,
-        text=True,
+    done = pytest_run(
+        ROOT,  # the examples name scenarios/ relative to a checkout
+        pg_server.conninfo(),
+        "--rootdir",
+        str(tmp_path),
+        "-c",
+        os.devnull,
+        str(tmp_path / "test_readme_examples.py"),
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

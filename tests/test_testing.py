@@ -3,11 +3,10 @@ databases, used from a user's test files (run in a subprocess, on this process's
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from commands import pytest_run
 
 from racesim.provision.provide import Server
 
@@ -49,28 +48,6 @@ def test_empty(racesim_empty_db):
 """
 
 
-def pytest_run(where: Path, server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-n",
-            "0",
-            f"--racesim-dsn={server.conninfo()}",
-            *args,
-        ],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "schema.sql").write_text(SCHEMA)
@@ -80,14 +57,14 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_loaded_and_empty_databases_in_a_users_tests(racesim_server: Server, project: Path) -> None:
-    done = pytest_run(project, racesim_server)
+    done = pytest_run(project, racesim_server.conninfo())
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout
 
 
 def test_a_broken_schema_file_fails_naming_its_line(racesim_server: Server, project: Path) -> None:
     (project / "schema.sql").write_text("CREATE TABLE seats (event TEXT);\nCREATE TABL oops;\n")
-    done = pytest_run(project, racesim_server, "test_user.py::test_loaded")
+    done = pytest_run(project, racesim_server.conninfo(), "test_user.py::test_loaded")
     assert done.returncode == 1
     assert "racesim: " in done.stdout
     line = next(x for x in done.stdout.splitlines() if "schema.sql:2:" in x)
@@ -97,7 +74,7 @@ def test_a_broken_schema_file_fails_naming_its_line(racesim_server: Server, proj
 
 def test_a_missing_schema_file_fails_in_one_line(racesim_server: Server, project: Path) -> None:
     (project / "schema.sql").unlink()
-    done = pytest_run(project, racesim_server, "test_user.py::test_loaded")
+    done = pytest_run(project, racesim_server.conninfo(), "test_user.py::test_loaded")
     assert done.returncode == 1
     assert "schema.sql (" in done.stdout and "check the load= path" in done.stdout
 

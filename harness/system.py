@@ -492,6 +492,9 @@ def resolve(spec: System | str | None = None, *, where: str = "--system") -> Sys
     """A system from a value, an installed system's name (entry point group
     ``racesim.systems``), or ``package.module:attribute``; the reference by default.
 
+    ``spec:FILE.spec`` is a ``.spec`` file checked by its SQL invariants (see
+    ``racesim.spec.system``).
+
     ``package.module`` is imported with the current directory searched first (as
     uvicorn and gunicorn do), so a module of the project racesim runs in is found
     without installing it. ``where`` starts every error message (the option, or a
@@ -501,6 +504,12 @@ def resolve(spec: System | str | None = None, *, where: str = "--system") -> Sys
         return spec
     text = spec or DEFAULT_SYSTEM
     asked = text.strip()
+    if asked.startswith("spec:"):  # a .spec file as a system (racesim.spec.system)
+        from racesim.spec.system import from_name
+
+        made = from_name(asked)
+        _FOUND.setdefault(id(made), (made, asked))
+        return made
     if ":" not in text:
         text = _by_name(asked, where)
     module, _, attr = text.partition(":")

@@ -127,7 +127,10 @@ def test_explore_refusals(tmp_path: Path) -> None:
     done = racesim("explore", str(spec))
     assert done.returncode == 2
     assert "no invariants; fix: write" in done.stderr
-    done = racesim("explore", str(BOOKING), "--strategy", "pct")
+    done = racesim("explore", str(BOOKING), "--strategy", "pct", "--step-timeout", "5")
     assert done.returncode == 2
-    assert "not available for .spec files" in done.stderr
+    assert "--step-timeout: --strategy pct runs the spec's system" in done.stderr
+    done = racesim("explore", str(BOOKING), "--strategy", "dfs")
+    assert done.returncode == 2
+    assert "expected exhaustive, random, hypothesis or pct" in done.stderr
     assert "Traceback" not in done.stderr

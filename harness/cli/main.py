@@ -198,7 +198,7 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
 
     try:
         words = list(sys.argv[1:] if argv is None else argv)
-        if words[:1] == ["explore"] and any(w.endswith(".spec") for w in words[1:]):
+        if words[:1] == ["explore"] and _names_spec_file(words[1:]):
             from racesim.cli.spec import cmd_explore_spec
 
             return cmd_explore_spec(words[1:], reporter)
@@ -260,6 +260,17 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
             raise
         reporter.problem(f"racesim: {mask_dsn(lost)}")
         return EXIT_HARNESS
+
+
+def _names_spec_file(words: list[str]) -> bool:
+    """True when ``explore``'s own arguments name a ``.spec`` file (not a value of
+    ``--system``, where ``spec:FILE.spec`` is a spec's system)."""
+    after_system = False
+    for w in words:
+        if w.endswith(".spec") and not after_system and not w.startswith(("spec:", "--")):
+            return True
+        after_system = w == "--system"
+    return False
 
 
 def server_lost(exc: BaseException) -> str | None:

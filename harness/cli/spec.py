@@ -207,7 +207,12 @@ def _explore_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("spec", metavar="FILE.spec")
     p.add_argument("--invariants", metavar="FILE", help="invariants file (default FILE.spec.toml)")
-    p.add_argument("--strategy", default="exhaustive", help="exhaustive (default) or random")
+    p.add_argument(
+        "--strategy",
+        default="exhaustive",
+        help="exhaustive (default) or random, through an isolationtester-faithful runner;"
+        " hypothesis or pct, through the spec's system (as for any system)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random strategy (default 0)")
     p.add_argument("--max-examples", type=int, default=1000, help="interleavings to try at most")
     p.add_argument(
@@ -227,13 +232,16 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
 
     args = _explore_parser().parse_args(argv)
     problems = []
-    if args.strategy in ("hypothesis", "pct"):
+    if args.strategy not in ("exhaustive", "random", "hypothesis", "pct"):
         problems.append(
-            f"--strategy {args.strategy} is not available for .spec files; fix: use "
-            "exhaustive or random"
+            "--strategy: expected exhaustive, random, hypothesis or pct, got"
+            f" {args.strategy[:40]!r}"
         )
-    elif args.strategy not in ("exhaustive", "random"):
-        problems.append(f"--strategy: expected exhaustive or random, got {args.strategy[:40]!r}")
+    if args.strategy in ("hypothesis", "pct") and args.step_timeout is not None:
+        problems.append(
+            f"--step-timeout: --strategy {args.strategy} runs the spec's system, whose steps"
+            " racesim's engine bounds; fix: drop --step-timeout or use exhaustive or random"
+        )
     if args.max_examples < 1:
         problems.append("--max-examples: expected 1 or more")
     if not is_spec(args.spec):
@@ -251,6 +259,10 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
     out_dir = Path(args.out) if args.out else Path(".cache/racesim/counterexamples")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir}: not a folder; fix: give a folder")
+    if args.strategy in ("hypothesis", "pct"):
+        from racesim.cli.spec_system import explore_system
+
+        return explore_system(args, Path(args.spec), inv_path, out_dir, reporter)
     timeout = step_timeout(args.step_timeout) if args.step_timeout else 30.0
     search = Search(spec, invariants, args.strategy, args.seed, args.max_examples, timeout)
     with spec_databases(args.pg, args.dsn) as dbs:
@@ -269,7 +281,13 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
     if finding is None:
         reporter.line(
             f"{spec.path}: {search.tried} interleavings tried ({search.invalid} not possible: a"
-            f" step due while its session waited), no invariant broken"
+            f" step due while its session waited"
+            + (
+                f"; {search.reordered} more skipped as reorderings of independent steps"
+                if search.reordered
+                else ""
+            )
+            + "), no invariant broken"
             + (
                 ""
                 if search.tried < args.max_examples or args.strategy == "random"

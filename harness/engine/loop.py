@@ -167,6 +167,7 @@ class Engine:
         if self.pool is not None or self.conninfo is not None:
             conn, worker = self._open_session(index, actor)
         store = self.variant.open(Session(conn, self.world, seed, actor.name))
+        self.history.opened[actor.name] = sent(conn, forget=True)
         ctx = RunContext(actor.name, self.store, dict(actor.options), actor.faults)
         run = Run(
             index=index,

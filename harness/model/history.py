@@ -72,6 +72,9 @@ class History:
     events: list[Event] = field(default_factory=list)
     stuck: str | None = None
     """Why the schedule could never finish, when it could not."""
+    opened: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per run, the statements its session sent as it opened (settings, the store's own
+    setup), before its first step."""
 
     def add(self, event: Event) -> Event:
         self.events.append(event)

@@ -37,7 +37,6 @@ from typing import Any
 
 import psycopg
 
-from racesim.engine.actors import SESSION_SETTINGS
 from racesim.engine.clock import SEARCH_PATH
 from racesim.engine.schema import preparer
 from racesim.engine.sessions import (
@@ -387,13 +386,17 @@ def _terminate(actor: str) -> str:
     )
 
 
-def _session_setup(actor: Actor | None) -> str:
+def _session_setup(opened: tuple[str, ...]) -> str:
+    """racesim's session settings, then what the run's session sent as it opened (the
+    actor's options, the store's own setup)."""
     parts = [f"SET search_path TO {SEARCH_PATH};", f"SET deadlock_timeout = {DEADLOCK_TIMEOUT_MS};"]
-    if actor is not None:
-        for name in SESSION_SETTINGS:
-            if name in actor.options:
-                parts.append(f"SET {name} = {_literal(str(actor.options[name]))};")
-    return " ".join(parts)
+    own = _join(opened)
+    if "}" in own:
+        raise InputError(
+            "--export-spec: a session's setup SQL holds '}', which no .spec block can hold;"
+            " fix: export a run whose SQL has no '}'"
+        )
+    return " ".join(p for p in (*parts, own) if p)
 
 
 def _text(
@@ -404,7 +407,6 @@ def _text(
     start: datetime | None,
     schedule: list[str],
 ) -> str:
-    by_name = {a.name: a for a in actors}
     statements = [f"SET search_path TO {SEARCH_PATH}", *setup.statements]
     if start is not None:
         statements.append(_set_clock(start))
@@ -436,7 +438,8 @@ def _text(
         steps = build.sessions[session]
         lines += ["", f"session {quote_name(session)}"]
         if session != CLOCK_SESSION:
-            lines.append(f"setup {{ {_session_setup(by_name.get(session))} }}")
+            opened = history.opened.get(session, ())
+            lines.append(f"setup {{ {_session_setup(opened)} }}")
         lines += [f"step {quote_name(s.name)} {{ {s.sql} }}" for s in steps]
     lines.append("")
     names = [

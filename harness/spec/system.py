@@ -1,0 +1,178 @@
+"""A ``.spec`` as a System: sessions are programs, steps are SQL calls, SQL invariants
+are the checks. Every strategy of ``racesim explore`` (Hypothesis, exhaustive with
+reduction, PCT) then applies to it as to any system, and its counterexamples replay
+(``racesim replay``) and export (``--export-spec``) like any others.
+
+* the spec's setup blocks prepare the database; between runs its teardown and then
+  its setup put it back (as isolationtester does around each permutation);
+* each session is a program of the same name that sends its steps in order, one
+  ``sql`` call each (an error is the step's outcome and the session goes on, as in
+  isolationtester); its setup runs when its session opens;
+* the watched state is the rows the invariant queries return (none while they hold);
+* footprints let the exhaustive search skip reorderings: a step reads or writes the
+  tables its SQL names, a commit or rollback writes every table of its session, and a
+  step racesim cannot read this way touches everything (see ``footprints``).
+
+A spec's system is named ``spec:PATH`` (``spec:PATH.spec:INVARIANTS.toml`` with an
+invariants file other than ``PATH.spec.toml``), which is how a saved counterexample
+names it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from racesim.errors import InputError
+from racesim.model.history import Event
+from racesim.model.plan import Actor
+from racesim.model.violation import Violation
+from racesim.spec.explore import Invariant, companion, load_invariants
+from racesim.spec.footprints import footprints
+from racesim.spec.parse import Session as SpecSession
+from racesim.spec.parse import Spec, load
+from racesim.system import (
+    Call,
+    Config,
+    Program,
+    ProgramRun,
+    RunContext,
+    Session,
+    System,
+    Variant,
+)
+
+__all__ = ["PREFIX", "STORE", "footprints", "from_name", "spec_system"]
+
+PREFIX = "spec:"
+STORE = "spec"
+"""The one variant (store) of a spec's system."""
+ROWS_SHOWN = 5
+
+
+class _Store:
+    """A session of the spec: its setup ran when it opened."""
+
+    def __init__(self, session: Session, spec_session: SpecSession) -> None:
+        assert session.conn is not None
+        if spec_session.setup is not None:
+            session.conn.execute(spec_session.setup)
+
+
+def _program(session: SpecSession) -> Program:
+    steps = session.steps
+
+    def make(ctx: RunContext) -> ProgramRun:
+        for step in steps:
+            with contextlib.suppress(psycopg.Error):  # printed as the step's result
+                yield Call(step.name, kind="sql", sql=step.sql)
+        return "done"
+
+    return Program(make, calls=frozenset(s.name for s in steps))
+
+
+class _Checks:
+    """A violation the first time an invariant's query returns rows."""
+
+    def __init__(self, actors: tuple[Actor, ...]) -> None:
+        self.reported: set[str] = set()
+
+    def feed(self, event: Event) -> list[Violation]:
+        found = []
+        for name, rows in event.state or ():
+            if name in self.reported:
+                continue
+            self.reported.add(name)
+            found.append(
+                Violation(
+                    name,
+                    event.seq,
+                    event.label,
+                    event.actor,
+                    (event.actor,),
+                    f"the query of {name} returns {'; '.join(rows)}",
+                )
+            )
+        return found
+
+    def holder(self) -> str:
+        return ""
+
+
+def _watch(invariants: tuple[Invariant, ...]) -> Any:
+    def watch(conn: psycopg.Connection[Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        broken = []
+        for inv in invariants:
+            try:
+                rows = conn.execute(inv.sql).fetchmany(ROWS_SHOWN)
+            except psycopg.Error as exc:
+                raise InputError(
+                    f"invariant {inv.name!r} (line {inv.line}) failed: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}; fix: a"
+                    " query over the spec's tables that returns no rows while it holds"
+                ) from None
+            if rows:
+                shown = tuple("|".join("" if v is None else str(v) for v in r) for r in rows)
+                broken.append((inv.name, shown))
+        return tuple(broken)
+
+    return watch
+
+
+def spec_system(spec: Spec, invariants: tuple[Invariant, ...], name: str = "") -> System:
+    """The System of ``spec`` checked by ``invariants``."""
+
+    def prepare(conn: psycopg.Connection[Any]) -> None:
+        for sql in spec.setups:
+            conn.execute(sql)
+
+    def reset(conn: psycopg.Connection[Any]) -> None:
+        if spec.teardown is not None:
+            conn.execute(spec.teardown)
+        prepare(conn)
+
+    sessions = {s.name: s for s in spec.sessions}
+    actors = tuple(Actor(s.name, s.name) for s in spec.sessions)
+    config = Config(f"the sessions of {Path(spec.path).name}", actors=actors, clock=False)
+    return System(
+        name=name or f"{PREFIX}{spec.path}",
+        variants=(
+            Variant(
+                STORE,
+                open=lambda s: _Store(s, sessions[s.actor]),
+                watch=_watch(invariants),
+                reset=reset,
+            ),
+        ),
+        programs={s.name: _program(s) for s in spec.sessions},
+        invariants=_Checks,
+        invariant_names=tuple(inv.name for inv in invariants),
+        prepare=prepare,
+        footprints=footprints(spec, invariants),
+        configs={"sessions": config},
+        defaults={"hypothesis": "sessions", "exhaustive": "sessions", "pct": "sessions"},
+    )
+
+
+_MADE: dict[str, System] = {}
+
+
+def from_name(text: str) -> System:
+    """The system ``spec:PATH[.spec:INVARIANTS]`` names (made once per name)."""
+    found = _MADE.get(text)
+    if found is not None:
+        return found
+    rest = text.removeprefix(PREFIX)
+    spec_path, sep, inv_path = rest.partition(".spec:")
+    spec_file = Path(spec_path + ".spec" if sep else rest)
+    if spec_file.suffix != ".spec":
+        raise InputError(
+            f"system {text[:80]!r}: expected spec:FILE.spec or spec:FILE.spec:INVARIANTS.toml"
+        )
+    invariants_file = Path(inv_path) if sep else companion(spec_file)
+    system = spec_system(load(spec_file), load_invariants(invariants_file), text)
+    _MADE[text] = system
+    return system

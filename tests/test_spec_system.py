@@ -149,3 +149,48 @@ def test_the_spec_system_explores_through_the_generic_command(
     system = resolve(f"spec:{BOOKING}")
     assert system.variant_names == ("spec",)
     assert set(system.programs) == {"alice", "bob"}
+
+
+LOCKING = """
+setup { CREATE TABLE acct (id int PRIMARY KEY, bal int); INSERT INTO acct VALUES (1, 100); }
+teardown { DROP TABLE acct; }
+session s1
+setup { BEGIN; }
+step r1 { SELECT bal FROM acct WHERE id = 1 FOR UPDATE; }
+step c1 { COMMIT; }
+session s2
+step w2 { UPDATE acct SET bal = bal - 60 WHERE id = 1; }
+"""
+
+
+def test_a_waiting_session_is_not_stepped_while_another_can_release_it(
+    target15: Target, tmp_path: Path
+) -> None:
+    """Stepping a session whose step waits on a lock could only wait until the run is
+    stuck; explorers step the others, and the wait ends when they release it."""
+    from racesim.explore.drive import Drive
+    from racesim.runner import databases
+
+    path, _spec = write_spec(tmp_path, LOCKING)
+    (tmp_path / "t.spec.toml").write_text('[invariants]\nok = "SELECT 1 WHERE false"\n')
+    system = resolve(f"spec:{path}")
+    actors = system.configs["sessions"].actors
+    with databases("dsn", target15.dbs.server.conninfo(), system) as dbs:
+        name = dbs.create()
+        with Drive(actors, "spec", conninfo=dbs.server.conninfo(name), system=system) as d:
+            d.take("s1")
+            d.take("s2")
+            assert d.engine.waiting("s2")
+            assert d.enabled() == ["s1"]
+            assert d.take("s2") is None  # not taken: it would only wait
+            d.take("s1")  # the commit releases the row
+            assert not d.engine.waiting("s2")
+            kinds = [(e.kind, e.actor, e.call) for e in d.outcome().history.events]
+        dbs.drop(name)
+    assert kinds == [
+        ("step", "s1", "r1"),
+        ("wait", "s2", "w2"),
+        ("step", "s1", "c1"),
+        ("done", "s2", "w2"),
+    ]
+    assert not d.outcome().history.stuck

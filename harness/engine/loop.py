@@ -438,6 +438,10 @@ class Engine:
             return run.pending.name
         return run.next_call.name if run.next_call is not None else None
 
+    def waiting(self, actor: str) -> bool:
+        """True while ``actor``'s step waits on a lock (sent, seen blocked, not done)."""
+        return self.runs[actor].pending is not None
+
     def outcome(self) -> Outcome:
         """The history and checker so far (what ``run`` returns at its end)."""
         return Outcome(self.history, self.checker)

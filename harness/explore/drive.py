@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 
+from racesim.engine.actors import SESSION_SETTINGS
 from racesim.engine.loop import Engine, Options, Outcome
 from racesim.engine.pool import SessionPool
 from racesim.model.plan import Actor, ClockMove, Entry, Plan, Step
@@ -119,8 +120,26 @@ class Drive:
         return self.options.stop_at_first and bool(self.engine.checker.violations)
 
     def enabled(self) -> list[str]:
-        """Actors that still have a step to take, in declaration order."""
-        return [a.name for a in self.actors if self.engine.next_call(a.name) is not None]
+        """Actors that still have a step to take, in declaration order; one whose step
+        waits on a lock only when no other can step (see ``stalls``)."""
+        ready = [a.name for a in self.actors if self.engine.next_call(a.name) is not None]
+        return [a for a in ready if not self.stalls(a)]
+
+    def stalls(self, actor: str) -> bool:
+        """True when stepping ``actor`` could only wait: its step waits on a lock, it
+        has no lock or statement timeout of its own to end the wait, and another
+        actor can step (only another session's step can release the lock; waiting
+        first would make the run stuck, never a different one)."""
+        engine = self.engine
+        if not engine.waiting(actor):
+            return False
+        options = next(a.options for a in self.actors if a.name == actor)
+        if any(name in options for name in SESSION_SETTINGS):
+            return False
+        return any(
+            a.name != actor and not engine.waiting(a.name) and engine.next_call(a.name) is not None
+            for a in self.actors
+        )
 
     def take(self, choice: Choice) -> Entry | None:
         """Take one choice; None (and nothing happens) when it cannot be taken."""
@@ -134,7 +153,7 @@ class Drive:
             entry = ClockMove(choice, label)
         else:
             call = self.engine.next_call(choice)
-            if call is None:
+            if call is None or self.stalls(choice):
                 return None
             entry = Step(choice, call, label)
         self.engine.take(entry)
@@ -180,7 +199,8 @@ def drive(
     """Run ``choices`` over ``actors``; choices for finished actors are skipped.
 
     With ``drain``, the actors then run to their end one after another, in
-    declaration order: every schedule becomes a complete run, so a short list
+    declaration order (one waiting on a lock after the others that can step, and
+    again until none can): every schedule becomes a complete run, so a short list
     of choices (what Hypothesis shrinks towards) still reaches every step.
     """
     with Drive(
@@ -190,7 +210,10 @@ def drive(
             if d.over:
                 break
             d.take(choice)
-        for actor in actors if drain else ():
-            while not d.over and d.take(actor.name) is not None:
-                pass
+        progress = drain
+        while progress and not d.over:
+            progress = False
+            for actor in actors:
+                while not d.over and d.take(actor.name) is not None:
+                    progress = True
         return d.driven()

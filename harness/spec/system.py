@@ -41,6 +41,7 @@ from racesim.system import (
     ProgramRun,
     RunContext,
     Session,
+    Show,
     System,
     Variant,
 )
@@ -122,6 +123,22 @@ def _watch(invariants: tuple[Invariant, ...]) -> Any:
     return watch
 
 
+def _state(state: Any) -> str:
+    if state is None:
+        return ""
+    if not state:
+        return "invariants: hold"
+    return "broken: " + "; ".join(f"{name} ({', '.join(rows)})" for name, rows in state)
+
+
+SHOW = Show(
+    state=_state,
+    state_json=lambda state: None if state is None else {n: list(r) for n, r in state},
+    state_key="broken",
+)
+"""The watched state as the invariants that are broken, with their first rows."""
+
+
 def spec_system(spec: Spec, invariants: tuple[Invariant, ...], name: str = "") -> System:
     """The System of ``spec`` checked by ``invariants``."""
 
@@ -153,6 +170,7 @@ def spec_system(spec: Spec, invariants: tuple[Invariant, ...], name: str = "") -
         prepare=prepare,
         footprints=footprints(spec, invariants),
         configs={"sessions": config},
+        show=SHOW,
         defaults={"hypothesis": "sessions", "exhaustive": "sessions", "pct": "sessions"},
     )
 

@@ -29,5 +29,7 @@ class Violation:
 
     @property
     def slug(self) -> str:
-        """The key as a file name part: ``invariant--cause``."""
-        return self.key.replace("/", "--")
+        """The key as a file name part: ``invariant--cause``, any character other than
+        a letter, digit, ``.``, ``_`` or ``-`` written as ``_``."""
+        text = self.key.replace("/", "--")
+        return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in text)

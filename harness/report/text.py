@@ -151,8 +151,10 @@ class Reporter:
             )
             return
         self.line(f"== {view.path} [{view.store}] {view.title}")
+        width = max([LABEL_WIDTH - 1, *(len(e.label or "") for e in view.events)]) + 1
+        holders = any(e.holder for e in view.events)
         for event in view.events:
-            self.line(timeline_line(event))
+            self.line(timeline_line(event, width, holders))
             for v in event.violations:
                 self.line(f"        !! {v.invariant}: {v.message}")
         self.line(f"   {view.verdict.tag:<4} {view.verdict.summary}")
@@ -160,10 +162,13 @@ class Reporter:
 
 
 HEAD_WIDTH = 60
+LABEL_WIDTH = 6
+"""Columns of the label (``T+3``), or one more than the view's longest label."""
 
 
-def timeline_line(event: EventView) -> str:
-    """``T+3   a: write -> ok   | <watched state>  holder: a``, then how a run ended."""
+def timeline_line(event: EventView, width: int = LABEL_WIDTH, holders: bool = True) -> str:
+    """``T+3   a: write -> ok   | <watched state>  holder: a``, then how a run ended.
+    The holder is left out when no event of the run has one (``holders``)."""
     label = event.label or ""
     if event.kind == "clock":
         head = f"{event.call}  ({event.result})"
@@ -173,8 +178,8 @@ def timeline_line(event: EventView) -> str:
         head = head[: HEAD_WIDTH - 1] + "…"
     tail = event.state.text if event.state is not None else ""
     if tail:
-        tail = f"| {tail}  holder: {event.holder or '-'}"
-    text = f"  {label:<6}{head:<{HEAD_WIDTH}} {tail}".rstrip()
+        tail = f"| {tail}" + (f"  holder: {event.holder or '-'}" if holders else "")
+    text = f"  {label:<{width}}{head:<{HEAD_WIDTH}} {tail}".rstrip()
     if event.finished is not None:
-        text += f"\n        {event.actor} finished: {event.finished}"
+        text += f"\n  {'':<{width}}{event.actor} finished: {event.finished}"
     return text

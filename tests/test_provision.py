@@ -119,6 +119,17 @@ def test_dsn_wins_over_local_and_is_pinned(local: Server) -> None:
     assert recorder.calls == []
 
 
+def test_a_dsn_from_the_environment_that_pg_local_passes_over_is_told() -> None:
+    recorder = Recorder(local_ok=True, docker_ok=True)
+    env = {"RACESIM_DSN": "host=/nowhere dbname=x password=hunter2"}
+    with provide("local", sources=recorder.sources(env)) as server:
+        assert server.source == "local"
+    assert recorder.calls == ["local:None"]
+    [note] = server.notes
+    assert "RACESIM_DSN is set, but --pg local uses a server of racesim's own" in note
+    assert "hunter2" not in note
+
+
 def test_auto_takes_local_before_docker() -> None:
     recorder = Recorder(local_ok=True, docker_ok=True)
     with provide(binaries="embedded", sources=recorder.sources()) as server:

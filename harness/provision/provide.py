@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -150,6 +150,12 @@ def provide(
             except ProvisionError as exc:
                 failures.append(f"{name}: {exc}")
                 continue
+            if dsn is not None:  # --pg local|docker over a DSN from the environment
+                note = (
+                    f"racesim: note: {origin} is set, but --pg {choice} uses a server of"
+                    f" racesim's own; {origin} is not used (drop --pg {choice} to use it)"
+                )
+                server = replace(server, notes=(*server.notes, note))
             yield server
             return
     raise ProvisionError(_nothing_worked(choice, failures))

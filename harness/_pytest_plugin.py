@@ -10,8 +10,9 @@ project's own ``conn`` or ``databases``):
                       ``racesim.testing.database(load)`` makes one with it loaded);
 ``race``              run a scenario file or a ``Plan``; returns a :class:`Race`.
 
-Options (each also an ini key): ``--racesim-dsn`` / ``racesim_dsn``,
-``--racesim-seed`` / ``racesim_seed``, ``--racesim-profile`` / ``racesim_profile``.
+Options (each also an ini key, then an environment variable): ``--racesim-dsn`` /
+``racesim_dsn`` / ``RACESIM_DSN``, ``--racesim-seed`` / ``racesim_seed`` /
+``RACESIM_SEED``, ``--racesim-profile`` / ``racesim_profile`` / ``HYPOTHESIS_PROFILE``.
 Works under ``pytest -n auto``: each worker has its own server or databases.
 
 Example::
@@ -36,6 +37,8 @@ import pytest
 # Import-light on purpose: pytest loads this plugin into every test run of every
 # project that installs racesim, so racesim's engine, psycopg and Hypothesis are
 # imported only when a racesim fixture is used.
+from racesim.config import Resolved
+from racesim.config import resolve as resolve_setting
 from racesim.testing import Templates, database
 
 if TYPE_CHECKING:
@@ -85,22 +88,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--racesim-seed", type=_seed, help="seed for explorations (default 0)")
     group.addoption("--racesim-profile", type=_profile, help="Hypothesis profile: dev, ci, nightly")
     parser.addini("racesim_dsn", "PostgreSQL to use for racesim fixtures", default="")
-    parser.addini("racesim_seed", "seed for racesim explorations", default="0")
+    parser.addini("racesim_seed", "seed for racesim explorations", default="")
     parser.addini("racesim_profile", "Hypothesis profile for racesim", default="")
 
 
+def _resolved(config: pytest.Config, name: str) -> Resolved:
+    """The setting from ``--racesim-NAME``, else the ini key, else its ``RACESIM_*``
+    variable, else the default: ``racesim.config``'s order, as for the command."""
+    cli = config.getoption(f"--racesim-{name}")
+    ini = config.getini(f"racesim_{name}")
+    return resolve_setting(name, cli=None if cli is None else str(cli), ini=str(ini or ""))
+
+
 def _setting(config: pytest.Config, name: str) -> str:
-    value = config.getoption(f"--racesim-{name}")
-    if value is None:
-        value = config.getini(f"racesim_{name}")
-    return str(value) if value is not None else ""
+    return _resolved(config, name).value or ""
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    profile = _setting(config, "profile")
-    if profile:
-        _profile(profile)
-        os.environ.setdefault("HYPOTHESIS_PROFILE", profile)
+    profile = _resolved(config, "profile")
+    if profile.origin != "default" and profile.value:
+        _profile(profile.value)
+        os.environ.setdefault("HYPOTHESIS_PROFILE", profile.value)
     _seed(_setting(config, "seed") or "0")
 
 
@@ -116,12 +124,11 @@ def racesim_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     from racesim.errors import RacesimError
     from racesim.provision.provide import mask_dsn, provide
 
-    config = request.config
-    origin = "--racesim-dsn" if config.getoption("--racesim-dsn") else "racesim_dsn (ini)"
-    dsn = _setting(config, "dsn") or None
+    found = _resolved(request.config, "dsn")
+    origin = "--racesim-dsn" if found.origin == "--dsn" else found.origin
     with ExitStack() as stack:
         try:
-            server = stack.enter_context(provide("auto", dsn, origin=origin))
+            server = stack.enter_context(provide("auto", found.value or None, origin=origin))
         except RacesimError as exc:
             # No traceback: its frames would show the DSN, password and all, as arguments.
             message = f"racesim: {mask_dsn(str(exc))}"

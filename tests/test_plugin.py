@@ -83,3 +83,33 @@ def test_a_failing_dsn_names_the_option_and_never_shows_the_password(tmp_path: P
     assert "--racesim-dsn: cannot connect" in output
     assert "dsn = " not in output and "Traceback" not in output
     assert "QJX" not in output and "VKW" not in output and "%40" not in output
+
+
+def test_settings_come_from_the_environment_after_options_and_ini(tmp_path: Path) -> None:
+    """``--racesim-seed`` beats ``racesim_seed`` in the ini file, which beats
+    ``RACESIM_SEED``; a DSN from ``RACESIM_DSN`` is named by it in errors."""
+    (tmp_path / "test_x.py").write_text(
+        "import os\n\ndef test_x(racesim_seed):\n    assert racesim_seed == int(os.environ['WANT'])\n"
+    )
+    import os
+
+    def run(*args: str, ini: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "pytest.ini").write_text(f"[pytest]\n{ini}")
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, **env},
+        )
+
+    assert run("test_x.py", RACESIM_SEED="7", WANT="7").returncode == 0
+    assert run("test_x.py", ini="racesim_seed = 5\n", RACESIM_SEED="7", WANT="5").returncode == 0
+    done = run("--racesim-seed=3", "test_x.py", ini="racesim_seed = 5\n", WANT="3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (tmp_path / "test_x.py").write_text("def test_x(racesim_db):\n    pass\n")
+    done = run("test_x.py", RACESIM_DSN="postgresql://rs@/db?host=/nonexistent-racesim-dir")
+    assert done.returncode == 1
+    assert "RACESIM_DSN: cannot connect" in done.stdout + done.stderr

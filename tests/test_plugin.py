@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.parse
@@ -91,7 +92,6 @@ def test_settings_come_from_the_environment_after_options_and_ini(tmp_path: Path
     (tmp_path / "test_x.py").write_text(
         "import os\n\ndef test_x(racesim_seed):\n    assert racesim_seed == int(os.environ['WANT'])\n"
     )
-    import os
 
     def run(*args: str, ini: str = "", **env: str) -> subprocess.CompletedProcess[str]:
         (tmp_path / "pytest.ini").write_text(f"[pytest]\n{ini}")

@@ -209,3 +209,39 @@ def test_folding_zooming_the_time_axis_and_details(
         assert "cron cleared the marker of user with clear" in details
         shot = b.send("Page.captureScreenshot", format="png")["data"]
         assert len(base64.b64decode(shot)) > 20_000
+
+
+SPEC_WITH_A_WAIT = """
+setup { CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); }
+teardown { DROP TABLE t; }
+session s1
+setup { BEGIN; }
+step s1u { UPDATE t SET id = 2; }
+step s1c { COMMIT; }
+session s2
+step s2u { UPDATE t SET id = 3 WHERE id = 1; }
+permutation s1u s2u s1c
+permutation s2u s1u s1c
+"""
+
+
+def test_a_spec_run_is_drawn_one_section_per_permutation(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "wait.spec"
+    spec.write_text(SPEC_WITH_A_WAIT)
+    page = tmp_path / "spec.html"
+    assert main(["run", str(spec), "--html", str(page), "--dsn", pg_server.conninfo()]) == 0
+    printed = capsys.readouterr().out
+    assert "step s2u: UPDATE t SET id = 3 WHERE id = 1; <waiting ...>" in printed
+    dom = DOM(dump_dom(page, tmp_path / "profile"))
+    titles = [e.text for e in dom.elements if e.tag == "h2"]
+    assert [t for t in titles if "permutation" in t] == [
+        "permutation 1: s1u s2u s1c",
+        "permutation 2: s2u s1u s1c",
+    ]
+    lanes = [e.attrs["data-actor"] for e in dom.having("lane", "g")]
+    assert lanes == ["s1", "s2", "s2", "s1"]  # each section's lanes, in order of first step
+    assert len(dom.having("box", "g")) == 6
+    [waited] = dom.having("waited", "g")
+    assert (waited.attrs["data-actor"], waited.attrs["data-call"]) == ("s2", "s2u")

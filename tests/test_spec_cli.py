@@ -107,7 +107,8 @@ def test_bad_spec_exits_2_one_line_per_problem(tmp_path: Path) -> None:
     [
         (["--store", "legacy"], "--store applies to scenario files"),
         (["--stop-at-first"], "--stop-at-first applies to scenario files"),
-        (["--html", "page.html"], "--html applies to scenario files"),
+        (["--export-spec", "x.spec"], "--export-spec applies to scenario files"),
+        (["--html", "/nonexistent-racesim-dir/p.html"], "does not exist"),
         (["--json", "--format", "timeline"], "--json and --format timeline exclude each other"),
         (["--step-timeout", "0"], "--step-timeout: expected seconds"),
         (["--step-timeout", "soon"], "--step-timeout: expected seconds"),

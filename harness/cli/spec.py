@@ -12,13 +12,17 @@ from typing import Any
 import psycopg
 
 from racesim.errors import EXIT_FOUND, EXIT_OK, InputError
+from racesim.formats.writer import check_target
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
+from racesim.report import html
 from racesim.report.text import Reporter
+from racesim.report.view import RunView
 from racesim.spec.compare import diff
 from racesim.spec.parse import Spec, load
 from racesim.spec.report import byte_writer, event_json, timeline_line
 from racesim.spec.run import Event, Sink, SpecAborted, run_spec, step_timeout_from_env
+from racesim.spec.view import views
 
 __all__ = ["cmd_run_spec", "is_spec", "spec_databases"]
 
@@ -65,7 +69,6 @@ def _options(args: argparse.Namespace) -> None:
         (getattr(args, "store", None), "--store"),
         (getattr(args, "stop_at_first", False), "--stop-at-first"),
         (getattr(args, "system", None), "--system"),
-        (getattr(args, "html", None), "--html"),
         (getattr(args, "export_spec", None), "--export-spec"),
     ]
     problems = [
@@ -120,14 +123,40 @@ def cmd_run_spec(args: argparse.Namespace, reporter: Reporter) -> int:
     if problems:
         raise InputError(problems)
     expected = _read_expected(args.expected) if args.expected else None
+    page = check_target(args.html) if args.html is not None else None
     failed = 0
+    pages: list[RunView] = []
     with spec_databases(args.pg, args.dsn) as dbs:
         for spec in specs:
+            seen: list[Event] = []
+            keep = seen.append if page is not None else None
             if expected is not None:
-                failed += _compare(spec, dbs, timeout, expected, args.expected, reporter)
+                bad, completed = _compare(
+                    spec, dbs, timeout, expected, args.expected, reporter, keep
+                )
             else:
-                failed += _show(spec, dbs, timeout, args, reporter)
+                completed = _show(spec, dbs, timeout, args, reporter, keep)
+                bad = not completed
+            failed += bad
+            if page is not None:
+                pages += views(spec.path, seen, completed)
+    if page is not None:
+        html.write(pages, page)
     return EXIT_FOUND if failed else EXIT_OK
+
+
+def _also(
+    first: Callable[[Event], object] | None, keep: Callable[[Event], object] | None
+) -> Callable[[Event], object] | None:
+    """Events to ``first`` and to ``keep`` (either may be None)."""
+    if first is None or keep is None:
+        return first or keep
+
+    def both(event: Event) -> None:
+        first(event)
+        keep(event)
+
+    return both
 
 
 def run_on(spec: Spec, dbs: Databases, sink: Sink, timeout: float) -> bool:
@@ -143,22 +172,35 @@ def run_on(spec: Spec, dbs: Databases, sink: Sink, timeout: float) -> bool:
 
 
 def _compare(
-    spec: Spec, dbs: Databases, timeout: float, expected: bytes, name: str, reporter: Reporter
-) -> bool:
+    spec: Spec,
+    dbs: Databases,
+    timeout: float,
+    expected: bytes,
+    name: str,
+    reporter: Reporter,
+    keep: Callable[[Event], object] | None = None,
+) -> tuple[bool, bool]:
+    """(the output differs, the spec ran to its end)."""
     buf = io.BytesIO()
-    run_on(spec, dbs, Sink(buf.write, buf.write), timeout)
+    completed = run_on(spec, dbs, Sink(buf.write, buf.write, keep), timeout)
     lines = list(diff(expected, buf.getvalue(), name, f"racesim run {spec.path}"))
     if not lines:
         reporter.line(f"{spec.path}: output matches {name}")
-        return False
+        return False, completed
     reporter.line("".join(lines).rstrip("\n"))
     reporter.line(f"{spec.path}: output differs from {name}")
-    return True
+    return True, completed
 
 
 def _show(
-    spec: Spec, dbs: Databases, timeout: float, args: argparse.Namespace, reporter: Reporter
+    spec: Spec,
+    dbs: Databases,
+    timeout: float,
+    args: argparse.Namespace,
+    reporter: Reporter,
+    keep: Callable[[Event], object] | None = None,
 ) -> bool:
+    """Run and print ``spec``; True if it ran to its end."""
     events: Callable[[Event], object] | None = None
     out: Callable[[bytes], object]
     err: Callable[[bytes], object]
@@ -182,7 +224,7 @@ def _show(
         events = show
     else:
         out, err = byte_writer(reporter.out), byte_writer(reporter.err)
-    completed = run_on(spec, dbs, Sink(out, err, events), timeout)
+    completed = run_on(spec, dbs, Sink(out, err, _also(events, keep)), timeout)
     if args.json:
         reporter.record(
             {
@@ -194,7 +236,7 @@ def _show(
         )
     elif args.format == "timeline" and not completed:
         reporter.line(f"{spec.path}: stopped where isolationtester stops (exit status 1)")
-    return not completed
+    return completed
 
 
 def _explore_parser() -> argparse.ArgumentParser:

@@ -184,14 +184,18 @@
     const lanesTop = AXIS_H + (badges.rows ? badges.rows * BADGE_H + 6 : 0);
     let y = lanesTop;
     d.lanes.forEach(function (l) { laneY[l] = y; laneH[l] = self.shut[l] ? LANE_SHUT : LANE_H; y += laneH[l]; });
-    const stateY = y, holderY = y + STATE_H, height = holderY + HOLDER_H + 6;
+    // A run without a watched state (an isolation spec's) or without holders draws no such row.
+    const hasState = d.events.some(function (e) { return e.state !== null; });
+    const hasHolder = hasState && d.events.some(function (e) { return !!e.holder; });
+    const stateH = hasState ? STATE_H : 0, holderH = hasHolder ? HOLDER_H : 0;
+    const stateY = y, holderY = y + stateH, height = holderY + holderH + 6;
     const svg = sv("svg", { class: "lanes", width: pos.end, height: height, viewBox: "0 0 " + pos.end + " " + height, role: "img", "aria-label": "swimlanes of " + d.title });
     defs(svg);
     const back = sv("g", { class: "background" });
     d.lanes.forEach(function (l, i) {
       back.appendChild(sv("rect", { class: "lane-bg" + (i % 2 ? " odd" : ""), x: 0, y: laneY[l], width: pos.end, height: laneH[l] }));
     });
-    back.appendChild(sv("rect", { class: "lane-bg odd", x: 0, y: stateY, width: pos.end, height: STATE_H + HOLDER_H }));
+    if (hasState) back.appendChild(sv("rect", { class: "lane-bg odd", x: 0, y: stateY, width: pos.end, height: stateH + holderH }));
     svg.appendChild(back);
     if (this.selected !== null) {
       svg.appendChild(sv("rect", { class: "selected-band", x: xs[this.selected], y: 0, width: w, height: height }));
@@ -220,8 +224,8 @@
       const lane = laneG[e.actor] ? e.actor : d.lanes[0];
       svg.appendChild(self.violation(b, xs, laneY[lane], laneH[lane]));
     });
-    svg.appendChild(this.stateRows(xs, stateY, holderY));
-    svg.appendChild(this.names(laneY, laneH, stateY, holderY, height, badges.rows ? AXIS_H : 0));
+    if (hasState) svg.appendChild(this.stateRows(xs, stateY, hasHolder ? holderY : null));
+    svg.appendChild(this.names(laneY, laneH, hasState ? stateY : null, hasHolder ? holderY : null, height, badges.rows ? AXIS_H : 0));
     this.chart.replaceChildren(svg);
     this.svg = svg;
     this.stick();
@@ -366,7 +370,7 @@
       cell.addEventListener("click", function () { self.select(i); });
       g.appendChild(cell);
       if (e.state) prevState = text;
-      if (e.kind !== "clock" || prevHolder === null) {
+      if (holderY !== null && (e.kind !== "clock" || prevHolder === null)) {
         const holder = e.holder || "–";
         const changed = prevHolder !== null && holder !== prevHolder;
         const hc = sv("g", { class: "state" + (changed ? " changed" : ""), "data-event": i });
@@ -395,9 +399,11 @@
       g.appendChild(t);
     });
     if (badgeY) g.appendChild(sv("text", { class: "row-name bad", x: 8, y: badgeY + 14 }, "⚠ violations"));
-    g.appendChild(sv("text", { class: "row-name", x: 8, y: stateY + 18 }, "state after"));
-    g.appendChild(sv("text", { class: "row-name", x: 8, y: stateY + 32 }, "(watched row)"));
-    g.appendChild(sv("text", { class: "row-name", x: 8, y: holderY + 16 }, "holder"));
+    if (stateY !== null) {
+      g.appendChild(sv("text", { class: "row-name", x: 8, y: stateY + 18 }, "state after"));
+      g.appendChild(sv("text", { class: "row-name", x: 8, y: stateY + 32 }, "(watched row)"));
+    }
+    if (holderY !== null) g.appendChild(sv("text", { class: "row-name", x: 8, y: holderY + 16 }, "holder"));
     this.namesG = g;
     return g;
   };
@@ -435,8 +441,9 @@
     row(e.error ? "error" : "result", e.result, false, e.error ? "bad" : "");
     row("SQLSTATE", e.sqlstate);
     if (e.kind === "wait") row("waits on", e.blocked_by.length ? e.blocked_by.join(", ") : "another session");
-    row("state after", e.state ? e.state.text || "–" : "read after the next completion");
-    row("holder after", e.holder || "nobody");
+    const watched = this.d.events.some(function (x) { return x.state !== null; });
+    if (watched) row("state after", e.state ? e.state.text || "–" : "read after the next completion");
+    if (watched) row("holder after", e.holder || "nobody");
     row("virtual time", e.vtime);
     row("wall clock", e.wall_ms + " ms after the start");
     row("finished", e.finished);

@@ -54,7 +54,9 @@ def _history(path: str, happened: list[run.Event]) -> History:
             kind: EventKind = "done" if e.step in waited else "step"
             waited.discard(e.step)
             result = outcome_of(e.text)
-            error = result if result.startswith(("ERROR", "FATAL", "PANIC")) else None
+            severity, _, message = result.partition(":  ")
+            failed = severity in ("ERROR", "FATAL", "PANIC") and message
+            error = f"{message} ({severity})" if failed else None
             history.add(_event(len(history.events), kind, e, result, error))
     return history
 

@@ -14,11 +14,10 @@ import threading
 import time
 from pathlib import Path
 
-import psycopg
-
 from racesim.engine.pool import SessionPool
 from racesim.engine.schema import preparer
 from racesim.explore.search import pct
+from racesim.provision.connecting import connect
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
 from racesim.report.text import Reporter
@@ -39,7 +38,7 @@ def _status(field: str) -> float:
 
 
 def _backends(conninfo: str) -> int:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"

@@ -20,6 +20,7 @@ from psycopg import pq, sql
 from psycopg.abc import Params, Query
 
 from racesim.engine.clock import SESSION_OPTIONS
+from racesim.provision.connecting import connect
 from racesim.provision.privileges import may_set
 
 Reply = tuple[bool, Any]
@@ -34,8 +35,9 @@ above the engine's step bound, which normally cancels first."""
 
 def open_session(conninfo: str, *, application_name: str = "racesim") -> psycopg.Connection[Any]:
     """An autocommit session that follows the virtual clock."""
-    return NotingConnection.connect(
+    return connect(
         conninfo,
+        cls=NotingConnection,
         autocommit=True,
         options=f"{SESSION_OPTIONS} -c statement_timeout={STATEMENT_BOUND_MS}",
         application_name=application_name,

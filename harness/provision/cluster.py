@@ -56,7 +56,7 @@ from psycopg import sql
 
 from racesim import config
 from racesim.errors import ProvisionError
-from racesim.provision import cache, cleanup, paths
+from racesim.provision import cache, cleanup, connecting, paths
 from racesim.provision.account import SUPERUSER, ServerUser, server_env, server_user
 from racesim.provision.binaries import Binaries, find_binaries
 from racesim.provision.cache import cache_root
@@ -366,7 +366,7 @@ class Cluster:
                 )
             if socket.exists():
                 try:
-                    with psycopg.connect(conninfo, autocommit=True) as conn:
+                    with connecting.connect(conninfo, autocommit=True) as conn:
                         if own_password:
                             self._own_password(conn)
                         else:

@@ -32,6 +32,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from racesim import config
 from racesim.errors import InputError, ProvisionError
+from racesim.provision import connecting
 from racesim.provision.binaries import Search, find_binaries
 from racesim.provision.cluster import Cluster
 from racesim.provision.masking import (
@@ -94,9 +95,10 @@ class Server:
 
 
 def connect(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
-    """``psycopg.connect`` whose errors never carry the password."""
+    """``psycopg.connect`` whose errors never carry the password (and which, failed or
+    interrupted, leaves no connection open: :mod:`racesim.provision.connecting`)."""
     try:
-        return psycopg.connect(conninfo, **kwargs)
+        return connecting.connect(conninfo, **kwargs)
     except psycopg.Error as exc:
         masked = type(exc)(_scrub(str(exc), conninfo))
         raise masked from None

@@ -541,8 +541,25 @@ class Runner:
 
 
 def _connect_all(conninfo: str, count: int, timeout: float) -> list[PGconn]:
-    """``count`` connections, established side by side (libpq's non-blocking connect)."""
-    pgs = [pq.PGconn.connect_start(conninfo.encode()) for _ in range(count)]
+    """``count`` connections, established side by side (libpq's non-blocking connect).
+
+    Interrupted (a signal, see :mod:`racesim.provision.connecting`), it closes the
+    connections at once: a backend left waiting in authentication would hold up the
+    ``DROP DATABASE`` of the cleanup until the server's authentication_timeout.
+    """
+    pgs: list[PGconn] = []
+    try:
+        for _ in range(count):
+            pgs.append(pq.PGconn.connect_start(conninfo.encode()))
+        return _establish(pgs, timeout)
+    except BaseException:
+        for pg in pgs:
+            pg.finish()
+        raise
+
+
+def _establish(pgs: list[PGconn], timeout: float) -> list[PGconn]:
+    count = len(pgs)
     status = {i: pq.PollingStatus.WRITING for i in range(count)}
     deadline = time.monotonic() + timeout
     while True:

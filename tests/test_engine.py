@@ -83,8 +83,11 @@ def test_deadlock_is_an_outcome_not_a_crash(conninfo: str) -> None:
     errors = [e for e in out.history.events if e.sqlstate == "40P01"]
     assert len(errors) == 1, [(e.actor, e.call, e.kind, e.error) for e in out.history.events]
     assert "DeadlockDetected" in (errors[0].error or "")
+    # The step that closed the cycle is the victim, every time: a's wait was given
+    # its own deadlock check before b's step was sent.
+    assert (errors[0].actor, errors[0].call) == ("b", "lock_row")
     finished = {e.actor: e.finished for e in out.history.events if e.finished}
-    assert sorted(finished.values()) == ["committed", "rolled back after DeadlockDetected"]
+    assert finished == {"a": "committed", "b": "rolled back after DeadlockDetected"}
     assert out.history.stuck is None
 
 

@@ -56,6 +56,8 @@ class Run:
     blocked_after: float = 0.0
     blocked_by: tuple[str, ...] = ()
     """The runs its waiting call was seen waiting on."""
+    sent_at: float = 0.0
+    """When its last call was sent (``time.perf_counter()``)."""
 
     @property
     def name(self) -> str:

@@ -23,7 +23,7 @@ from racesim.checks.invariants import Checker
 from racesim.engine import clock as vclock
 from racesim.engine.actors import Run, apply_session_options, describe, direct
 from racesim.engine.pool import SessionPool
-from racesim.engine.sessions import Worker, configure, open_session, sent
+from racesim.engine.sessions import DEADLOCK_SETTLE, Worker, configure, open_session, sent
 from racesim.errors import HarnessError, InputError, Problem
 from racesim.model.history import NOT_COMPARED, Event, EventKind, History
 from racesim.model.outcome import Outcome as Outcome
@@ -467,6 +467,7 @@ class Engine:
             raise _mismatch(step, call.name, f"makes {call.name} next")
         run.started = True
         sent(run.conn, forget=True)
+        self._let_waits_settle()
         reply = self._send(run, call)
         if reply is None:
             run.pending, run.pending_label, run.pending_line = call, step.label, step.line
@@ -519,11 +520,21 @@ class Engine:
             # holds. With none open, run it here, without the worker handoff.
             return direct(run.store, call)
         job = run.job(call)
-        started = time.perf_counter()
+        run.sent_at = time.perf_counter()
         run.worker.submit(job)
         reply = self._wait(run, first=True)
-        run.blocked_after = time.perf_counter() - started
+        run.blocked_after = time.perf_counter() - run.sent_at
         return reply
+
+    def _let_waits_settle(self) -> None:
+        """Before a step is sent, every waiting step has waited ``DEADLOCK_SETTLE``:
+        its own deadlock check has run, so a cycle the new step closes is found by
+        the new step's check, never by an older one racing it."""
+        waiting = [r.sent_at for r in self.runs.values() if r.pending is not None]
+        if waiting:
+            delay = max(waiting) + DEADLOCK_SETTLE - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
 
     def _nobody_holds_locks(self, run: Run) -> bool:
         # The system promises (``direct_calls``) that its calls never leave a

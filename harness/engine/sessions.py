@@ -44,8 +44,13 @@ def open_session(conninfo: str, *, application_name: str = "racesim") -> psycopg
     )
 
 
-DEADLOCK_TIMEOUT_MS = 50
+DEADLOCK_TIMEOUT_MS = 20
 """Actor sessions detect deadlocks fast, so a deadlock is an outcome within milliseconds."""
+DEADLOCK_SETTLE = (DEADLOCK_TIMEOUT_MS + 20) / 1000
+"""Seconds a waiting step is given, before the engine sends any other step, for its
+one deadlock check to have run (PostgreSQL checks once, ``deadlock_timeout`` after a
+wait starts). So the step that closes a cycle is always the one whose check finds
+it, and the same schedule always has the same deadlock victim: the closing step."""
 
 
 STATEMENTS_KEPT = 32

@@ -22,6 +22,20 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "isolation" 
 SPECS = sorted((SHARED / "specs").glob("*.spec")) if SHARED.is_dir() else []
 
 
+SIMPLE = """
+setup { CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); }
+teardown { DROP TABLE t; }
+session s1
+setup { BEGIN; }
+step s1u { UPDATE t SET id = 2; }
+step s1c { COMMIT; }
+session s2
+step s2u { UPDATE t SET id = 3 WHERE id = 1 RETURNING id; }
+permutation s1u s2u s1c
+"""
+"""A spec whose second session waits on the first's row lock until it commits."""
+
+
 def need_shared() -> None:
     if not SPECS:
         pytest.skip(

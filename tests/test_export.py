@@ -5,11 +5,10 @@ racesim saw it change."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from commands import racesim
 from spec_support import Target, target, target15
 
 from racesim.spec.parse import load
@@ -21,16 +20,6 @@ T0_T4 = ROOT / "scenarios" / "t0-t4-cron-wipes-user.toml"
 LOCK_WAIT = ROOT / "scenarios" / "maintenance-lock-blocks-mark.toml"
 USER_MARK = "2026-01-01 12:00:01+00"
 """The marker the user's refresh sets at T+1 (the virtual clock starts at 12:00)."""
-
-
-def racesim(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "racesim.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def _steps(output: bytes) -> list[tuple[str, str]]:

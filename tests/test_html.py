@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from browser import DOM, DevTools, dump_dom, print_pdf, screenshot
+from spec_support import SIMPLE
 
 from racesim.checks.invariants import check
 from racesim.cli.main import main
@@ -211,18 +212,7 @@ def test_folding_zooming_the_time_axis_and_details(
         assert len(base64.b64decode(shot)) > 20_000
 
 
-SPEC_WITH_A_WAIT = """
-setup { CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); }
-teardown { DROP TABLE t; }
-session s1
-setup { BEGIN; }
-step s1u { UPDATE t SET id = 2; }
-step s1c { COMMIT; }
-session s2
-step s2u { UPDATE t SET id = 3 WHERE id = 1; }
-permutation s1u s2u s1c
-permutation s2u s1u s1c
-"""
+SPEC_WITH_A_WAIT = SIMPLE + "permutation s2u s1u s1c\n"
 
 
 def test_a_spec_run_is_drawn_one_section_per_permutation(
@@ -233,7 +223,7 @@ def test_a_spec_run_is_drawn_one_section_per_permutation(
     page = tmp_path / "spec.html"
     assert main(["run", str(spec), "--html", str(page), "--dsn", pg_server.conninfo()]) == 0
     printed = capsys.readouterr().out
-    assert "step s2u: UPDATE t SET id = 3 WHERE id = 1; <waiting ...>" in printed
+    assert "step s2u: UPDATE t SET id = 3 WHERE id = 1 RETURNING id; <waiting ...>" in printed
     dom = DOM(dump_dom(page, tmp_path / "profile"))
     titles = [e.text for e in dom.elements if e.tag == "h2"]
     assert [t for t in titles if "permutation" in t] == [

@@ -8,21 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from spec_support import SHARED, Target, need_shared, target15
+from spec_support import SHARED, SIMPLE, Target, need_shared, target15
 
 __all__ = ["target15"]
-
-SIMPLE = """
-setup { CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); }
-teardown { DROP TABLE t; }
-session s1
-setup { BEGIN; }
-step s1u { UPDATE t SET id = 2; }
-step s1c { COMMIT; }
-session s2
-step s2u { UPDATE t SET id = 3 WHERE id = 1 RETURNING id; }
-permutation s1u s2u s1c
-"""
 
 
 def racesim(*args: str, dsn: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -3,11 +3,10 @@ invariants, shrinking, and a saved .spec that the real isolationtester reproduce
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from commands import racesim
 from spec_support import Target, target15, write_spec
 
 from racesim.errors import InputError
@@ -18,16 +17,6 @@ __all__ = ["target15"]
 
 HERE = Path(__file__).resolve().parent / "specs"
 BOOKING = HERE / "double-booking.spec"
-
-
-def racesim(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "racesim.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_explore_finds_shrinks_and_saves_what_isolationtester_reproduces(

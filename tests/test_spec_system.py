@@ -4,11 +4,10 @@ exhaustive search skips reorderings of steps that touch nothing in common."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from commands import racesim
 from spec_support import Target, target15, write_spec
 
 from racesim.spec.explore import Invariant, Search, load_invariants
@@ -32,16 +31,6 @@ step s2b { UPDATE b SET n = n + 1; }
 session s3
 step s3a { SELECT n FROM a; }
 """
-
-
-def racesim(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "racesim.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_footprints_follow_the_tables_the_sql_names() -> None:

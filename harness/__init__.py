@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from racesim.model.verdict import Verdict, judge
     from racesim.provision.databases import Databases
     from racesim.provision.provide import Server, provide
+    from racesim.spec.export import export_spec
+    from racesim.spec.system import spec_system
     from racesim.system import (
         Call,
         Config,
@@ -97,6 +99,8 @@ _HOMES = {
     "sql_reset": "racesim.system",
     "watch_sql": "racesim.system",
     "Problem": "racesim.errors",
+    "export_spec": "racesim.spec.export",
+    "spec_system": "racesim.spec.system",
 }
 
 __all__ = [
@@ -139,11 +143,13 @@ __all__ = [
     "check",
     "execute",
     "explore",
+    "export_spec",
     "judge",
     "load",
     "parse",
     "provide",
     "resolve",
+    "spec_system",
     "sql_reset",
     "watch_sql",
 ]

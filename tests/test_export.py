@@ -150,3 +150,20 @@ def test_a_spec_run_refuses_export(tmp_path: Path) -> None:
     done = racesim("run", str(spec), "--export-spec", str(tmp_path / "b.spec"))
     assert done.returncode == 2
     assert "--export-spec applies to scenario files" in done.stderr
+
+
+def test_export_from_python(target15: Target) -> None:
+    """``racesim.export_spec``: the same .spec from a run made in Python."""
+    import racesim
+    from racesim.runner import databases
+
+    scenario = racesim.load(str(T0_T4))
+    with databases("dsn", target15.dbs.server.conninfo(), scenario.system) as dbs:
+        name = dbs.create()
+        outcome = racesim.execute(scenario.plan, "legacy", dbs.server.conninfo(name))
+        text = racesim.export_spec(outcome, scenario.plan.actors, dbs.server, "legacy")
+    assert (
+        "step cron_clear { UPDATE recommendations_state SET last_collection_started_at = NULL"
+        in text
+    )
+    assert text.rstrip().splitlines()[-1].startswith("permutation watch1 cron_prev_mark")

@@ -23,9 +23,8 @@ created.
 
 Example::
 
-    setup = capture(server, system, "legacy")
-    exported = write(outcome.history, plan.actors, setup)
-    Path("race.spec").write_text(exported.text)
+    text = export_spec(outcome, plan.actors, server, "legacy")
+    Path("race.spec").write_text(text)
 """
 
 from __future__ import annotations
@@ -48,13 +47,14 @@ from racesim.engine.sessions import (
 )
 from racesim.errors import InputError
 from racesim.model.history import Event, History
+from racesim.model.outcome import Outcome
 from racesim.model.plan import Actor
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
 from racesim.spec.parse import parse_text, quote_name
-from racesim.system import System
+from racesim.system import System, resolve
 
-__all__ = ["CLOCK_SESSION", "WATCH_SESSION", "Exported", "Setup", "capture", "write"]
+__all__ = ["CLOCK_SESSION", "WATCH_SESSION", "Exported", "Setup", "capture", "export_spec", "write"]
 
 CLOCK_SESSION = "racesim"
 WATCH_SESSION = "racesim_watch"
@@ -130,6 +130,20 @@ def capture(server: Server, system: System, store: str) -> Setup:
             conn.close()
     drops = tuple(f"DROP {what} CASCADE" for _, what in sorted(created))
     return Setup(statements, drops, watch, initial)
+
+
+def export_spec(
+    outcome: Outcome,
+    actors: Sequence[Actor],
+    server: Server,
+    store: str,
+    system: System | str | None = None,
+) -> str:
+    """The ``.spec`` of a run (``outcome``) of ``actors`` on ``store`` of ``system``
+    (the reference system by default); ``server`` prepares the scratch database whose
+    statements become the setup."""
+    found = resolve(system)
+    return write(outcome.history, actors, capture(server, found, store)).text
 
 
 def _database_stores(system: System) -> list[str]:

@@ -89,7 +89,7 @@ def test_invariant_sql_that_does_not_run_is_bad_input(target15: Target, tmp_path
     bad = (Invariant("typo", "SELECT seet FROM seats", 4),)
     name = target15.dbs.create()
     try:
-        with pytest.raises(InputError, match=r"invariant 'typo' \(line 4\).*seet"):
+        with pytest.raises(InputError, match=r"line 4: invariant 'typo'.*seet"):
             Search(spec, bad).run(target15.dbs.server.conninfo(name))
     finally:
         target15.dbs.drop(name)

@@ -183,3 +183,21 @@ def test_a_waiting_session_is_not_stepped_while_another_can_release_it(
         ("done", "s2", "w2"),
     ]
     assert not d.outcome().history.stuck
+
+
+def test_an_invariant_that_does_not_run_names_its_file_and_line(
+    target15: Target, tmp_path: Path
+) -> None:
+    path, _spec = write_spec(tmp_path, TWO_TABLES)
+    (tmp_path / "t.spec.toml").write_text(
+        '[invariants]\nfine = "SELECT 1 WHERE false"\nbad = "SELECT nope FROM a"\n'
+    )
+    dsn = target15.dbs.server.conninfo()
+    for strategy in ("hypothesis", "exhaustive"):
+        done = racesim(
+            "explore", str(path), "--strategy", strategy, "--out", str(tmp_path / "o"), "--dsn", dsn
+        )
+        assert done.returncode == 2, done.stdout + done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith(f"{tmp_path / 't.spec.toml'}:3: invariant 'bad'")
+        assert 'column "nope" does not exist' in line and "fix:" in line

@@ -63,6 +63,13 @@ class Invariant:
     name: str
     sql: str
     line: int
+    path: str = ""
+    """The invariants file it comes from."""
+
+    @property
+    def where(self) -> str:
+        """``file:line`` (or ``line N``) for messages."""
+        return f"{self.path}:{self.line}" if self.path else f"line {self.line}"
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,7 @@ def load_invariants(path: Path) -> tuple[Invariant, ...]:
                 f'{path}:{line}: invariant {name!r} is not an SQL string; fix: name = "SELECT ..."'
             )
             continue
-        out.append(Invariant(name, sql.strip().rstrip(";"), line))
+        out.append(Invariant(name, sql.strip().rstrip(";"), line, str(path)))
     if len(out) > MAX_INVARIANTS:
         problems.append(f"{path}: more than {MAX_INVARIANTS} invariants; fix: keep fewer")
     if problems:
@@ -257,7 +264,7 @@ class Search:
                 res = control.exec_(inv.sql.encode())
                 if res.status != pq.ExecStatus.TUPLES_OK:
                     message = (res.error_message or b"").decode("utf-8", "replace").strip()
-                    raise InputError(f"invariant {inv.name!r} (line {inv.line}) failed: {message}")
+                    raise InputError(f"{inv.where}: invariant {inv.name!r} failed: {message}")
                 if res.ntuples:
                     rows = tuple(
                         "|".join(
@@ -284,7 +291,7 @@ class Search:
             if res.status != pq.ExecStatus.TUPLES_OK:
                 message = (res.error_message or b"").decode("utf-8", "replace").strip()
                 problems.append(
-                    f"invariant {inv.name!r} (line {inv.line}): {' '.join(message.split())}; "
+                    f"{inv.where}: invariant {inv.name!r}: {' '.join(message.split())}; "
                     "fix: a query over the spec's tables that returns no rows while it holds"
                 )
         if self.spec.teardown is not None:

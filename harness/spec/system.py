@@ -111,7 +111,7 @@ def _watch(invariants: tuple[Invariant, ...]) -> Any:
                 rows = conn.execute(inv.sql).fetchmany(ROWS_SHOWN)
             except psycopg.Error as exc:
                 raise InputError(
-                    f"invariant {inv.name!r} (line {inv.line}) failed: "
+                    f"{inv.where}: invariant {inv.name!r} failed: "
                     f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}; fix: a"
                     " query over the spec's tables that returns no rows while it holds"
                 ) from None

@@ -508,7 +508,7 @@ def resolve(spec: System | str | None = None, *, where: str = "--system") -> Sys
         from racesim.spec.system import from_name
 
         made = from_name(asked)
-        _FOUND.setdefault(id(made), (made, asked))
+        _FOUND.setdefault(id(made), (made, made.name))
         return made
     if ":" not in text:
         text = _by_name(asked, where)

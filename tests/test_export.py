@@ -167,3 +167,32 @@ def test_export_from_python(target15: Target) -> None:
         in text
     )
     assert text.rstrip().splitlines()[-1].startswith("permutation watch1 cron_prev_mark")
+
+
+def test_explore_writes_a_spec_beside_each_counterexample(target15: Target, tmp_path: Path) -> None:
+    dsn = target15.dbs.server.conninfo()
+    done = racesim(
+        "explore",
+        "--store",
+        "legacy",
+        "--strategy",
+        "exhaustive",
+        "--config",
+        "cron+user",
+        "--export-spec",
+        "--out",
+        str(tmp_path),
+        "--dsn",
+        dsn,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    scenarios = sorted(tmp_path.glob("*.toml"))
+    assert scenarios
+    for scenario in scenarios:
+        spec = scenario.with_suffix(".spec")
+        assert f"as a .spec: {spec}" in done.stdout
+        status, reference = target15.reference(spec)
+        assert status == 0, reference.decode()
+    refused = racesim("explore", "--store", "model", "--export-spec", "--out", str(tmp_path))
+    assert refused.returncode == 2
+    assert "--export-spec: the model store runs in memory" in refused.stderr

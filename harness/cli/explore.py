@@ -51,12 +51,21 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
     system = resolve(opts.system)
     database = system.variant(opts.store).database  # an unknown store is refused first
     system.config(opts.config, opts.strategy)  # and so is an unknown --config
+    if args.export_spec and not database:
+        raise InputError(
+            f"--export-spec: the {opts.store} store runs in memory and sends no SQL; fix: drop"
+            " --export-spec or explore a store on the database"
+        )
     with (
         databases(args.pg, args.dsn, system, say=reporter.problem)
         if database
         else nullcontext() as dbs
     ):
         result = explore(opts, dbs, reporter)
+        if args.export_spec and dbs is not None:
+            from racesim.cli.export import export_found
+
+            export_found(result, dbs, system, opts.store, reporter)
     if result.found:
         return EXIT_FOUND
     return EXIT_FLAKY if result.flaky else EXIT_OK

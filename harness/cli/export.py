@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from racesim.engine.loop import Options
 from racesim.errors import InputError
+from racesim.explore.run import Explored
 from racesim.formats.scenario import Scenario
 from racesim.formats.writer import check_target, save
 from racesim.provision.databases import Databases
-from racesim.runner import Result
-from racesim.system import resolve
+from racesim.report.text import Reporter
+from racesim.runner import Result, run_plan
+from racesim.system import System, resolve
 
-__all__ = ["check_target", "export_spec", "exportable"]
+__all__ = ["check_target", "export_found", "export_spec", "exportable"]
 
 
 def exportable(jobs: Sequence[tuple[Scenario, str]]) -> None:
@@ -42,3 +45,27 @@ def export_spec(result: Result, dbs: Databases, path: Path) -> Path:
     setup = capture(dbs.server, system, result.store)
     exported = write(result.outcome.history, result.scenario.plan.actors, setup)
     return save(exported.text, path)
+
+
+def export_found(
+    result: Explored, dbs: Databases, system: System, store: str, reporter: Reporter
+) -> None:
+    """Beside each saved counterexample, its run as a ``.spec`` (same name, ``.spec``).
+
+    The counterexample is run again to its end (the search stopped at the
+    violation), so that every step it sent completes in the ``.spec`` too.
+    """
+    from racesim.spec.export import capture, write
+
+    setup = None
+    for key in sorted(result.found):
+        driven = result.found[key]
+        target = result.files[key].with_suffix(".spec")
+        full = run_plan(driven.plan, store, dbs, Options(), system=system)
+        try:
+            setup = setup or capture(dbs.server, system, store)
+            text = write(full.history, driven.plan.actors, setup).text
+        except InputError as exc:
+            reporter.line(f"   no .spec of {key}: {exc.problems[0]}")
+            continue
+        reporter.line(f"   as a .spec: {save(text, target)} (isolationtester replays it)")

@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write each counterexample's run as an HTML page next to its scenario file",
     )
+    explore.add_argument(
+        "--export-spec",
+        action="store_true",
+        help="write each counterexample's run as a .spec next to its scenario file",
+    )
     pg_options(explore)
 
     replay = sub.add_parser("replay", help="re-run a saved counterexample")

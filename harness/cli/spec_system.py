@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from racesim.engine.loop import Options
-from racesim.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_OK, InputError
+from racesim.cli.export import export_found
+from racesim.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_OK
 from racesim.explore.run import ExploreOptions, explore
-from racesim.formats.writer import save
 from racesim.report.text import Reporter
-from racesim.runner import databases, run_plan
+from racesim.runner import databases
 from racesim.spec.explore import companion
-from racesim.spec.export import capture, write
 from racesim.spec.system import PREFIX, STORE
 from racesim.system import resolve
 
@@ -47,16 +45,7 @@ def explore_system(
     )
     with databases(args.pg, args.dsn, system, say=reporter.problem) as dbs:
         result = explore(opts, dbs, reporter)
-        for key in sorted(result.found):
-            driven = result.found[key]
-            target = result.files[key].with_suffix(".spec")
-            full = run_plan(driven.plan, STORE, dbs, Options(), system=system)
-            try:
-                text = write(full.history, driven.plan.actors, capture(dbs.server, system, STORE))
-            except InputError as exc:
-                reporter.line(f"   no .spec of {key}: {exc.problems[0]}")
-                continue
-            reporter.line(f"   as a .spec: {save(text.text, target)} (isolationtester replays it)")
+        export_found(result, dbs, system, STORE, reporter)
     if result.found:
         return EXIT_FOUND
     return EXIT_FLAKY if result.flaky else EXIT_OK

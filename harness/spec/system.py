@@ -191,6 +191,8 @@ def from_name(text: str) -> System:
             f"system {text[:80]!r}: expected spec:FILE.spec or spec:FILE.spec:INVARIANTS.toml"
         )
     invariants_file = Path(inv_path) if sep else companion(spec_file)
-    system = spec_system(load(spec_file), load_invariants(invariants_file), text)
-    _MADE[text] = system
+    # Named by absolute paths, so a saved counterexample replays from anywhere.
+    name = f"{PREFIX}{spec_file.resolve()}" + (f":{invariants_file.resolve()}" if sep else "")
+    system = _MADE.get(name) or spec_system(load(spec_file), load_invariants(invariants_file), name)
+    _MADE[text] = _MADE[name] = system
     return system

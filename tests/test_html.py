@@ -235,4 +235,5 @@ def test_a_spec_run_is_drawn_one_section_per_permutation(
     assert len(dom.having("box", "g")) == 6
     [waited] = dom.having("waited", "g")
     assert (waited.attrs["data-actor"], waited.attrs["data-call"]) == ("s2", "s2u")
+    assert "waits on s1" in waited.text
     assert not dom.having("state", "g")  # a spec has no watched state: no state rows

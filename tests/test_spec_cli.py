@@ -63,7 +63,7 @@ def test_timeline_and_json(target15: Target, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "permutation 1: s1u s2u s1c" in lines
-    waits = [ln for ln in lines if "s2u" in ln and "waiting (blocked on a lock)" in ln]
+    waits = [ln for ln in lines if "s2u" in ln and "waiting (blocked on a lock held by s1)" in ln]
     assert len(waits) == 1
     assert any(ln.endswith("s2u  -> UPDATE 0") or "s2u  -> (0 rows)" in ln for ln in lines)
     done = racesim("run", str(path), "--json", dsn=dsn)

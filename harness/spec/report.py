@@ -7,7 +7,7 @@ interleaving PostgreSQL actually produced can be read top to bottom::
     permutation 1: s1a s2a s1b s2b
         0.2ms  s1  s1a   LOCK TABLE a1;
         0.4ms  s1  s1a   -> ok
-        1.6ms  s1  s1b   .. waiting (blocked on a lock)
+        1.6ms  s1  s1b   .. waiting (blocked on a lock held by s2)
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def timeline_line(event: Event, widths: tuple[int, int]) -> str | None:
             "marker": "finished, held back by its marker",
             "(*)": "marked (*): shown as waiting",
         }
-        return f"{stamp}  {who}  .. waiting ({why.get(event.text, event.text)})"
+        held = f" held by {', '.join(event.blockers)}" if event.blockers else ""
+        return f"{stamp}  {who}  .. waiting ({why.get(event.text, event.text)}{held})"
     if event.kind == "done":
         return f"{stamp}  {who}  -> {outcome_of(event.text)}"
     if event.kind == "notice":

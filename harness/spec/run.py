@@ -102,6 +102,9 @@ class Event:
     step: str = ""
     sql: str = ""
     text: str = ""
+    blockers: tuple[str, ...] = ()
+    """For a ``wait`` on a lock: the sessions holding what it waits for (``pid N`` for
+    a backend of no session), asked only when events are kept."""
 
 
 @dataclass
@@ -173,7 +176,9 @@ class Runner:
         self.sink.err(data)
         self.event("error", text=data.decode("utf-8", "replace").rstrip("\n"))
 
-    def event(self, kind: str, step: Step | None = None, text: str = "") -> None:
+    def event(
+        self, kind: str, step: Step | None = None, text: str = "", blockers: tuple[str, ...] = ()
+    ) -> None:
         if self.sink.events is None:
             return
         session = self.spec.sessions[step.session].name if step else ""
@@ -186,6 +191,7 @@ class Runner:
                 step.name if step else "",
                 step.sql if step else "",
                 text,
+                blockers,
             )
         )
 
@@ -439,7 +445,7 @@ class Runner:
                     break
                 if not flags & _RETRY:
                     self.out(waiting_line)
-                    self.event("wait", step, "lock")
+                    self.event("wait", step, "lock", self.blockers(conn))
                 return True
             elapsed = time.monotonic() - started
             if elapsed > self.max_wait and not canceled:
@@ -525,6 +531,19 @@ class Runner:
         if res.status != pq.ExecStatus.TUPLES_OK or res.ntuples != 1:
             raise self.abort(b"lock wait query failed: %s" % control.error_message)
         return (res.get_value(0, 0) or b"f")[:1] == b"t"
+
+    def blockers(self, conn: _Conn) -> tuple[str, ...]:
+        """The sessions ``conn`` waits on (only asked for events: it is one more query)."""
+        if self.sink.events is None:
+            return ()
+        res = self.conns[0].pg.exec_params(
+            b"SELECT unnest(pg_catalog.pg_blocking_pids($1::int))", [str(conn.pid).encode()]
+        )
+        if res.status != pq.ExecStatus.TUPLES_OK:
+            return ()
+        pids = [int(res.get_value(i, 0) or b"0") for i in range(res.ntuples)]
+        names = {c.pid: c.name for c in self.conns[1:]}
+        return tuple(names.get(pid, f"pid {pid}") for pid in pids)
 
     def has_marker(self, pstep: PermutationStep) -> bool:
         for k, marker in enumerate(pstep.markers):

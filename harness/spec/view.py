@@ -49,7 +49,7 @@ def _history(path: str, happened: list[run.Event]) -> History:
         if e.kind == "wait":
             if e.step not in waited:
                 waited.add(e.step)
-                history.add(_event(len(history.events), "wait", e, "waiting"))
+                history.add(_event(len(history.events), "wait", e, "waiting", blockers=e.blockers))
         elif e.kind == "done":
             kind: EventKind = "done" if e.step in waited else "step"
             waited.discard(e.step)
@@ -61,7 +61,14 @@ def _history(path: str, happened: list[run.Event]) -> History:
     return history
 
 
-def _event(seq: int, kind: EventKind, e: run.Event, result: str, error: str | None = None) -> Event:
+def _event(
+    seq: int,
+    kind: EventKind,
+    e: run.Event,
+    result: str,
+    error: str | None = None,
+    blockers: tuple[str, ...] = (),
+) -> Event:
     return Event(
         seq=seq,
         kind=kind,
@@ -72,4 +79,5 @@ def _event(seq: int, kind: EventKind, e: run.Event, result: str, error: str | No
         wall=e.t,
         sql=e.sql,
         sent=(e.sql,),
+        blocked_by=blockers,
     )

@@ -196,3 +196,19 @@ def test_explore_writes_a_spec_beside_each_counterexample(target15: Target, tmp_
     refused = racesim("explore", "--store", "model", "--export-spec", "--out", str(tmp_path))
     assert refused.returncode == 2
     assert "--export-spec: the model store runs in memory" in refused.stderr
+
+
+@pytest.mark.parametrize("scenario", ["crash-then-recovery", "backend-terminated-mid-run"])
+def test_a_crashed_run_ends_its_backend_in_the_spec(
+    target15: Target, tmp_path: Path, scenario: str
+) -> None:
+    """A crash (or a terminated backend) becomes a step of racesim's own session that
+    ends the run's backend and waits until it is gone, as the engine does."""
+    spec = _export(target15, tmp_path, ROOT / "scenarios" / f"{scenario}.toml", "legacy")
+    status, reference = target15.reference(spec)
+    assert status == 0, reference.decode()
+    names = [n for n, _ in _steps(reference)]
+    ended = [n for n in names if n.startswith("end_")]
+    assert len(ended) == 1
+    completed, ours = target15.racesim(load(spec))
+    assert completed and ours == reference

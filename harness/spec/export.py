@@ -182,7 +182,6 @@ class Exported:
 
 @dataclass
 class _Builder:
-    actors: Sequence[Actor]
     watch_sql: str
     sessions: dict[str, list[SpecStep]] = field(default_factory=dict)
     permutation: list[SpecStep] = field(default_factory=list)
@@ -245,7 +244,7 @@ def write(history: History, actors: Sequence[Actor], setup: Setup) -> Exported:
             )
     events = history.events
     done_of = _completions(events)
-    build = _Builder(actors, _join(setup.watch))
+    build = _Builder(_join(setup.watch))
     start = next((e.vtime for e in events if e.vtime is not None), None)
     build.now = start
     build.watch(-1)

@@ -191,6 +191,12 @@ def from_name(text: str) -> System:
             f"system {text[:80]!r}: expected spec:FILE.spec or spec:FILE.spec:INVARIANTS.toml"
         )
     invariants_file = Path(inv_path) if sep else companion(spec_file)
+    if not sep and spec_file.is_file() and not invariants_file.exists():
+        raise InputError(
+            f"{spec_file}: no invariants for its system; fix: write {invariants_file} with"
+            ' [invariants] and name = "SELECT ..." lines (queries returning no rows while'
+            " each holds), or name spec:FILE.spec:INVARIANTS.toml"
+        )
     # Named by absolute paths, so a saved counterexample replays from anywhere.
     name = f"{PREFIX}{spec_file.resolve()}" + (f":{invariants_file.resolve()}" if sep else "")
     system = _MADE.get(name) or spec_system(load(spec_file), load_invariants(invariants_file), name)

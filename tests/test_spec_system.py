@@ -201,3 +201,25 @@ def test_an_invariant_that_does_not_run_names_its_file_and_line(
         [line] = done.stderr.strip().splitlines()
         assert line.startswith(f"{tmp_path / 't.spec.toml'}:3: invariant 'bad'")
         assert 'column "nope" does not exist' in line and "fix:" in line
+
+
+def test_same_seed_same_files(target15: Target, tmp_path: Path) -> None:
+    dsn = target15.dbs.server.conninfo()
+    saved = []
+    for run in ("one", "two"):
+        out = tmp_path / run
+        done = racesim(
+            "explore",
+            str(BOOKING),
+            "--strategy",
+            "hypothesis",
+            "--seed",
+            "5",
+            "--out",
+            str(out),
+            "--dsn",
+            dsn,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        saved.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert saved[0] == saved[1] and len(saved[0]) == 2

@@ -51,11 +51,10 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
     system = resolve(opts.system)
     database = system.variant(opts.store).database  # an unknown store is refused first
     system.config(opts.config, opts.strategy)  # and so is an unknown --config
-    if args.export_spec and not database:
-        raise InputError(
-            f"--export-spec: the {opts.store} store runs in memory and sends no SQL; fix: drop"
-            " --export-spec or explore a store on the database"
-        )
+    if args.export_spec:
+        from racesim.spec.export import refuse_in_memory
+
+        refuse_in_memory(system, opts.store)
     with (
         databases(args.pg, args.dsn, system, say=reporter.problem)
         if database
@@ -73,7 +72,8 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
 
 def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
     """``racesim replay FILE``: 1 when the saved violation happens again, 3 when not."""
-    from racesim.cli.export import check_target, export_spec, exportable
+    from racesim.cli.export import export_spec, exportable
+    from racesim.formats.writer import check_target
     from racesim.report import html
     from racesim.runner import databases, load_all, run_one
 

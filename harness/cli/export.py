@@ -9,13 +9,14 @@ from racesim.engine.loop import Options
 from racesim.errors import InputError
 from racesim.explore.run import Explored
 from racesim.formats.scenario import Scenario
-from racesim.formats.writer import check_target, save
+from racesim.formats.writer import save
 from racesim.provision.databases import Databases
 from racesim.report.text import Reporter
 from racesim.runner import Result, run_plan
+from racesim.spec import export
 from racesim.system import System, resolve
 
-__all__ = ["check_target", "export_found", "export_spec", "exportable"]
+__all__ = ["export_found", "export_spec", "exportable"]
 
 
 def exportable(jobs: Sequence[tuple[Scenario, str]]) -> None:
@@ -28,23 +29,16 @@ def exportable(jobs: Sequence[tuple[Scenario, str]]) -> None:
             " scenario and --store NAME"
         )
     scenario, store = jobs[0]
-    system = resolve(scenario.system)
-    if not system.variant(store).database:
-        stores = [v.name for v in system.variants if v.database]
-        raise InputError(
-            f"--export-spec: the {store} store runs in memory and sends no SQL; fix: add"
-            f" --store with one of {', '.join(stores) or '(none)'}"
-        )
+    export.refuse_in_memory(resolve(scenario.system), store)
 
 
 def export_spec(result: Result, dbs: Databases, path: Path) -> Path:
     """Write ``result``'s run as a ``.spec`` at ``path``; return the path."""
-    from racesim.spec.export import capture, write
-
-    system = resolve(result.scenario.system)
-    setup = capture(dbs.server, system, result.store)
-    exported = write(result.outcome.history, result.scenario.plan.actors, setup)
-    return save(exported.text, path)
+    scenario = result.scenario
+    text = export.export_spec(
+        result.outcome, scenario.plan.actors, dbs.server, result.store, scenario.system
+    )
+    return save(text, path)
 
 
 def export_found(
@@ -55,16 +49,14 @@ def export_found(
     The counterexample is run again to its end (the search stopped at the
     violation), so that every step it sent completes in the ``.spec`` too.
     """
-    from racesim.spec.export import capture, write
-
     setup = None
     for key in sorted(result.found):
         driven = result.found[key]
         target = result.files[key].with_suffix(".spec")
         full = run_plan(driven.plan, store, dbs, Options(), system=system)
         try:
-            setup = setup or capture(dbs.server, system, store)
-            text = write(full.history, driven.plan.actors, setup).text
+            setup = setup or export.capture(dbs.server, system, store)
+            text = export.write(full.history, driven.plan.actors, setup).text
         except InputError as exc:
             reporter.line(f"   no .spec of {key}: {exc.problems[0]}")
             continue

@@ -342,8 +342,9 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InputError("racesim run: --step-timeout applies to .spec files; fix: drop it")
     from contextlib import nullcontext
 
-    from racesim.cli.export import check_target, export_spec, exportable
+    from racesim.cli.export import export_spec, exportable
     from racesim.engine.loop import Options
+    from racesim.formats.writer import check_target
     from racesim.report import html
     from racesim.runner import load_all, prepared, run_one
     from racesim.system import resolve

@@ -129,7 +129,7 @@ class NotingConnection(psycopg.Connection[Any]):
 
 
 def note_statements(conn: psycopg.Connection[Any], keep: int | None = STATEMENTS_KEPT) -> None:
-    """From now on, keep the statements sent on ``conn`` (see ``statements``): the
+    """From now on, keep the statements sent on ``conn`` (see ``sent``): the
     last ``keep`` of them, or all with None."""
     _STATEMENTS[conn] = deque(maxlen=keep)
     conn.cursor_factory = _NotingCursor
@@ -145,11 +145,6 @@ def sent(conn: psycopg.Connection[Any] | None, forget: bool = False) -> tuple[st
     if forget:
         log.clear()
     return found
-
-
-def statements(conn: psycopg.Connection[Any] | None, forget: bool = False) -> str:
-    """The statements sent on ``conn`` since they were last forgotten, one per line."""
-    return "\n".join(sent(conn, forget))
 
 
 def configure(conn: psycopg.Connection[Any]) -> None:

@@ -37,7 +37,7 @@ from psycopg.pq.abc import PGconn
 
 from racesim.errors import InputError
 from racesim.spec.footprints import conflict, footprints
-from racesim.spec.parse import Permutation, PermutationStep, Spec, quote_name
+from racesim.spec.parse import Permutation, PermutationStep, Spec, quote_name, sql_block
 from racesim.spec.run import InvalidPermutation, Runner, Sink
 from racesim.system import Footprint
 
@@ -368,9 +368,9 @@ def spec_text(spec: Spec, perm: Permutation, outcome: Outcome) -> str:
         "",
     ]
     for sql in spec.setups:
-        lines.append(f"setup {_block(sql)}")
+        lines.append(f"setup {sql_block(sql)}")
     if spec.teardown is not None:
-        lines.append(f"teardown {_block(spec.teardown)}")
+        lines.append(f"teardown {sql_block(spec.teardown)}")
     for session in spec.sessions:
         steps = [st for st in session.steps if st.name in used]
         if not steps:
@@ -378,16 +378,16 @@ def spec_text(spec: Spec, perm: Permutation, outcome: Outcome) -> str:
         lines.append("")
         lines.append(f"session {quote_name(session.name)}")
         if session.setup is not None:
-            lines.append(f"setup {_block(session.setup)}")
+            lines.append(f"setup {sql_block(session.setup)}")
         for st in steps:
-            lines.append(f"step {quote_name(st.name)} {_block(st.sql)}")
+            lines.append(f"step {quote_name(st.name)} {sql_block(st.sql)}")
         if session.teardown is not None:
-            lines.append(f"teardown {_block(session.teardown)}")
+            lines.append(f"teardown {sql_block(session.teardown)}")
     check = f"{CHECK_SESSION}_{_ident(outcome.broken.name)}"
     lines += [
         "",
         f"session {CHECK_SESSION}",
-        f"step {check} {_block(outcome.broken.sql + ';')}",
+        f"step {check} {sql_block(outcome.broken.sql + ';')}",
         "",
     ]
     names = [p.text() for p in perm.steps]
@@ -398,9 +398,3 @@ def spec_text(spec: Spec, perm: Permutation, outcome: Outcome) -> str:
 
 def _ident(name: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
-
-
-def _block(sql: str) -> str:
-    if "}" in sql:
-        raise InputError("an SQL text holds '}', which no .spec step can; fix: avoid } in SQL")
-    return "{ " + sql + " }"

@@ -51,10 +51,21 @@ from racesim.model.outcome import Outcome
 from racesim.model.plan import Actor
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
-from racesim.spec.parse import parse_text, quote_name
+from racesim.spec.parse import parse_text, quote_name, sql_block
 from racesim.system import System, resolve
 
-__all__ = ["CLOCK_SESSION", "WATCH_SESSION", "Exported", "Setup", "capture", "export_spec", "write"]
+__all__ = [
+    "CLOCK_SESSION",
+    "WATCH_SESSION",
+    "Exported",
+    "Setup",
+    "capture",
+    "export_spec",
+    "refuse_in_memory",
+    "write",
+]
+
+_NO_BRACE = "export a run whose SQL has no '}'"
 
 CLOCK_SESSION = "racesim"
 WATCH_SESSION = "racesim_watch"
@@ -103,12 +114,8 @@ class Setup:
 def capture(server: Server, system: System, store: str) -> Setup:
     """Prepare a scratch database for ``store`` of ``system`` the way a run's database
     is prepared, noting every statement sent; then drop it."""
+    refuse_in_memory(system, store)
     variant = system.variant(store)
-    if not variant.database:
-        raise InputError(
-            f"--export-spec: the {store} store runs in memory and sends no SQL; fix: export"
-            f" a store on the database ({', '.join(_database_stores(system)) or 'none'})"
-        )
     with Databases(server, lambda conn: None, label="racesim_export") as dbs:
         name = dbs.create()
         conn = open_session(server.conninfo(name), application_name="racesim-export")
@@ -146,8 +153,14 @@ def export_spec(
     return write(outcome.history, actors, capture(server, found, store)).text
 
 
-def _database_stores(system: System) -> list[str]:
-    return [v.name for v in system.variants if v.database]
+def refuse_in_memory(system: System, store: str) -> None:
+    """InputError when ``store`` of ``system`` runs in memory: it sends no SQL to export."""
+    if not system.variant(store).database:
+        stores = [v.name for v in system.variants if v.database]
+        raise InputError(
+            f"--export-spec: the {store} store runs in memory and sends no SQL; fix: choose"
+            f" a store on the database ({', '.join(stores) or 'none'})"
+        )
 
 
 def _objects(conn: psycopg.Connection[Any]) -> list[tuple[int, str]]:
@@ -200,11 +213,7 @@ class _Builder:
         return name
 
     def add(self, session: str, wanted: str, sql: str, seq: int) -> SpecStep:
-        if "}" in sql:
-            raise InputError(
-                f"--export-spec: a statement of {session} holds '}}', which no .spec step can"
-                " hold; fix: export a run whose SQL has no '}'"
-            )
+        sql_block(sql, f"--export-spec: a statement of {session}", _NO_BRACE)
         step = SpecStep(self.name(wanted), session, sql, seq)
         self.sessions.setdefault(session, []).append(step)
         self.permutation.append(step)
@@ -222,6 +231,11 @@ class _Builder:
         self.clocks += 1
         wanted = label if label and label not in self.names else f"clock{self.clocks}"
         self.add(CLOCK_SESSION, wanted, _set_clock(when), seq)
+
+    def end(self, actor: str, when: datetime | None, seq: int, label: str = "") -> None:
+        """End ``actor``'s backend (its run crashed or was terminated) at ``when``."""
+        self.at(when, seq, label)
+        self.add(CLOCK_SESSION, _ident(f"end_{actor}"), _terminate(actor), seq)
 
     def watch(self, seq: int) -> None:
         if self.watch_sql:
@@ -258,8 +272,7 @@ def write(history: History, actors: Sequence[Actor], setup: Setup) -> Exported:
                     " do (isolationtester keeps its own connections and server); fix: export"
                     " a run without server restarts or monitor outages"
                 )
-            build.at(e.vtime, e.seq, e.label)
-            build.add(CLOCK_SESSION, _ident(f"end_{e.actor}"), _terminate(e.actor), e.seq)
+            build.end(e.actor, e.vtime, e.seq, e.label)
         elif e.kind in ("step", "wait"):
             statements = done_of[e.seq].sent if e.kind == "wait" else e.sent
             groups = _groups(statements)
@@ -275,8 +288,7 @@ def write(history: History, actors: Sequence[Actor], setup: Setup) -> Exported:
                 rest = [_join(g) for g in groups[upto:]]
                 waiting[e.actor] = (rest, made[-1], build.last_actor_step)
             if e.session_ended:
-                build.at(e.vtime, e.seq)
-                build.add(CLOCK_SESSION, _ident(f"end_{e.actor}"), _terminate(e.actor), e.seq)
+                build.end(e.actor, e.vtime, e.seq)
         elif e.kind == "done" and e.actor in waiting:
             rest, waited, sent_after = waiting.pop(e.actor)
             releaser = build.last_actor_step
@@ -403,13 +415,7 @@ def _session_setup(opened: tuple[str, ...]) -> str:
     """racesim's session settings, then what the run's session sent as it opened (the
     actor's options, the store's own setup)."""
     parts = [f"SET search_path TO {SEARCH_PATH};", f"SET deadlock_timeout = {DEADLOCK_TIMEOUT_MS};"]
-    own = _join(opened)
-    if "}" in own:
-        raise InputError(
-            "--export-spec: a session's setup SQL holds '}', which no .spec block can hold;"
-            " fix: export a run whose SQL has no '}'"
-        )
-    return " ".join(p for p in (*parts, own) if p)
+    return " ".join(p for p in (*parts, _join(opened)) if p)
 
 
 def _text(
@@ -423,14 +429,9 @@ def _text(
     statements = [f"SET search_path TO {SEARCH_PATH}", *setup.statements]
     if start is not None:
         statements.append(_set_clock(start))
-    if any("}" in text for text in statements):
-        raise InputError(
-            "--export-spec: the system's setup SQL holds '}', which no .spec block can hold;"
-            " fix: export a system whose schema SQL has no '}'"
-        )
     scenario = history.scenario or "a racesim run"
     lines = [
-        f"# {scenario}, store {history.store}, written by racesim run --export-spec.",
+        f"# {scenario}, store {history.store}, written by racesim (--export-spec).",
         "# Each session is one run; each step the SQL it sent. The session racesim moves",
         "# the virtual clock (NOW() reads racesim_clock.now()); racesim_watch reads the",
         "# watched state where it changed. Run it with isolationtester.",
@@ -439,9 +440,7 @@ def _text(
         *schedule,
         "",
         "setup",
-        "{",
-        _join(statements, "\n"),
-        "}",
+        sql_block(_join(statements, "\n"), "--export-spec: the setup", _NO_BRACE, lines=True),
     ]
     if setup.drops:
         lines += ["", "teardown", "{", *(f"{d};" for d in setup.drops), "}"]
@@ -452,8 +451,9 @@ def _text(
         lines += ["", f"session {quote_name(session)}"]
         if session != CLOCK_SESSION:
             opened = history.opened.get(session, ())
-            lines.append(f"setup {{ {_session_setup(opened)} }}")
-        lines += [f"step {quote_name(s.name)} {{ {s.sql} }}" for s in steps]
+            what = f"--export-spec: the setup of {session}"
+            lines.append(f"setup {sql_block(_session_setup(opened), what, _NO_BRACE)}")
+        lines += [f"step {quote_name(s.name)} {sql_block(s.sql)}" for s in steps]
     lines.append("")
     names = [
         quote_name(s.name) + (f"({quote_name(s.marker)})" if s.marker else "")

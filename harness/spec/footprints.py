@@ -86,7 +86,7 @@ def _footprint(
     advisory = {"advisory"} if _ADVISORY.search(sql) else set()
     statements = [s for s in sql.split(";") if s.strip()]
     if any(_ENDS.match(s) for s in statements):
-        writes = own | advisory | {"advisory"}
+        writes = own | {"advisory"}  # a transaction's end releases its advisory locks too
         return Footprint(writes=frozenset(writes | _touching(writes, watched)))
     if not named and not advisory:
         if statements and all(_CONTROL.match(s) for s in statements):

@@ -45,6 +45,8 @@ __all__ = [
     "Step",
     "load",
     "parse_text",
+    "quote_name",
+    "sql_block",
 ]
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
@@ -171,6 +173,16 @@ def quote_name(name: str) -> str:
         and all(_ident_char(c) for c in name[1:])
     )
     return name if plain else '"' + name.replace('"', '""') + '"'
+
+
+def sql_block(
+    sql: str, what: str = "an SQL text", fix: str = "avoid } in SQL", *, lines: bool = False
+) -> str:
+    """``sql`` as a spec writes it, ``{ sql }`` (with ``lines``, ``{``, the SQL and ``}``
+    on lines of their own); InputError when it holds ``}``, which ends a block."""
+    if "}" in sql:
+        raise InputError(f"{what} holds '}}', which no .spec block can hold; fix: {fix}")
+    return "{\n" + sql + "\n}" if lines else "{ " + sql + " }"
 
 
 def load(path: str | Path) -> Spec:

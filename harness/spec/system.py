@@ -46,7 +46,7 @@ from racesim.system import (
     Variant,
 )
 
-__all__ = ["PREFIX", "STORE", "footprints", "from_name", "spec_system"]
+__all__ = ["PREFIX", "SHOW", "STORE", "from_name", "spec_system"]
 
 PREFIX = "spec:"
 STORE = "spec"

@@ -119,6 +119,9 @@ def test_explore_refusals(tmp_path: Path) -> None:
     done = racesim("explore", str(BOOKING), "--strategy", "pct", "--step-timeout", "5")
     assert done.returncode == 2
     assert "--step-timeout: --strategy pct runs the spec's system" in done.stderr
+    done = racesim("explore", str(BOOKING), "--seed", "3")
+    assert done.returncode == 2
+    assert "--seed: the exhaustive strategy draws nothing" in done.stderr
     done = racesim("explore", str(BOOKING), "--strategy", "dfs")
     assert done.returncode == 2
     assert "expected exhaustive, random, hypothesis or pct" in done.stderr

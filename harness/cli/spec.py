@@ -255,7 +255,9 @@ def _explore_parser() -> argparse.ArgumentParser:
         help="exhaustive (default) or random, through an isolationtester-faithful runner;"
         " hypothesis or pct, through the spec's system (as for any system)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the random strategy (default 0)")
+    p.add_argument(
+        "--seed", type=int, help="seed of the random, hypothesis and pct strategies (default 0)"
+    )
     p.add_argument("--max-examples", type=int, default=1000, help="interleavings to try at most")
     p.add_argument(
         "--out", help="folder for the .spec of a finding (default .cache/racesim/counterexamples)"
@@ -284,6 +286,12 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
             f"--step-timeout: --strategy {args.strategy} runs the spec's system, whose steps"
             " racesim's engine bounds; fix: drop --step-timeout or use exhaustive or random"
         )
+    if args.seed is not None and args.strategy == "exhaustive":
+        problems.append(
+            "--seed: the exhaustive strategy draws nothing; fix: drop --seed or use random,"
+            " hypothesis or pct"
+        )
+    args.seed = args.seed or 0
     if args.max_examples < 1:
         problems.append("--max-examples: expected 1 or more")
     if not is_spec(args.spec):

@@ -11,12 +11,42 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from racesim.provision.binaries import find_binaries
 from racesim.provision.cluster import Cluster, server_user
+
+
+@contextmanager
+def started_racesim(
+    name: str, tmp_path: Path, args: list[str], **popen: Any
+) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """``racesim ARGS`` started, not waited for, with a run directory of its own
+    (``RACESIM_RUN_DIR``, on tmpfs when it can be) to watch; its stderr is piped.
+    Afterwards the process is gone and the directory removed."""
+    runs = Path("/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp_path) / (
+        f"racesim-test-{name}-{os.getpid()}"
+    )
+    runs.mkdir(mode=0o755)
+    proc: subprocess.Popen[str] | None = None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "racesim.cli.main", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
+            **popen,
+        )
+        yield proc, runs
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        shutil.rmtree(runs, ignore_errors=True)
 
 
 def racesim(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from commands import started_racesim
 
 from racesim.engine.schema import prepare
 from racesim.provision.databases import Databases
@@ -123,18 +124,8 @@ COMMANDS = {
 def test_killed_command_leaves_nothing(
     command: str, signum: signal.Signals, tmp_path: Path
 ) -> None:
-    runs = Path("/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp_path) / (
-        f"racesim-test-{command}-{os.getpid()}-{signum.name}"
-    )
-    runs.mkdir(mode=0o755)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "racesim.cli.main", *COMMANDS[command](tmp_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
-        )
+    name = f"{command}-{signum.name}"
+    with started_racesim(name, tmp_path, COMMANDS[command](tmp_path)) as (proc, runs):
         _wait_for(lambda: _ready(runs))  # its cluster is up (killing start-up: test_main.py)
         time.sleep(1.0)  # and it is busy
         assert proc.poll() is None, "finished before it could be killed"
@@ -143,8 +134,6 @@ def test_killed_command_leaves_nothing(
         assert proc.returncode != 0
         assert "Traceback" not in err
         _wait_for(lambda: not list(runs.iterdir()) and not _postgres_under(runs), 10)
-    finally:
-        shutil.rmtree(runs, ignore_errors=True)
 
 
 def test_counterexample_survives_a_kill_right_after_it_is_found(tmp_path: Path) -> None:
@@ -229,18 +218,8 @@ def _postmaster_of(proc: subprocess.Popen[str], runs: Path) -> int | None:
 def test_a_killed_postmaster_gives_one_line_and_exit_4(
     command: str, signum: signal.Signals, tmp_path: Path
 ) -> None:
-    runs = Path("/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp_path) / (
-        f"racesim-test-pm-{command}-{os.getpid()}-{signum.name}"
-    )
-    runs.mkdir(mode=0o755)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "racesim.cli.main", *COMMANDS[command](tmp_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
-        )
+    name = f"pm-{command}-{signum.name}"
+    with started_racesim(name, tmp_path, COMMANDS[command](tmp_path)) as (proc, runs):
         postmaster: list[int] = []
         _wait_for(lambda: postmaster.append(_postmaster_of(proc, runs) or 0) or postmaster[-1])
         time.sleep(1.0)  # racesim is busy with it
@@ -251,5 +230,3 @@ def test_a_killed_postmaster_gives_one_line_and_exit_4(
         [line] = err.splitlines()
         assert line.startswith("racesim: ") and "nothing after that was checked" in line
         _wait_for(lambda: not list(runs.iterdir()) and not _postgres_under(runs), 30)
-    finally:
-        shutil.rmtree(runs, ignore_errors=True)

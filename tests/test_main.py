@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from commands import started_racesim
 
 from racesim.cli.main import EXIT_INTERRUPTED, EXIT_PIPE
 
@@ -87,19 +87,8 @@ def test_ctrl_c_while_loading_gives_one_line() -> None:
 def test_ctrl_c_while_the_server_starts_gives_one_line_and_leaves_nothing(
     tmp_path: Path,
 ) -> None:
-    runs = Path("/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp_path) / (
-        f"racesim-test-ctrl-c-{os.getpid()}"
-    )
-    runs.mkdir(mode=0o755)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "racesim.cli.main", "run", SCENARIO, "--store", "token"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            env={**os.environ, "RACESIM_RUN_DIR": str(runs)},
-        )
+    args = ["run", SCENARIO, "--store", "token"]
+    with started_racesim("ctrl-c", tmp_path, args, start_new_session=True) as (proc, runs):
         _until(lambda: any(runs.iterdir()), proc)
         status, err = _interrupt(proc)
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
@@ -108,5 +97,3 @@ def test_ctrl_c_while_the_server_starts_gives_one_line_and_leaves_nothing(
         while any(runs.iterdir()) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert list(runs.iterdir()) == []
-    finally:
-        shutil.rmtree(runs, ignore_errors=True)

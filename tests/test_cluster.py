@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -461,18 +462,25 @@ def test_a_killed_postmaster_leaves_no_shared_memory_segments(signum: signal.Sig
     assert not run_dir.exists()
 
 
-def test_reaping_leaves_planted_links_and_other_users_directories_alone(shm_dir: Path) -> None:
+def _planting(shm_dir: Path) -> tuple[dict[str, Any], Path]:
+    """``subprocess.run`` arguments that run as ``nobody`` in a world-writable
+    ``shm_dir``, and an empty folder of racesim's own there that a planted link may
+    point at (skips unless root, who alone can act as another user)."""
     if not IS_ROOT:
         pytest.skip("planting as another user needs root")
     nobody = pwd.getpwnam("nobody")
     shm_dir.chmod(0o1777)
     victim = shm_dir / "victim"
     victim.mkdir()
+    return {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}, victim
+
+
+def test_reaping_leaves_planted_links_and_other_users_directories_alone(shm_dir: Path) -> None:
+    as_nobody, victim = _planting(shm_dir)
     (victim / "precious").write_text("keep me\n")
     dead = 2**22 + 12345  # above pid_max on most systems: no such process
     planted_dir = shm_dir / f"{RUN_PREFIX}-{dead}-theirs"
     planted_link = shm_dir / f"{RUN_PREFIX}-{dead}-link"
-    as_nobody = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
     subprocess.run(["mkdir", str(planted_dir)], check=True, **as_nobody)  # type: ignore[call-overload]
     subprocess.run(["touch", str(planted_dir / "their-file")], check=True, **as_nobody)  # type: ignore[call-overload]
     subprocess.run(["ln", "-s", str(victim), str(planted_link)], check=True, **as_nobody)  # type: ignore[call-overload]
@@ -484,13 +492,7 @@ def test_reaping_leaves_planted_links_and_other_users_directories_alone(shm_dir:
 
 
 def test_a_run_root_planted_by_another_user_is_refused(shm_dir: Path) -> None:
-    if not IS_ROOT:
-        pytest.skip("planting as another user needs root")
-    nobody = pwd.getpwnam("nobody")
-    shm_dir.chmod(0o1777)
-    victim = shm_dir / "victim"
-    victim.mkdir()
-    as_nobody = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    as_nobody, victim = _planting(shm_dir)
     link, theirs = shm_dir / "runs-link", shm_dir / "runs-theirs"
     subprocess.run(["ln", "-s", str(victim), str(link)], check=True, **as_nobody)  # type: ignore[call-overload]
     subprocess.run(["mkdir", "-m", "0777", str(theirs)], check=True, **as_nobody)  # type: ignore[call-overload]

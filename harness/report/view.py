@@ -17,28 +17,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from racesim.model.history import Event
+from racesim.model.violation import Violation
 from racesim.report.text import clock, show_result, show_state
 
 if TYPE_CHECKING:
     from racesim.model.outcome import Outcome
     from racesim.model.show import Show
     from racesim.model.verdict import Verdict
-    from racesim.model.violation import Violation
 
 __all__ = ["EventView", "RunView", "Span", "StateView", "VerdictView", "ViolationView", "build"]
 
 
-@dataclass(frozen=True)
-class ViolationView:
-    """A broken invariant at one event (the fields of the checks' Violation)."""
-
-    invariant: str
-    seq: int
-    label: str
-    actor: str
-    runs: tuple[str, ...]
-    message: str
-    cause: str = ""
+ViolationView = Violation
+"""A broken invariant at one event: the checks' own Violation, already plain data."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +124,7 @@ def build(title: str, path: str, outcome: Outcome, verdict: Verdict) -> RunView:
     history, holders, show = outcome.history, outcome.checker.holders, outcome.history.show
     by_seq: dict[int, list[ViolationView]] = {}
     for v in outcome.checker.violations:
-        by_seq.setdefault(v.seq, []).append(_violation(v))
+        by_seq.setdefault(v.seq, []).append(v)
     events = tuple(
         _event(event, holder, tuple(by_seq.get(event.seq, [])), show)
         for event, holder in zip(history.events, holders, strict=False)
@@ -150,15 +141,11 @@ def build(title: str, path: str, outcome: Outcome, verdict: Verdict) -> RunView:
             skipped=verdict.skipped,
             summary=verdict.summary,
             tag="skip" if verdict.skipped else "ok" if verdict.matches else "FAIL",
-            violations=tuple(_violation(v) for v in verdict.violations),
+            violations=tuple(verdict.violations),
             stuck=history.stuck,
         ),
         state_key=show.state_key,
     )
-
-
-def _violation(v: Violation) -> ViolationView:
-    return ViolationView(v.invariant, v.seq, v.label, v.actor, tuple(v.runs), v.message, v.cause)
 
 
 def _event(event: Event, holder: str, found: tuple[ViolationView, ...], show: Show) -> EventView:

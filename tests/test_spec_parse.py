@@ -190,7 +190,9 @@ def test_too_many_interleavings_are_refused() -> None:
     sessions = " ".join(
         f"session s{i} " + " ".join(f"step s{i}x{j} {{ }}" for j in range(4)) for i in range(4)
     )
-    with pytest.raises(InputError, match=f"more than racesim runs \\({MAX_PERMUTATIONS}\\)"):
+    with pytest.raises(
+        InputError, match=f"more than {MAX_PERMUTATIONS} interleavings \\(the most racesim runs\\)"
+    ):
         parse_text(sessions, "big.spec")
 
 

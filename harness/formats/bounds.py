@@ -41,8 +41,10 @@ class Shape:
     strings: list[tuple[int, int]] = field(default_factory=list)
 
 
-def scan(text: str, path: str) -> Shape:
-    """Check the bounds in one pass; raise InputError naming the line of the first breach."""
+def scan(text: str, path: str, what: str = "a scenario", needs: int = 2) -> Shape:
+    """Check the bounds in one pass; raise InputError naming the line of the first breach.
+
+    ``what`` names the kind of file in messages, and ``needs`` the nesting it uses."""
     shape = Shape()
     stack: list[str] = []  # "a" array, "i" inline table
     line, pos, items = 1, 0, 0
@@ -60,7 +62,7 @@ def scan(text: str, path: str) -> Shape:
         elif len(ch) > 1:
             if not in_key:
                 raise InputError(
-                    f"{path}:{line}: a number of {len(ch)} digits; numbers in a scenario"
+                    f"{path}:{line}: a number of {len(ch)} digits; numbers in {what}"
                     " have at most 19 (seed < 2**63)"
                 )
         elif ch == "#":
@@ -106,7 +108,7 @@ def scan(text: str, path: str) -> Shape:
             if len(stack) > MAX_DEPTH:
                 raise InputError(
                     f"{path}:{line}: arrays and tables nested more than {MAX_DEPTH} deep;"
-                    " a scenario needs at most 2"
+                    f" {what} needs at most {needs}"
                 )
         elif ch == "]" or ch == "}":
             if stack:
@@ -117,6 +119,6 @@ def scan(text: str, path: str) -> Shape:
         if items > MAX_ITEMS:
             raise InputError(
                 f"{path}:{line}: more than {MAX_ITEMS} keys and list items;"
-                " split the scenario into smaller files"
+                f" split {what} into smaller files"
             )
     return shape

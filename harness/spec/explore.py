@@ -36,6 +36,7 @@ from psycopg import pq
 from psycopg.pq.abc import PGconn
 
 from racesim.errors import InputError
+from racesim.formats.bounds import scan
 from racesim.spec.footprints import conflict, footprints
 from racesim.spec.parse import Permutation, PermutationStep, Spec, quote_name, sql_block
 from racesim.spec.run import InvalidPermutation, Runner, Sink
@@ -114,6 +115,16 @@ def load_invariants(path: Path) -> tuple[Invariant, ...]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read ({exc}); fix: check the path") from None
+    try:
+        # The TOML parser recurses per nesting level: bound the text before it.
+        scan(text, str(path), "an invariants file", needs=0)
+    except InputError as exc:
+        raise InputError(
+            [
+                f'{problem}; fix: write name = "SQL" lines under [invariants]'
+                for problem in exc.problems
+            ]
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -26,7 +26,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,37 +130,52 @@ class Spec:
                     return step
         raise KeyError(name)
 
-    def count_permutations(self) -> int:
+    def count_permutations(self, limit: int | None = None) -> int:
+        """How many permutations run; without permutation lines, counted only up to
+        ``limit`` (``limit + 1`` when there are more)."""
         if self.permutations:
             return len(self.permutations)
-        sizes = [len(s.steps) for s in self.sessions]
-        count = math.factorial(sum(sizes))
-        for size in sizes:
-            count //= math.factorial(size)
+        count, total = 1, 0
+        for session in self.sessions:
+            for i in range(1, len(session.steps) + 1):
+                total += 1
+                count = count * total // i  # the multinomial, one factor at a time
+                if limit is not None and count > limit:
+                    return limit + 1
         return count
 
     def run_order(self) -> Iterator[Permutation]:
-        """The permutations isolationtester runs, in its order."""
+        """The permutations isolationtester runs, in its order: without permutation
+        lines, every interleaving of the sessions' steps, the session order of each
+        in lexicographic order (a loop, so a session of any length runs)."""
         if self.permutations:
             yield from self.permutations
             return
-        piles = [0] * len(self.sessions)
-        chosen: list[PermutationStep] = []
+        owners = [i for i, s in enumerate(self.sessions) for _ in s.steps]
+        while True:
+            taken = [0] * len(self.sessions)
+            steps = []
+            for i in owners:
+                steps.append(PermutationStep(self.sessions[i].steps[taken[i]].name))
+                taken[i] += 1
+            yield Permutation(tuple(steps))
+            if not _next_order(owners):
+                return
 
-        def recurse() -> Iterator[Permutation]:
-            found = False
-            for i, session in enumerate(self.sessions):
-                if piles[i] < len(session.steps):
-                    chosen.append(PermutationStep(session.steps[piles[i]].name))
-                    piles[i] += 1
-                    yield from recurse()
-                    piles[i] -= 1
-                    chosen.pop()
-                    found = True
-            if not found:
-                yield Permutation(tuple(chosen))
 
-        yield from recurse()
+def _next_order(seq: list[int]) -> bool:
+    """Step ``seq`` to its next arrangement in lexicographic order; False after the last."""
+    k = len(seq) - 2
+    while k >= 0 and seq[k] >= seq[k + 1]:
+        k -= 1
+    if k < 0:
+        return False
+    j = len(seq) - 1
+    while seq[j] <= seq[k]:
+        j -= 1
+    seq[k], seq[j] = seq[j], seq[k]
+    seq[k + 1 :] = reversed(seq[k + 1 :])
+    return True
 
 
 def quote_name(name: str) -> str:
@@ -419,11 +433,11 @@ def parse_text(text: str, path: str) -> Spec:
     setups, teardown, sessions, permutations = _Parser(_scan(text, path), path).spec()
     unused = _check(path, sessions, permutations)
     spec = Spec(path, tuple(setups), teardown, tuple(sessions), tuple(permutations), unused)
-    if not permutations and spec.count_permutations() > MAX_PERMUTATIONS:
+    if not permutations and spec.count_permutations(MAX_PERMUTATIONS) > MAX_PERMUTATIONS:
         raise InputError(
-            f"{path}: without permutation lines this spec has {spec.count_permutations()} "
-            f"interleavings, more than racesim runs ({MAX_PERMUTATIONS}); fix: list the "
-            "permutations to run"
+            f"{path}:{sessions[0].line}: without permutation lines this spec has more than"
+            f" {MAX_PERMUTATIONS} interleavings (the most racesim runs); fix: list the"
+            " permutations to run"
         )
     return spec
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from racesim.engine.sessions import Worker, configure, open_session
 from racesim.system import System, resolve
 
+IDLE = TransactionStatus.IDLE
 RESET_SESSION = (
     "ROLLBACK; SELECT pg_advisory_unlock_all(); RESET lock_timeout; RESET statement_timeout"
 )
@@ -37,11 +39,14 @@ class SessionPool:
         """Make the database and the sessions as good as new.
 
         Only sessions marked dirty (they took locks, opened a transaction or
-        changed a setting) pay a round trip; the rest have nothing to undo.
+        changed a setting) pay a round trip, and so does any session a stopped
+        run left inside a transaction (a store call that ran ``BEGIN``: its row
+        locks would hold the reset up); the rest have nothing to undo.
         """
-        for index in sorted(self._dirty):
-            conn = self._sessions[index][0]
-            if not conn.closed and not conn.broken:
+        for index, (conn, _) in enumerate(self._sessions):
+            if conn.closed or conn.broken:
+                continue
+            if index in self._dirty or conn.info.transaction_status != IDLE:
                 conn.execute(RESET_SESSION)
         self._dirty.clear()
         if self.variant.reset is not None:

@@ -4,7 +4,8 @@ Each figure is a median over ``repeat`` runs, compared with its target and with 
 baseline measured in the same run by doing the same job by hand:
 
 * cold start (empty cache, so initdb) vs a bare ``initdb`` + ``postgres`` start;
-* warm start (cache hit) vs ``cp -a`` of the cached data dir + a bare ``postgres``;
+* warm start (cache hit: the template checked against its manifest, then copied
+  as the server's user) vs ``cp -a`` of an initdb'ed data dir + a bare ``postgres``;
 * fresh database (template clone) vs a bare ``CREATE DATABASE ... TEMPLATE template0``.
 
 Everything happens in a scratch directory (its own cache included), so the user's
@@ -31,7 +32,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from racesim.provision import cleanup
+from racesim.provision import cleanup, template
 from racesim.provision.binaries import Binaries, find_binaries
 from racesim.provision.cluster import (
     PORT,
@@ -65,8 +66,12 @@ def run(repeat: int = 5, *, prefer: str = "auto") -> list[str]:
         warm = [_cluster_first_query(binaries, warm_cache) for _ in range(repeat)]
         cached = next(warm_cache.glob("pgdata-*"))
         password = (cached / "password").read_text()
+        # The bare way: cp -a of an initdb'ed directory the server's user owns, with
+        # no template to check and no change of owner.
+        reference = scratch / "reference"
+        template.copy_out(cached / "data", reference, user)
         warm_base = [
-            _bare_warm(binaries, user, cached / "data", password, _fresh(scratch / "cp"))
+            _bare_warm(binaries, user, reference, password, _fresh(scratch / "cp"))
             for _ in range(repeat)
         ]
         _fresh(scratch / "cp")

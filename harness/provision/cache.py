@@ -12,8 +12,13 @@ Entries are keyed by the server's version, the server user's uid and a hash of
 the ``postgres`` and ``initdb`` files, never by where the binaries live, so the
 same wheel in ten virtual environments shares one entry:
 
-* ``pgdata-<key>/``: ``data/`` (a fresh initdb, owned by the server user) and
-  ``password`` (mode 0600: the superuser's password in that data directory);
+* ``pgdata-<key>/``: ``data/`` (a fresh initdb, sealed as a read-only template:
+  root's, or as a normal user read-only to the owner; see
+  :mod:`racesim.provision.template`), ``manifest`` (what the template looked like
+  when made) and ``password`` (the superuser's password in that data directory),
+  both mode 0600. No server ever runs on ``data/``: each start verifies it against
+  its manifest and copies it; an entry found changed, incomplete or of an older
+  layout is removed and made again, never used;
 * ``bin-<key>/``: the embedded binaries, copied when the server user cannot run
   them where they are (a wheel under ``/root``).
 
@@ -42,7 +47,7 @@ from pathlib import Path
 
 from racesim import config
 from racesim.errors import ProvisionError
-from racesim.provision import cleanup, paths
+from racesim.provision import cleanup, paths, template
 from racesim.provision.account import SUPERUSER, ServerUser, server_env, user_may
 from racesim.provision.binaries import Binaries
 
@@ -64,9 +69,10 @@ KEEP = 3
 """Entries of each kind (data directories, binary copies) kept in the cache."""
 TAG = "CACHEDIR.TAG"
 # Bump when the layout or the initdb flags change, so old entries are not reused.
-_FORMAT = "2"
+_FORMAT = "3"
 _TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# racesim's cache (racesim clean)\n"
 _KINDS = ("pgdata-", "bin-", "tmp-")
+_MANIFEST = "manifest"
 
 
 def cache_root() -> Path:
@@ -109,13 +115,23 @@ def ensure_root(cache: Path, user: ServerUser) -> Path:
         fd = paths.create_file(cache / TAG, 0o644)
         with os.fdopen(fd, "w") as f:
             f.write(_TAG_TEXT)
-    cleanup.reap_stale(cache, "tmp")
+    _reap_temporaries(cache)
     if user.switch and not user_may(user, cache, os.X_OK):
         raise ProvisionError(
             f"the server user {user.name!r} cannot reach racesim cache {cache}; fix: set "
             "RACESIM_CACHE_DIR to a directory it can traverse, e.g. /var/tmp/racesim-cache"
         )
     return cache
+
+
+def _reap_temporaries(cache: Path) -> None:
+    """Remove the temporary folders of racesims that died while filling the cache."""
+    if os.geteuid() != 0:
+        # A half-made entry may hold a sealed (read-only) template already.
+        for path in cache.glob("tmp-*"):
+            if not cleanup.owner_alive(path):
+                template.remove_tree(path)
+    cleanup.reap_stale(cache, "tmp")
 
 
 @contextlib.contextmanager
@@ -160,7 +176,8 @@ def binaries_key(binaries: Binaries, user: ServerUser) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """A cached data directory: ``data`` to copy, and its superuser ``password``."""
+    """A cached data directory: ``data``, the template to copy (:meth:`copy_to`), and
+    its superuser ``password``."""
 
     path: Path
     password: str
@@ -168,6 +185,10 @@ class Entry:
     @property
     def data(self) -> Path:
         return self.path / "data"
+
+    def copy_to(self, target: Path, user: ServerUser) -> None:
+        """A private, writable copy of the template at ``target``, owned by ``user``."""
+        template.copy_out(self.data, target, user)
 
 
 def data_entry(
@@ -178,7 +199,7 @@ def data_entry(
     ``held``: the caller's :func:`hold` on the cache, used to evict old entries.
     """
     final = cache / f"pgdata-{binaries_key(binaries, user)}"
-    found = _valid_entry(final, user)
+    found = _valid_entry(final)
     if found is not None:
         with contextlib.suppress(OSError):
             os.utime(final, follow_symlinks=False)  # recently used: evicted last
@@ -194,16 +215,19 @@ def data_entry(
         with os.fdopen(paths.create_file(tmp / "password", 0o600), "w") as f:
             f.write(password)
         _initdb(binaries, user, tmp, password)
+        template.seal(tmp / "data", user)
+        with os.fdopen(paths.create_file(tmp / _MANIFEST, 0o600), "w") as f:
+            f.write(template.manifest(tmp / "data"))
         (tmp / cleanup.OWNER_FILE).unlink()
         try:
             os.rename(tmp, final)
         except OSError:
-            won = _valid_entry(final, user)
-            if won is None:
-                raise
-            return won, True  # another racesim finished first; its entry is as good
+            won = _valid_entry(final)
+            if won is not None:
+                return won, True  # another racesim finished first; its entry is as good
+            os.rename(tmp, final)  # what was there was not as made, and is gone now
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        template.remove_tree(tmp)
     evict(cache, held=held, keep_also=final)
     return Entry(final, password), True
 
@@ -288,8 +312,8 @@ def scram_verifier(password: str, *, iterations: int = ITERATIONS) -> str:
     )
 
 
-def _valid_entry(final: Path, user: ServerUser) -> Entry | None:
-    """The entry at ``final`` if it is whole and ours; a broken one is removed."""
+def _valid_entry(final: Path) -> Entry | None:
+    """The entry at ``final`` if it is whole, ours and as made; any other is removed."""
     try:
         st = os.lstat(final)
     except FileNotFoundError:
@@ -297,19 +321,32 @@ def _valid_entry(final: Path, user: ServerUser) -> Entry | None:
     try:
         paths.check_private_dir(final, fix=_fix())
         data = os.lstat(final / "data")
-        if stat.S_ISLNK(data.st_mode) or not stat.S_ISDIR(data.st_mode) or data.st_uid != user.uid:
-            raise ProvisionError(f"{final / 'data'} is not the server user's directory")
-        fd = paths.open_existing(final / "password", os.O_RDONLY)
-        with os.fdopen(fd) as f:
-            password = f.read().strip()
-        if not password or not os.path.lexists(final / "data" / "PG_VERSION"):
-            raise ProvisionError(f"{final} is incomplete")
+        if not stat.S_ISDIR(data.st_mode) or data.st_uid != os.geteuid():
+            raise ProvisionError(f"{final / 'data'} is not a template of racesim's")
+        password = _read(final / "password").strip()
+        if not password or template.manifest(final / "data") != _read(final / _MANIFEST):
+            raise ProvisionError(f"{final} is not as it was made")
     except (ProvisionError, OSError):
         if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
-            shutil.rmtree(final, ignore_errors=True)
+            _discard(final)
             return None
         raise ProvisionError(f"refusing cache entry {final}; fix: {_fix()}") from None
     return Entry(final, password)
+
+
+def _read(path: Path) -> str:
+    with os.fdopen(paths.open_existing(path, os.O_RDONLY)) as f:
+        return f.read()
+
+
+def _discard(entry: Path) -> None:
+    """Take ``entry`` out of use at once (a rename), then remove it."""
+    aside = entry.with_name(f"tmp-{os.getpid()}-{secrets.token_hex(6)}")
+    try:
+        os.rename(entry, aside)
+    except OSError:
+        return  # another racesim took it away first
+    template.remove_tree(aside)
 
 
 def usable_binaries(
@@ -408,7 +445,7 @@ def evict(cache: Path, *, held: int | None = None, keep_also: Path | None = None
         for kind in ("pgdata-", "bin-"):
             for _mtime, path in _entries(cache, kind)[KEEP:]:
                 if path != keep_also:
-                    shutil.rmtree(path, ignore_errors=True)
+                    template.remove_tree(path)
                     removed.append(path)
         return removed
     finally:
@@ -451,7 +488,7 @@ def clean(cache: Path) -> tuple[list[tuple[Path, int]], str | None]:
                 if kind == "tmp-" and cleanup.owner_alive(path):
                     continue
                 size = tree_bytes(path)
-                shutil.rmtree(path, ignore_errors=True)
+                template.remove_tree(path)
                 removed.append((path, size))
         for name in ("lock", TAG):
             with contextlib.suppress(OSError):

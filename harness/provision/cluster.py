@@ -19,7 +19,9 @@ Where things live:
   O_NOFOLLOW``. It is removed when the cluster stops; see
   :mod:`racesim.provision.cleanup` for what happens when racesim is killed.
 * **Cache**: see :mod:`racesim.provision.cache`; a start copies a cached
-  initdb'ed data directory instead of running initdb.
+  initdb'ed data directory (a read-only template, checked against the manifest
+  recorded when it was made) instead of running initdb, and the server only ever
+  runs on that copy.
 
 Authentication: every role needs its SCRAM password (``pg_hba.conf`` in the run
 directory, ``-c hba_file``); a started cluster's superuser gets a fresh random
@@ -301,8 +303,8 @@ class Cluster:
             hba.write("local all all scram-sha-256\n")
         self.socket_dir.mkdir(mode=0o700)
         self.user.chown(self.socket_dir)
-        # cp -a keeps the server user's ownership and modes, and is the fastest copy.
-        copy_tree(entry.data, self.data_dir)
+        # The server runs on a copy of its own: nothing it does reaches the cache.
+        entry.copy_to(self.data_dir, self.user)
 
     def _launch(self, *, new_log: bool) -> None:
         settings = {

@@ -16,7 +16,7 @@ import pytest
 
 from racesim.errors import ProvisionError
 from racesim.provision import cache
-from racesim.provision.account import server_user
+from racesim.provision.account import ServerUser, server_user, user_may
 from racesim.provision.binaries import Binaries, find_binaries
 from racesim.provision.cluster import Cluster
 
@@ -31,6 +31,17 @@ def _nobody() -> pwd.struct_passwd:
         return pwd.getpwnam("nobody")
     except KeyError:
         pytest.skip("no 'nobody' user")
+
+
+def _skip_unless_readable_by(user: pwd.struct_passwd, *paths: str | Path) -> None:
+    """Skip when ``user`` cannot read the checkout (a clone in a private folder)."""
+    who = ServerUser(user.pw_name, user.pw_uid, user.pw_gid, (), switch=True)
+    for path in paths:
+        if not user_may(who, Path(path), os.R_OK):
+            pytest.skip(
+                f"{user.pw_name!r} cannot read {path} (a private folder holds this checkout), "
+                f"so racesim cannot run as {user.pw_name!r} from it"
+            )
 
 
 def _as(user: pwd.struct_passwd, *argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -183,6 +194,9 @@ def test_a_user_with_an_unwritable_home_gets_a_private_temporary_cache() -> None
     python = f"/usr/bin/python{version}"
     if not os.access(python, os.X_OK):
         pytest.skip(f"no {python} the other user can run")
+    import site
+
+    _skip_unless_readable_by(nobody, ROOT / "harness" / "cli" / "main.py", *site.getsitepackages())
     code = (
         "import os, site, sys\n"
         "for folder in os.environ['RACESIM_SITE'].split(os.pathsep):\n"
@@ -190,8 +204,6 @@ def test_a_user_with_an_unwritable_home_gets_a_private_temporary_cache() -> None
         "from racesim.cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    import site
-
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(home),

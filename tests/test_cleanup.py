@@ -59,3 +59,50 @@ def test_a_signal_inside_a_finalizer_still_stops_racesim(
     assert "ran on" not in done.stdout
     assert done.returncode == status, done.stderr
     assert "Exception ignored" not in done.stderr
+
+
+# The same signal can land while sys.unraisablehook itself runs: a redelivery on a
+# machine so loaded that the main thread has not yet left racesim's hook, or a
+# signal during the hook racesim passes other exceptions on to. Raised there, the
+# exception would escape the hook, where Python prints and drops it.
+IN_HOOK_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, time
+
+    def earlier_hook(unraisable):  # the hook racesim chains to
+        os.kill(os.getpid(), int(sys.argv[1]))
+        time.sleep(0.05)  # the handler runs here, inside the hook
+
+    sys.unraisablehook = earlier_hook
+    from racesim.provision.cleanup import install_signal_handlers
+
+    class Broken:
+        def __del__(self):
+            raise ValueError("a finalizer that fails")
+
+    install_signal_handlers()
+    try:
+        Broken()
+        time.sleep(10)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    print("ran on", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 128 + 15), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
+)
+def test_a_signal_inside_the_unraisable_hook_still_stops_racesim(
+    signum: signal.Signals, status: int
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", IN_HOOK_CHILD, str(int(signum))],
+        capture_output=True,
+        text=True,
+        timeout=8,
+    )
+    assert "ran on" not in done.stdout
+    assert done.returncode == status, done.stderr
+    assert "Exception ignored" not in done.stderr

@@ -65,6 +65,8 @@ _shield_depth = 0
 _pending: list[int] = []
 _last: int | None = None
 _previous_hook = sys.unraisablehook
+# How long the redelivery thread waits so the finalizer (or hook) can return first.
+_REDELIVERY_DELAY = 0.01
 
 
 def install_signal_handlers() -> None:
@@ -73,7 +75,7 @@ def install_signal_handlers() -> None:
     Call from the main thread; calling again does nothing. Signals the user set a
     handler for (anything but the default or Python's Ctrl-C handler) are left alone.
     """
-    global _installed
+    global _installed, _previous_hook
     if threading.current_thread() is not threading.main_thread():
         raise HarnessError("install_signal_handlers() must be called from the main thread")
     if _installed:
@@ -82,6 +84,7 @@ def install_signal_handlers() -> None:
         current = signal.getsignal(signum)
         if current in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(signum, _handle)
+    _previous_hook = sys.unraisablehook
     sys.unraisablehook = _redeliver
     _installed = True
 
@@ -115,24 +118,59 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     if _shield_depth > 0:
         _pending.append(signum)
         return
+    if _inside_hook(frame):
+        # Raised here, the exception would escape sys.unraisablehook, where Python
+        # prints and drops it. Deliver the signal again once the hook has returned.
+        _deliver_later(signum)
+        return
     _raise_for(signum)
 
 
 def _redeliver(unraisable: Any) -> None:
-    """Raise a signal's exception again when Python dropped it.
+    """Deliver a signal again when Python dropped its exception.
 
     A signal that lands while a finalizer runs (a collected connection's
     ``__del__``, a generator closed by the collector) raises there, and Python
     prints and drops the exception, so racesim would run on. Deliver the same
-    signal to the main thread again once the finalizer has returned.
+    signal to the main thread again once the finalizer has returned. Should that
+    delivery land while this hook still runs (a loaded machine can keep the main
+    thread here longer than the delay), :func:`_handle` sees this hook's frame
+    and defers once more instead of raising where the exception would be lost.
     """
     exc = unraisable.exc_value
     if isinstance(exc, (SystemExit, KeyboardInterrupt)) and _last is not None:
-        main = threading.main_thread().ident
-        assert main is not None
-        threading.Timer(0.01, signal.pthread_kill, (main, _last)).start()
+        _deliver_later(_last)
         return
     _previous_hook(unraisable)
+
+
+def _inside_hook(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside :func:`_redeliver` (or something it called)."""
+    while frame is not None:
+        if frame.f_code is _redeliver.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _deliver_later(signum: int) -> None:
+    """Send ``signum`` to the main thread again shortly, from a thread of its own.
+
+    Each dropped exception leads to exactly one new delivery, so a signal is
+    raised once in ordinary code and never twice.
+    """
+    main = threading.main_thread().ident
+    if main is None:
+        return
+    sender = threading.Thread(target=_send, args=(main, signum), name="racesim-signal", daemon=True)
+    with contextlib.suppress(RuntimeError):  # no new threads at interpreter shutdown
+        sender.start()
+
+
+def _send(main: int, signum: int) -> None:
+    time.sleep(_REDELIVERY_DELAY)
+    with contextlib.suppress(OSError):  # the main thread has already gone
+        signal.pthread_kill(main, signum)
 
 
 def _raise_for(signum: int) -> None:

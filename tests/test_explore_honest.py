@@ -4,10 +4,12 @@ every distinct violation saved, disjoint shards."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
 from racesim.report.text import Reporter
 from racesim.runner import Prepared
+from racesim.systems.jobqueue.system import SYSTEM as JOBQUEUE
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -99,3 +102,99 @@ def test_the_cli_finds_the_lost_update_of_a_module_system(
     assert status == EXIT_FOUND, out.out + out.err
     assert "found 1 violation(s) (no-lost-update)" in out.out
     assert list((tmp_path / "out").glob("db-no-lost-update-hypothesis-bumps-seed3.toml"))
+
+
+# -- PCT on the run's real length ---------------------------------------------
+
+README = HERE.parent / "README.md"
+
+
+def _seats_module(where: Path) -> Any:
+    """The README walk-through's seats.py, written out and imported as ``seats``."""
+    text = README.read_text()
+    start = text.index("# file: seats.py\n")
+    (where / "seats.py").write_text(text[start : text.index("```", start)])
+    sys.path.insert(0, str(where))
+    try:
+        return importlib.import_module("seats")
+    finally:
+        sys.path.remove(str(where))
+
+
+@pytest.fixture(scope="module")
+def seats(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    sys.modules.pop("seats", None)
+    return _seats_module(tmp_path_factory.mktemp("seats"))
+
+
+@pytest.fixture(scope="module")
+def seats_dbs(racesim_server: Server, seats: Any) -> Iterator[Databases]:
+    made = Prepared(racesim_server)
+    yield made.for_system(seats.SYSTEM)
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def queue_dbs(racesim_server: Server) -> Iterator[Databases]:
+    made = Prepared(racesim_server)
+    yield made.for_system(JOBQUEUE)
+    made.close()
+
+
+def test_pct_finds_the_double_booking_of_the_walk_through(
+    seats: Any, seats_dbs: Databases, tmp_path: Path
+) -> None:
+    every, _ = _explore(
+        seats_dbs, tmp_path / "x", store="readwrite", strategy="exhaustive", system=seats.SYSTEM
+    )
+    result, text = _explore(
+        seats_dbs,
+        tmp_path / "p",
+        store="readwrite",
+        strategy="pct",
+        system=seats.SYSTEM,
+        max_examples=40,
+    )
+    assert set(result.found) == set(every.found) == {"seats-add-up"}, text
+
+
+@pytest.mark.parametrize(
+    ("config", "schedules"), [("2workers", 300), ("2jobs", 1500), ("crash", 300)]
+)
+def test_pct_finds_every_race_of_the_job_queue(
+    queue_dbs: Databases, tmp_path: Path, config: str, schedules: int
+) -> None:
+    # claimed-while-held on 2jobs takes both change points at the right steps of
+    # about 14 (PCT's bound: 1 in n * k ** (d - 1), here about 1 in 600)
+    every, _ = _explore(
+        queue_dbs,
+        tmp_path / "x",
+        store="naive",
+        strategy="exhaustive",
+        system=JOBQUEUE,
+        config=config,
+    )
+    assert len(every.found) == 2
+    result, text = _explore(
+        queue_dbs,
+        tmp_path / "p",
+        store="naive",
+        strategy="pct",
+        system=JOBQUEUE,
+        config=config,
+        max_examples=schedules,
+    )
+    assert set(result.found) == set(every.found), text
+
+
+def test_pct_change_points_fall_within_the_runs_it_makes() -> None:
+    # Two customers of two steps each: with the run's real length (4), a change
+    # point after the first step is as likely as any other.
+    import random
+
+    from racesim.explore.search import change_points
+
+    rng = random.Random(0)
+    drawn = [change_points(rng, depth=3, length=4) for _ in range(400)]
+    assert all(set(d) <= {1, 2, 3, 4} and len(d) == 2 for d in drawn)
+    assert sum(1 in d for d in drawn) > 150

@@ -23,9 +23,10 @@ windows are much longer than a schedule (minutes, for the reference system) no
 result changes.
 
 **PCT** (``pct``): each schedule gives the actors random distinct priorities and
-picks ``depth - 1`` change points; the highest-priority enabled actor always
-steps, and at a change point the running actor drops to a low priority. Seeded:
-schedule ``i`` of seed ``s`` is the same everywhere.
+picks ``depth - 1`` change points uniformly over the steps of the run (its real
+length, estimated from the earlier schedules' runs); the highest-priority enabled
+actor always steps, and after a change point's step the running actor drops to a
+low priority. Seeded: schedule ``i`` of seed ``s`` is the same everywhere.
 
 ``--shard K/N`` splits exhaustive work by the first four choices of a schedule,
 so N processes together explore every schedule one would. Sleep sets cannot
@@ -46,10 +47,21 @@ from racesim.explore.drive import Drive, Driven, clock_moves
 from racesim.model.plan import Actor
 from racesim.system import System, resolve
 
-__all__ = ["EVERYTHING", "Access", "SearchResult", "access", "exhaustive", "independent", "pct"]
+__all__ = [
+    "EVERYTHING",
+    "Access",
+    "SearchResult",
+    "access",
+    "change_points",
+    "exhaustive",
+    "independent",
+    "pct",
+]
 
 SPLIT_DEPTH = 3
 """Shards split the search by a schedule's first ``SPLIT_DEPTH + 1`` choices."""
+MAX_STEPS = 10_000
+"""PCT stops a run after this many steps (only a program that never ends gets there)."""
 EVERYTHING = "*"
 """The resource a call without a footprint touches: it conflicts with every step."""
 
@@ -243,6 +255,15 @@ def _backtrack(
     return False
 
 
+def change_points(rng: random.Random, depth: int, length: int) -> dict[int, int]:
+    """PCT's ``depth - 1`` change points, uniformly over the steps ``1..length`` of a
+    run (1-based: change point ``c`` comes after the run's ``c``-th step), each
+    mapped to its rank ``1..depth - 1``. A run shorter than ``depth - 1`` steps gets
+    one point per step."""
+    count = min(depth - 1, length)
+    return {c: j for j, c in enumerate(rng.sample(range(1, length + 1), count), 1)}
+
+
 def pct(
     actors: tuple[Actor, ...],
     store: str,
@@ -250,7 +271,7 @@ def pct(
     pool: SessionPool | None = None,
     seed: int = 0,
     depth: int = 3,
-    max_steps: int = 60,
+    max_steps: int = MAX_STEPS,
     clock: bool = True,
     schedules: int | None = None,
     deadline: float | None = None,
@@ -259,14 +280,21 @@ def pct(
 ) -> SearchResult:
     """Seeded PCT sampling until ``schedules`` were run or ``deadline`` passed.
 
+    As PCT (Burckhardt et al.) asks, change points are drawn over the run's real
+    length ``k``: schedule 0 runs by the priorities alone and its length is the
+    first estimate; every later schedule draws over the longest run so far (how
+    long a run is depends only on earlier schedules, so the seed still decides
+    everything). ``max_steps`` only stops a program that never ends.
+
     A schedule makes at most one clock move (half of them do), drawn from the
-    system's clock moves. ``complete`` stays False: sampling never shows that no
-    schedule violates.
+    system's clock moves, before one of its ``k`` steps. ``complete`` stays False:
+    sampling never shows that no schedule violates.
     """
     found = resolve(system)
     moves = clock_moves(found) if clock else ()
     result = SearchResult()
     started = time.monotonic()
+    length = 0  # the longest run so far: PCT's k (0 before the first run)
     i = 0
     while (schedules is None or i < schedules) and (
         deadline is None or time.monotonic() <= deadline
@@ -277,24 +305,25 @@ def pct(
         priority = dict(
             zip(names, rng.sample(range(depth, depth + len(names)), len(names)), strict=True)
         )
-        changes = {c: j for j, c in enumerate(rng.sample(range(1, max_steps), depth - 1), 1)}
-        move_at = rng.randrange(max_steps) if moves and rng.random() < 0.5 else -1
+        changes = change_points(rng, depth, length) if length else {}
+        move_at = rng.randrange(length) if length and moves and rng.random() < 0.5 else -1
         move = moves[rng.randrange(len(moves))] if move_at >= 0 else None
         with Drive(
             actors, store, pool=pool, seed=seed, options=Options(stop_at_first=True), system=found
         ) as d:
-            for step in range(max_steps):
-                if d.over:
-                    break
-                if move is not None and step == move_at:
+            steps = 0
+            while steps < max_steps and not d.over:
+                if move is not None and steps == move_at:
                     d.take(move)
                 enabled = d.enabled()
                 if not enabled:
                     break
                 chosen = max(enabled, key=lambda a: priority[a])
                 d.take(chosen)
-                if step in changes:
-                    priority[chosen] = depth - changes[step]
+                steps += 1
+                if steps in changes:
+                    priority[chosen] = depth - changes[steps]
+            length = max(length, steps)
             result.explored += 1
             _keep(result, d.driven())
         if progress is not None:

@@ -510,13 +510,14 @@ def resolve(spec: System | str | None = None, *, where: str = "--system") -> Sys
         made = from_name(asked)
         _FOUND.setdefault(id(made), (made, made.name))
         return made
-    if ":" not in text:
+    named = ":" in text
+    if not named:
         text = _by_name(asked, where)
     module, _, attr = text.partition(":")
     if not module or not attr:
         raise InputError(f"{where}: expected package.module:attribute, got {text[:80]!r}")
     here = os.getcwd()
-    if here not in sys.path:
+    if named and here not in sys.path:  # an installed system is imported as installed
         sys.path.insert(0, here)
     try:
         found = getattr(importlib.import_module(module), attr)
@@ -530,6 +531,24 @@ def resolve(spec: System | str | None = None, *, where: str = "--system") -> Sys
         raise InputError(f"{where}: {text[:80]!r} is a {type(found).__name__}, not a System")
     _FOUND.setdefault(id(found), (found, "" if spec is None else asked))
     return found
+
+
+def imports_code(text: str) -> bool:
+    """Whether ``text`` (a scenario file's ``system =``) names a module to import
+    that no installed system registers: only the command line or the caller may
+    have such a module imported, never a data file on its own."""
+    asked = text.strip()
+    if asked.startswith("spec:") or ":" not in asked:
+        return False
+    return asked not in registered().values()
+
+
+def loaded(text: str) -> System | None:
+    """The system ``package.module:attribute`` names if that module is already
+    imported (nothing is imported here); None otherwise."""
+    module, _, attr = text.strip().partition(":")
+    found = getattr(sys.modules.get(module), attr, None)
+    return found if isinstance(found, System) else None
 
 
 _FOUND: dict[int, tuple[System, str]] = {}

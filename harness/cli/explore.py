@@ -73,6 +73,7 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
 def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
     """``racesim replay FILE``: 1 when the saved violation happens again, 3 when not."""
     from racesim.cli.export import export_spec, exportable
+    from racesim.formats.names import escaped
     from racesim.formats.writer import check_target
     from racesim.report import html
     from racesim.runner import databases, load_all, run_one
@@ -101,7 +102,7 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
             result = run_one(scenario, store, dbs, Options(stop_at_first=True))
             views.append(reporter.run(scenario.name, scenario.path, result.outcome, result.verdict))
             if spec_out is not None and dbs is not None:
-                reporter.line(f"wrote {export_spec(result, dbs, spec_out)}")
+                reporter.line(f"wrote {escaped(str(export_spec(result, dbs, spec_out)))}")
             expected = scenario.expect[store]
             if result.verdict.matches:
                 reporter.line(f"reproduced: {expected.breaks} at {expected.at} on {store}")

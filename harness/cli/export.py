@@ -8,6 +8,7 @@ from pathlib import Path
 from racesim.engine.loop import Options
 from racesim.errors import InputError
 from racesim.explore.run import Explored
+from racesim.formats.names import escaped
 from racesim.formats.scenario import Scenario
 from racesim.formats.writer import save
 from racesim.provision.databases import Databases
@@ -60,4 +61,6 @@ def export_found(
         except InputError as exc:
             reporter.line(f"   no .spec of {key}: {exc.problems[0]}")
             continue
-        reporter.line(f"   as a .spec: {save(text, target)} (isolationtester replays it)")
+        reporter.line(
+            f"   as a .spec: {escaped(str(save(text, target)))} (isolationtester replays it)"
+        )

@@ -220,7 +220,9 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
             from racesim.cli.explore import cmd_explore
             from racesim.explore.run import DEFAULT_OUT
 
-            made = writable_folder(Path(args.out) if args.out else DEFAULT_OUT, "--out")
+            made = writable_folder(
+                Path(args.out) if args.out else DEFAULT_OUT, "--out", given=bool(args.out)
+            )
             try:
                 return cmd_explore(args, reporter)
             finally:
@@ -256,8 +258,9 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
     except HarnessError as exc:
         reporter.problem(f"racesim: {mask_dsn(str(exc))}")
         return EXIT_HARNESS
-    except RacesimError as exc:
-        reporter.problem(f"racesim: {mask_dsn(str(exc))}")
+    except RacesimError as exc:  # e.g. no PostgreSQL: a line per place tried, each escaped
+        for n, line in enumerate(mask_dsn(str(exc)).split("\n")):
+            reporter.problem(f"racesim: {line}" if n == 0 else line)
         return EXIT_INPUT
     except Exception as exc:
         lost = server_lost(exc)
@@ -299,13 +302,29 @@ def server_lost(exc: BaseException) -> str | None:
     return lost
 
 
-def writable_folder(path: Path, flag: str) -> list[Path]:
+def writable_folder(path: Path, flag: str, *, given: bool = True) -> list[Path]:
     """Make sure files can be written into ``path`` before any work starts.
 
-    Creates the folder (and missing parents) and writes and removes a probe file in it;
-    returns the folders it created, deepest first. InputError (one line) when it cannot.
+    Creates the folder (and missing parents, never through another user's link; see
+    ``racesim.formats.writer.open_folder``) and writes and removes a probe file in
+    it; returns the folders it created, deepest first. InputError (one line) when it
+    cannot, or when a ``given`` path lies in racesim's own cache (which ``racesim
+    clean`` and eviction empty).
     """
-    where = f"{flag} {path}"
+    from racesim.formats.names import escaped
+    from racesim.formats.writer import open_folder
+    from racesim.provision.cache import cache_root
+
+    where = f"{flag} {escaped(str(path))}"
+    try:
+        cache: Path | None = Path(os.path.realpath(cache_root()))
+    except OSError:  # a cache no one can look at: no output can be inside it either
+        cache = None
+    if given and cache is not None and Path(os.path.realpath(path)).is_relative_to(cache):
+        raise InputError(
+            f"{where}: is inside racesim's own cache ({escaped(str(cache))}), which racesim"
+            " empties; name a folder outside it"
+        )
     try:
         if path.exists() and not path.is_dir():
             raise InputError(f"{where}: is a file, not a folder; name a folder (made if missing)")
@@ -313,13 +332,14 @@ def writable_folder(path: Path, flag: str) -> list[Path]:
         raise InputError(
             f"{where}: cannot look at it ({exc.strerror}); name another folder"
         ) from None
-    missing = [p for p in (path, *path.parents) if not os.path.lexists(p)]
+    fd, missing = open_folder(path, create=True, option=flag)
+    missing.reverse()
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".racesim-probe.{os.getpid()}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        os.close(fd)
-        probe.unlink()
+        probe = f".racesim-probe.{os.getpid()}"
+        os.close(
+            os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
+        )
+        os.unlink(probe, dir_fd=fd)
     except OSError as exc:
         for folder in missing:
             with contextlib.suppress(OSError):
@@ -327,6 +347,8 @@ def writable_folder(path: Path, flag: str) -> list[Path]:
         raise InputError(
             f"{where}: cannot write there ({exc.strerror}); name a folder you may write"
         ) from None
+    finally:
+        os.close(fd)
     return missing
 
 
@@ -344,6 +366,7 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
 
     from racesim.cli.export import export_spec, exportable
     from racesim.engine.loop import Options
+    from racesim.formats.names import escaped
     from racesim.formats.writer import check_target
     from racesim.report import html
     from racesim.runner import load_all, prepared, run_one
@@ -385,7 +408,7 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
             failed += not result.verdict.matches
             skipped += result.verdict.skipped
             if spec_out is not None and dbs is not None and not result.verdict.skipped:
-                reporter.line(f"wrote {export_spec(result, dbs, spec_out)}")
+                reporter.line(f"wrote {escaped(str(export_spec(result, dbs, spec_out)))}")
     if page is not None:
         html.write(views, page)
     reporter.line(

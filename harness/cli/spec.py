@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from typing import Any
 import psycopg
 
 from racesim.errors import EXIT_FOUND, EXIT_OK, InputError
+from racesim.formats.names import escaped, file_part
 from racesim.formats.writer import check_target
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
@@ -185,10 +187,10 @@ def _compare(
     completed = run_on(spec, dbs, Sink(buf.write, buf.write, keep), timeout)
     lines = list(diff(expected, buf.getvalue(), name, f"racesim run {spec.path}"))
     if not lines:
-        reporter.line(f"{spec.path}: output matches {name}")
+        reporter.line(f"{escaped(spec.path)}: output matches {name}")
         return False, completed
     reporter.line("".join(lines).rstrip("\n"))
-    reporter.line(f"{spec.path}: output differs from {name}")
+    reporter.line(f"{escaped(spec.path)}: output differs from {name}")
     return True, completed
 
 
@@ -213,7 +215,7 @@ def _show(
             max(len(s.name) for s in spec.sessions),
             max(len(st.name) for s in spec.sessions for st in s.steps),
         )
-        reporter.line(f"{spec.path}: {len(spec.sessions)} sessions")
+        reporter.line(f"{escaped(spec.path)}: {len(spec.sessions)} sessions")
 
         def show(event: Event) -> None:
             line = timeline_line(event, widths)
@@ -235,7 +237,7 @@ def _show(
             }
         )
     elif args.format == "timeline" and not completed:
-        reporter.line(f"{spec.path}: stopped where isolationtester stops (exit status 1)")
+        reporter.line(f"{escaped(spec.path)}: stopped where isolationtester stops (exit status 1)")
     return completed
 
 
@@ -307,8 +309,11 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
         )
     invariants = load_invariants(inv_path)
     out_dir = Path(args.out) if args.out else Path(".cache/racesim/counterexamples")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {out_dir}: not a folder; fix: give a folder")
+    from racesim.cli.main import writable_folder
+
+    for made in writable_folder(out_dir, "--out", given=bool(args.out)):
+        with contextlib.suppress(OSError):  # checked now; a finding's save makes it again
+            made.rmdir()
     if args.strategy in ("hypothesis", "pct"):
         from racesim.cli.spec_system import explore_system
 
@@ -330,7 +335,7 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
         reporter.line(f"flaky: permutation {perm}: first run {shown[0]}, second run {shown[1]}")
     if finding is None:
         reporter.line(
-            f"{spec.path}: {search.tried} interleavings tried ({search.invalid} not possible: a"
+            f"{escaped(spec.path)}: {search.tried} interleavings tried ({search.invalid} not possible: a"
             f" step due while its session waited"
             + (
                 f"; {search.reordered} more skipped as reorderings of independent steps"
@@ -346,16 +351,16 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
         )
         return EXIT_FLAKY if search.flaky else EXIT_OK
     assert finding.outcome.broken is not None
-    stem = Path(spec.path).name.removesuffix(".spec")
-    saved = save(finding.text, out_dir / f"{stem}-{finding.outcome.broken.name}.spec")
+    stem = file_part(Path(spec.path).name.removesuffix(".spec"))
+    saved = save(finding.text, out_dir / f"{stem}-{file_part(finding.outcome.broken.name)}.spec")
     reporter.line(
-        f"{spec.path}: invariant {finding.outcome.broken.name} broken after {search.tried} interleavings"
+        f"{escaped(spec.path)}: invariant {escaped(finding.outcome.broken.name)} broken after {search.tried} interleavings"
     )
     reporter.line("  found:  permutation " + " ".join(p.name for p in finding.original.steps))
     reporter.line("  shrunk: permutation " + " ".join(p.name for p in finding.permutation.steps))
     for row in finding.outcome.rows:
         reporter.line(f"  row: {row}")
     reporter.line(
-        f"  saved {saved} (isolationtester reproduces it: the check step prints the rows)"
+        f"  saved {escaped(str(saved))} (isolationtester reproduces it: the check step prints the rows)"
     )
     return EXIT_FOUND

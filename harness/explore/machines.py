@@ -40,6 +40,7 @@ from hypothesis.stateful import (
 from racesim.engine.pool import SessionPool
 from racesim.explore.drive import Aim, Drive
 from racesim.explore.drive import clock_moves as clock_moves_of
+from racesim.formats.names import file_part
 from racesim.formats.writer import save, scenario_text
 from racesim.model.plan import Actor
 from racesim.model.verdict import Verdict
@@ -161,7 +162,7 @@ def race_machine(
                             description=f"Found by a racesim state machine (seed {seed}).",
                             system=spec,
                         ),
-                        out / f"machine-{store}-{first.slug}-seed{seed}.toml",
+                        out / f"machine-{file_part(store)}-{first.slug}-seed{seed}.toml",
                     )
                     where = str(saved)
                 Reporter(text).run(f"machine on {store}", where, outcome, verdict)

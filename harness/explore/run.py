@@ -39,6 +39,7 @@ from racesim.explore.profiles import CACHE, profile_name, settings_for
 from racesim.explore.search import SearchResult, exhaustive, pct
 from racesim.explore.shrink import shrink, size
 from racesim.explore.strategies import Schedule, schedules
+from racesim.formats.names import escaped, file_part
 from racesim.formats.writer import save, scenario_text
 from racesim.model.verdict import Expectation, judge
 from racesim.provision.databases import Databases
@@ -184,8 +185,9 @@ class _Keeper:
     def path(self, slug: str) -> Path:
         o = self.opts
         shard = f"-shard{o.shard[0]}of{o.shard[1]}" if o.shard[1] > 1 else ""
-        config = f"-{o.config}" if o.config else ""
-        return o.out / f"{o.store}-{slug}-{o.strategy}{config}-seed{o.seed}{shard}.toml"
+        config = f"-{file_part(o.config)}" if o.config else ""
+        name = f"{file_part(o.store)}-{file_part(slug)}-{o.strategy}{config}-seed{o.seed}{shard}"
+        return o.out / f"{name}.toml"
 
     def text(self, driven: Driven) -> str:
         v = driven.violations[0]
@@ -404,7 +406,7 @@ def _report(
             )
             if opts.html:
                 page = html.write([view], result.files[key].with_suffix(".html"))
-                reporter.line(f"   page: {page}")
+                reporter.line(f"   page: {escaped(str(page))}")
             if verdict.matches:
                 continue
             again = verdict.summary
@@ -433,7 +435,7 @@ def _report(
         result.summary = (
             f"found {len(result.found)} violation(s) ({names}) after "
             f"{result.schedules} schedules (seed {opts.seed}, {stats}); saved: "
-            + ", ".join(str(result.files[k]) for k in sorted(result.found))
+            + ", ".join(escaped(str(result.files[k])) for k in sorted(result.found))
             + flaky
         )
     elif result.flaky:

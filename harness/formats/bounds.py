@@ -25,7 +25,8 @@ schedule is 20,000: each string and its comma)."""
 MAX_DIGITS = 30
 """Digits in one bare number (2**63 has 19)."""
 
-_LONG_NUMBER = f"[0-9_]{{{MAX_DIGITS + 1},}}"
+_LONG_NUMBER = f"[0-9](?:_?[0-9]){{{MAX_DIGITS},}}"
+"""More than MAX_DIGITS digits in a row, ``_`` allowed between them (``1_000`` is 4)."""
 _IN_KEY = re.compile(r"[\"'#\[\]{}=,.]|\n(?:\s|#[^\n]*)*|" + _LONG_NUMBER)
 _IN_VALUE = re.compile(r"[\"'#\[\]{}=,]|\n(?:\s|#[^\n]*)*|" + _LONG_NUMBER)
 _BASIC = re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*"')
@@ -62,7 +63,7 @@ def scan(text: str, path: str, what: str = "a scenario", needs: int = 2) -> Shap
         elif len(ch) > 1:
             if not in_key:
                 raise InputError(
-                    f"{path}:{line}: a number of {len(ch)} digits; numbers in {what}"
+                    f"{path}:{line}: a number of {len(ch) - ch.count('_')} digits; numbers in {what}"
                     " have at most 19 (seed < 2**63)"
                 )
         elif ch == "#":

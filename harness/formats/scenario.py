@@ -45,7 +45,7 @@ from racesim.errors import InputError, Problem
 from racesim.formats.bounds import Shape, scan
 from racesim.model.plan import LABEL, Actor, ClockMove, Entry, Outage, Plan, Step, label_offset
 from racesim.model.verdict import Expectation as Expectation
-from racesim.system import System, resolve
+from racesim.system import System, imports_code, loaded, resolve
 
 MAX_BYTES = 1_000_000
 MAX_ENTRIES = 10_000
@@ -223,6 +223,8 @@ def _system(data: dict[str, Any], path: str, lines: _Lines, given: System | str 
             f"{path}:{line}: system must be a string: an installed system's name or"
             ' package.module:attribute, e.g. system = "jobqueue"'
         )
+    if imports_code(spec):
+        return _named_by_caller(spec.strip(), path, line, given)
     found = resolve(spec.strip(), where=f"{path}:{line}: system")
     if given is not None and resolve(given) is not found:
         raise InputError(
@@ -230,6 +232,25 @@ def _system(data: dict[str, Any], path: str, lines: _Lines, given: System | str 
             f" {resolve(given).name}; drop --system or run another scenario"
         )
     return found
+
+
+def _named_by_caller(text: str, path: str, line: int, given: System | str | None) -> System:
+    """The system ``package.module:attribute`` of a scenario file, only when the
+    command line (``--system``) or the caller (``race(system=...)``) names that same
+    system: a scenario file is data and never has code imported on its own."""
+    fix = f"fix: pass --system {text} (in pytest, race(..., system={text!r}))"
+    if given is None:
+        raise InputError(
+            f"{path}:{line}: system {text[:80]!r} is not an installed system, and a scenario"
+            f" file alone never has a module imported; {fix}"
+        )
+    chosen = resolve(given)
+    if loaded(text) is not chosen:
+        raise InputError(
+            f"{path}:{line}: the scenario is for system {text[:80]!r}, but --system names"
+            f" {chosen.name}; {fix}, or run another scenario"
+        )
+    return chosen
 
 
 class _Checker:

@@ -14,16 +14,19 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
 from racesim.errors import InputError
+from racesim.formats.names import escaped
 from racesim.model.plan import ClockMove, Plan, Step, spell_delta
 
-__all__ = ["save", "scenario_text"]
+__all__ = ["check_target", "open_folder", "save", "scenario_text"]
 
 
 def _value(value: Any) -> str:
@@ -78,28 +81,32 @@ def scenario_text(
 
 def check_target(name: str, option: str = "--html") -> Path:
     """An output file's path, checked before anything runs; InputError (one line) when
-    unusable."""
+    unusable: a folder, a missing folder, or a path through another user's link."""
     path = Path(name)
     if not name or name.endswith(("/", "\\")) or path.is_dir():
-        raise InputError(f"{option} {name}: names a folder; name the file to write")
+        raise InputError(f"{option} {escaped(name)}: names a folder; name the file to write")
     folder = path.parent
     if not folder.is_dir():
         raise InputError(
-            f"{option} {name}: folder {folder} does not exist; create it or name another file"
+            f"{option} {escaped(name)}: folder {escaped(str(folder))} does not exist; create it"
+            " or name another file"
         )
+    fd, _ = open_folder(folder, create=False, option=option)
+    os.close(fd)
     return path
 
 
 def save(text: str, path: Path) -> Path:
     """Write ``text`` to ``path`` atomically; return the path.
 
-    The temporary file gets an unguessable name and is created with
-    ``O_CREAT | O_EXCL | O_NOFOLLOW`` relative to the opened folder, so a name
-    planted in a folder someone else can write to is never followed; the rename
-    replaces ``path`` itself, never what a link at ``path`` points to.
+    The folder is reached by :func:`open_folder` (missing folders are made), so no
+    link another user planted is followed on the way. The temporary file gets an
+    unguessable name and is created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` relative
+    to the opened folder, so a name planted in a folder someone else can write to is
+    never followed; the rename replaces ``path`` itself, never what a link at
+    ``path`` points to.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    folder, _ = open_folder(path.parent, create=True)
     try:
         tmp, fd = _create_temporary(folder, path.name)
         try:
@@ -113,6 +120,92 @@ def save(text: str, path: Path) -> Path:
     finally:
         os.close(folder)
     return path
+
+
+_HOPS = 40
+"""Links followed on one path at most (as the kernel's own limit)."""
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_folder(path: Path, *, create: bool, option: str = "") -> tuple[int, list[Path]]:
+    """An open descriptor of folder ``path`` and the folders made on the way.
+
+    The path is walked one name at a time from ``/`` with ``openat(O_NOFOLLOW)``, so
+    what is opened is what was checked. A symbolic link on the way is followed only
+    when root or racesim's own user owns it (no one else can plant or change such a
+    link); any other link is refused with one line naming it. With ``create``,
+    missing folders are made (``mkdirat`` never follows a link). ``option`` (e.g.
+    ``--out``) starts the messages when the path came from one.
+    """
+    where = f"{option} {escaped(str(path))}: " if option else f"{escaped(str(path))}: "
+    parts = list(Path(os.path.abspath(path)).parts[1:])
+    fd = os.open("/", _DIR)
+    current, made, hops = Path("/"), [], 0
+    try:
+        while parts:
+            name = parts.pop(0)
+            if name in ("", "."):
+                continue
+            try:
+                step = os.open(name, _DIR, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise InputError(
+                        f"{where}folder {escaped(str(current / name))} does not exist; create"
+                        " it or name another path"
+                    ) from None
+                with contextlib.suppress(FileExistsError):  # made meanwhile: opened below
+                    os.mkdir(name, 0o777, dir_fd=fd)
+                    made.append(current / name)
+                step = os.open(name, _DIR, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    raise
+                target = _link(fd, current / name)
+                hops += 1
+                if hops > _HOPS:
+                    raise InputError(
+                        f"{where}more than {_HOPS} links on the way; name the folder itself"
+                    ) from None
+                if target.startswith("/"):
+                    os.close(fd)
+                    fd, current = os.open("/", _DIR), Path("/")
+                parts[:0] = (
+                    Path(target).parts[1:] if target.startswith("/") else [*Path(target).parts]
+                )
+                continue
+            os.close(fd)
+            fd = step
+            current = current.parent if name == ".." else current / name
+    except InputError:
+        os.close(fd)
+        raise
+    except OSError as exc:
+        os.close(fd)
+        raise InputError(
+            f"{where}cannot write there ({exc.strerror}); name a folder you may write"
+        ) from None
+    return fd, made
+
+
+def _link(folder: int, path: Path) -> str:
+    """Where the link ``path`` (a name in the open ``folder``) points, if racesim may
+    follow it; InputError naming it otherwise (or when it is not a folder at all)."""
+    before = os.stat(path.name, dir_fd=folder, follow_symlinks=False)
+    if not stat.S_ISLNK(before.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+    me = os.geteuid()
+    if before.st_uid not in (0, me):
+        raise InputError(
+            f"refusing {escaped(str(path))}: a symbolic link owned by uid {before.st_uid},"
+            f" and racesim follows only links of root or uid {me} on the way to an output;"
+            " fix: name a path without it"
+        )
+    target = os.readlink(path.name, dir_fd=folder)
+    after = os.stat(path.name, dir_fd=folder, follow_symlinks=False)
+    if (after.st_dev, after.st_ino, after.st_uid) != (before.st_dev, before.st_ino, before.st_uid):
+        raise InputError(f"refusing {escaped(str(path))}: the link changed while it was read")
+    return target
 
 
 _TRIES = 100

@@ -150,7 +150,7 @@ class Reporter:
                 }
             )
             return
-        self.line(f"== {view.path} [{view.store}] {view.title}")
+        self.line(f"== {visible(view.path)} [{view.store}] {visible(view.title)}")
         width = max([LABEL_WIDTH - 1, *(len(e.label or "") for e in view.events)]) + 1
         holders = any(e.holder for e in view.events)
         for event in view.events:

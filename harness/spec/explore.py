@@ -37,9 +37,12 @@ from psycopg.pq.abc import PGconn
 
 from racesim.errors import InputError
 from racesim.formats.bounds import scan
+from racesim.formats.names import control_character, escaped
+from racesim.spec import statements, written
 from racesim.spec.footprints import conflict, footprints
 from racesim.spec.parse import Permutation, PermutationStep, Spec, quote_name, sql_block
 from racesim.spec.run import InvalidPermutation, Runner, Sink
+from racesim.spec.written import Meant
 from racesim.system import Footprint
 
 __all__ = [
@@ -144,12 +147,24 @@ def load_invariants(path: Path) -> tuple[Invariant, ...]:
             "lines (queries that return no rows while the invariant holds)"
         )
         raise InputError(problems)
+    shown = escaped(str(path))
+    keys = _key_lines(text)
     out: list[Invariant] = []
     for name, sql in table.items():
-        line = _find(text, name)
+        line = keys.get(name) or _find(text, name)
+        problem = _name_problem(name)
+        if problem:
+            problems.append(f"{shown}:{line}: invariant name {problem}")
+            continue
         if not isinstance(sql, str) or not sql.strip():
             problems.append(
                 f'{path}:{line}: invariant {name!r} is not an SQL string; fix: name = "SELECT ..."'
+            )
+            continue
+        if statements.count(sql) > 1:
+            problems.append(
+                f"{shown}:{line}: invariant {name!r} holds more than one statement; fix: one"
+                " query (SELECT ...) that returns no rows while the invariant holds"
             )
             continue
         out.append(Invariant(name, sql.strip().rstrip(";"), line, str(path)))
@@ -158,6 +173,36 @@ def load_invariants(path: Path) -> tuple[Invariant, ...]:
     if problems:
         raise InputError(problems)
     return tuple(out)
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """The line of each ``key = value`` line's key, read as TOML reads it (so quoted
+    keys with escapes are found too)."""
+    found: dict[str, int] = {}
+    for n, line in enumerate(text.split("\n"), 1):
+        if "=" not in line or line.lstrip().startswith(("[", "#")):
+            continue
+        try:
+            data = tomllib.loads(line)
+        except tomllib.TOMLDecodeError:
+            continue
+        for key in data:
+            found.setdefault(key, n)
+    return found
+
+
+def _name_problem(name: str) -> str:
+    """Why ``name`` cannot name an invariant ("" when it can): it shows in messages,
+    in a saved .spec's comments and in file names, so it must be a visible line."""
+    if not name.strip():
+        return "is empty; fix: give each invariant a name, e.g. one-seat-per-person"
+    bad = control_character(name)
+    if bad is not None:
+        return (
+            f"{escaped(name)[:60]!r} holds the control character {bad}; fix: a name on one"
+            " line, without control characters"
+        )
+    return ""
 
 
 def _line_in(message: str) -> int:
@@ -372,10 +417,12 @@ def spec_text(spec: Spec, perm: Permutation, outcome: Outcome) -> str:
     right after the step that broke it."""
     assert outcome.broken is not None
     used = {p.name for p in perm.steps}
+    check = f"{CHECK_SESSION}_{_ident(outcome.broken.name)}"
     lines = [
-        f"# Found by racesim explore in {Path(spec.path).name}: invariant {outcome.broken.name}",
-        f"# breaks after step {outcome.at + 1} of this permutation; the step {CHECK_SESSION}_"
-        f"{_ident(outcome.broken.name)} prints the rows that show it (none while it holds).",
+        f"# Found by racesim explore in {escaped(Path(spec.path).name)}: invariant"
+        f" {escaped(outcome.broken.name)}",
+        f"# breaks after step {outcome.at + 1} of this permutation; the step"
+        f" {escaped(check)} prints the rows that show it (none while it holds).",
         "",
     ]
     for sql in spec.setups:
@@ -394,17 +441,28 @@ def spec_text(spec: Spec, perm: Permutation, outcome: Outcome) -> str:
             lines.append(f"step {quote_name(st.name)} {sql_block(st.sql)}")
         if session.teardown is not None:
             lines.append(f"teardown {sql_block(session.teardown)}")
-    check = f"{CHECK_SESSION}_{_ident(outcome.broken.name)}"
     lines += [
         "",
         f"session {CHECK_SESSION}",
-        f"step {check} {sql_block(outcome.broken.sql + ';')}",
+        f"step {quote_name(check)} {sql_block(outcome.broken.sql + ';')}",
         "",
     ]
     names = [p.text() for p in perm.steps]
     names.insert(min(outcome.at + 1, len(names)), quote_name(check))
     lines.append("permutation " + " ".join(names))
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    order = [p.name for p in perm.steps]
+    order.insert(min(outcome.at + 1, len(order)), check)
+    sessions = [
+        (s.name, tuple(st.name for st in s.steps if st.name in used)) for s in spec.sessions
+    ]
+    meant = Meant(
+        len(spec.setups),
+        (*((n, steps) for n, steps in sessions if steps), (CHECK_SESSION, (check,))),
+        tuple(order),
+    )
+    written.check(text, meant, "racesim explore")
+    return text
 
 
 def _ident(name: str) -> str:

@@ -46,12 +46,15 @@ from racesim.engine.sessions import (
     sent,
 )
 from racesim.errors import InputError
+from racesim.formats.names import control_character, escaped
 from racesim.model.history import Event, History
 from racesim.model.outcome import Outcome
 from racesim.model.plan import Actor
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
-from racesim.spec.parse import parse_text, quote_name, sql_block
+from racesim.spec import written
+from racesim.spec.parse import quote_name, sql_block
+from racesim.spec.written import Meant
 from racesim.system import System, resolve
 
 __all__ = [
@@ -309,8 +312,27 @@ def write(history: History, actors: Sequence[Actor], setup: Setup) -> Exported:
             " export a run that lets every step complete (without --stop-at-first)"
         )
     text = _text(history, actors, setup, build, start, _schedule(events, build))
-    parse_text(text, "exported.spec")  # what isolationtester would refuse, refused here
+    for session, steps in build.sessions.items():  # names are written quoted, on one line
+        for name in (session, *(s.name for s in steps)):
+            if control_character(name) is not None:
+                raise InputError(
+                    f"--export-spec: the name {escaped(name)[:60]!r} holds the control character"
+                    f" {control_character(name)}, which no .spec name can hold; fix: rename it"
+                )
+    order = _order(actors, build)
+    meant = Meant(
+        1,
+        tuple((n, tuple(s.name for s in build.sessions[n])) for n in order),
+        tuple(s.name for s in build.permutation),
+    )
+    written.check(text, meant, "--export-spec")  # and what isolationtester would refuse
     return Exported(text, tuple(build.permutation))
+
+
+def _order(actors: Sequence[Actor], build: _Builder) -> list[str]:
+    """The sessions in the order the .spec lists them: the run's actors, then racesim's."""
+    order = [a.name for a in actors if a.name in build.sessions]
+    return order + [n for n in build.sessions if n not in order]
 
 
 def _schedule(events: list[Event], build: _Builder) -> list[str]:
@@ -326,7 +348,7 @@ def _schedule(events: list[Event], build: _Builder) -> list[str]:
         label = f"{e.label} " if e.label else ""
         became = ", ".join(made.get(e.seq, [])) or "sent no SQL"
         wait = ", waited" if e.kind == "wait" else ""
-        lines.append(f"#   {label}{e.actor}: {e.call} ({became}{wait})")
+        lines.append(escaped(f"#   {label}{e.actor}: {e.call} ({became}{wait})"))
     return lines
 
 
@@ -431,7 +453,7 @@ def _text(
         statements.append(_set_clock(start))
     scenario = history.scenario or "a racesim run"
     lines = [
-        f"# {scenario}, store {history.store}, written by racesim (--export-spec).",
+        escaped(f"# {scenario}, store {history.store}, written by racesim (--export-spec)."),
         "# Each session is one run; each step the SQL it sent. The session racesim moves",
         "# the virtual clock (NOW() reads racesim_clock.now()); racesim_watch reads the",
         "# watched state where it changed. Run it with isolationtester.",
@@ -444,9 +466,7 @@ def _text(
     ]
     if setup.drops:
         lines += ["", "teardown", "{", *(f"{d};" for d in setup.drops), "}"]
-    order = [a.name for a in actors if a.name in build.sessions]
-    order += [n for n in build.sessions if n not in order]
-    for session in order:
+    for session in _order(actors, build):
         steps = build.sessions[session]
         lines += ["", f"session {quote_name(session)}"]
         if session != CLOCK_SESSION:

@@ -135,6 +135,14 @@ def note_statements(conn: psycopg.Connection[Any], keep: int | None = STATEMENTS
     conn.cursor_factory = _NotingCursor
 
 
+def note_sent(conn: psycopg.Connection[Any], statement: str) -> None:
+    """Add ``statement`` to ``conn``'s log, for one sent over its backend by other means
+    (a user's function on a gated connection over the same libpq connection)."""
+    log = _STATEMENTS.get(conn)
+    if log is not None:
+        log.append(statement)
+
+
 def sent(conn: psycopg.Connection[Any] | None, forget: bool = False) -> tuple[str, ...]:
     """The statements sent on ``conn`` since they were last forgotten, in order, each
     with its parameters written in."""
@@ -145,6 +153,14 @@ def sent(conn: psycopg.Connection[Any] | None, forget: bool = False) -> tuple[st
     if forget:
         log.clear()
     return found
+
+
+def note(conn: psycopg.Connection[Any] | None, statement: str) -> None:
+    """Log ``statement`` as sent for ``conn``'s run (by a client of the run through
+    racesim's proxy), so the step's record shows it like the session's own."""
+    log = _STATEMENTS.get(conn) if conn is not None else None
+    if log is not None:
+        log.append(statement)
 
 
 def configure(conn: psycopg.Connection[Any]) -> None:

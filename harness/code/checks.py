@@ -1,0 +1,186 @@
+"""Invariants of a code system: SQL queries that return rows when broken, and Python
+checks of the actors' results, read by the monitor after every event.
+
+The watched state is ``(rows, broken)``: the rows of the system's ``watch_sql`` (if
+any) and each broken invariant with what shows it. A query runs in a read-only
+transaction after every event; a Python check runs (read-only too) once every
+actor's function has ended, given the actors' results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from racesim.errors import InputError
+from racesim.model.history import Event
+from racesim.model.plan import Actor
+from racesim.model.show import Show
+from racesim.model.violation import Violation
+
+if TYPE_CHECKING:
+    from racesim.code.runs import FunctionStore
+
+__all__ = ["Checks", "Invariant", "read_invariants", "run_query", "show", "watch"]
+
+ROWS_SHOWN = 5
+
+Broken = tuple[tuple[str, tuple[str, ...]], ...]
+Watched = tuple[tuple[str, ...], Broken]
+
+
+@dataclass(frozen=True)
+class Invariant:
+    name: str
+    sql: str = ""
+    check: Callable[..., Any] | None = None
+
+
+def read_invariants(
+    system: str, given: Mapping[str, str | Callable[..., Any]]
+) -> tuple[Invariant, ...]:
+    """The invariants as given: a query, or a callable; anything else is bad input."""
+    out = []
+    for name, value in given.items():
+        if isinstance(value, str) and value.strip():
+            out.append(Invariant(name, sql=value))
+        elif callable(value):
+            out.append(Invariant(name, check=value))
+        else:
+            raise InputError(
+                f"system {system!r}: invariant {name!r} is a {type(value).__name__}, not a query"
+                " or a function; write a SELECT returning rows when it is broken, or"
+                " check(conn, results) raising AssertionError"
+            )
+    return tuple(out)
+
+
+def _row(row: tuple[Any, ...]) -> str:
+    return "|".join("null" if v is None else str(v) for v in row)
+
+
+def run_query(conn: psycopg.Connection[Any], sql: str) -> tuple[str, ...]:
+    """The first rows ``sql`` returns, read in a read-only transaction."""
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET TRANSACTION READ ONLY")
+        cur = conn.execute(sql)
+        if cur.description is None:
+            raise psycopg.ProgrammingError("the statement returns no rows")
+        return tuple(_row(r) for r in cur.fetchmany(ROWS_SHOWN))
+
+
+def _results(live: Mapping[str, FunctionStore]) -> dict[str, Any] | None:
+    """Each actor's return value (or exception), once every one has ended."""
+    out = {}
+    for actor, store in live.items():
+        done = store.run.done
+        if done is None:
+            return None
+        out[actor] = done.value
+    return out
+
+
+def silent(live: Mapping[str, FunctionStore]) -> None:
+    """InputError for a function that ended without sending any statement."""
+    for actor, store in live.items():
+        done = store.run.done
+        if done is not None and store.run.count == 0 and store.run.parked is None:
+            from racesim.code.runs import answer
+
+            raise InputError(
+                f"actor {actor}: its function ended ({answer(done)}) without sending a"
+                " statement on the connection racesim gave it; racesim races the statements"
+                " sent on that connection, so use it (not a connection of the function's own)"
+            )
+
+
+def watch(
+    checks: tuple[Invariant, ...], watch_sql: str, live: Mapping[str, FunctionStore]
+) -> Callable[[Any], Watched]:
+    def read(conn: psycopg.Connection[Any]) -> Watched:
+        silent(live)
+        rows = run_query(conn, watch_sql) if watch_sql else ()
+        broken = []
+        results = _results(live)
+        for check in checks:
+            if check.sql:
+                found = run_query(conn, check.sql)
+                if found:
+                    broken.append((check.name, (f"the query returns {', '.join(found)}",)))
+            elif check.check is not None and results is not None:
+                problem = _call(check, conn, results)
+                if problem is not None:
+                    broken.append((check.name, (problem,)))
+        return rows, tuple(broken)
+
+    return read
+
+
+def _call(check: Invariant, conn: psycopg.Connection[Any], results: dict[str, Any]) -> str | None:
+    assert check.check is not None
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ ONLY")
+            check.check(conn, results)
+    except AssertionError as exc:
+        return str(exc) or "assertion failed"
+    except Exception as exc:
+        raise InputError(
+            f"invariant {check.name!r} raised {type(exc).__name__}: {exc}; an invariant"
+            " raises AssertionError when it is broken, and nothing else"
+        ) from None
+    return None
+
+
+class Checks:
+    """A violation the first time each invariant is seen broken."""
+
+    def __init__(self, actors: tuple[Actor, ...]) -> None:
+        self.reported: set[str] = set()
+
+    def feed(self, event: Event) -> list[Violation]:
+        found = []
+        _, broken = event.state or ((), ())
+        for name, shown in broken:
+            if name in self.reported:
+                continue
+            self.reported.add(name)
+            found.append(
+                Violation(
+                    name,
+                    event.seq,
+                    event.label,
+                    event.actor,
+                    (event.actor,),
+                    "; ".join(shown),
+                )
+            )
+        return found
+
+    def holder(self) -> str:
+        return ""
+
+
+def _state(state: Any) -> str:
+    if state is None:
+        return ""
+    rows, broken = state
+    text = ", ".join(rows)
+    if broken:
+        text += (" " if text else "") + "broken: " + "; ".join(n for n, _ in broken)
+    return text
+
+
+def show() -> Show:
+    """Watched rows, then the broken invariants' names."""
+    return Show(
+        state=_state,
+        state_json=lambda state: (
+            None
+            if state is None
+            else {"rows": list(state[0]), "broken": {n: list(r) for n, r in state[1]}}
+        ),
+    )

@@ -1,0 +1,123 @@
+"""Connections whose every statement waits at a run's gate.
+
+A gated connection is a second psycopg connection object over the very libpq
+connection of the run's own session (``Session.conn``): same backend, so the
+engine watches its lock waits as it watches any step; its own transaction
+bookkeeping, so the function sees a connection as psycopg makes one. It never
+prepares statements server-side (the session's own object might use the same
+names), and ``close()`` leaves the session open: the session is racesim's.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import psycopg
+from psycopg.abc import RV, PQGen
+
+from racesim.code.gate import FunctionRun
+from racesim.code.statements import Statement, describe_wait, user_frame
+from racesim.engine.sessions import note_sent
+
+__all__ = ["AsyncGatedConnection", "GatedConnection", "gated", "gated_async"]
+
+
+def _arrive(conn: Any, gen: Any) -> tuple[FunctionRun, Any, str] | None:
+    """Park at the gate if ``gen`` sends a statement: the run, the object sending it
+    and its SQL; None when it sends none."""
+    run: FunctionRun | None = conn._racesim_run
+    if run is None:
+        return None
+    text = describe_wait(conn, gen)
+    if text is None:
+        return None
+    file, line = user_frame(sys._getframe(2))
+    owner = gen.gi_frame.f_locals.get("self") if getattr(gen, "gi_frame", None) else None
+    run.arrive(Statement(text, file, line))
+    return run, owner, text
+
+
+def _status(owner: Any, text: str) -> str:
+    """What the statement's step returns: its command status (``UPDATE 1``)."""
+    status = getattr(owner, "statusmessage", None)
+    if isinstance(status, str) and status:
+        return status
+    return text.split(None, 1)[0].upper() if text else ""
+
+
+class GatedConnection(psycopg.Connection[Any]):
+    """A connection whose statements each wait for the schedule."""
+
+    _racesim_run: FunctionRun | None = None
+
+    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        arrived = _arrive(self, gen)
+        if arrived is None:
+            return super().wait(gen, interval, timeout)
+        run, owner, text = arrived
+        try:
+            value = super().wait(gen, interval, timeout)
+        except psycopg.Error as exc:
+            run.finished_statement(False, exc)
+            raise
+        run.finished_statement(True, _status(owner, text))
+        return value
+
+    def close(self) -> None:
+        """The session is racesim's: closing the function's connection leaves it open."""
+
+
+class AsyncGatedConnection(psycopg.AsyncConnection[Any]):
+    """The async twin: ``await`` on a statement waits for the schedule (the run's event
+    loop runs in its own thread, so parking there holds only this function)."""
+
+    _racesim_run: FunctionRun | None = None
+
+    async def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        arrived = _arrive(self, gen)
+        if arrived is None:
+            return await super().wait(gen, interval, timeout)
+        run, owner, text = arrived
+        try:
+            value = await super().wait(gen, interval, timeout)
+        except psycopg.Error as exc:
+            run.finished_statement(False, exc)
+            raise
+        run.finished_statement(True, _status(owner, text))
+        return value
+
+    async def close(self) -> None:
+        """The session is racesim's: closing the function's connection leaves it open."""
+
+
+def _adopt(conn: Any, session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool) -> None:
+    handlers = (session.pgconn.notice_handler, session.pgconn.notify_handler)
+    conn.prepare_threshold = None
+    conn._autocommit = autocommit
+    conn._racesim_handlers = handlers
+    conn._racesim_run = run
+    run.on_release = lambda statement: note_sent(session, statement.sql)
+
+
+def restore_handlers(conn: Any, session: psycopg.Connection[Any]) -> None:
+    """Give the session back the notice and notification handlers a gated connection took."""
+    handlers = getattr(conn, "_racesim_handlers", None)
+    if handlers is not None and not session.closed:
+        session.pgconn.notice_handler, session.pgconn.notify_handler = handlers
+
+
+def gated(session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool) -> GatedConnection:
+    """A gated connection over ``session``'s backend for ``run``."""
+    conn = GatedConnection(session.pgconn)
+    _adopt(conn, session, run, autocommit)
+    return conn
+
+
+def gated_async(
+    session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool
+) -> AsyncGatedConnection:
+    """An async gated connection over ``session``'s backend for ``run``."""
+    conn = AsyncGatedConnection(session.pgconn)
+    _adopt(conn, session, run, autocommit)
+    return conn

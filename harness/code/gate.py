@@ -1,0 +1,144 @@
+"""A user's function running in a thread of its own, one statement at a time.
+
+The function runs on a connection whose every round trip first *arrives* at the
+gate: it parks there, with its SQL and the user's source line known, until the
+engine *releases* it. A step is one release: the statement goes to the server, and
+the step ends when the function parks at its next statement, returns, or raises.
+While the statement waits on a lock the step has not ended, so the engine sees the
+session blocked exactly as it sees a store call blocked.
+
+Once a run is stopped (its schedule ended, or the run was dropped), every
+statement the function would still send raises ``Stopped`` instead: nothing more
+reaches the server from it, and racesim rolls its session back itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from racesim.code.statements import Statement
+from racesim.errors import HarnessError
+
+__all__ = ["FunctionRun", "Stopped"]
+
+PARK_BOUND = 30.0
+"""Seconds a function may run Python code between two statements (or before its
+first one) before racesim gives up on it."""
+
+
+class Stopped(BaseException):
+    """Raised into a function's thread at a statement when its run has been stopped
+    (a BaseException, so the function's own ``except Exception`` does not catch it)."""
+
+
+@dataclass
+class Done:
+    """How the function ended: its return value, or what it raised."""
+
+    ok: bool
+    value: Any
+
+
+class FunctionRun:
+    """One call of a user's function, gated statement by statement."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cond = threading.Condition()
+        self.parked: Statement | None = None
+        """The statement the function waits to send (None while it runs or once done)."""
+        self._released = False
+        self._stopped = False
+        self.done: Done | None = None
+        self.count = 0
+        """Statements released so far."""
+        self._outcome: tuple[bool, Any] = (True, None)
+        self.on_release: Callable[[Statement], None] = lambda statement: None
+        self._thread: threading.Thread | None = None
+
+    # -- the function's side ------------------------------------------------
+
+    def start(self, body: Callable[[], Any]) -> None:
+        """Run ``body`` (the user's call) in its own thread."""
+
+        def main() -> None:
+            try:
+                done = Done(True, body())
+            except Stopped:
+                done = Done(False, Stopped())
+            except BaseException as exc:  # the function's own outcome, recorded
+                done = Done(False, exc)
+            with self._cond:
+                self.done = done
+                self.parked = None
+                self._cond.notify_all()
+
+        self._thread = threading.Thread(target=main, name=f"racesim-code-{self.name}", daemon=True)
+        self._thread.start()
+
+    def arrive(self, statement: Statement) -> None:
+        """Park at ``statement`` until released; ``Stopped`` once the run is stopped."""
+        with self._cond:
+            if self._stopped:
+                raise Stopped()
+            self.parked = statement
+            self._cond.notify_all()
+            while not self._released and not self._stopped:
+                self._cond.wait()
+            self.parked = None
+            if self._stopped:
+                raise Stopped()
+            self._released = False
+            self.count += 1
+        self.on_release(statement)
+
+    def finished_statement(self, ok: bool, value: Any) -> None:
+        """The released statement's round trip is over: its status, or its error."""
+        with self._cond:
+            self._outcome = (ok, value)
+
+    # -- the engine's side --------------------------------------------------
+
+    def next_statement(self, bound: float = PARK_BOUND) -> Statement | None:
+        """The statement the function waits to send next; None once it has ended."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.parked is not None or self.done, bound):
+                raise HarnessError(
+                    f"{self.name}: the function neither sent a statement nor returned within"
+                    f" {bound:g}s"
+                )
+            return self.parked
+
+    def step(self, *where: str, bound: float = PARK_BOUND) -> Any:
+        """Release the parked statement; return its status (or raise its error) once the
+        function has parked at its next statement or ended. ``where`` is the statement's
+        source line as the step shows it (not used here)."""
+        with self._cond:
+            if self.parked is None:
+                raise HarnessError(f"{self.name}: no statement is waiting to be sent")
+            self._outcome = (True, None)
+            self._released = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._released is False, bound)
+            ended = self._cond.wait_for(lambda: self.parked is not None or self.done, bound)
+            if not ended:
+                raise HarnessError(
+                    f"{self.name}: the function did not reach its next statement within {bound:g}s"
+                )
+            ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """No statement of this run reaches the server any more."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,136 @@
+"""One actor's run of a user's function: the store the engine steps, the program that
+names its statements.
+
+The variant's ``open`` makes a ``FunctionStore`` on the run's own session; the
+program (made right after, for the same actor) starts the function in its thread
+and yields one ``Call`` per statement the function is about to send: ``s1``, ``s2``,
+... with the statement's SQL. Stepping ``sN`` releases that statement (the store's
+``step``). The program's answer is the function's return value, or what it raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import re
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import psycopg
+
+from racesim.code.connection import gated, gated_async, restore_handlers
+from racesim.code.gate import Done, FunctionRun, Stopped
+from racesim.system import Call, ProgramRun, RunContext, Session
+
+__all__ = ["STATEMENT", "FunctionStore", "StatementNames", "answer", "program"]
+
+STATEMENT = re.compile(r"s[1-9][0-9]{0,5}")
+"""A statement's call name: ``s`` and its number in the run (``s1`` is the first)."""
+
+
+class StatementNames(frozenset[str]):
+    """Every statement call name ``s1``, ``s2``, ... (a schedule may name any of them)."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and STATEMENT.fullmatch(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("s1", "s2", "s3", "..."))
+
+
+NAMES = StatementNames()
+
+
+class FunctionStore:
+    """What the engine steps for one run: ``store.sN()`` sends the function's next
+    statement and returns its command status (or raises its error)."""
+
+    def __init__(
+        self,
+        session: Session,
+        functions: Mapping[str, Callable[..., Any]],
+        gives: str,
+        autocommit: bool,
+    ) -> None:
+        assert session.conn is not None
+        self.session = session.conn
+        self.functions = functions
+        self.gives = gives
+        self.autocommit = autocommit
+        self.run = FunctionRun(session.actor)
+        self.conn: Any = None
+        weakref.finalize(self, _stop, self.run)
+
+    def start(self, role: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        """Start the role's function with these arguments on a gated connection."""
+        fn = self.functions[role]
+        if inspect.iscoroutinefunction(fn):
+            conn = gated_async(self.session, self.run, self.autocommit)
+            self.conn = conn
+            self.run.start(lambda: asyncio.run(fn(conn, *args, **kwargs)))
+            return
+        sync = gated(self.session, self.run, self.autocommit)
+        self.conn = sync
+        given: Any = sync if self.gives == "connection" else _engine(sync)
+        self.run.start(lambda: fn(given, *args, **kwargs))
+
+    def __getattr__(self, name: str) -> Callable[[], Any]:
+        if STATEMENT.fullmatch(name):
+            return self.run.step
+        raise AttributeError(name)
+
+    def stop(self) -> None:
+        """No more statements from this run; the session gets its handlers back."""
+        _stop(self.run)
+        if self.conn is not None:
+            restore_handlers(self.conn, self.session)
+
+
+def _stop(run: FunctionRun) -> None:
+    run.stop()
+
+
+def _engine(conn: psycopg.Connection[Any]) -> Any:
+    """A SQLAlchemy engine whose one connection is ``conn`` (set up before it is gated)."""
+    import sqlalchemy
+    from sqlalchemy.pool import StaticPool
+
+    run, conn._racesim_run = conn._racesim_run, None  # type: ignore[attr-defined]
+    engine = sqlalchemy.create_engine(
+        "postgresql+psycopg://", creator=lambda: conn, poolclass=StaticPool
+    )
+    with engine.connect():  # the dialect's first-connect queries, not the function's
+        pass
+    conn._racesim_run = run  # type: ignore[attr-defined]
+    return engine
+
+
+def answer(done: Done | None) -> str:
+    """The run's answer: ``repr`` of what the function returned, or ``raised ...``."""
+    if done is None:
+        return "stopped"
+    if done.ok:
+        return repr(done.value)
+    if isinstance(done.value, Stopped):
+        return "stopped"
+    text = str(done.value).strip().splitlines()[0] if str(done.value).strip() else ""
+    return f"raised {type(done.value).__name__}" + (f": {text}" if text else "")
+
+
+def program(role: str, opened: dict[str, FunctionStore]) -> Callable[[RunContext], ProgramRun]:
+    """The program of ``role``: the store just opened for the actor runs its function."""
+
+    def make(ctx: RunContext) -> ProgramRun:
+        store = opened.pop(ctx.actor)
+        args = tuple(ctx.options.get("args", ()))
+        kwargs = dict(ctx.options.get("kwargs", {}))
+        store.start(role, args, kwargs)
+        run = store.run
+        while (statement := run.next_statement()) is not None:
+            with contextlib.suppress(psycopg.Error):  # the function has the error too
+                yield Call(f"s{run.count + 1}", (statement.source,), sql=statement.sql)
+        return answer(run.done)
+
+    return make

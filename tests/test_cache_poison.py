@@ -9,7 +9,11 @@ next run must start as if nothing happened.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import site
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,16 +178,85 @@ def test_a_cached_data_directory_changed_in_any_way_is_rebuilt_not_used(
         assert not again.initdb_ran  # and the rebuilt entry is used
 
 
-def test_an_entry_without_its_manifest_is_rebuilt(cache_dir: Path) -> None:
-    """An entry of an older racesim, or one whose manifest went missing: rebuilt, no crash."""
+@pytest.mark.parametrize("layout", ["no manifest", "server's own data"])
+def test_an_entry_laid_out_by_an_older_racesim_is_rebuilt(cache_dir: Path, layout: str) -> None:
+    """An older racesim kept no manifest and gave the data to the server's user (who
+    could then change it); such an entry under the current name is made again."""
     binaries = find_binaries()
-    with Cluster(binaries, cache_dir=cache_dir):
-        pass
+    with Cluster(binaries, cache_dir=cache_dir) as first:
+        user = first.user
     entry = _entry(cache_dir)
-    for name in os.listdir(entry):
-        if name not in ("data", "password"):
-            os.unlink(entry / name)
+    if layout == "no manifest":
+        (entry / "manifest").unlink()
+    else:
+        for folder, dirs, files in os.walk(entry / "data"):
+            for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+                os.lchown(name, user.uid, user.gid)
+                os.chmod(name, 0o700 if os.path.isdir(name) else 0o600)
     with Cluster(binaries, cache_dir=cache_dir) as later:
         assert later.initdb_ran
         _unaffected(later, cache_dir.parent / "unused")
     assert [p.name for p in cache_dir.glob("pgdata-*")] == [entry.name]
+    assert not list(cache_dir.glob("tmp-*"))
+
+
+NON_ROOT = """
+import os, site, sys
+for folder in os.environ["RACESIM_SITE"].split(os.pathsep):
+    site.addsitedir(folder)
+from pathlib import Path
+import psycopg
+from psycopg import sql
+from racesim.provision.cluster import Cluster
+
+cache = Path(sys.argv[1])
+line = sql.Literal("work_mem = '7777kB'")
+with Cluster(cache_dir=cache) as first, psycopg.connect(first.conninfo(), autocommit=True) as conn:
+    [data] = [p.parent for p in cache.rglob("PG_VERSION") if (p.parent / "global").is_dir()]
+    auto = data / "postgresql.auto.conf"
+    try:
+        conn.execute(sql.SQL("COPY (SELECT {}) TO {}").format(line, sql.Literal(str(auto))))
+        print("copy-to: written")
+    except psycopg.Error:
+        print("copy-to: refused")
+    shell = f"chmod -R u+w {data} && echo \\"work_mem = '7777kB'\\" >> {auto}"
+    conn.execute(sql.SQL("COPY (SELECT 1) TO PROGRAM {}").format(sql.Literal(shell)))
+    print("to-program: written")
+with Cluster(cache_dir=cache) as later, psycopg.connect(later.conninfo()) as conn:
+    print("later:", later.initdb_ran, conn.execute("SHOW work_mem").fetchone()[0])
+"""
+
+
+def test_as_a_normal_user_the_template_is_read_only_and_a_changed_one_is_rebuilt(
+    cache_dir: Path,
+) -> None:
+    """A normal user's server runs as that user, so a program it starts may undo the
+    template's read-only modes; the manifest still catches the change."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run as another user")
+    nobody = pwd.getpwnam("nobody")
+    python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"no {python} the other user can run")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": "/nonexistent",
+        "RACESIM_SITE": os.pathsep.join(site.getsitepackages()),
+    }
+    done = subprocess.run(
+        [python, "-c", NON_ROOT, str(cache_dir)],
+        user=nobody.pw_uid,
+        group=nobody.pw_gid,
+        extra_groups=[],
+        env=env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "copy-to: refused",
+        "to-program: written",
+        "later: True 4MB",
+    ]

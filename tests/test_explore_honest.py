@@ -198,3 +198,40 @@ def test_pct_change_points_fall_within_the_runs_it_makes() -> None:
     drawn = [change_points(rng, depth=3, length=4) for _ in range(400)]
     assert all(set(d) <= {1, 2, 3, 4} and len(d) == 2 for d in drawn)
     assert sum(1 in d for d in drawn) > 150
+
+
+# -- same seed, same result ---------------------------------------------------
+
+
+def test_other_seeds_saved_examples_do_not_change_a_seeds_result(
+    seats: Any, seats_dbs: Databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a fresh .cache/racesim/hypothesis, the example database
+
+    def found(seed: int, schedules: int) -> list[str]:
+        opts = ExploreOptions(
+            store="readwrite",
+            seed=seed,
+            max_examples=schedules,
+            out=tmp_path / "out",
+            system=seats.SYSTEM,
+        )
+        return sorted(explore(opts, seats_dbs, Reporter(io.StringIO())).found)
+
+    assert (tmp_path / ".cache").exists() is False
+    fresh = found(0, 1)  # one schedule of seed 0 books one after the other
+    assert found(1, 50) == ["seats-add-up"]  # seed 1 finds the race; it is saved
+    assert found(0, 1) == fresh == []
+    assert found(1, 50) == ["seats-add-up"]  # and seed 1 finds it again
+
+
+def test_seed_with_the_exhaustive_strategy_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["explore", "--store", "legacy", "--strategy", "exhaustive", "--out", str(tmp_path)]
+    assert main([*argv, "--seed", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "--seed: the exhaustive strategy draws nothing; fix: drop --seed or use"
+        " --strategy hypothesis or pct"
+    ]

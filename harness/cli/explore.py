@@ -19,8 +19,14 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
     """Check the command line's explore options; InputError (one line) when bad."""
     if args.max_examples is not None and args.max_examples < 1:
         raise InputError(f"--max-examples: expected 1 or more, got {args.max_examples}")
-    if not 0 <= args.seed < 2**63:
-        raise InputError(f"--seed: expected 0 to 2**63-1, got {args.seed}")
+    if args.seed is not None and args.strategy == "exhaustive":
+        raise InputError(
+            "--seed: the exhaustive strategy draws nothing; fix: drop --seed or use"
+            " --strategy hypothesis or pct"
+        )
+    seed = 0 if args.seed is None else args.seed
+    if not 0 <= seed < 2**63:
+        raise InputError(f"--seed: expected 0 to 2**63-1, got {seed}")
     shard = parse_shard(args.shard)
     if shard[1] > 1 and args.strategy != "exhaustive":
         raise InputError(
@@ -29,7 +35,7 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
         )
     return ExploreOptions(
         store=args.store,
-        seed=args.seed,
+        seed=seed,
         budget=parse_budget(args.budget) if args.budget else None,
         max_examples=args.max_examples,
         strategy=args.strategy,

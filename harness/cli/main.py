@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     explore = sub.add_parser("explore", help="search schedules for violations and save them")
     explore.add_argument("--store", required=True, help="store (variant of the system) to explore")
     system_option(explore)
-    explore.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    explore.add_argument(
+        "--seed", type=int, help="seed of the hypothesis and pct strategies (default 0)"
+    )
     explore.add_argument(
         "--invariants", metavar="FILE", help="(racesim explore FILE.spec) SQL invariants file"
     )

@@ -1,8 +1,9 @@
 """Hypothesis settings profiles ``dev``, ``ci`` and ``nightly``, registered on import.
 
 The example database lives under the project's cache folder
-(``.cache/racesim/hypothesis``), so a failure found once is tried first next
-time. Pick a profile with ``--profile`` / ``--racesim-profile`` or the
+(``.cache/racesim/hypothesis``), one folder per system, store, configuration
+and seed, so a failure found once is tried first when the same search runs
+again, and what a seed finds never depends on what other seeds saved. Pick a profile with ``--profile`` / ``--racesim-profile`` or the
 ``HYPOTHESIS_PROFILE`` environment variable.
 
 Example::
@@ -13,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
@@ -49,13 +51,19 @@ def profile_name(choice: str | None = None) -> str:
     return name
 
 
-def database(store: str) -> ExampleDatabase:
-    """The example database for explorations of ``store`` (one folder per store)."""
-    return DirectoryBasedExampleDatabase(str(CACHE / "hypothesis" / store))
+def database(store: str, key: str = "") -> ExampleDatabase:
+    """The example database for explorations of ``store`` with this ``key`` (e.g. the
+    system, configuration and seed): one folder each, named by a digest of both, so
+    no name becomes a path."""
+    digest = hashlib.sha256(f"{store}\0{key}".encode()).hexdigest()[:24]
+    return DirectoryBasedExampleDatabase(str(CACHE / "hypothesis" / digest))
 
 
-def settings_for(profile: str | None = None, *, store: str = "", **overrides: object) -> settings:
-    """The named profile's settings, with the cache database and any overrides."""
+def settings_for(
+    profile: str | None = None, *, store: str = "", key: str = "", **overrides: object
+) -> settings:
+    """The named profile's settings, with the cache database of ``store`` and ``key``
+    (none without a store) and any overrides."""
     base = settings.get_profile(profile_name(profile))
-    db = database(store) if store else None
+    db = database(store, key) if store else None
     return settings(base, database=db, **overrides)  # type: ignore[arg-type]

@@ -281,7 +281,11 @@ def _hypothesis(
     overrides: dict[str, object] = {"report_multiple_bugs": False, "derandomize": False}
     if limit is not None:
         overrides["max_examples"] = limit
-    settings = settings_for(opts.profile, store=opts.store if opts.example_db else "", **overrides)
+    # The example database is the seed's own: what other seeds saved never changes
+    # what this one finds (same seed, same result).
+    key = f"{spec_of(system) or system.name}\0{opts.config or ''}\0seed {opts.seed}"
+    store = opts.store if opts.example_db else ""
+    settings = settings_for(opts.profile, store=store, key=key, **overrides)
     if limit is None:
         limit = settings.max_examples
 

@@ -201,6 +201,8 @@ class Session:
     """A seed of this run's own: the same plan seed and actor give the same value."""
     actor: str = ""
     """The run's actor name (a store may stamp its rows with it)."""
+    program: str = ""
+    """The program the run runs (a command's store starts that program's command)."""
 
 
 @dataclass(frozen=True)
@@ -504,6 +506,12 @@ def resolve(spec: System | str | None = None, *, where: str = "--system") -> Sys
         return spec
     text = spec or DEFAULT_SYSTEM
     asked = text.strip()
+    if asked.startswith("commands:"):  # commands through the proxy (racesim.proxy.system)
+        from racesim.proxy.system import from_name as commands_from_name
+
+        made = commands_from_name(asked)
+        _FOUND.setdefault(id(made), (made, made.name))
+        return made
     if asked.startswith("spec:"):  # a .spec file as a system (racesim.spec.system)
         from racesim.spec.system import from_name
 
@@ -545,7 +553,12 @@ def imports_code(text: str) -> bool:
 
 def loaded(text: str) -> System | None:
     """The system ``package.module:attribute`` names if that module is already
-    imported (nothing is imported here); None otherwise."""
+    imported (nothing is imported here); None otherwise. ``commands:FILE.toml``
+    names the commands system already made from that file, if any."""
+    if text.strip().startswith("commands:"):
+        from racesim.proxy.system import made
+
+        return made(text.strip())
     module, _, attr = text.strip().partition(":")
     found = getattr(sys.modules.get(module), attr, None)
     return found if isinstance(found, System) else None

@@ -99,6 +99,23 @@ class Run:
         ok, value = direct(self.shadow, call)
         return (value, None) if ok else (None, describe(value))
 
+    def step_pid(self) -> int:
+        """The backend the run's current step runs on: the store's ``backend_pid()``
+        when it has one (a command's client connection), else the run's session."""
+        pid = getattr(self.store, "backend_pid", None)
+        return (pid() or self.pid) if callable(pid) else self.pid
+
+    def backend_pids(self) -> tuple[int, ...]:
+        """Every backend of the run: its session, and the store's ``backend_pids()`` if any."""
+        pids = getattr(self.store, "backend_pids", None)
+        return (self.pid, *pids()) if callable(pids) else (self.pid,)
+
+    def stop(self) -> None:
+        """The store's ``stop()``, if any: it ends what it started (a command's process)."""
+        stop = getattr(self.store, "stop", None)
+        if callable(stop):
+            stop()
+
     def end_session(self) -> None:
         """Close the run's session: its locks go with it (the model's too)."""
         self.closed, self.in_txn = True, False

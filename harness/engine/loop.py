@@ -166,7 +166,7 @@ class Engine:
         conn = worker = None
         if self.pool is not None or self.conninfo is not None:
             conn, worker = self._open_session(index, actor)
-        store = self.variant.open(Session(conn, self.world, seed, actor.name))
+        store = self.variant.open(Session(conn, self.world, seed, actor.name, actor.program))
         self.history.opened[actor.name] = sent(conn, forget=True)
         ctx = RunContext(actor.name, self.store, dict(actor.options), actor.faults)
         run = Run(
@@ -201,6 +201,8 @@ class Engine:
         return conn, worker or Worker(actor.name)
 
     def close(self) -> None:
+        for run in self.runs.values():
+            run.stop()
         if self.pool is not None:
             for run in self.runs.values():
                 if run.pending is not None and run.conn is not None and not run.conn.closed:
@@ -427,7 +429,9 @@ class Engine:
         run.conn.close()
         conn, run.worker = self._open_session(run.index, run.actor, run.worker)
         run.conn, run.pid = conn, conn.info.backend_pid
-        run.store = self.variant.open(Session(conn, self.world, run.seed, run.actor.name))
+        run.store = self.variant.open(
+            Session(conn, self.world, run.seed, run.actor.name, run.actor.program)
+        )
 
     # -- stepping from outside (explorers drive the engine one entry at a time) --
 
@@ -565,13 +569,14 @@ class Engine:
 
     def _blocked(self, run: Run) -> bool:
         assert self.monitor is not None
-        others = [p for p in self.pids if p != run.pid]
+        pid = run.step_pid()
+        others = [p for r in self.runs.values() for p in r.backend_pids() if p and p != pid]
         row = self.monitor.execute(
-            "SELECT pg_isolation_test_session_is_blocked(%s, %s)", (run.pid, others)
+            "SELECT pg_isolation_test_session_is_blocked(%s, %s)", (pid, others)
         ).fetchone()
         if not (row and row[0]):
             return False
-        run.blocked_by = self._blockers(run.pid)
+        run.blocked_by = self._blockers(pid)
         return True
 
     def _blockers(self, pid: int) -> tuple[str, ...]:
@@ -579,8 +584,8 @@ class Engine:
         assert self.monitor is not None
         row = self.monitor.execute("SELECT pg_blocking_pids(%s)", (pid,)).fetchone()
         pids = set(row[0]) if row and row[0] else set()
-        ours = [r for r in self.runs.values() if r.pid in pids and not r.closed]
-        others = pids - {r.pid for r in ours}
+        ours = [r for r in self.runs.values() if pids & set(r.backend_pids()) and not r.closed]
+        others = pids - {p for r in ours for p in r.backend_pids()}
         return tuple(r.actor.name for r in ours) + tuple(f"pid {p}" for p in sorted(others))
 
     def _await(self, run: Run, step: Step | None = None) -> bool:
@@ -643,6 +648,8 @@ class Engine:
         line: int | None,
     ) -> Draft:
         ok, value = reply
+        if not ok and isinstance(value, HarnessError):  # a store that cannot go on
+            raise value
         lost = isinstance(value, psycopg.OperationalError) and bool(run.conn and run.conn.broken)
         if not ok and lost:  # the schedule's own outages never come here
             raise HarnessError(

@@ -155,14 +155,6 @@ def sent(conn: psycopg.Connection[Any] | None, forget: bool = False) -> tuple[st
     return found
 
 
-def note(conn: psycopg.Connection[Any] | None, statement: str) -> None:
-    """Log ``statement`` as sent for ``conn``'s run (by a client of the run through
-    racesim's proxy), so the step's record shows it like the session's own."""
-    log = _STATEMENTS.get(conn) if conn is not None else None
-    if log is not None:
-        log.append(statement)
-
-
 def configure(conn: psycopg.Connection[Any]) -> None:
     """Session settings every actor gets once, when its connection opens."""
     # A role given by DSN may not (asked once, not tried: each refusal is a server

@@ -1,0 +1,227 @@
+"""An actor that is a command: an OS process, in any language, whose PostgreSQL
+connections come through racesim's proxy.
+
+Opening the run starts the command with ``PGHOST``/``PGPORT``/``DATABASE_URL`` (and
+the rest of libpq's variables) pointing at a listener of its own, and waits until it
+has parked its first round at the gate or exited. Each ``round()`` releases the
+oldest parked round, returns when its ``ReadyForQuery`` went back to the command,
+then waits until the command has parked its next round or exited. The command's
+exit status and output are the run's result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from psycopg.conninfo import make_conninfo
+
+from racesim.engine.sessions import note_sent
+from racesim.errors import InputError
+from racesim.proxy.gate import Gate, LinkState
+from racesim.proxy.listener import Listener
+from racesim.proxy.upstream import open_upstream
+from racesim.system import Session
+
+OUTPUT_KEPT = 64 * 1024
+"""Bytes of a command's output kept (the last ones)."""
+
+_CLEARED_ENV = ("PG", "DATABASE_URL")
+"""Inherited variables dropped before the proxy's are set (no route around it)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """How to start one actor's command (``{store}`` in it becomes the variant's name)."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    where: str = ""
+    """Where it was written (``FILE: programs.NAME``), for messages."""
+
+
+class StatementError(Exception):
+    """A round's statement failed on the server (as the command saw it)."""
+
+    def __init__(self, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class CommandError(InputError):
+    """The command cannot be raced: it never connected, hung, or broke the protocol."""
+
+
+@dataclass
+class Exit:
+    status: int
+    output: str
+
+    def __str__(self) -> str:
+        last = self.output.strip().splitlines()[-1][:200] if self.output.strip() else ""
+        return f"exit {self.status}" + (f": {last}" if last else "")
+
+
+class CommandStore:
+    """One run of a command: its process, its listener, the gate of its rounds."""
+
+    def __init__(
+        self,
+        session: Session,
+        command: Command,
+        store: str,
+        env: Mapping[str, str],
+        timeout: float,
+        tcp: bool = False,
+    ) -> None:
+        assert session.conn is not None
+        self.actor = session.actor
+        self.conn = session.conn
+        self.timeout = timeout
+        self.gate = Gate(self.actor)
+        info = session.conn.info
+        params = info.get_parameters()
+        if info.password:
+            params["password"] = info.password
+        params.pop("options", None)
+        conninfo = make_conninfo(**params)
+        self.listener = Listener(
+            self.gate, lambda p: open_upstream(conninfo, p, self.actor), tcp=tcp
+        )
+        self.current: LinkState | None = None
+        self.rounds = 0
+        self.exit: Exit | None = None
+        self._output = bytearray()
+        self._output_done = threading.Event()
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith(_CLEARED_ENV)}
+        child_env.update(self.listener.env())
+        child_env.update({k: v.replace("{store}", store) for k, v in env.items()})
+        child_env.update({k: v.replace("{store}", store) for k, v in command.env.items()})
+        argv = [a.replace("{store}", store) for a in command.argv]
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=command.cwd,
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self.listener.close()
+            raise CommandError(
+                f"{command.where}: {self.actor}: cannot start {argv[0]!r} ({exc.strerror});"
+                " fix: a command line whose program exists and is executable"
+            ) from None
+        threading.Thread(target=self._read_output, name="racesim-output", daemon=True).start()
+        try:
+            self._settle(first=True)
+        except BaseException:
+            self.stop()
+            raise
+
+    # -- what the program and the engine ask --------------------------------
+
+    def next_sql(self) -> str | None:
+        """The SQL of the round the command sends next; None once it has exited."""
+        with self.gate.cond:
+            link = self.gate.oldest()
+            return None if link is None or link.parked is None else "\n".join(link.parked.sql)
+
+    def round(self) -> str:
+        """Release the command's next round; its command tags (a failed statement raises)."""
+        with self.gate.cond:
+            link = self.gate.oldest()
+        if link is None:
+            raise CommandError(f"{self.actor}: no round is waiting at the proxy")
+        assert link.parked is not None
+        for text in link.parked.sql:
+            note_sent(self.conn, text)
+        self.current = link
+        self.gate.release(link)
+        self.rounds += 1
+        # No bound of its own here: the round may wait on a lock as long as the
+        # schedule says; the engine ends the run (and so this wait) when it gives up.
+        self.gate.wait_for(lambda: link.running is None or link.closed, 24 * 3600)
+        self.current = None
+        result = link.result
+        self._settle()
+        if result.error is not None:
+            raise StatementError(*result.error)
+        return "; ".join(result.tags) if result.tags else "(no rows)"
+
+    def backend_pid(self) -> int:
+        link = self.current
+        return link.pid if link is not None else 0
+
+    def backend_pids(self) -> tuple[int, ...]:
+        return self.listener.pids()
+
+    def stop(self) -> None:
+        """End the command's process group and every connection it made."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        self.listener.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    # -- waiting for the command ----------------------------------------------
+
+    def _read_output(self) -> None:
+        stream = self.proc.stdout
+        assert stream is not None
+        fd = stream.fileno()
+        with contextlib.suppress(OSError):
+            while chunk := os.read(fd, 65536):
+                self._output += chunk
+                if len(self._output) > OUTPUT_KEPT:
+                    del self._output[: len(self._output) - OUTPUT_KEPT]
+        self._output_done.set()
+        self.gate.notify()
+
+    def _parked_or_exited(self) -> bool:
+        if self.gate.failure is not None:
+            return True
+        if self.gate.busy():
+            return False
+        if self.gate.oldest() is not None:
+            return True
+        return self._output_done.is_set() and self.proc.poll() is not None
+
+    def _settle(self, first: bool = False) -> None:
+        """Wait until the command parks its next round or exits (bounded)."""
+        if not self.gate.wait_for(self._parked_or_exited, self.timeout):
+            connected = bool(self.gate.links)
+            self.stop()
+            if first and not connected:
+                raise CommandError(
+                    f"{self.actor}: the command neither connected to the proxy nor exited"
+                    f" within {self.timeout:g}s; fix: make it connect with PGHOST/PGPORT or"
+                    " DATABASE_URL as racesim sets them, or raise timeout"
+                )
+            raise CommandError(
+                f"{self.actor}: the command hung: {self.rounds} round(s) in, it neither sent"
+                f" another statement nor exited within {self.timeout:g}s; fix: end the"
+                " command, or raise timeout"
+            )
+        if self.gate.failure is not None:
+            problem = self.gate.failure
+            self.stop()
+            raise CommandError(problem)
+        if self.gate.oldest() is None:
+            status = self.proc.wait()
+            self.exit = Exit(status, self._output.decode("utf-8", "replace"))
+
+    @property
+    def output(self) -> str:
+        return self._output.decode("utf-8", "replace")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from racesim.code.gate import Stopped
 from racesim.errors import InputError
 from racesim.model.history import Event
 from racesim.model.plan import Actor
@@ -87,14 +88,14 @@ def silent(live: Mapping[str, FunctionStore]) -> None:
     """InputError for a function that ended without sending any statement."""
     for actor, store in live.items():
         done = store.run.done
-        if done is not None and store.run.count == 0 and store.run.parked is None:
-            from racesim.code.runs import answer
-
-            raise InputError(
-                f"actor {actor}: its function ended ({answer(done)}) without sending a"
-                " statement on the connection racesim gave it; racesim races the statements"
-                " sent on that connection, so use it (not a connection of the function's own)"
-            )
+        if done is None or store.run.count or isinstance(done.value, Stopped):
+            continue
+        outcome = f"returned {done.value!r}" if done.ok else f"raised {done.value!r}"
+        raise InputError(
+            f"actor {actor}: its function {outcome[:80]} without sending a"
+            " statement on the connection racesim gave it; racesim races the statements"
+            " sent on that connection, so use it (not a connection of the function's own)"
+        )
 
 
 def watch(

@@ -131,6 +131,10 @@ def program(role: str, opened: dict[str, FunctionStore]) -> Callable[[RunContext
         while (statement := run.next_statement()) is not None:
             with contextlib.suppress(psycopg.Error):  # the function has the error too
                 yield Call(f"s{run.count + 1}", (statement.source,), sql=statement.sql)
+        if run.count == 0 and run.done is not None and not isinstance(run.done.value, Stopped):
+            # It sent nothing: one step that sends nothing, after which the system's
+            # watch (checks.silent) stops everything with the input error.
+            yield Call("s1", ("",), kind="work")
         return answer(run.done)
 
     return make

@@ -1,0 +1,60 @@
+"""Bank transfers as plain functions on a psycopg connection (racesim.code tests)."""
+
+import racesim.code as rc
+
+
+def transfer(conn, src, dst, amount):
+    with conn.transaction():
+        (balance,) = conn.execute("SELECT balance FROM accounts WHERE id = %s", (src,)).fetchone()
+        if balance < amount:
+            return "insufficient funds"
+        conn.execute("UPDATE accounts SET balance = %s WHERE id = %s", (balance - amount, src))
+        conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amount, dst))
+    return "done"
+
+
+def transfer_for_update(conn, src, dst, amount):
+    with conn.transaction():
+        (balance,) = conn.execute(
+            "SELECT balance FROM accounts WHERE id = %s FOR UPDATE", (src,)
+        ).fetchone()
+        if balance < amount:
+            return "insufficient funds"
+        conn.execute("UPDATE accounts SET balance = %s WHERE id = %s", (balance - amount, src))
+        conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amount, dst))
+    return "done"
+
+
+SYSTEM = rc.system(
+    "bank",
+    schema="CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)",
+    fresh="DELETE FROM accounts; INSERT INTO accounts VALUES (1, 100), (2, 100)",
+    variants={"lost-update": transfer, "for-update": transfer_for_update},
+    actors={"alice": rc.call(1, 2, 30), "bob": rc.call(1, 2, 50)},
+    invariants={
+        "money is conserved": "SELECT sum(balance) FROM accounts HAVING sum(balance) <> 200"
+    },
+    watch_sql="SELECT id, balance FROM accounts ORDER BY id",
+)
+
+
+def lookup(conn, account):
+    """Touches no table racesim gates: it never sends a statement."""
+    return account
+
+
+SILENT = rc.system(
+    "silent",
+    schema="CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)",
+    variants={"only": lookup},
+    actors={"alice": rc.call(1), "bob": rc.call(2)},
+    invariants={"none": "SELECT 1 WHERE false"},
+)
+
+NOT_A_QUERY = rc.system(
+    "bad-invariant",
+    schema="CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)",
+    variants={"only": transfer},
+    actors={"alice": rc.call(1, 2, 30)},
+    invariants={"wipes": "DELETE FROM accounts"},
+)

@@ -1,0 +1,140 @@
+"""racesim.code: plain functions raced statement by statement, on real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import code_bank
+import pytest
+from code_bank import SYSTEM, transfer
+
+import racesim.code as rc
+from racesim.cli.main import main
+from racesim.engine.loop import execute
+from racesim.engine.pool import SessionPool
+from racesim.errors import InputError
+from racesim.model.plan import Actor, Plan, Step
+from racesim.provision.provide import Server
+from racesim.runner import Prepared
+
+
+def explore(server: Server, tmp_path: Path, store: str, strategy: str, *more: str) -> int:
+    return main(
+        [
+            "explore",
+            "--system",
+            "code_bank:SYSTEM",
+            "--store",
+            store,
+            "--strategy",
+            strategy,
+            "--out",
+            str(tmp_path),
+            "--dsn",
+            server.conninfo(),
+            *more,
+        ]
+    )
+
+
+@pytest.mark.parametrize("strategy", ["exhaustive", "hypothesis", "pct"])
+def test_every_strategy_finds_the_lost_update(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], strategy: str
+) -> None:
+    assert explore(pg_server, tmp_path, "lost-update", strategy) == 1
+    out = capsys.readouterr().out
+    assert "found 1 violation(s) (money is conserved)" in out
+    (saved,) = tmp_path.glob("*.toml")
+    text = saved.read_text()
+    assert 'alice = { program = "main", args = [1, 2, 30] }' in text
+    assert (
+        main(["replay", str(saved), "--system", "code_bank:SYSTEM", "--dsn", pg_server.conninfo()])
+        == 1
+    )
+    assert "reproduced: money is conserved" in capsys.readouterr().out
+
+
+def test_for_update_holds_on_every_interleaving(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert explore(pg_server, tmp_path, "for-update", "exhaustive") == 0
+    assert "distinct schedules explored, none violates" in capsys.readouterr().out
+
+
+def two(*steps: str) -> Plan:
+    actors = (
+        Actor("alice", "main", {"args": [1, 2, 30]}),
+        Actor("bob", "main", {"args": [1, 2, 50]}),
+    )
+    return Plan(actors, tuple(Step(s.split(":")[0], s.split(":")[1]) for s in steps))
+
+
+@pytest.fixture
+def bank(pg_server: Server, racesim_prepared: Prepared) -> Iterator[str]:
+    """A fresh database of the bank system: its conninfo."""
+    dbs = racesim_prepared.for_system(SYSTEM)
+    name = dbs.create()
+    yield pg_server.conninfo(name)
+    dbs.drop(name)
+
+
+def test_a_lock_wait_is_a_waiting_step_and_the_function_results_are_answers(bank: str) -> None:
+    conninfo = bank
+    plan = two(
+        *("alice:s1", "alice:s2", "bob:s1", "bob:s2", "alice:s3", "alice:s4", "alice:s5"),
+        *("bob:s3", "bob:s4", "bob:s5"),
+    )
+    history = execute(plan, "for-update", conninfo, system=SYSTEM).history
+    kinds = [(e.kind, e.actor, e.call) for e in history.events]
+    assert ("wait", "bob", "s2") in kinds  # SELECT ... FOR UPDATE waits on alice's row lock
+    done = next(e for e in history.events if e.kind == "done" and e.actor == "bob")
+    assert done.sent == ("SELECT balance FROM accounts WHERE id = 1 FOR UPDATE",)
+    finished = {e.actor: e.finished for e in history.events if e.finished}
+    assert finished == {"alice": "'done'", "bob": "'done'"}
+    assert history.events[-1].state[0] == ("1|20", "2|180")
+    source = Path(code_bank.__file__).read_text().splitlines()
+    sent_at = next(i for i, line in enumerate(source, 1) if "FOR UPDATE" in line) - 1
+    assert done.args == (f"tests/code_bank.py:{sent_at}",)  # the line of the execute call
+
+
+def test_a_run_stopped_inside_a_transaction_leaves_no_lock(bank: str) -> None:
+    with SessionPool(bank, "for-update", SYSTEM) as pool:
+        first = execute(two("alice:s1", "alice:s2"), "for-update", pool=pool, system=SYSTEM)
+        assert [e.kind for e in first.history.events] == ["step", "step"]
+        # alice's session held the row lock when the run ended; bob's run does not wait
+        plan = two("bob:s1", "bob:s2", "bob:s3", "bob:s4", "bob:s5")
+        events = execute(plan, "for-update", pool=pool, system=SYSTEM).history.events
+        assert [e.kind for e in events] == ["step"] * 5
+        assert events[-1].finished == "'done'"
+        row = pool.monitor.execute("SELECT balance FROM accounts WHERE id = 1").fetchone()
+        assert row == (50,)
+
+
+def test_arguments_that_do_not_fit_are_refused() -> None:
+    with pytest.raises(InputError, match=r"transfer\(conn, src, dst, amount\) .* cannot take"):
+        rc.system("x", variants={"v": transfer}, actors={"a": rc.call(1, 2)}, invariants={})
+    with pytest.raises(InputError, match="not a query or a function"):
+        rc.system("x", variants={"v": transfer}, actors={}, invariants={"i": 5})  # type: ignore[dict-item]
+    with pytest.raises(InputError, match="cannot be saved in a scenario"):
+        rc.system(
+            "x", variants={"v": transfer}, actors={"a": rc.call(object(), 2, 3)}, invariants={}
+        )
+
+
+@pytest.mark.parametrize(
+    ("system", "message"),
+    [
+        ("code_bank:SILENT", "without sending a statement on the connection racesim gave it"),
+        ("code_bank:NOT_A_QUERY", "invariant 'wipes' is not a read-only query"),
+        ("code_bank:MISSING", "cannot load 'code_bank:MISSING'"),
+        ("no_such_module:SYSTEM", "cannot load 'no_such_module:SYSTEM'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], system: str, message: str
+) -> None:
+    argv = ["explore", "--system", system, "--store", "only", "--strategy", "exhaustive"]
+    assert main([*argv, "--out", str(tmp_path), "--dsn", pg_server.conninfo()]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err

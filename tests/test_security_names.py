@@ -122,7 +122,9 @@ def test_a_scenario_file_name_never_becomes_grammar_in_an_export(
     scenario.write_text(body)
     out = tmp_path / "run.spec"
     dsn = target15.dbs.server.conninfo()
-    done = racesim("run", str(scenario), "--store", "legacy", "--export-spec", str(out), "--dsn", dsn)
+    done = racesim(
+        "run", str(scenario), "--store", "legacy", "--export-spec", str(out), "--dsn", dsn
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(load(out).setups) == 1
     status, printed = target15.reference(out)
@@ -178,7 +180,16 @@ def test_html_and_export_spec_through_another_users_link_are_refused(
     dsn = target15.dbs.server.conninfo()
     for argv in (
         ["run", str(T0_T4), "--store", "model", "--html", str(link / "page.html")],
-        ["run", str(T0_T4), "--store", "legacy", "--export-spec", str(link / "x.spec"), "--dsn", dsn],
+        [
+            "run",
+            str(T0_T4),
+            "--store",
+            "legacy",
+            "--export-spec",
+            str(link / "x.spec"),
+            "--dsn",
+            dsn,
+        ],
         ["run", str(BOOKING), "--html", str(link / "page.html"), "--dsn", dsn],
     ):
         done = racesim(*argv)
@@ -239,8 +250,15 @@ def test_a_scenario_file_alone_never_imports_a_module(tmp_path: Path) -> None:
     assert not (tmp_path / "imported").exists()
     # Named on the command line too, the same system loads and runs.
     done = subprocess.run(
-        [sys.executable, "-m", "racesim.cli.main", "run", scenario.name]
-        + ["--system", "evilmod:SYSTEM"],
+        [
+            sys.executable,
+            "-m",
+            "racesim.cli.main",
+            "run",
+            scenario.name,
+            "--system",
+            "evilmod:SYSTEM",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -297,14 +315,17 @@ def test_file_names_are_printed_escaped(target15: Target, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[invariants]\n"" = "SELECT 1 WHERE false"\n', r"x\.spec\.toml:2: invariant name is empty"),
+        (
+            '[invariants]\n"" = "SELECT 1 WHERE false"\n',
+            r"x\.spec\.toml:2: invariant name is empty",
+        ),
         (
             '[invariants]\nsneaky = "SELECT 1 WHERE false; DROP TABLE t"\n',
             r"x\.spec\.toml:2: invariant 'sneaky' holds more than one statement",
         ),
         (
             "[invariants]\nok = \"SELECT ';' AS a; \"\n"
-            "two = \"SELECT $$;$$ /* ; */ -- ;\\n; SELECT 2\"\n",
+            'two = "SELECT $$;$$ /* ; */ -- ;\\n; SELECT 2"\n',
             r"x\.spec\.toml:3: invariant 'two' holds more than one statement",
         ),
     ],
@@ -334,9 +355,25 @@ def test_explore_invariant_with_two_statements_is_refused_with_a_reason(
     spec.with_name("b.spec.toml").write_text(
         '[invariants]\nsneaky = "SELECT 1 WHERE false; DROP TABLE seats"\n'
     )
-    done = racesim("explore", str(spec), "--out", str(tmp_path / "o"), "--dsn", target15.dbs.server.conninfo())
+    done = racesim(
+        "explore", str(spec), "--out", str(tmp_path / "o"), "--dsn", target15.dbs.server.conninfo()
+    )
     assert done.returncode == 2
     assert "b.spec.toml:2: invariant 'sneaky' holds more than one statement" in done.stderr
+
+
+def test_search_never_runs_a_second_statement_the_loader_missed(target15: Target) -> None:
+    """Past the loader (an Invariant made in Python), the server itself refuses a
+    second statement, with its reason, before any of it runs."""
+    from racesim.spec.explore import Search
+
+    sneaky = (Invariant("sneaky", "SELECT 1 WHERE false; DROP TABLE seats", 4),)
+    name = target15.dbs.create()
+    try:
+        with pytest.raises(InputError, match=r"line 4: invariant 'sneaky': .*multiple commands"):
+            Search(load(BOOKING), sneaky).run(target15.dbs.server.conninfo(name))
+    finally:
+        target15.dbs.drop(name)
 
 
 def test_out_inside_racesims_cache_is_refused(tmp_path: Path) -> None:

@@ -343,9 +343,11 @@ class Search:
             control.pg.exec_(sql.encode("utf-8", "surrogateescape"))
         problems = []
         for inv in self.invariants:
-            res = control.pg.exec_(b"EXPLAIN " + inv.sql.encode())
+            # The extended protocol runs one statement at most: nothing else runs here.
+            res = control.pg.exec_params(b"EXPLAIN " + inv.sql.encode(), [])
             if res.status != pq.ExecStatus.TUPLES_OK:
                 message = (res.error_message or b"").decode("utf-8", "replace").strip()
+                message = message or f"EXPLAIN gave {res.status.name}, not rows"
                 problems.append(
                     f"{inv.where}: invariant {inv.name!r}: {' '.join(message.split())}; "
                     "fix: a query over the spec's tables that returns no rows while it holds"

@@ -131,9 +131,15 @@ def _copy_in_python(data: Path, target: Path, user: ServerUser) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove ``path`` and everything in it, read-only folders of ours included."""
-    if os.geteuid() != 0:  # root may remove from read-only folders anyway
-        me = os.geteuid()
+    """Remove the folder ``path`` and everything in it, read-only folders of ours
+    included; a link or anything but a folder is left alone."""
+    me = os.geteuid()
+    try:
+        if not _own_folder(str(path), me):
+            return
+    except OSError:
+        return
+    if me != 0:  # root may remove from read-only folders anyway
         try:
             folders = [p for p in _walk(path) if _own_folder(p, me)]
         except OSError:

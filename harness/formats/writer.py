@@ -133,7 +133,9 @@ def save(text: str, path: Path) -> Path:
 
 _HOPS = 40
 """Links followed on one path at most (as the kernel's own limit)."""
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+"""A folder opened only to be walked through and written in (``O_PATH`` needs no
+read permission on it, as a path through a mode 0711 folder needs none)."""
 
 
 def open_folder(path: Path, *, create: bool, option: str = "") -> tuple[int, list[Path]]:

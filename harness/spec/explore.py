@@ -347,7 +347,7 @@ class Search:
             res = control.pg.exec_params(b"EXPLAIN " + inv.sql.encode(), [])
             if res.status != pq.ExecStatus.TUPLES_OK:
                 message = (res.error_message or b"").decode("utf-8", "replace").strip()
-                message = message or f"EXPLAIN gave {res.status.name}, not rows"
+                message = message or f"EXPLAIN gave {pq.ExecStatus(res.status).name}, not rows"
                 problems.append(
                     f"{inv.where}: invariant {inv.name!r}: {' '.join(message.split())}; "
                     "fix: a query over the spec's tables that returns no rows while it holds"

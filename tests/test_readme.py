@@ -55,18 +55,22 @@ class Block:
         return f"README.md:{self.line}"
 
 
-WALKTHROUGH = "## Writing a system of your own"
-"""A section that tests/test_walkthrough.py runs as a whole, from a separate project."""
+WALKTHROUGHS = ("## Writing a system of your own", "## Racing code you already have")
+"""Sections that tests/test_walkthrough.py runs as a whole, from a separate project."""
 
 
 def _blocks() -> list[Block]:
     text = README.read_text(encoding="utf-8")
-    start = text.find(WALKTHROUGH)
-    end = text.find("\n## ", start + 1) if start != -1 else -1
+    spans = []
+    for title in WALKTHROUGHS:
+        start = text.find(title)
+        if start != -1:
+            end = text.find("\n## ", start + 1)
+            spans.append((start, end if end != -1 else len(text)))
     return [
         Block(m[1].strip(), m[2], text.count("\n", 0, m.start()) + 1)
         for m in FENCE.finditer(text)
-        if not (start != -1 and start < m.start() and (end == -1 or m.start() < end))
+        if not any(start < m.start() < end for start, end in spans)
     ]
 
 

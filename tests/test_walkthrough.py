@@ -19,22 +19,23 @@ import pytest
 from installed import ROOT, Installed, install
 
 SECTION = "## Writing a system of your own"
+CODE_SECTION = "## Racing code you already have"
 FENCE = re.compile(r"^```(?P<info>\S*)\n(?P<body>.*?)^```$", re.S | re.M)
 FILE = re.compile(r"^# file: (?P<name>[\w.-]+)\n")
 COMMAND = re.compile(r"^(?P<command>.+?)\s+# exit (?P<status>\d+)$")
 
 
-def section() -> str:
+def section(title: str = SECTION) -> str:
     text = (ROOT / "README.md").read_text()
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
+    start = text.index(title)
+    end = text.find("\n## ", start + len(title))
     return text[start : end if end != -1 else len(text)]
 
 
-def steps() -> list[tuple[str, str, str]]:
+def steps(title: str = SECTION) -> list[tuple[str, str, str]]:
     """("file", name, text) and ("run", command, status), in the README's order."""
     found = []
-    for block in FENCE.finditer(section()):
+    for block in FENCE.finditer(section(title)):
         body = block.group("body")
         named = FILE.match(body)
         if named:
@@ -70,11 +71,23 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return env
 
 
-def test_the_walkthrough_runs_as_written(installed: Installed, tmp_path: Path) -> None:
-    project = tmp_path / "seats-project"
+def test_the_code_section_has_the_pieces_it_promises() -> None:
+    kinds = [(kind, name) for kind, name, _ in steps(CODE_SECTION)]
+    assert ("file", "bank.py") in kinds
+    commands = " ".join(name for kind, name in kinds if kind == "run")
+    for strategy in ("exhaustive", "hypothesis", "pct"):
+        assert f"--store read-then-write --strategy {strategy}" in commands
+    assert "replay" in commands and "--html" in commands
+    bank = next(text for kind, name, text in steps(CODE_SECTION) if name == "bank.py")
+    assert len(bank.splitlines()) <= 35
+
+
+@pytest.mark.parametrize("title", [SECTION, CODE_SECTION])
+def test_the_walkthrough_runs_as_written(installed: Installed, tmp_path: Path, title: str) -> None:
+    project = tmp_path / "project"
     project.mkdir()
     assert not project.resolve().is_relative_to(ROOT)
-    for kind, what, text in steps():
+    for kind, what, text in steps(title):
         if kind == "file":
             (project / what).write_text(text)
             continue
@@ -87,3 +100,6 @@ def test_the_walkthrough_runs_as_written(installed: Installed, tmp_path: Path) -
         installed.python, "-c", "import racesim; print(racesim.__file__)", cwd=project
     )
     assert Path(where.stdout.strip()).is_relative_to(installed.site_packages)
+    if title == CODE_SECTION:  # the replay drew each step with its SQL and line of bank.py
+        page = (project / "transfer.html").read_text()
+        assert "bank.py:6" in page and "SELECT balance FROM accounts WHERE id = 1" in page

@@ -175,9 +175,16 @@ def _state(state: Any) -> str:
     return text
 
 
+def _statement(call: str, args: tuple[Any, ...], sql: str) -> str:
+    where = f"{args[0]}: " if args and args[0] else ""
+    text = " ".join(sql.split())
+    return where + (text if len(text) <= 100 else text[:99] + "…")
+
+
 def show() -> Show:
-    """Watched rows, then the broken invariants' names."""
+    """Watched rows, then the broken invariants' names; each step's source line and SQL."""
     return Show(
+        statement=_statement,
         state=_state,
         state_json=lambda state: (
             None

@@ -130,6 +130,7 @@ class FunctionRun:
                 )
             ok, value = self._outcome
         if not ok:
+            assert isinstance(value, BaseException)
             raise value
         return value
 

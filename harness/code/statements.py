@@ -77,7 +77,7 @@ def describe_wait(conn: Any, gen: Any) -> str | None:
     if name in _NOT_STATEMENTS or (name.startswith("_enter_gen") and _is_pipeline(gen)):
         return None
     args = gen.gi_frame.f_locals
-    owner = args.get("self")
+    owner: Any = args.get("self")
     if name == "_execute_gen":
         return _text(conn, args.get("query"), args.get("params"))
     if name.startswith("_executemany_gen"):

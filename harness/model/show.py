@@ -27,3 +27,6 @@ class Show:
     """The watched state as a JSON value."""
     state_key: str = "state"
     """The JSON lines key the watched state goes under."""
+    statement: Callable[[str, tuple[Any, ...], str], str] | None = None
+    """For systems whose steps are statements: the line the timeline writes under a
+    step, given its call, arguments and SQL (e.g. the SQL and the source line)."""

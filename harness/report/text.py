@@ -68,6 +68,7 @@ def event_json(event: EventView, state_key: str) -> dict[str, Any]:
         "actor": event.actor,
         "call": event.call,
         "args": list(event.args),
+        "sql": event.sql or None,
         "result": event.result,
         "error": event.error,
         "sqlstate": event.sqlstate,
@@ -180,6 +181,8 @@ def timeline_line(event: EventView, width: int = LABEL_WIDTH, holders: bool = Tr
     if tail:
         tail = f"| {tail}" + (f"  holder: {event.holder or '-'}" if holders else "")
     text = f"  {label:<{width}}{head:<{HEAD_WIDTH}} {tail}".rstrip()
+    if event.statement:
+        text += f"\n  {'':<{width}}  {event.statement}"
     if event.finished is not None:
         text += f"\n  {'':<{width}}{event.actor} finished: {event.finished}"
     return text

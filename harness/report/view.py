@@ -72,6 +72,9 @@ class EventView:
     """The statement the step sent, when it sent one."""
     sign: str = ""
     """What the event is on its lane besides a step: crash, terminate, restart, fault, stuck."""
+    statement: str = ""
+    """The step's statement as the timeline writes it under the step, for systems whose
+    steps are statements (``Show.statement``); "" otherwise."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,9 @@ def _event(event: Event, holder: str, found: tuple[ViolationView, ...], show: Sh
         blocked_by=event.blocked_by,
         sql=event.sql,
         sign=_sign(event),
+        statement=show.statement(event.call, event.args, event.sql)
+        if show.statement is not None and event.kind in ("step", "wait")
+        else "",
     )
 
 

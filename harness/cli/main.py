@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["isolation", "timeline"], help="(.spec) output (default isolation)"
     )
     run.add_argument("--step-timeout", metavar="SECONDS", help="(.spec) bound on one step")
+    run.add_argument(
+        "--in-database",
+        action="store_true",
+        help="(.spec, with --dsn) run in the database the DSN names, as isolationtester"
+        " does, instead of a fresh one racesim makes and drops",
+    )
     run.add_argument("--html", metavar="FILE", help="also write the runs as an HTML swimlane page")
     run.add_argument(
         "--export-spec",
@@ -205,6 +211,11 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
 
     try:
         words = list(sys.argv[1:] if argv is None else argv)
+        if "--in-database" in words and words[:1] != ["run"]:
+            raise InputError(
+                f"racesim {words[0]}: --in-database applies to racesim run FILE.spec --dsn"
+                " (one run of a spec in the database the DSN names); fix: drop --in-database"
+            )
         if words[:1] == ["explore"] and _names_spec_file(words[1:]):
             from racesim.cli.spec import cmd_explore_spec
 
@@ -364,6 +375,8 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
             raise InputError(f"racesim run: {flag} applies to .spec files; fix: drop {flag}")
     if args.step_timeout is not None:
         raise InputError("racesim run: --step-timeout applies to .spec files; fix: drop it")
+    if args.in_database:
+        raise InputError("racesim run: --in-database applies to .spec files; fix: drop it")
     from contextlib import nullcontext
 
     from racesim.cli.export import export_spec, exportable

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from racesim import config
 from racesim.errors import InputError
 
 __all__ = ["BENCH_REPEAT", "refuse_ignored"]
@@ -31,10 +32,25 @@ def refuse_ignored(args: argparse.Namespace) -> None:
             f"--profile: Hypothesis profiles apply to the hypothesis strategy only, not"
             f" {args.strategy}; drop --profile or use --strategy hypothesis"
         )
+    if args.command == "run" and args.in_database:
+        _in_database(pg, dsn)
     if args.command == "soak":
         _soak(args)
     if args.command == "bench":
         _bench(args, pg, dsn)
+
+
+def _in_database(pg: str | None, dsn: str | None) -> None:
+    if pg in ("local", "docker"):
+        raise InputError(
+            f"--in-database: --pg {pg} starts a server of racesim's own, with no database of"
+            f" yours to run in; fix: drop --pg {pg} and give --dsn naming the database"
+        )
+    if dsn is None and config.value("dsn") is None:
+        raise InputError(
+            "--in-database: runs the spec in the database --dsn names, and no --dsn is given"
+            " (nor RACESIM_DSN); fix: add --dsn postgresql://user@host/DATABASE"
+        )
 
 
 def _soak(args: argparse.Namespace) -> None:

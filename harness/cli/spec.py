@@ -16,14 +16,14 @@ from racesim.errors import EXIT_FOUND, EXIT_OK, InputError
 from racesim.formats.names import escaped, file_part
 from racesim.formats.writer import check_target
 from racesim.provision.databases import Databases
-from racesim.provision.provide import provide
+from racesim.provision.provide import Server, provide
 from racesim.report import html
 from racesim.report.text import Reporter
 from racesim.report.view import RunView
 from racesim.spec.compare import diff
 from racesim.spec.parse import Spec, load
 from racesim.spec.report import byte_writer, event_json, timeline_line
-from racesim.spec.run import Event, Sink, SpecAborted, run_spec, step_timeout_from_env
+from racesim.spec.run import Event, Sink, SpecAborted, run_spec
 from racesim.spec.view import views
 
 __all__ = ["cmd_run_spec", "is_spec", "spec_databases"]
@@ -51,9 +51,28 @@ def spec_databases(
         yield dbs
 
 
-def step_timeout(value: str | None) -> float:
+@contextmanager
+def _place(args: argparse.Namespace) -> Iterator[Databases | Server]:
+    """Where specs run: fresh databases of racesim's (dropped afterwards), or, with
+    ``--in-database``, the database the DSN names, as isolationtester runs."""
+    if getattr(args, "in_database", False):
+        with provide(args.pg, args.dsn) as server:
+            if server.source != "dsn":
+                raise InputError(
+                    f"--in-database: racesim's own {server.source} server has no database of"
+                    " yours to run in; fix: give --dsn naming the database (or drop --in-database)"
+                )
+            yield server
+    else:
+        with spec_databases(args.pg, args.dsn) as dbs:
+            yield dbs
+
+
+def step_timeout(value: str | None) -> float | None:
+    """``--step-timeout`` in seconds; None when not given (the server's isolationtester
+    bound then applies, see :func:`racesim.spec.run.step_timeout_from_env`)."""
     if value is None:
-        return step_timeout_from_env()
+        return None
     try:
         seconds = float(value)
     except ValueError:
@@ -128,7 +147,7 @@ def cmd_run_spec(args: argparse.Namespace, reporter: Reporter) -> int:
     page = check_target(args.html) if args.html is not None else None
     failed = 0
     pages: list[RunView] = []
-    with spec_databases(args.pg, args.dsn) as dbs:
+    with _place(args) as dbs:
         for spec in specs:
             seen: list[Event] = []
             keep = seen.append if page is not None else None
@@ -161,8 +180,15 @@ def _also(
     return both
 
 
-def run_on(spec: Spec, dbs: Databases, sink: Sink, timeout: float) -> bool:
-    """Run ``spec`` on a fresh database of ``dbs``; False if it aborted."""
+def run_on(spec: Spec, dbs: Databases | Server, sink: Sink, timeout: float | None) -> bool:
+    """Run ``spec`` on a fresh database of ``dbs`` (or in the database a server's DSN
+    names); False if it aborted."""
+    if isinstance(dbs, Server):
+        try:
+            run_spec(spec, dbs.conninfo(), sink, step_timeout=timeout)
+            return True
+        except SpecAborted:
+            return False
     name = dbs.create()
     try:
         run_spec(spec, dbs.server.conninfo(name), sink, step_timeout=timeout)
@@ -175,8 +201,8 @@ def run_on(spec: Spec, dbs: Databases, sink: Sink, timeout: float) -> bool:
 
 def _compare(
     spec: Spec,
-    dbs: Databases,
-    timeout: float,
+    dbs: Databases | Server,
+    timeout: float | None,
     expected: bytes,
     name: str,
     reporter: Reporter,
@@ -196,8 +222,8 @@ def _compare(
 
 def _show(
     spec: Spec,
-    dbs: Databases,
-    timeout: float,
+    dbs: Databases | Server,
+    timeout: float | None,
     args: argparse.Namespace,
     reporter: Reporter,
     keep: Callable[[Event], object] | None = None,
@@ -318,7 +344,7 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
         from racesim.cli.spec_system import explore_system
 
         return explore_system(args, Path(args.spec), inv_path, out_dir, reporter)
-    timeout = step_timeout(args.step_timeout) if args.step_timeout else 30.0
+    timeout = step_timeout(args.step_timeout) or 30.0
     search = Search(spec, invariants, args.strategy, args.seed, args.max_examples, timeout)
     with spec_databases(args.pg, args.dsn) as dbs:
         name = dbs.create()

@@ -29,7 +29,7 @@ import os
 import re
 import select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
@@ -54,7 +54,11 @@ POLL_STEPS = (0.001, 0.01)
 """Seconds between looks at a running step: racesim's schedule (isolationtester: 10 ms)."""
 CONNECT_TIMEOUT = 60.0
 DEFAULT_STEP_TIMEOUT = 300.0
-"""isolationtester's default bound on one step (PGISOLATIONTIMEOUT overrides it)."""
+"""isolationtester's default bound on one step up to PostgreSQL 15 (PGISOLATIONTIMEOUT
+overrides it)."""
+DEFAULT_TEST_TIMEOUT = 180
+"""``PG_TEST_TIMEOUT_DEFAULT`` when unset: from PostgreSQL 16 on, isolationtester's step
+bound is twice this (360 s)."""
 
 # Session setups and teardowns made only of these touch nothing another session sees.
 _LOCAL_SETUP = re.compile(
@@ -114,15 +118,27 @@ class Sink:
     events: Callable[[Event], object] | None = None
 
 
-def step_timeout_from_env(env: dict[str, str] | None = None) -> float:
-    """The step bound isolationtester would use: ``PGISOLATIONTIMEOUT`` seconds or 300."""
-    value = (env if env is not None else os.environ).get("PGISOLATIONTIMEOUT")
-    if value is None:
-        return DEFAULT_STEP_TIMEOUT
-    try:
-        return float(int(value.strip() or "0"))
-    except ValueError:
-        return 0.0  # atoi() of junk is 0, as in isolationtester
+def step_timeout_from_env(version: int, env: Mapping[str, str] | None = None) -> float:
+    """The step bound the isolationtester of PostgreSQL ``version`` (major) would use.
+
+    Up to 15: ``PGISOLATIONTIMEOUT`` seconds, else 300. From 16 on: twice
+    ``PG_TEST_TIMEOUT_DEFAULT`` seconds, else twice 180 (the other variable is not read).
+    """
+    env = env if env is not None else os.environ
+    if version >= 16:
+        value = env.get("PG_TEST_TIMEOUT_DEFAULT")
+        return 2.0 * (DEFAULT_TEST_TIMEOUT if value is None else _atoi(value))
+    value = env.get("PGISOLATIONTIMEOUT")
+    return DEFAULT_STEP_TIMEOUT if value is None else float(_atoi(value))
+
+
+def _atoi(text: str) -> int:
+    """C's ``atoi``, as isolationtester reads its variables: leading digits, junk is 0."""
+    found = re.match(r"[ \t\n\v\f\r]*([+-]?[0-9]+)", text)
+    if found is None:
+        return 0
+    number = int(found.group(1))
+    return number if -(2**31) <= number < 2**31 else 0
 
 
 def _b(text: str) -> bytes:
@@ -620,19 +636,21 @@ def _table(res: PGresult) -> bytes:
     return render(names, rows)
 
 
-def run_spec(
-    spec: Spec, conninfo: str, sink: Sink, *, step_timeout: float = DEFAULT_STEP_TIMEOUT
-) -> None:
+def run_spec(spec: Spec, conninfo: str, sink: Sink, *, step_timeout: float | None = None) -> None:
     """Run every permutation of ``spec`` on the database ``conninfo`` names.
 
-    Raises :class:`SpecAborted` where isolationtester exits with status 1.
+    Without ``step_timeout``, each step is bounded as the server's version of
+    isolationtester bounds it (:func:`step_timeout_from_env`). Raises
+    :class:`SpecAborted` where isolationtester exits with status 1.
     """
-    runner = Runner(spec, sink, step_timeout)
+    runner = Runner(spec, sink, DEFAULT_STEP_TIMEOUT if step_timeout is None else step_timeout)
     for name in spec.unused:
         runner.err(b"unused step name: %s\n" % _b(name))
     runner.out(b"Parsed test spec with %d sessions\n" % len(spec.sessions))
     try:
         runner.connect(conninfo)
+        if step_timeout is None:  # server_version_num, e.g. 150018 or 180001
+            runner.max_wait = step_timeout_from_env(runner.conns[0].pg.server_version // 10000)
         runner.run()
     finally:
         runner.close()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from psycopg.conninfo import make_conninfo
 
 from racesim.engine.sessions import note_sent
-from racesim.errors import InputError
+from racesim.errors import HarnessError, InputError
 from racesim.proxy.gate import Gate, LinkState
 from racesim.proxy.listener import Listener
 from racesim.proxy.upstream import open_upstream
@@ -54,8 +54,9 @@ class StatementError(Exception):
         self.sqlstate = sqlstate
 
 
-class CommandError(InputError):
-    """The command cannot be raced: it never connected, hung, or broke the protocol."""
+class CommandError(InputError, HarnessError):
+    """The command cannot be raced: it never connected, hung, or broke the protocol.
+    Bad input (exit status 2) that also ends the run where it stands."""
 
 
 @dataclass

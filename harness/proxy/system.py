@@ -28,6 +28,7 @@ last line of its output.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -225,7 +226,7 @@ def load(path: Path, name: str) -> System:
         _need(_strings(env), path, f"{where}.env", "a table of strings")
         first = argv[0]
         if "/" in first and not first.startswith("/"):
-            first = str((path.parent / first).resolve())
+            first = os.path.abspath(path.parent / first)  # symlinks kept: a venv's python
         programs[prog] = Command((first, *argv[1:]), env, folder, f"{path}: {where}")
     raw_stores = data.get("stores", {"default": {}})
     _need(isinstance(raw_stores, dict) and bool(raw_stores), path, "stores", "[stores.NAME] tables")

@@ -1,0 +1,235 @@
+"""Commands as actors (``commands:FILE.toml``): OS processes whose connections go
+through racesim's proxy, here small Python programs using psycopg. Races are found
+and shrunk, lock waits are seen on the command's own backend, and commands that
+cannot be raced end the run with one line naming the actor."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from commands import racesim
+
+from racesim.engine.loop import execute
+from racesim.model.plan import Actor, Plan, Step
+from racesim.provision.provide import Server
+from racesim.system import resolve
+
+PY = sys.executable
+
+COUNTER = """\
+setup = "CREATE TABLE IF NOT EXISTS counter (n int); INSERT INTO counter SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM counter)"
+reset = "UPDATE counter SET n = 0"
+watch = "SELECT n FROM counter"
+timeout = 5
+
+[invariants]
+no-lost-update = "SELECT n FROM counter WHERE n <> (SELECT count(*) FROM bumps)"
+
+[programs.bump]
+command = ["{py}", "bump.py"]
+
+[actors]
+b1 = "bump"
+b2 = "bump"
+"""
+
+BUMP = """\
+import os, psycopg
+with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as c:
+    n = c.execute("SELECT n FROM counter").fetchone()[0]
+    c.execute("WITH b AS (INSERT INTO bumps VALUES (1)) UPDATE counter SET n = %s", (n + 1,))
+print("bumped to", n + 1)
+"""
+
+
+def project(tmp_path: Path, config: str, **files: str) -> Path:
+    (tmp_path / "racesim.toml").write_text(config.replace("{py}", PY))
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path / "racesim.toml"
+
+
+def counter(tmp_path: Path) -> Path:
+    config = COUNTER.replace(
+        "CREATE TABLE IF NOT EXISTS counter",
+        "CREATE TABLE IF NOT EXISTS bumps (one int); CREATE TABLE IF NOT EXISTS counter",
+    ).replace('reset = "', 'reset = "TRUNCATE bumps; ')
+    return project(tmp_path, config, **{"bump.py": BUMP})
+
+
+def test_a_lost_update_between_two_commands_is_found_and_replays(
+    tmp_path: Path, pg_server: Server
+) -> None:
+    config = counter(tmp_path)
+    out = tmp_path / "out"
+    args = ["--system", f"commands:{config}", "--dsn", pg_server.conninfo()]
+    found = racesim(
+        "explore", *args, "--store", "default", "--strategy", "exhaustive", "--out", str(out)
+    )
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "no-lost-update" in found.stdout
+    saved = sorted(out.glob("*.toml"))
+    assert len(saved) == 1
+    again = racesim("replay", str(saved[0]), *args)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "reproduced: no-lost-update" in again.stdout
+    assert "b1 finished: exit 0: bumped to 1" in again.stdout
+    assert "b2 finished: exit 0: bumped to 1" in again.stdout
+
+
+def test_each_step_records_its_sql(tmp_path: Path, pg_server: Server) -> None:
+    config = counter(tmp_path)
+    scenario = tmp_path / "serial.toml"
+    scenario.write_text(
+        textwrap.dedent(
+            """\
+            name = "one after the other"
+            schedule = ["b1: round", "b1: round", "b2: round", "b2: round"]
+            stores = ["default"]
+            [actors]
+            b1 = { program = "bump" }
+            b2 = { program = "bump" }
+            [expect]
+            default = "holds"
+            """
+        )
+    )
+    done = racesim(
+        "run",
+        str(scenario),
+        "--system",
+        f"commands:{config}",
+        "--json",
+        "--dsn",
+        pg_server.conninfo(),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    steps = [e for e in events if e.get("type") == "event"]
+    assert [s["result"] for s in steps[:2]] == ["SELECT 1", "UPDATE 1"]
+    assert steps[0]["sql"] == "SELECT n FROM counter"
+    assert steps[-1]["finished"] == "exit 0: bumped to 2"
+
+
+LOCKS = """\
+setup = "CREATE TABLE IF NOT EXISTS item (id int PRIMARY KEY, n int); INSERT INTO item VALUES (1, 0) ON CONFLICT DO NOTHING"
+reset = "UPDATE item SET n = 0"
+timeout = 5
+
+[invariants]
+fine = "SELECT 1 WHERE false"
+
+[programs.holder]
+command = ["{py}", "holder.py"]
+
+[programs.waiter]
+command = ["{py}", "waiter.py"]
+"""
+
+HOLDER = """\
+import os, psycopg
+with psycopg.connect(os.environ["DATABASE_URL"]) as c:
+    c.execute("UPDATE item SET n = n + 1 WHERE id = 1")
+    c.commit()
+"""
+
+WAITER = """\
+import os, psycopg
+with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as c:
+    c.execute("UPDATE item SET n = n + 10 WHERE id = 1")
+"""
+
+
+def test_a_command_waiting_on_a_lock_is_seen_waiting(
+    tmp_path: Path, conninfo: str, conn: psycopg.Connection[Any]
+) -> None:
+    config = project(tmp_path, LOCKS, **{"holder.py": HOLDER, "waiter.py": WAITER})
+    system = resolve(f"commands:{config}")
+    system.prepare(conn)
+    plan = Plan(
+        (Actor("h", "holder"), Actor("w", "waiter")),
+        tuple(Step(a, "round") for a in ("h", "h", "w", "h")),
+    )
+    history = execute(plan, "default", conninfo, system=system).history
+    kinds = [(e.actor, e.kind) for e in history.events]
+    assert kinds == [("h", "step"), ("h", "step"), ("w", "wait"), ("h", "step"), ("w", "done")]
+    wait = history.events[2]
+    assert wait.blocked_by == ("h",)
+    assert wait.sql == "UPDATE item SET n = n + 10 WHERE id = 1"
+    assert [e.result for e in history.events] == ["BEGIN", "UPDATE 1", None, "COMMIT", "UPDATE 1"]
+    assert conn.execute("SELECT n FROM item").fetchone() == (11,)
+
+
+BAD = """\
+timeout = 2
+setup = "SELECT 1"
+
+[invariants]
+fine = "SELECT 1 WHERE false"
+
+[programs.p]
+command = {command}
+
+[actors]
+x = "p"
+"""
+
+NEVER_CONNECTS = "import time\ntime.sleep(60)\n"
+HANGS = """\
+import os, time, psycopg
+c = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+c.execute("SELECT 1")
+time.sleep(60)
+"""
+NOT_POSTGRESQL = """\
+import os, socket, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(os.path.join(os.environ["PGHOST"], ".s.PGSQL." + os.environ["PGPORT"]))
+s.sendall(b"GET / HTTP/1.1\\r\\n\\r\\n")
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "says"),
+    [
+        (NEVER_CONNECTS, "x: the command neither connected to the proxy nor exited within 2s"),
+        (HANGS, "x: the command hung: 1 round(s) in"),
+        (NOT_POSTGRESQL, "x: a connection to the proxy is not a PostgreSQL client"),
+        (None, "programs.p: x: cannot start"),
+    ],
+    ids=["never-connects", "hangs", "not-postgresql", "no-such-program"],
+)
+def test_a_command_that_cannot_be_raced_ends_the_run_in_one_line(
+    tmp_path: Path, pg_server: Server, script: str | None, says: str
+) -> None:
+    tag = f"racesim-bad-{os.getpid()}-{tmp_path.name}"
+    command = f'["{PY}", "bad.py", "{tag}"]' if script else '["./no-such-program"]'
+    config = project(tmp_path, BAD.replace("{command}", command), **{"bad.py": script or ""})
+    done = racesim(
+        "explore",
+        "--system",
+        f"commands:{config}",
+        "--store",
+        "default",
+        "--strategy",
+        "exhaustive",
+        "--out",
+        str(tmp_path / "out"),
+        "--dsn",
+        pg_server.conninfo(),
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    left = subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True)
+    assert left.stdout == "", f"processes left running: {left.stdout}"

@@ -138,3 +138,29 @@ def test_bad_input_is_one_line_and_exit_2(
     assert main([*argv, "--out", str(tmp_path), "--dsn", pg_server.conninfo()]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    ("system", "race", "fix", "invariant"),
+    [
+        ("code_shop:SHOP", "orm", "orm-for-update", "never oversold"),
+        ("code_shop:ASYNC_BANK", "read-then-write", "for-update", "money is conserved"),
+    ],
+)
+def test_sqlalchemy_orm_and_async_functions_race_the_same_way(
+    pg_server: Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    system: str,
+    race: str,
+    fix: str,
+    invariant: str,
+) -> None:
+    argv = ["explore", "--system", system, "--strategy", "exhaustive", "--out", str(tmp_path)]
+    dsn = ["--dsn", pg_server.conninfo()]
+    assert main([*argv, "--store", race, *dsn]) == 1
+    out = capsys.readouterr().out
+    assert f"found 1 violation(s) ({invariant})" in out
+    assert "code_shop.py:" in out  # each step with the user's own line
+    assert main([*argv, "--store", fix, *dsn]) == 0
+    assert "none violates" in capsys.readouterr().out

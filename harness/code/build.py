@@ -80,6 +80,8 @@ def system(
     if gives not in ("connection", "engine"):
         raise InputError(f"system {name!r}: gives must be 'connection' or 'engine', got {gives!r}")
     checks = read_invariants(name, invariants)
+    if gives == "engine":  # SQLAlchemy begins and commits itself, as on any DBAPI connection
+        autocommit = False
     table = {"default": actors, **(configs or {})}
     made = {c: _actors(name, c, roles, table[c]) for c in table}
     opened: dict[str, FunctionStore] = {}

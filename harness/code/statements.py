@@ -76,7 +76,25 @@ def describe_wait(conn: Any, gen: Any) -> str | None:
     name = gen.gi_code.co_name
     if name in _NOT_STATEMENTS or (name.startswith("_enter_gen") and _is_pipeline(gen)):
         return None
-    args = gen.gi_frame.f_locals
+    text = _describe(conn, gen, name, gen.gi_frame.f_locals)
+    begins = not conn.autocommit and conn.pgconn.transaction_status == IDLE
+    if text is not None and begins and name in _BEGINS:  # psycopg sends BEGIN first
+        return f"BEGIN; {text}"
+    return text
+
+
+_BEGINS = frozenset(
+    {
+        "_execute_gen",
+        "_executemany_gen_pipeline",
+        "_executemany_gen_no_pipeline",
+        "_start_copy_gen",
+        "_declare_gen",
+    }
+)
+
+
+def _describe(conn: Any, gen: Any, name: str, args: dict[str, Any]) -> str | None:
     owner: Any = args.get("self")
     if name == "_execute_gen":
         return _text(conn, args.get("query"), args.get("params"))

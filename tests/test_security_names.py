@@ -132,6 +132,22 @@ def test_a_scenario_file_name_never_becomes_grammar_in_an_export(
     assert not _role_made(target15)
 
 
+def test_saved_scenario_keys_are_quoted_names() -> None:
+    """A session name of a .spec (any text but a newline) becomes an actor name of
+    the spec's system, and a key of a saved counterexample: quoted, it stays one key."""
+    import tomllib
+
+    from racesim.formats.writer import scenario_text
+    from racesim.model.plan import Actor, Plan, Step
+
+    evil = 'a = { program = "other" } #'
+    plan = Plan((Actor(evil, evil),), (Step(evil, "s1", "T+0"),), seed=1)
+    text = scenario_text(plan, "spec", "inv", "T+0", name="n", system="spec:/x.spec")
+    data = tomllib.loads(text)
+    assert data["actors"] == {evil: {"program": evil}}
+    assert data["expect"] == {"spec": {"breaks": "inv", "at": "T+0"}}
+
+
 # -- 4. links planted by another user ----------------------------------------
 
 

@@ -24,13 +24,13 @@ __all__ = ["MAX_PART", "control_character", "escaped", "file_part"]
 MAX_PART = 80
 """Characters of one name in a file name; a longer name is cut and keeps a short hash."""
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def file_part(name: str) -> str:
-    """``name`` as part of a file name: ASCII letters, digits, ``.``, ``_`` and ``-``
-    kept, anything else (``/`` included) written as ``_``, no leading ``.``, at most
+    """``name`` as part of a file name: ASCII letters, digits, ``.``, ``_``, ``+`` and
+    ``-`` kept, anything else (``/`` included) written as ``_``, no leading ``.``, at most
     :data:`MAX_PART` characters."""
     safe = _UNSAFE.sub("_", name) or "_"
     if safe.startswith("."):

@@ -18,6 +18,7 @@ import errno
 import json
 import math
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -28,6 +29,8 @@ from racesim.formats.names import escaped
 from racesim.model.plan import ClockMove, Plan, Step, spell_delta
 
 __all__ = ["check_target", "open_folder", "save", "scenario_text"]
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _value(value: Any) -> str:
@@ -44,6 +47,11 @@ def _value(value: Any) -> str:
             "{" + ", ".join(f"{json.dumps(str(k))} = {_value(v)}" for k, v in value.items()) + "}"
         )
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def _key(name: str) -> str:
+    """``name`` as a TOML key: bare when it may be, else a quoted string."""
+    return name if _BARE_KEY.fullmatch(name) else _value(name)
 
 
 def scenario_text(
@@ -76,15 +84,15 @@ def scenario_text(
     lines += ["]", "", "[actors]"]
     for actor in plan.actors:
         fields = [f"program = {_value(actor.program)}"]
-        fields += [f"{k} = {_value(v)}" for k, v in sorted(actor.options.items())]
+        fields += [f"{_key(k)} = {_value(v)}" for k, v in sorted(actor.options.items())]
         if actor.faults:
             fields.append(f"faults = [{', '.join(_value(f) for f in sorted(actor.faults))}]")
-        lines.append(f"{actor.name} = {{ {', '.join(fields)} }}")
+        lines.append(f"{_key(actor.name)} = {{ {', '.join(fields)} }}")
     lines += ["", "[expect]"]
     if breaks:
-        lines.append(f"{store} = {{ breaks = {_value(breaks)}, at = {_value(at)} }}")
+        lines.append(f"{_key(store)} = {{ breaks = {_value(breaks)}, at = {_value(at)} }}")
     else:
-        lines.append(f'{store} = "holds"')
+        lines.append(f'{_key(store)} = "holds"')
     return "\n".join(lines) + "\n"
 
 

@@ -328,6 +328,14 @@ def test_file_names_are_printed_escaped(target15: Target, tmp_path: Path) -> Non
     assert "x\ny" not in done.stdout
 
 
+def test_clean_prints_its_folders_escaped(tmp_path: Path) -> None:
+    cache, runs = tmp_path / "c\nd", tmp_path / "runs"
+    runs.mkdir()
+    done = racesim("clean", env={"RACESIM_CACHE_DIR": str(cache), "RACESIM_RUN_DIR": str(runs)})
+    assert done.returncode == 0, done.stderr
+    assert f"from {tmp_path}/c\\x0ad and" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from racesim.errors import EXIT_OK
+from racesim.formats.names import escaped
 from racesim.provision import cache, cleanup
 from racesim.provision.cluster import RUN_PREFIX, run_root
 from racesim.report.text import Reporter
@@ -21,14 +22,15 @@ def cmd_clean(args: argparse.Namespace, reporter: Reporter) -> int:
     removed, note = cache.clean(root)
     stale = cleanup.reap_stale(run_root(), RUN_PREFIX)
     for path, size in removed:
-        reporter.line(f"removed {path} ({size / 2**20:.1f} MiB)")
+        reporter.line(f"removed {escaped(str(path))} ({size / 2**20:.1f} MiB)")
     for path in stale:
-        reporter.line(f"removed stale run directory {path}")
+        reporter.line(f"removed stale run directory {escaped(str(path))}")
     if note:
         reporter.line(note)
     total = sum(size for _path, size in removed)
     reporter.line(
-        f"racesim clean: {len(removed)} cache entries ({total / 2**20:.1f} MiB) from {root} "
-        f"and {len(stale)} stale run directories from {run_root()} removed"
+        f"racesim clean: {len(removed)} cache entries ({total / 2**20:.1f} MiB) from"
+        f" {escaped(str(root))} and {len(stale)} stale run directories from"
+        f" {escaped(str(run_root()))} removed"
     )
     return EXIT_OK

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import code_bank
 import pytest
 from code_bank import SYSTEM, transfer
+from spec_support import Target, target15
 
 import racesim.code as rc
 from racesim.cli.main import main
@@ -17,6 +19,8 @@ from racesim.errors import InputError
 from racesim.model.plan import Actor, Plan, Step
 from racesim.provision.provide import Server
 from racesim.runner import Prepared
+
+__all__ = ["target15"]
 
 
 def explore(server: Server, tmp_path: Path, store: str, strategy: str, *more: str) -> int:
@@ -164,3 +168,22 @@ def test_sqlalchemy_orm_and_async_functions_race_the_same_way(
     assert "code_shop.py:" in out  # each step with the user's own line
     assert main([*argv, "--store", fix, *dsn]) == 0
     assert "none violates" in capsys.readouterr().out
+
+
+def test_the_counterexample_exports_a_spec_isolationtester_reproduces(
+    target15: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["explore", "--system", "code_bank:SYSTEM", "--store", "lost-update"]
+    more = ["--strategy", "exhaustive", "--export-spec", "--out", str(tmp_path)]
+    assert main([*argv, *more, "--dsn", target15.dbs.server.conninfo()]) == 1
+    capsys.readouterr()
+    (spec,) = tmp_path.glob("*.spec")
+    text = spec.read_text()
+    assert "SELECT balance FROM accounts WHERE id = 1" in text
+    status, output = target15.reference(spec)
+    assert status == 0, output.decode()
+    # the real isolationtester ends where racesim did: bob's write won, 30 went missing
+    last_watch = output.decode().rsplit("step watch", 1)[1]
+    assert re.search(r"^ +1\|\s*50$", last_watch, re.M) and re.search(
+        r"^ +2\|\s*180$", last_watch, re.M
+    ), last_watch

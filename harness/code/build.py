@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from racesim.code.checks import Checks, Invariant, read_invariants, run_query, show, silent, watch
+from racesim.code.checks import Checks, read_invariants, show, silent, watch
 from racesim.code.runs import NAMES, FunctionStore, program
 from racesim.errors import InputError
 from racesim.model.plan import Actor
@@ -103,7 +103,6 @@ def system(
         for text in (schema, fresh):
             if text:
                 conn.execute(text)
-        _check_queries(name, checks, conn)
 
     def variant(v: str) -> Variant:
         def open_(session: Session) -> FunctionStore:
@@ -224,16 +223,3 @@ def _where(fn: Callable[..., Any]) -> str:
         return f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"
     except (OSError, TypeError):
         return getattr(fn, "__module__", "?")
-
-
-def _check_queries(name: str, checks: tuple[Invariant, ...], conn: psycopg.Connection[Any]) -> None:
-    for check in checks:
-        if check.sql:
-            try:
-                run_query(conn, check.sql)
-            except psycopg.Error as exc:
-                raise InputError(
-                    f"system {name!r}: invariant {check.name!r} is not a read-only query"
-                    f" ({type(exc).__name__}: {str(exc).strip().splitlines()[0]}); write a"
-                    " SELECT that returns rows when the invariant is broken"
-                ) from None

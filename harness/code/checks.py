@@ -108,7 +108,7 @@ def watch(
         results = _results(live)
         for check in checks:
             if check.sql:
-                found = run_query(conn, check.sql)
+                found = _query(conn, check)
                 if found:
                     broken.append((check.name, (f"the query returns {', '.join(found)}",)))
             elif check.check is not None and results is not None:
@@ -118,6 +118,17 @@ def watch(
         return rows, tuple(broken)
 
     return read
+
+
+def _query(conn: psycopg.Connection[Any], check: Invariant) -> tuple[str, ...]:
+    try:
+        return run_query(conn, check.sql)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(
+            f"invariant {check.name!r} is not a read-only query ({type(exc).__name__}:"
+            f" {first}); write a SELECT that returns rows when the invariant is broken"
+        ) from None
 
 
 def _call(check: Invariant, conn: psycopg.Connection[Any], results: dict[str, Any]) -> str | None:

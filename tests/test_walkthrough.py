@@ -103,3 +103,4 @@ def test_the_walkthrough_runs_as_written(installed: Installed, tmp_path: Path, t
     if title == CODE_SECTION:  # the replay drew each step with its SQL and line of bank.py
         page = (project / "transfer.html").read_text()
         assert "bank.py:6" in page and "SELECT balance FROM accounts WHERE id = 1" in page
+        assert list((project / "found").glob("read-then-write-*-exhaustive-seed0.spec"))

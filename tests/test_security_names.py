@@ -214,6 +214,17 @@ def test_html_and_export_spec_through_another_users_link_are_refused(
         assert list(victim.iterdir()) == []
 
 
+def test_the_example_database_never_passes_another_users_link(
+    planted: tuple[Path, Path], tmp_path: Path
+) -> None:
+    link, victim = planted
+    argv = ["explore", "--store", "model", "--max-examples", "5", "--out", str(tmp_path / "o")]
+    done = racesim(*argv, env={"RACESIM_CACHE": str(link / "cache")})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"refusing {link}: a symbolic link owned by uid" in done.stderr
+    assert list(victim.iterdir()) == []
+
+
 def test_save_refuses_another_users_link_met_after_the_checks(planted: tuple[Path, Path]) -> None:
     from racesim.formats.writer import save
 

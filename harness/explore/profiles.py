@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
@@ -22,6 +23,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from racesim import config
 from racesim.errors import InputError
+from racesim.formats.writer import open_folder
 
 __all__ = ["CACHE", "DEFAULT", "PROFILES", "database", "profile_name", "settings_for"]
 
@@ -56,7 +58,9 @@ def database(store: str, key: str = "") -> ExampleDatabase:
     system, configuration and seed): one folder each, named by a digest of both, so
     no name becomes a path."""
     digest = hashlib.sha256(f"{store}\0{key}".encode()).hexdigest()[:24]
-    return DirectoryBasedExampleDatabase(str(CACHE / "hypothesis" / digest))
+    folder = CACHE / "hypothesis" / digest
+    os.close(open_folder(folder, create=True)[0])  # made never through another's link
+    return DirectoryBasedExampleDatabase(str(folder))
 
 
 def settings_for(

@@ -153,8 +153,9 @@ def open_folder(path: Path, *, create: bool, option: str = "") -> tuple[int, lis
     what is opened is what was checked. A symbolic link on the way is followed only
     when root or racesim's own user owns it (no one else can plant or change such a
     link); any other link is refused with one line naming it. With ``create``,
-    missing folders are made (``mkdirat`` never follows a link). ``option`` (e.g.
-    ``--out``) starts the messages when the path came from one.
+    missing folders are made (``mkdirat`` never follows a link). A ``..`` written in
+    ``path`` is taken lexically (``a/link/..`` is ``a``). ``option`` (e.g. ``--out``)
+    starts the messages when the path came from one.
     """
     where = f"{option} {escaped(str(path))}: " if option else f"{escaped(str(path))}: "
     parts = list(Path(os.path.abspath(path)).parts[1:])

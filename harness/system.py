@@ -383,6 +383,9 @@ class System:
     """Rules across a scenario's actors: (actor, problem and fix) for each broken one."""
     sticky: frozenset[str] = frozenset()
     """Calls that leave state on their session (session-level locks), undone between runs."""
+    saved_actors: Callable[[tuple[Actor, ...], tuple[Event, ...]], tuple[Actor, ...]] | None = None
+    """The actors as a saved counterexample writes them, given its run's events (e.g.
+    with the statements each sent, for a replay to check); None keeps them as they ran."""
     direct_calls: bool = False
     """Every ``db`` call commits before it returns and waits only on locks of another
     session's open transaction: with none open, the harness runs it without the

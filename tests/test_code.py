@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,3 +188,35 @@ def test_the_counterexample_exports_a_spec_isolationtester_reproduces(
     assert re.search(r"^ +1\|\s*50$", last_watch, re.M) and re.search(
         r"^ +2\|\s*180$", last_watch, re.M
     ), last_watch
+
+
+def test_a_replay_of_changed_code_shows_both_statement_lists(
+    pg_server: Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = Path(code_bank.__file__).read_text()
+    module = tmp_path / "changing_bank.py"
+    module.write_text(source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    dsn = ["--dsn", pg_server.conninfo()]
+    argv = ["--system", "changing_bank:SYSTEM"]
+    explore = ["explore", *argv, "--store", "lost-update", "--strategy", "exhaustive"]
+    assert main([*explore, "--out", "found", *dsn]) == 1
+    (saved,) = (tmp_path / "found").glob("*.toml")
+    assert '"SELECT balance FROM accounts WHERE id = 1"' in saved.read_text()
+    assert main(["replay", *argv, str(saved), *dsn]) == 1
+    capsys.readouterr()
+    module.write_text(
+        source.replace('WHERE id = %s", (balance', 'WHERE id = %s AND true", (balance')
+    )
+    monkeypatch.delitem(sys.modules, "changing_bank")
+    assert main(["replay", *argv, str(saved), *dsn]) == 2
+    captured = capsys.readouterr()
+    assert "reproduced" not in captured.out
+    (line,) = captured.err.strip().splitlines()
+    assert "actor alice does not send the statements saved with this run" in line
+    assert '"UPDATE accounts SET balance = 70 WHERE id = 1"' in line  # saved
+    assert '"UPDATE accounts SET balance = 70 WHERE id = 1 AND true"' in line  # now

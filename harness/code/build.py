@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg
 
-from racesim.code.checks import Checks, read_invariants, show, silent, watch
-from racesim.code.runs import NAMES, FunctionStore, program
+from racesim.code.checks import Checks, problems, read_invariants, show, watch
+from racesim.code.runs import NAMES, FunctionStore, program, record
 from racesim.errors import InputError
 from racesim.model.plan import Actor
 from racesim.system import Config, Option, Program, Session, System, Variant
@@ -88,7 +88,7 @@ def system(
     live: dict[str, FunctionStore] = {}
 
     def start_over(conn: psycopg.Connection[Any]) -> None:
-        silent(live)
+        problems(live)
         for store in live.values():
             store.stop()
         live.clear()
@@ -122,6 +122,10 @@ def system(
     options = {
         "args": Option(lambda x: isinstance(x, list), "a list of the call's arguments"),
         "kwargs": Option(lambda x: isinstance(x, dict), "a table of keyword arguments"),
+        "statements": Option(
+            lambda x: isinstance(x, list) and all(isinstance(s, str) for s in x),
+            "the list of statements the run sent, as racesim saved it",
+        ),
     }
     return System(
         name=name,
@@ -134,6 +138,7 @@ def system(
         defaults={s: "default" for s in ("hypothesis", "exhaustive", "pct")},
         show=show(),
         sticky=NAMES,
+        saved_actors=record,
         check_actors=lambda given: _fit(roles, given),
     )
 

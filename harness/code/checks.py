@@ -9,6 +9,7 @@ actor's function has ended, given the actors' results.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from racesim.model.violation import Violation
 if TYPE_CHECKING:
     from racesim.code.runs import FunctionStore
 
-__all__ = ["Checks", "Invariant", "read_invariants", "run_query", "show", "watch"]
+__all__ = ["Checks", "Invariant", "problems", "read_invariants", "run_query", "show", "watch"]
 
 ROWS_SHOWN = 5
 
@@ -84,8 +85,26 @@ def _results(live: Mapping[str, FunctionStore]) -> dict[str, Any] | None:
     return out
 
 
-def silent(live: Mapping[str, FunctionStore]) -> None:
-    """InputError for a function that ended without sending any statement."""
+SHOWN = 80
+"""Characters of a statement an error message shows."""
+
+
+def _listed(statements: tuple[str, ...]) -> str:
+    short = [" ".join(s.split()) for s in statements]
+    return json.dumps([s if len(s) <= SHOWN else s[: SHOWN - 1] + "…" for s in short])
+
+
+def problems(live: Mapping[str, FunctionStore]) -> None:
+    """InputError for a function that no longer sends the statements a replay saved, or
+    that ended without sending any statement."""
+    for actor, store in live.items():
+        if store.changed is not None:
+            saved, sent = store.changed
+            raise InputError(
+                f"actor {actor} does not send the statements saved with this run (its code"
+                " changed since, or what it sends depends on timing); nothing is reported as"
+                f" found; saved: {_listed(saved)}; now: {_listed(sent)}"
+            )
     for actor, store in live.items():
         done = store.run.done
         if done is None or store.run.count or isinstance(done.value, Stopped):
@@ -102,7 +121,7 @@ def watch(
     checks: tuple[Invariant, ...], watch_sql: str, live: Mapping[str, FunctionStore]
 ) -> Callable[[Any], Watched]:
     def read(conn: psycopg.Connection[Any]) -> Watched:
-        silent(live)
+        problems(live)
         rows = run_query(conn, watch_sql) if watch_sql else ()
         broken = []
         results = _results(live)

@@ -16,15 +16,18 @@ import inspect
 import re
 import weakref
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 
 from racesim.code.connection import gated, gated_async, restore_handlers
 from racesim.code.gate import Done, FunctionRun, Stopped
+from racesim.model.history import Event
+from racesim.model.plan import Actor
 from racesim.system import Call, ProgramRun, RunContext, Session
 
-__all__ = ["STATEMENT", "FunctionStore", "StatementNames", "answer", "program"]
+__all__ = ["STATEMENT", "FunctionStore", "StatementNames", "answer", "program", "record"]
 
 STATEMENT = re.compile(r"s[1-9][0-9]{0,5}")
 """A statement's call name: ``s`` and its number in the run (``s1`` is the first)."""
@@ -61,6 +64,8 @@ class FunctionStore:
         self.autocommit = autocommit
         self.run = FunctionRun(session.actor)
         self.conn: Any = None
+        self.changed: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        """(saved, sent) when a replay's function no longer sends the statements saved."""
         weakref.finalize(self, _stop, self.run)
 
     def start(self, role: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
@@ -126,15 +131,36 @@ def program(role: str, opened: dict[str, FunctionStore]) -> Callable[[RunContext
         store = opened.pop(ctx.actor)
         args = tuple(ctx.options.get("args", ()))
         kwargs = dict(ctx.options.get("kwargs", {}))
+        saved = ctx.options.get("statements")
         store.start(role, args, kwargs)
         run = store.run
+        sent: list[str] = []
         while (statement := run.next_statement()) is not None:
+            sent.append(statement.sql)
+            if saved is not None and sent != list(saved[: len(sent)]):
+                store.changed = (tuple(saved), tuple(sent))
+                yield Call(f"s{len(sent)}", ("",), kind="work")  # checks.problems stops here
+                return "stopped"
             with contextlib.suppress(psycopg.Error):  # the function has the error too
-                yield Call(f"s{run.count + 1}", (statement.source,), sql=statement.sql)
-        if run.count == 0 and run.done is not None and not isinstance(run.done.value, Stopped):
+                yield Call(f"s{len(sent)}", (statement.source,), sql=statement.sql)
+        stopped = run.done is not None and isinstance(run.done.value, Stopped)
+        if saved is not None and not stopped and len(sent) < len(saved):
+            store.changed = (tuple(saved), tuple(sent))
+            yield Call(f"s{len(sent) + 1}", ("",), kind="work")
+        elif not sent and not stopped:
             # It sent nothing: one step that sends nothing, after which the system's
-            # watch (checks.silent) stops everything with the input error.
+            # watch (checks.problems) stops everything with the input error.
             yield Call("s1", ("",), kind="work")
         return answer(run.done)
 
     return make
+
+
+def record(actors: tuple[Actor, ...], events: tuple[Event, ...]) -> tuple[Actor, ...]:
+    """The actors with the statements each sent, in order (``statements``), for a replay
+    to check that the code still sends them."""
+    sent: dict[str, list[str]] = {a.name: [] for a in actors}
+    for event in events:
+        if event.kind in ("step", "wait") and event.sql and event.actor in sent:
+            sent[event.actor].append(event.sql)
+    return tuple(replace(a, options={**a.options, "statements": sent[a.name]}) for a in actors)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import hypothesis
@@ -192,8 +192,11 @@ class _Keeper:
     def text(self, driven: Driven) -> str:
         v = driven.violations[0]
         o = self.opts
+        plan, record = driven.plan, self.system.saved_actors
+        if record is not None:
+            plan = replace(plan, actors=record(plan.actors, tuple(driven.outcome.history.events)))
         return scenario_text(
-            driven.plan,
+            plan,
             o.store,
             v.invariant,
             v.label,

@@ -33,6 +33,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 from racesim.errors import ProvisionError
@@ -99,7 +100,7 @@ def copy_out(data: Path, target: Path, user: ServerUser) -> None:
     os.mkdir(target, 0o700)
     user.chown(target)
     cp = shutil.which("cp")
-    if cp is None:
+    if cp is None or not sys.platform.startswith("linux"):  # -T and --no-preserve: GNU cp
         _copy_in_python(data, target, user)
         return
     # Run as the server's user: the copy is its own, made with modes 0700/0600

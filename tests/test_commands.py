@@ -92,7 +92,7 @@ def test_each_step_records_its_sql(tmp_path: Path, pg_server: Server) -> None:
         textwrap.dedent(
             """\
             name = "one after the other"
-            schedule = ["b1: round", "b1: round", "b2: round", "b2: round"]
+            schedule = ["b1: select", "b1: with", "b2: select", "b2: with"]
             stores = ["default"]
             [actors]
             b1 = { program = "bump" }
@@ -156,7 +156,7 @@ def test_a_command_waiting_on_a_lock_is_seen_waiting(
     system.prepare(conn)
     plan = Plan(
         (Actor("h", "holder"), Actor("w", "waiter")),
-        tuple(Step(a, "round") for a in ("h", "h", "w", "h")),
+        (Step("h", "begin"), Step("h", "update"), Step("w", "update"), Step("h", "commit")),
     )
     history = execute(plan, "default", conninfo, system=system).history
     kinds = [(e.actor, e.kind) for e in history.events]

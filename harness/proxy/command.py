@@ -18,6 +18,7 @@ import subprocess
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from psycopg.conninfo import make_conninfo
 
@@ -30,6 +31,70 @@ from racesim.system import Session
 
 OUTPUT_KEPT = 64 * 1024
 """Bytes of a command's output kept (the last ones)."""
+
+CALL = "round"
+"""A round whose SQL starts with no statement keyword (or an empty one)."""
+VERBS = frozenset(
+    [
+        "select",
+        "insert",
+        "update",
+        "delete",
+        "merge",
+        "with",
+        "values",
+        "table",
+        "begin",
+        "start",
+        "commit",
+        "end",
+        "rollback",
+        "abort",
+        "savepoint",
+        "release",
+        "prepare",
+        "execute",
+        "deallocate",
+        "set",
+        "reset",
+        "show",
+        "create",
+        "alter",
+        "drop",
+        "truncate",
+        "copy",
+        "lock",
+        "explain",
+        "analyze",
+        "vacuum",
+        "listen",
+        "notify",
+        "unlisten",
+        "declare",
+        "fetch",
+        "move",
+        "do",
+        "call",
+        "grant",
+        "revoke",
+        "comment",
+        "discard",
+        "checkpoint",
+        "reindex",
+        "cluster",
+        "refresh",
+    ]
+)
+"""A round's call is named by its first statement's keyword (``update``), so a saved
+schedule reads as what each step does and a replay checks each step against it."""
+
+
+def verb(sql: str) -> str:
+    """The call name of a round whose SQL is ``sql``: its first keyword, lowercased."""
+    words = sql.lstrip(" \t\r\n(").split(None, 1)
+    word = words[0].lower().rstrip(";(") if words else ""
+    return word if word in VERBS else CALL
+
 
 _CLEARED_ENV = ("PG", "DATABASE_URL")
 """Inherited variables dropped before the proxy's are set (no route around it)."""
@@ -158,6 +223,16 @@ class CommandStore:
             raise StatementError(*result.error)
         return "; ".join(result.tags) if result.tags else "(no rows)"
 
+    def __getattr__(self, name: str) -> Any:
+        # Every call of a command's program (named by its SQL's keyword) is its next round.
+        if name in VERBS or name == CALL:
+            return self.round
+        raise AttributeError(name)
+
+    def close(self) -> None:
+        """The run's session ends (a crash): the command goes with it."""
+        self.stop()
+
     def backend_pid(self) -> int:
         link = self.current
         return link.pid if link is not None else 0
@@ -187,6 +262,9 @@ class CommandStore:
                 self._output += chunk
                 if len(self._output) > OUTPUT_KEPT:
                     del self._output[: len(self._output) - OUTPUT_KEPT]
+        # Its output closes as it exits: wait until it is reaped, so the exit is seen.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=self.timeout)
         self._output_done.set()
         self.gate.notify()
 

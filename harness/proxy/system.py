@@ -21,8 +21,9 @@ through racesim's proxy. Named ``commands:FILE.toml``; the file says::
     cron = "cron"
     user = "refresh"
 
-A run of a program is one call per protocol round (``round``), each carrying the
-round's SQL into the record; the run's answer is the command's exit status and the
+A run of a program is one call per protocol round, named by the keyword its SQL
+starts with (``select``, ``update``, ``begin``...; ``round`` for none), each carrying
+the round's SQL into the record; the run's answer is the command's exit status and the
 last line of its output.
 """
 
@@ -41,12 +42,10 @@ from racesim.model.history import Event
 from racesim.model.plan import Actor
 from racesim.model.show import Show
 from racesim.model.violation import Violation
-from racesim.proxy.command import Command, CommandStore
+from racesim.proxy.command import CALL, VERBS, Command, CommandStore, verb
 from racesim.system import Call, Config, Program, ProgramRun, RunContext, Session, System, Variant
 
 PREFIX = "commands:"
-CALL = "round"
-"""The one call of a command's program: its next protocol round."""
 ROWS_SHOWN = 5
 TOP_KEYS = frozenset(
     {
@@ -70,14 +69,14 @@ def _program(stores: dict[str, CommandStore]) -> Program:
         store = stores[ctx.actor]
         while (sql := store.next_sql()) is not None:
             try:
-                yield Call(CALL, sql=sql)
+                yield Call(verb(sql), sql=sql)
             except Exception as exc:
                 if getattr(exc, "sqlstate", None) is None:
                     raise  # not a statement's error: the run ends with it
         assert store.exit is not None
         return str(store.exit)
 
-    return Program(make, calls=frozenset({CALL}))
+    return Program(make, calls=VERBS | {CALL})
 
 
 class _Checks:

@@ -220,3 +220,12 @@ def test_a_replay_of_changed_code_shows_both_statement_lists(
     assert "actor alice does not send the statements saved with this run" in line
     assert '"UPDATE accounts SET balance = 70 WHERE id = 1"' in line  # saved
     assert '"UPDATE accounts SET balance = 70 WHERE id = 1 AND true"' in line  # now
+
+
+def test_bench_code_prints_the_ratio(pg_server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "code", "--repeat", "3", "--dsn", pg_server.conninfo()]) == 0
+    out = capsys.readouterr().out
+    rates = re.findall(r"^  (functions|program) +([0-9.]+) schedules/s", out, re.M)
+    assert [name for name, _ in rates] == ["functions", "program"]
+    assert all(float(rate) > 0 for _, rate in rates)
+    assert re.search(r"^  ratio +[0-9.]+  \(target >= 0\.7\) (ok|MISSED)$", out, re.M)

@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     pg_options(soak)
 
     bench = sub.add_parser("bench", help="print performance figures against their targets")
-    bench.add_argument("what", choices=["startup", "engine", "explore", "parallel", "spec"])
+    bench.add_argument("what", choices=["startup", "engine", "explore", "parallel", "spec", "code"])
     bench.add_argument("--seeds", type=int, help="seeds for bench explore (default 5)")
     bench.add_argument(
         "--repeat", type=int, help="rounds of startup, engine, parallel, spec (default 5)"
@@ -449,6 +449,12 @@ def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
         from racesim.bench import parallel as bench_parallel
 
         for line in bench_parallel.run(repeat=repeat):
+            reporter.line(line)
+        return EXIT_OK
+    if args.what == "code":
+        from racesim.bench import code as bench_code
+
+        for line in bench_code.run(args.pg, args.dsn, repeat=repeat):
             reporter.line(line)
         return EXIT_OK
     if args.what == "spec":

@@ -57,7 +57,10 @@ def _text(conn: Any, query: Any, params: Any = None) -> str:
     """``query`` with ``params`` written in as literals (the query alone if they do not fit)."""
     try:
         if params:
-            return str(psycopg.ClientCursor(conn).mogrify(query, params))
+            writer = getattr(conn, "_racesim_writer", None)
+            if writer is None:
+                writer = conn._racesim_writer = psycopg.ClientCursor(conn)
+            return str(writer.mogrify(query, params))
         text = query.as_string(conn) if isinstance(query, sql.Composable) else query
         return text.decode() if isinstance(text, bytes) else str(text)
     except Exception:  # a query psycopg will refuse itself when it is sent
@@ -170,15 +173,27 @@ def user_frame(start: FrameType | None) -> tuple[str, int]:
     global _SKIP
     if not _SKIP or ("sqlalchemy" in sys.modules and not any("sqlalchemy" in d for d in _SKIP)):
         _SKIP = _library_dirs()
+        _OWN.clear()
     frame = start
     while frame is not None:
-        path = frame.f_code.co_filename
-        if not path.startswith("<"):
-            full = os.path.realpath(path)
-            if not full.startswith(_SKIP):
-                return _shown(full), frame.f_lineno
+        shown = _OWN.get(frame.f_code.co_filename)
+        if shown is None:
+            shown = _OWN[frame.f_code.co_filename] = _own(frame.f_code.co_filename)
+        if shown:
+            return shown, frame.f_lineno
         frame = frame.f_back
     return "", 0
+
+
+_OWN: dict[str, str] = {}
+"""Per code file: the path shown for it when it is the user's own, else ""."""
+
+
+def _own(path: str) -> str:
+    if path.startswith("<"):
+        return ""
+    full = os.path.realpath(path)
+    return "" if full.startswith(_SKIP) else _shown(full)
 
 
 def _shown(path: str) -> str:

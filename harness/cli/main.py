@@ -120,6 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explore.add_argument("--shard", default="1/1", help="do part K of N (exhaustive)")
     explore.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="spread the search over N local worker processes, each with its own PostgreSQL",
+    )
+    explore.add_argument(
+        "--tx",
+        action="append",
+        metavar="SPEC",
+        help="also a worker on this execnet gateway (popen, socket=HOST:PORT, ssh=HOST;"
+        " repeatable, K*SPEC for K of them)",
+    )
+    explore.add_argument(
+        "--example-db",
+        metavar="redis://HOST:PORT/N",
+        help="(hypothesis) share Hypothesis's example database through this Redis server",
+    )
+    explore.add_argument(
         "--html",
         action="store_true",
         help="write each counterexample's run as an HTML page next to its scenario file",
@@ -152,10 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     pg_options(soak)
 
     bench = sub.add_parser("bench", help="print performance figures against their targets")
-    bench.add_argument("what", choices=["startup", "engine", "explore", "parallel", "spec", "code"])
+    bench.add_argument(
+        "what", choices=["startup", "engine", "explore", "parallel", "spec", "workers", "code"]
+    )
     bench.add_argument("--seeds", type=int, help="seeds for bench explore (default 5)")
     bench.add_argument(
-        "--repeat", type=int, help="rounds of startup, engine, parallel, spec (default 5)"
+        "--repeat",
+        type=int,
+        help="rounds of startup, engine, parallel, spec (default 5), workers (default 1)",
     )
     bench.add_argument("--specs", metavar="DIR", help="folder of .spec files for bench spec")
     pg_options(bench)
@@ -455,6 +477,12 @@ def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
         from racesim.bench import code as bench_code
 
         for line in bench_code.run(args.pg, args.dsn, repeat=repeat):
+            reporter.line(line)
+        return EXIT_OK
+    if args.what == "workers":
+        from racesim.bench import workers as bench_workers
+
+        for line in bench_workers.run(args.pg, args.dsn, repeat=args.repeat or 1):
             reporter.line(line)
         return EXIT_OK
     if args.what == "spec":

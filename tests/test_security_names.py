@@ -22,6 +22,7 @@ from spec_support import Target, target15
 from racesim.errors import InputError
 from racesim.formats.bounds import MAX_DIGITS
 from racesim.formats.scenario import parse
+from racesim.provision.databases import Databases
 from racesim.spec.explore import Invariant, Outcome, load_invariants, spec_text
 from racesim.spec.parse import Permutation, PermutationStep, load, parse_text
 
@@ -101,15 +102,40 @@ def test_an_invariant_name_with_a_newline_is_refused(target15: Target, tmp_path:
     assert not out.exists()
 
 
-def test_spec_text_escapes_names_in_comments_and_quotes_the_check_step() -> None:
+def test_spec_text_escapes_names_in_comments_and_quotes_the_check_step(
+    target15: Target, tmp_path: Path
+) -> None:
+    """Past the loader (an Invariant made in Python), the written .spec still holds
+    only what racesim meant: the real isolationtester runs it and makes no role."""
     spec = parse_text(BOOKING.read_text(), f"x\n{INJECTED}\n#.spec")
     evil = Invariant(f"y\r{INJECTED}\n#", "SELECT 1", 1)
-    perm = Permutation((PermutationStep("a_book"), PermutationStep("b_book")))
+    names = ("a_book", "b_book", "a_commit", "b_commit")
+    perm = Permutation(tuple(PermutationStep(n) for n in names))
     text = spec_text(spec, perm, Outcome(evil, 1, ("1",)))
     again = parse_text(text, "saved.spec")
     assert len(again.setups) == 1 and again.teardown is not None
     assert [s.name for s in again.sessions] == ["alice", "bob", "racesim_check"]
     assert [p.name for p in again.permutations[0].steps][:2] == ["a_book", "b_book"]
+    saved = tmp_path / "saved.spec"
+    saved.write_text(text)
+    status, printed = target15.reference(saved)
+    assert status == 0, printed.decode()
+    assert not _role_made(target15)
+
+
+def test_an_export_refuses_a_run_name_holding_a_control_character(databases: Databases) -> None:
+    """A plan made in Python (the plugin's ``race``) may name its runs anything; a name
+    that no .spec can hold on one line is refused, not written."""
+    from racesim.engine.loop import Options
+    from racesim.model.plan import Actor, Plan, Step
+    from racesim.runner import run_plan
+    from racesim.spec.export import export_spec
+
+    actor = Actor(f"u\n{INJECTED}", "refresh")
+    plan = Plan((actor,), (Step(actor.name, "get_freshness", "T+0"),))
+    outcome = run_plan(plan, "legacy", databases, Options())
+    with pytest.raises(InputError, match=r"the name 'u\\\\x0asetup.* holds the control character"):
+        export_spec(outcome, plan.actors, databases.server, "legacy")
 
 
 def test_a_scenario_file_name_never_becomes_grammar_in_an_export(

@@ -33,6 +33,11 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
             "--shard: only the exhaustive strategy can be split; add "
             "--strategy exhaustive or drop --shard"
         )
+    example_db: bool | str = True
+    if args.example_db is not None:
+        from racesim.explore.shared import check_url
+
+        example_db = check_url(args.example_db, args.strategy)
     return ExploreOptions(
         store=args.store,
         seed=seed,
@@ -45,6 +50,7 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
         config=args.config,
         system=resolve(args.system) if args.system else None,
         html=args.html,
+        example_db=example_db,
     )
 
 
@@ -61,6 +67,21 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
         from racesim.spec.export import refuse_in_memory
 
         refuse_in_memory(system, opts.store)
+    from racesim.explore.distribute import gateway_specs
+
+    specs = gateway_specs(args.workers, args.tx)
+    if specs:
+        from racesim.explore.distribute import spread
+
+        return spread(
+            opts,
+            specs,
+            pg=args.pg,
+            dsn=args.dsn,
+            reporter=reporter,
+            export_spec=args.export_spec,
+            system=args.system,
+        )
     with (
         databases(args.pg, args.dsn, system, say=reporter.problem)
         if database

@@ -84,8 +84,10 @@ class ExploreOptions:
     profile: str | None = None
     shard: tuple[int, int] = (1, 1)
     config: str | None = None
-    example_db: bool = True
-    """Keep Hypothesis's example database under the cache folder (``hypothesis`` only)."""
+    example_db: bool | str = True
+    """Keep Hypothesis's example database under the cache folder (``hypothesis`` only),
+    or share one through Redis when a ``redis://HOST:PORT/N`` URL
+    (:mod:`racesim.explore.shared`)."""
     system: System | str | None = None
     """The system explored (the reference system when None)."""
     html: bool = False
@@ -289,6 +291,11 @@ def _hypothesis(
     key = f"{spec_of(system) or system.name}\0{opts.config or ''}\0seed {opts.seed}"
     store = opts.store if opts.example_db else ""
     settings = settings_for(opts.profile, store=store, key=key, **overrides)
+    if isinstance(opts.example_db, str):
+        from racesim.explore.shared import shared_database
+
+        shared = f"{spec_of(system) or system.name}\0{opts.store}\0{opts.config or ''}"
+        settings = hypothesis.settings(settings, database=shared_database(opts.example_db, shared))
     if limit is None:
         limit = settings.max_examples
 

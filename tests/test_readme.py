@@ -55,8 +55,13 @@ class Block:
         return f"README.md:{self.line}"
 
 
-WALKTHROUGHS = ("## Writing a system of your own", "## Racing code you already have")
-"""Sections that tests/test_walkthrough.py runs as a whole, from a separate project."""
+WALKTHROUGHS = (
+    "## Writing a system of your own",
+    "## Racing code you already have",
+    "## Racing any language",
+)
+"""Sections run as a whole by tests of their own: tests/test_walkthrough.py (from a
+separate project) and tests/test_go_marker.py (its shell lines too)."""
 
 
 def _blocks() -> list[Block]:

@@ -119,14 +119,32 @@ def cstring(body: bytes, start: int = 0) -> tuple[str, int]:
     return body[start:end].decode("utf-8", "replace"), end + 1
 
 
-def sql_of(msg: Message) -> str | None:
-    """The SQL text a Query or Parse carries (None for other messages)."""
-    if msg.kind == QUERY:
-        return cstring(msg.body)[0]
-    if msg.kind == PARSE:
-        _, at = cstring(msg.body)
-        return cstring(msg.body, at)[0]
-    return None
+def parsed(msg: Message) -> tuple[str, str]:
+    """(statement name, SQL) of a Parse message."""
+    name, at = cstring(msg.body)
+    return name, cstring(msg.body, at)[0]
+
+
+def bound(msg: Message) -> str:
+    """The statement name a Bind message binds."""
+    _, at = cstring(msg.body)
+    return cstring(msg.body, at)[0]
+
+
+def statements_of(messages: list[Message], prepared: dict[str, str]) -> tuple[str, ...]:
+    """The SQL each Query or Bind of ``messages`` runs, in order; ``prepared`` (statement
+    name -> SQL) learns each Parse on the way, so a Bind of a statement prepared in an
+    earlier round is named by its SQL too."""
+    found = []
+    for msg in messages:
+        if msg.kind == QUERY:
+            found.append(cstring(msg.body)[0])
+        elif msg.kind == PARSE:
+            name, sql = parsed(msg)
+            prepared[name] = sql
+        elif msg.kind == BIND:
+            found.append(prepared.get(bound(msg), ""))
+    return tuple(found)
 
 
 def auth_ok() -> bytes:

@@ -48,6 +48,8 @@ class Link:
         self.state = LinkState()
         self.upstream: Upstream | None = None
         self.key: tuple[int, int] | None = None
+        self.prepared: dict[str, str] = {}
+        """Statement name -> SQL, from the client's Parse messages."""
         self.thread = threading.Thread(target=self._main, name="racesim-proxy-link", daemon=True)
 
     def start(self) -> None:
@@ -146,6 +148,7 @@ class Link:
                 continue
             ends = msg.kind in ENDS_ROUND
             batch, messages = messages, []
+            sql = f.statements_of(batch, self.prepared)
             if continuing or not any(m.kind in RUNS_STATEMENTS for m in batch):
                 up.sendall(b"".join(m.encode() for m in batch))
                 if ends and continuing:
@@ -153,7 +156,6 @@ class Link:
                 elif ends:
                     self._await_unparked(batch)
                 continue
-            sql = tuple(s for m in batch if (s := f.sql_of(m)) is not None)
             self._park(Round(batch, sql, 1))
             up.sendall(b"".join(m.encode() for m in batch))
             continuing = not ends

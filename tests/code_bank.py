@@ -58,3 +58,30 @@ NOT_A_QUERY = rc.system(
     actors={"alice": rc.call(1, 2, 30)},
     invariants={"wipes": "DELETE FROM accounts"},
 )
+
+
+def transfer_aside(conn, src, dst, amount):
+    """Logs the transfer on a connection of its own: racesim does not gate that one."""
+    import psycopg
+
+    info = conn.info
+    with psycopg.connect(
+        host=info.host,
+        port=info.port,
+        user=info.user,
+        password=info.password,
+        dbname=info.dbname,
+        autocommit=True,
+    ) as own:
+        own.execute("SELECT 1")
+        return transfer(conn, src, dst, amount)
+
+
+ASIDE = rc.system(
+    "aside",
+    schema="CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)",
+    fresh="DELETE FROM accounts; INSERT INTO accounts VALUES (1, 100), (2, 100)",
+    variants={"only": transfer_aside},
+    actors={"alice": rc.call(1, 2, 30)},
+    invariants={"money is conserved": "SELECT 1 FROM accounts HAVING sum(balance) <> 200"},
+)

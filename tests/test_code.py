@@ -52,7 +52,7 @@ def test_every_strategy_finds_the_lost_update(
     assert "found 1 violation(s) (money is conserved)" in out
     (saved,) = tmp_path.glob("*.toml")
     text = saved.read_text()
-    assert 'alice = { program = "main", args = [1, 2, 30] }' in text
+    assert 'alice = { program = "main", args = [1, 2, 30], statements = ["BEGIN", ' in text
     assert (
         main(["replay", str(saved), "--system", "code_bank:SYSTEM", "--dsn", pg_server.conninfo()])
         == 1
@@ -229,3 +229,14 @@ def test_bench_code_prints_the_ratio(pg_server: Server, capsys: pytest.CaptureFi
     assert [name for name, _ in rates] == ["functions", "program"]
     assert all(float(rate) > 0 for _, rate in rates)
     assert re.search(r"^  ratio +[0-9.]+  \(target >= 0\.7\) (ok|MISSED)$", out, re.M)
+
+
+def test_a_connection_racesim_did_not_make_is_told_once(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["explore", "--system", "code_bank:ASIDE", "--store", "only", "--strategy"]
+    assert main([*argv, "exhaustive", "--out", str(tmp_path), "--dsn", pg_server.conninfo()]) == 0
+    notes = [
+        line for line in capsys.readouterr().err.splitlines() if "racesim did not make" in line
+    ]
+    assert len(notes) == 1 and notes[0].startswith("racesim: note: a connection")

@@ -10,6 +10,7 @@ actor's function has ended, given the actors' results.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -65,13 +66,40 @@ def _row(row: tuple[Any, ...]) -> str:
 
 
 def run_query(conn: psycopg.Connection[Any], sql: str) -> tuple[str, ...]:
-    """The first rows ``sql`` returns, read in a read-only transaction."""
-    with conn.transaction(force_rollback=True):
-        conn.execute("SET TRANSACTION READ ONLY")
-        cur = conn.execute(sql)
-        if cur.description is None:
-            raise psycopg.ProgrammingError("the statement returns no rows")
-        return tuple(_row(r) for r in cur.fetchmany(ROWS_SHOWN))
+    """The first rows ``sql`` returns (run inside the watch's read-only transaction)."""
+    cur = conn.execute(sql)
+    if cur.description is None:
+        raise psycopg.ProgrammingError("the statement returns no rows")
+    return tuple(_row(r) for r in cur.fetchmany(ROWS_SHOWN))
+
+
+FOREIGN = """
+SELECT pid, application_name FROM pg_stat_activity
+WHERE datname = current_database() AND backend_type = 'client backend'
+  AND pid <> pg_backend_pid() AND application_name NOT LIKE 'racesim%'
+ORDER BY pid LIMIT 1
+"""
+"""A session on the run's database that racesim did not open (its are named racesim-*)."""
+
+_TOLD: set[str] = set()
+
+
+def foreign(conn: psycopg.Connection[Any]) -> None:
+    """Say once (a ``racesim: note:`` line on stderr) that a connection racesim did not
+    make uses the database: its statements are not steps, and no schedule orders them."""
+    if "foreign" in _TOLD:
+        return
+    row = conn.execute(FOREIGN).fetchone()
+    if row is None:
+        return
+    _TOLD.add("foreign")
+    sys.stderr.write(
+        f"racesim: note: a connection racesim did not make (pid {row[0]}, application_name"
+        f" {str(row[1])[:40]!r}) uses the database under test; its statements are not"
+        " steps, so no schedule orders them and no lock wait of theirs is seen; fix: send"
+        " them on the connection racesim gives the function\n"
+    )
+    sys.stderr.flush()
 
 
 def _results(live: Mapping[str, FunctionStore]) -> dict[str, Any] | None:
@@ -122,18 +150,21 @@ def watch(
 ) -> Callable[[Any], Watched]:
     def read(conn: psycopg.Connection[Any]) -> Watched:
         problems(live)
-        rows = run_query(conn, watch_sql) if watch_sql else ()
         broken = []
         results = _results(live)
-        for check in checks:
-            if check.sql:
-                found = _query(conn, check)
-                if found:
-                    broken.append((check.name, (f"the query returns {', '.join(found)}",)))
-            elif check.check is not None and results is not None:
-                problem = _call(check, conn, results)
-                if problem is not None:
-                    broken.append((check.name, (problem,)))
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ ONLY")
+            foreign(conn)
+            rows = run_query(conn, watch_sql) if watch_sql else ()
+            for check in checks:
+                if check.sql:
+                    found = _query(conn, check)
+                    if found:
+                        broken.append((check.name, (f"the query returns {', '.join(found)}",)))
+                elif check.check is not None and results is not None:
+                    problem = _call(check, conn, results)
+                    if problem is not None:
+                        broken.append((check.name, (problem,)))
         return rows, tuple(broken)
 
     return read
@@ -153,9 +184,7 @@ def _query(conn: psycopg.Connection[Any], check: Invariant) -> tuple[str, ...]:
 def _call(check: Invariant, conn: psycopg.Connection[Any], results: dict[str, Any]) -> str | None:
     assert check.check is not None
     try:
-        with conn.transaction(force_rollback=True):
-            conn.execute("SET TRANSACTION READ ONLY")
-            check.check(conn, results)
+        check.check(conn, results)
     except AssertionError as exc:
         return str(exc) or "assertion failed"
     except Exception as exc:

@@ -265,6 +265,7 @@ def _serve(
             return
         # The part's own summary names files in the worker's folder: the merge saves them.
         summary = str(answer["summary"]).split("; saved: ")[0]
+        summary = summary.removeprefix(f"{part.label}: ")
         state.say(f"{name}: {part.label}: {summary}")
         state.finish(_Done(part, name, answer))
     try:

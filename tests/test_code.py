@@ -6,6 +6,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import code_bank
 import pytest
@@ -240,3 +241,39 @@ def test_a_connection_racesim_did_not_make_is_told_once(
         line for line in capsys.readouterr().err.splitlines() if "racesim did not make" in line
     ]
     assert len(notes) == 1 and notes[0].startswith("racesim: note: a connection")
+
+
+SCENARIO = """
+system = "code_bank:SYSTEM"
+name = "both transfers read 100"
+stores = ["lost-update", "for-update"]
+schedule = [
+  "T+0 alice: s1", "T+1 alice: s2", "T+2 bob: s1", "T+3 bob: s2",
+  "T+4 alice: s3", "T+5 alice: s4", "T+6 alice: s5",
+  "T+7 bob: s3", "T+8 bob: s4", "T+9 bob: s5",
+]
+
+[actors]
+alice = { program = "main", args = [1, 2, 30] }
+bob = { program = "main", args = [1, 2, 50] }
+
+[expect]
+lost-update = { breaks = "money is conserved", at = "T+9" }
+for-update = "holds"
+"""
+
+
+def test_scenario_files_and_plans_in_pytest(race: Any, tmp_path: Path) -> None:
+    path = tmp_path / "both-read.toml"
+    path.write_text(SCENARIO)
+    assert race(path, store="lost-update", system=SYSTEM).verdict.matches
+    # With FOR UPDATE, bob's read (s2) waits for alice's commit: the schedule names it
+    # again only where it has completed, so the same file holds.
+    held = race(path, store="for-update", system=SYSTEM)
+    assert held.verdict.matches
+    assert any(e.kind == "wait" and e.actor == "bob" for e in held.outcome.history.events)
+    plan = Plan(
+        (Actor("alice", "main", {"args": [1, 2, 30]}),),
+        tuple(Step("alice", f"s{i}") for i in range(1, 6)),
+    )
+    assert not race(plan, store="lost-update", system=SYSTEM).verdict.violations

@@ -390,6 +390,31 @@ class System:
     """Every ``db`` call commits before it returns and waits only on locks of another
     session's open transaction: with none open, the harness runs it without the
     worker-thread handoff (faster; it cannot be seen blocked)."""
+    invariant_reads: frozenset[str] | None = None
+    """What ``invariants`` read: names of resources (as the footprints name them)
+    whose writes they see in the watched state, and names of calls whose events
+    (results, errors) they follow; None, the default, for everything. Exhaustive
+    search never reorders a step the invariants can see (see
+    ``racesim.explore.search``). A system made from this one by
+    ``dataclasses.replace`` with other ``invariants`` but this same declaration
+    gets None: the declaration was about the old invariants."""
+    declared_for: tuple[Any, frozenset[str] | None] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """The invariants ``invariant_reads`` was given for (set when the system is made;
+    not for users to pass)."""
+
+    def __post_init__(self) -> None:
+        given = self.declared_for
+        if given is None or self.invariant_reads is not given[1]:
+            object.__setattr__(self, "declared_for", (self.invariants, self.invariant_reads))
+
+    def reads(self) -> frozenset[str] | None:
+        """What the invariants read (``invariant_reads``), or None for everything:
+        always None when the invariants were replaced but the declaration was not."""
+        assert self.declared_for is not None
+        invariants, _ = self.declared_for
+        return self.invariant_reads if invariants is self.invariants else None
 
     def variant(self, name: str) -> Variant:
         """The variant called ``name``; InputError naming the choices otherwise."""

@@ -142,6 +142,11 @@ FOOTPRINTS = {
 }
 """What each call reads and writes: the state row, the task's advisory lock, the
 platform's delivery of the invoke, and a maintenance transaction's own lock."""
+INVARIANT_READS = frozenset({_ROW, "mark", "invoke", "try_task_lock", "clear"})
+"""What the invariants read: the marker row (the watched state), and the events of
+the calls whose results their record follows (a mark, an invoke handing the token
+on, a delegate's lock, a clear). ``collect`` is work of the run's own: it touches
+nothing and no check follows it."""
 
 CRON = RunKind("cron", "cron", "cron", faults=("persist_fails", "crash_before_clear"))
 REFRESH_SYNC = RunKind(
@@ -282,6 +287,7 @@ SYSTEM = System(
     prepare=_prepare,
     model="model",
     footprints=FOOTPRINTS,
+    invariant_reads=INVARIANT_READS,
     faults=FAULTS,
     run_kinds=KINDS,
     observers=(PAGE,),

@@ -184,7 +184,7 @@ def test_a_finding_that_does_not_reproduce_is_flaky_not_found(
     assert "no-foreign-clear broke at T+" in flaky
     assert "replaying the saved schedule gave: breaks model-agreement" in flaky
     summary = text.splitlines()[-1]
-    assert summary.startswith("no violation reproduced after 32 schedules; 1 flaky"), summary
+    assert summary.startswith("no violation reproduced after 98 schedules; 1 flaky"), summary
     assert "found" not in summary
 
 
@@ -217,7 +217,8 @@ def test_max_examples_bounds_the_systematic_strategies(
         tmp_path,
         store="token",
         strategy=strategy,
-        config="mixed",
+        # (PCT finds the duplicate delivery of "mixed" within ten schedules)
+        config="mixed" if strategy == "exhaustive" else "single-delivery",
         max_examples=10,
     )
     assert result.schedules == 10  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ every distinct violation saved, disjoint shards."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import io
 import sys
@@ -15,11 +16,19 @@ import pytest
 
 from racesim.cli.main import main
 from racesim.errors import EXIT_FOUND
+from racesim.explore.drive import Driven
 from racesim.explore.run import Explored, ExploreOptions, explore
+from racesim.explore.search import access, exhaustive, independent
+from racesim.model.history import Event
+from racesim.model.plan import Actor
+from racesim.model.violation import Violation
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
 from racesim.report.text import Reporter
 from racesim.runner import Prepared
+from racesim.store.invariants import MarkerChecks
+from racesim.store.system import CONFIGS as REFERENCE_CONFIGS
+from racesim.store.system import SYSTEM as REFERENCE
 from racesim.systems.jobqueue.system import SYSTEM as JOBQUEUE
 
 HERE = Path(__file__).parent
@@ -235,3 +244,92 @@ def test_seed_with_the_exhaustive_strategy_is_refused(
         "--seed: the exhaustive strategy draws nothing; fix: drop --seed or use"
         " --strategy hypothesis or pct"
     ]
+
+
+# -- a sound reduction --------------------------------------------------------
+
+
+class _Trace:
+    """A user's invariant that reads every event: when the last run ends, it reports
+    the order it saw (the cause), so each order it can tell apart is one finding."""
+
+    def __init__(self, actors: tuple[Actor, ...]) -> None:
+        self.inner = MarkerChecks.of(actors)
+        self.left = {a.name for a in actors}
+        self.seen: list[str] = []
+
+    def feed(self, event: Event) -> list[Violation]:
+        self.inner.feed(event)
+        self.seen.append(f"{event.actor}.{event.call}")
+        if event.finished is not None:
+            self.left.discard(event.actor)
+        if self.left:
+            return []
+        order = " ".join(self.seen)
+        return [Violation("order", event.seq, event.label, event.actor, (), order, cause=order)]
+
+    def holder(self) -> str:
+        return self.inner.holder()
+
+
+@pytest.mark.parametrize("config", ["cron+user", "cron+cron"])
+def test_an_added_invariant_sees_every_order_it_can_tell_apart(config: str) -> None:
+    traced = dataclasses.replace(REFERENCE, invariants=_Trace, invariant_names=("order",))
+    actors = REFERENCE_CONFIGS[config].actors
+    full = exhaustive(actors, "model", reduce=False, system=traced)
+    reduced = exhaustive(actors, "model", system=traced)
+    assert full.complete and reduced.complete
+    assert len(reduced.found) == len(full.found) == full.explored
+
+
+def test_the_reference_and_the_job_queue_say_what_their_invariants_read() -> None:
+    assert REFERENCE.reads() == frozenset({"row", "mark", "invoke", "try_task_lock", "clear"})
+    assert JOBQUEUE.reads() == frozenset({"enqueue", "find", "claim", "process"})
+    # a step the invariants see is never reordered; one they cannot see may be
+    collect, mark = access("a", "collect", False), access("b", "mark", False)
+    assert not collect.seen and mark.seen and not independent(collect, mark)
+    assert independent(collect, access("b", "get_freshness", False))
+    # new invariants without a declaration of their own read everything
+    added = dataclasses.replace(REFERENCE, invariants=_Trace)
+    assert added.reads() is None and access("a", "collect", False, added).seen
+    declared = dataclasses.replace(REFERENCE, invariants=_Trace, invariant_reads=frozenset())
+    assert declared.reads() == frozenset()
+
+
+# -- shards -------------------------------------------------------------------
+
+
+def _schedules(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Record the schedule (its steps' actors) of every run the search counts."""
+    import racesim.explore.search as search
+
+    ran: list[tuple[str, ...]] = []
+    keep = search._keep
+
+    def spy(result: search.SearchResult, driven: Driven) -> None:
+        ran.append(tuple(getattr(e, "actor", "clock") for e in driven.plan.entries))
+        keep(result, driven)
+
+    monkeypatch.setattr(search, "_keep", spy)
+    return ran
+
+
+@pytest.mark.parametrize(
+    ("config", "n"), [("cron+user", 3), ("user-async+2bg", 4), ("cron+cron", 2)]
+)
+def test_shards_split_the_schedules_of_the_whole_search(
+    monkeypatch: pytest.MonkeyPatch, config: str, n: int
+) -> None:
+    ran = _schedules(monkeypatch)
+    actors = REFERENCE_CONFIGS[config].actors
+    whole = exhaustive(actors, "model")
+    every = sorted(ran)
+    parts = []
+    for k in range(1, n + 1):
+        ran.clear()
+        part = exhaustive(actors, "model", shard=(k, n))
+        assert part.complete and part.explored == len(ran)
+        parts.append(sorted(ran))
+    assert sum(len(p) for p in parts) == whole.explored == len(every)
+    assert sorted(s for p in parts for s in p) == every  # disjoint, and together the whole
+    assert sum(bool(p) for p in parts) >= 2

@@ -100,7 +100,7 @@ def test_exhaustive_search_proves_skip_locked_on_two_workers(
         queue_dbs, tmp_path, store="skiplocked", strategy="exhaustive", config="2workers"
     )
     assert result.complete and not result.found
-    assert "exhaustive: all 14 distinct schedules explored, none violates" in text
+    assert "exhaustive: all 20 distinct schedules explored, none violates" in text
     naive, _ = _explore(
         queue_dbs, tmp_path, store="naive", strategy="exhaustive", config="2workers"
     )

@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="print performance figures against their targets")
     bench.add_argument(
-        "what", choices=["startup", "engine", "explore", "parallel", "spec", "workers", "code"]
+        "what",
+        choices=["startup", "engine", "explore", "parallel", "spec", "workers", "code", "proxy"],
     )
     bench.add_argument("--seeds", type=int, help="seeds for bench explore (default 5)")
     bench.add_argument(
@@ -483,6 +484,12 @@ def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
         from racesim.bench import workers as bench_workers
 
         for line in bench_workers.run(args.pg, args.dsn, repeat=args.repeat or 1):
+            reporter.line(line)
+        return EXIT_OK
+    if args.what == "proxy":
+        from racesim.bench import proxy as bench_proxy
+
+        for line in bench_proxy.run(args.pg, args.dsn, repeat=repeat):
             reporter.line(line)
         return EXIT_OK
     if args.what == "spec":

@@ -13,10 +13,18 @@ Two steps (of different actors) are **independent** when
 
 * neither writes a resource the other reads or writes, by the system's call
   footprints (a call without a footprint touches everything);
-* and neither ends its program (the checks read which runs have finished).
+* neither ends its program (the checks read which runs have finished);
+* and the invariants can see neither: a step is seen when its call is one whose
+  events the invariants follow, or it writes a resource they read, by the
+  system's ``invariant_reads`` (when a system does not say, its invariants read
+  everything and no step is reordered).
 
-Swapping two such steps changes no call's result, no watched state and none of
-the invariants' record, hence no verdict. Virtual time is the one thing a swap
+Swapping two such steps changes no call's result (so the model agreement check
+sees the same results), nothing the invariants read and none of their record,
+hence no verdict. The reduction is only as sound as these declarations: a
+footprint that leaves out something a call touches, or an ``invariant_reads``
+that leaves out what an invariant looks at, makes the search skip schedules
+that differ. Virtual time is the one thing a swap
 shifts: steps are labelled a second apart, so a timestamp a step writes moves by
 seconds; exhaustive search makes no clock moves, so as long as the system's time
 windows are much longer than a schedule (minutes, for the reference system) no
@@ -28,16 +36,20 @@ length, estimated from the earlier schedules' runs); the highest-priority enable
 actor always steps, and after a change point's step the running actor drops to a
 low priority. Seeded: schedule ``i`` of seed ``s`` is the same everywhere.
 
-``--shard K/N`` splits exhaustive work by the first four choices of a schedule,
-so N processes together explore every schedule one would. Sleep sets cannot
-reach across shards, so together they run somewhat more schedules than one
-process (and schedules shorter than four steps run in every shard).
+``--shard K/N`` splits exhaustive work by the first four choices of a schedule
+(a shorter schedule, by all of its choices): every shard walks the same tree as
+one process down to that depth, with the same sleep sets (it runs the fourth
+step of another shard's branch to learn what that step touches, then leaves the
+branch), and explores only the branches that are its own. So the N shards
+explore disjoint sets of schedules that together are exactly the schedules one
+process explores.
 """
 
 from __future__ import annotations
 
 import random
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -75,19 +87,25 @@ class Access:
     reads: frozenset[str]
     writes: frozenset[str]
     finishes: bool
+    seen: bool = True
+    """The invariants can see the step (they follow its call or read what it writes)."""
 
 
 def access(actor: str, call: str, finishes: bool, system: System | None = None) -> Access:
-    """The resources a step of ``call`` reads and writes, by the system's footprints."""
-    footprint = resolve(system).footprint(call)
+    """The resources a step of ``call`` reads and writes, by the system's footprints,
+    and whether the system's invariants can see it."""
+    found = resolve(system)
+    footprint = found.footprint(call)
     if footprint is None:
         return Access(actor, call, frozenset(), frozenset({EVERYTHING}), finishes)
-    return Access(actor, call, footprint.reads, footprint.writes, finishes)
+    reads = found.reads()
+    seen = reads is None or call in reads or bool(footprint.writes & reads)
+    return Access(actor, call, footprint.reads, footprint.writes, finishes, seen)
 
 
 def independent(a: Access, b: Access) -> bool:
     """True when swapping the two steps can change no result, watched state or verdict."""
-    if a.actor == b.actor or a.finishes or b.finishes:
+    if a.actor == b.actor or a.finishes or b.finishes or a.seen or b.seen:
         return False
     if EVERYTHING in a.writes or EVERYTHING in b.writes:
         return False
@@ -151,15 +169,13 @@ def exhaustive(
     first, or ``schedules`` were run before the search ended. Each schedule stops at its first violation.
     """
     k, n = shard
-    names = [a.name for a in actors]
 
-    def mine(depth: int, stack: list[_Frame], actor: str) -> bool:
-        if n == 1 or depth != SPLIT_DEPTH:
+    def mine(choices: list[str]) -> bool:
+        """Whether the schedule starting with ``choices`` (its first ``SPLIT_DEPTH + 1``,
+        or all of a shorter one) is this shard's."""
+        if n == 1:
             return True
-        index = 0
-        for choice in [*(f.choice for f in stack[:SPLIT_DEPTH]), actor]:
-            index = index * len(names) + names.index(choice)
-        return index % n == k - 1
+        return zlib.crc32(" ".join(choices[: SPLIT_DEPTH + 1]).encode()) % n == k - 1
 
     found = resolve(system)
     result = SearchResult()
@@ -173,7 +189,7 @@ def exhaustive(
         _one(actors, store, pool, seed, stack, reduce, mine, result, found)
         if progress is not None:
             progress(result)
-        if not _backtrack(stack, reduce, mine):
+        if not _backtrack(stack, reduce):
             result.complete = True
             break
     result.seconds = time.monotonic() - started
@@ -187,11 +203,14 @@ def _one(
     seed: int,
     stack: list[_Frame],
     reduce: bool,
-    mine: Callable[[int, list[_Frame], str], bool],
+    mine: Callable[[list[str]], bool],
     result: SearchResult,
     system: System,
 ) -> str:
-    """Run one schedule: the stack's choices, then the first allowed actor at each new state."""
+    """Run one schedule: the stack's choices, then the first allowed actor at each new state.
+
+    A schedule that is another shard's is left as soon as that is known (after its
+    ``SPLIT_DEPTH + 1``-th step, or at its end when shorter): not counted, not kept."""
     with Drive(
         actors, store, pool=pool, seed=seed, options=Options(stop_at_first=True), system=system
     ) as d:
@@ -212,13 +231,14 @@ def _one(
                         for a, x in {**parent.sleep, **parent.done}.items()
                         if independent(x, parent.made)
                     }
-                allowed = [a for a in enabled if a not in sleep and mine(depth, stack, a)]
+                allowed = [a for a in enabled if a not in sleep]
+                here = mine([f.choice for f in stack]) if depth <= SPLIT_DEPTH else True
                 if not allowed:
-                    if all(a in sleep for a in enabled):
+                    if here:
                         result.skipped += len(enabled)  # every way on is a reordering
-                        return "skipped"
-                    return "other shard"
-                result.skipped += sum(a in sleep for a in enabled)
+                    return "skipped"
+                if here:
+                    result.skipped += sum(a in sleep for a in enabled)
                 frame = _Frame(enabled, sleep, allowed[0])
                 stack.append(frame)
             entry = d.take(frame.choice)
@@ -230,24 +250,24 @@ def _one(
                 system,
             )
             depth += 1
+            if depth == SPLIT_DEPTH + 1 and not mine([f.choice for f in stack[:depth]]):
+                del stack[depth:]
+                return "other shard"
+        if depth <= SPLIT_DEPTH and not mine([f.choice for f in stack[:depth]]):
+            return "other shard"
         result.explored += 1
         _keep(result, d.driven())
     return "explored"
 
 
-def _backtrack(
-    stack: list[_Frame], reduce: bool, mine: Callable[[int, list[_Frame], str], bool]
-) -> bool:
+def _backtrack(stack: list[_Frame], reduce: bool) -> bool:
     """Move the deepest frame with an untried actor to it; False when none is left."""
     while stack:
         frame = stack[-1]
         assert frame.made is not None
         frame.done[frame.choice] = frame.made
-        depth = len(stack) - 1
         for actor in frame.enabled:
             if actor in frame.done or (reduce and actor in frame.sleep):
-                continue
-            if not mine(depth, stack, actor):
                 continue
             frame.choice, frame.made = actor, None
             return True

@@ -115,4 +115,6 @@ SYSTEM = System(
         state_key="jobs",
     ),
     direct_calls=True,
+    # The checks follow these calls' results and read no watched state.
+    invariant_reads=frozenset({"enqueue", "find", "claim", "process"}),
 )

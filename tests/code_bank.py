@@ -85,3 +85,29 @@ ASIDE = rc.system(
     actors={"alice": rc.call(1, 2, 30)},
     invariants={"money is conserved": "SELECT 1 FROM accounts HAVING sum(balance) <> 200"},
 )
+
+
+def every_kind(conn):
+    """One statement of each kind psycopg sends, outside autocommit."""
+    with conn.cursor() as cur:
+        cur.executemany("UPDATE accounts SET balance = balance WHERE id = %s", [(1,), (2,)])
+    conn.commit()
+    with conn.cursor().copy("COPY accounts (id, balance) FROM STDIN") as copy:
+        copy.write_row((3, 0))
+    conn.rollback()
+    with conn.cursor("named") as named:
+        named.execute("SELECT id FROM accounts ORDER BY id")
+        first = named.fetchone()
+    conn.commit()
+    return first[0]
+
+
+KINDS = rc.system(
+    "kinds",
+    schema="CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)",
+    fresh="DELETE FROM accounts; INSERT INTO accounts VALUES (1, 100), (2, 100)",
+    variants={"only": every_kind},
+    actors={"alice": rc.call()},
+    invariants={"three accounts never": "SELECT 1 FROM accounts HAVING count(*) > 2"},
+    autocommit=False,
+)

@@ -277,3 +277,36 @@ def test_scenario_files_and_plans_in_pytest(race: Any, tmp_path: Path) -> None:
         tuple(Step("alice", f"s{i}") for i in range(1, 6)),
     )
     assert not race(plan, store="lost-update", system=SYSTEM).verdict.violations
+
+
+def test_every_kind_of_statement_is_one_step(bank: str, racesim_prepared: Prepared) -> None:
+    dbs = racesim_prepared.for_system(code_bank.KINDS)
+    name = dbs.create()
+    conninfo = bank.replace(bank.split("dbname=")[1].split()[0], name)
+    plan = Plan(
+        (Actor("alice", "main", {"args": []}),), tuple(Step("alice", f"s{i}") for i in range(1, 9))
+    )
+    try:
+        events = execute(plan, "only", conninfo, system=code_bank.KINDS).history.events
+    finally:
+        dbs.drop(name)
+    assert [(e.call, e.sql, e.result) for e in events] == [
+        (
+            "s1",
+            "BEGIN; UPDATE accounts SET balance = balance WHERE id = %s  -- executemany",
+            "UPDATE",
+        ),
+        ("s2", "COMMIT", "COMMIT"),
+        ("s3", "BEGIN; COPY accounts (id, balance) FROM STDIN", "COPY"),
+        ("s4", "ROLLBACK", "ROLLBACK"),
+        (
+            "s5",
+            "BEGIN; DECLARE named CURSOR FOR SELECT id FROM accounts ORDER BY id",
+            "DECLARE",
+        ),
+        ("s6", "FETCH FORWARD 1 FROM named", "FETCH"),
+        ("s7", "CLOSE named", "CLOSE"),
+        ("s8", "COMMIT", "COMMIT"),
+    ]
+    assert events[-1].finished == "1"
+    assert all(e.args[0].startswith("tests/code_bank.py:") for e in events)

@@ -43,7 +43,8 @@ def _status(owner: Any, text: str) -> str:
     status = getattr(owner, "statusmessage", None)
     if isinstance(status, str) and status:
         return status
-    return text.split(None, 1)[0].upper() if text else ""
+    words = text.removeprefix("BEGIN; ").split(None, 1)
+    return words[0].upper() if words else ""
 
 
 class GatedConnection(psycopg.Connection[Any]):

@@ -35,6 +35,14 @@ _NOT_STATEMENTS = frozenset(
         "_sync_gen",
         "notifies",
         "_stream_send_gen",
+        # a COPY's data and its end belong to the step of its COPY statement
+        "copy_to",
+        "copy_end",
+        "copy_from",
+        "_read_gen",
+        "_read_row_gen",
+        "_end_copy_out_gen",
+        "_write_gen",
     }
 )
 

@@ -6,6 +6,7 @@ as not searched."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -80,12 +81,12 @@ def test_popen_workers_merge_counterexamples(pg_server: Server, tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     assert "worker 1 (popen): ready" in done.stdout and "worker 2 (popen): ready" in done.stdout
-    assert "shard 1/2:" in done.stdout and "shard 2/2:" in done.stdout
+    assert all(f"shard {k}/8:" in done.stdout for k in range(1, 9))  # 4 shards per worker
     # Both shards find both violations; one file per violation is kept.
     saved = sorted(out.glob("*.toml"))
     assert len(saved) == 2, saved
     assert "found 2 violation(s)" in done.stdout.splitlines()[-1]
-    assert "in 2 parts on 2 worker(s)" in done.stdout
+    assert "in 8 parts on 2 worker(s)" in done.stdout
     for path in saved:
         assert f"== {path}" in done.stdout  # its timeline, under its saved name
         again = racesim("replay", str(path), "--dsn", dsn)
@@ -106,7 +107,7 @@ def test_exhaustive_shards_cover_the_search(pg_server: Server, tmp_path: Path) -
     assert whole.returncode == 0 and spread.returncode == 0, spread.stdout + spread.stderr
     count = int(whole.stdout.split("all ")[1].split()[0])
     last = spread.stdout.splitlines()[-1]
-    assert last.startswith("exhaustive: all ") and "of 2 disjoint shards explored" in last
+    assert last.startswith("exhaustive: all ") and "of 8 disjoint shards explored" in last
     assert int(last.split("all ")[1].split()[0]) >= count  # sleep sets stop at shard edges
 
 
@@ -183,9 +184,10 @@ def test_a_lost_worker_part_runs_again(pg_server: Server, tmp_path: Path) -> Non
         out, err = proc.communicate(timeout=900)
     text = "".join(seen) + out
     assert proc.returncode == 0, text + err
-    assert f"worker 2 ({spec}): lost during shard" in text
-    assert "it runs again on a worker still up" in text
-    assert "worker 1 (popen): shard 1/2:" in text and "worker 1 (popen): shard 2/2:" in text
+    lost = re.search(rf"worker 2 \({spec}\): lost during (shard \d/8) .*; it runs again", text)
+    assert lost is not None, text
+    assert f"worker 1 (popen): {lost.group(1)}:" in text  # its part, run again
+    assert all(f"shard {k}/8:" in text for k in range(1, 9))
     last = text.splitlines()[-1]
     assert "exhaustive: all " in last and "1 worker(s) lost, their parts run again" in last
 
@@ -203,5 +205,6 @@ def test_a_part_no_worker_finishes_is_named(pg_server: Server, tmp_path: Path) -
     text = "".join(seen) + out
     assert proc.returncode == 4, text + err
     last = text.splitlines()[-1]
-    assert "search incomplete: NOT searched: shard 1/1" in last
+    assert "search incomplete: NOT searched: shard 1/4 (worker 1 (" in last
+    assert all(f"shard {k}/4 (" in last for k in range(1, 5))
     assert "exhaustive: all" not in text

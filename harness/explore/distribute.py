@@ -1,16 +1,17 @@
 """Spread one exploration over execnet gateways (``--workers N``, ``--tx SPEC``).
 
-The search is cut into one part per worker, each an ordinary exploration:
+The search is cut into parts, each an ordinary exploration:
 
-``exhaustive``  disjoint shards (``--shard``'s split: part ``j`` of ``M`` is shard
-                ``j + 1``/``M``; under ``--shard K/N`` it is shard ``K + N*j``/``N*M``,
-                which together cover exactly shard ``K/N``);
-``hypothesis``, ``pct``  seed ``S + j`` for part ``j`` of a search with seed ``S``,
-                with ``ceil(1/M)`` of the examples (``--max-examples``, else the
-                profile's or pct's default); ``--budget`` is each part's wall time.
+``exhaustive``  ``M`` = 4 per worker disjoint shards (``--shard``'s split: part ``j``
+                is shard ``j + 1``/``M``; under ``--shard K/N`` it is shard
+                ``K + N*j``/``N*M``, which together cover exactly shard ``K/N``);
+``hypothesis``, ``pct``  one part per worker: seed ``S + j`` for part ``j`` of a
+                search with seed ``S``, with ``1/M`` of the examples (rounded up;
+                ``--max-examples``, else the profile's or pct's default);
+                ``--budget`` is each part's wall time.
 
 Each worker (:mod:`racesim.explore.worker`) brings up its own PostgreSQL as a
-run would (or uses ``--dsn``) and takes parts until none is left. Counterexamples
+run would (or uses ``--dsn``) and takes parts as it comes free until none is left. Counterexamples
 come back as files and are merged: per invariant and cause the smallest is saved
 under ``--out``. A worker lost mid-part is reported and its part is run again on a
 worker still up (at most twice in all); a part no worker finished is named as
@@ -49,6 +50,9 @@ READY_SECONDS = 600.0
 """How long a worker may take to bring up its PostgreSQL."""
 PCT_DEFAULT = 200
 """Schedules of a pct search given neither --max-examples nor --budget."""
+SHARDS_PER_WORKER = 4
+"""An exhaustive search is cut into this many shards per worker, handed out as
+workers come free: shards differ in size, and more of them even out the load."""
 _SOCKET = re.compile(r"^[A-Za-z0-9_.:\[\]-]+:\d{1,5}$")
 _LOST = (EOFError, OSError, execnet.HostNotFound, execnet.RemoteError, execnet.TimeoutError)
 
@@ -201,7 +205,7 @@ def spread(
     was found and return the exit status (as ``racesim explore``'s)."""
     from racesim.explore import worker
 
-    todo = parts(opts, len(specs))
+    todo = parts(opts, len(specs) * (SHARDS_PER_WORKER if opts.strategy == "exhaustive" else 1))
     for part in todo:
         part.options["export_spec"] = export_spec
     state = _State(list(todo), reporter)

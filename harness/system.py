@@ -383,6 +383,9 @@ class System:
     """Rules across a scenario's actors: (actor, problem and fix) for each broken one."""
     sticky: frozenset[str] = frozenset()
     """Calls that leave state on their session (session-level locks), undone between runs."""
+    footprint_of: Callable[[Call], Footprint | None] | None = None
+    """What one call touches, for systems whose calls differ beyond their names (a
+    statement's SQL); used instead of ``footprints`` when set (None: everything)."""
     saved_actors: Callable[[tuple[Actor, ...], tuple[Event, ...]], tuple[Actor, ...]] | None = None
     """The actors as a saved counterexample writes them, given its run's events (e.g.
     with the statements each sent, for a replay to check); None keeps them as they ran."""
@@ -430,8 +433,12 @@ class System:
     def variant_names(self) -> tuple[str, ...]:
         return tuple(v.name for v in self.variants)
 
-    def footprint(self, call: str) -> Footprint | None:
-        """What ``call`` touches; None when unknown (then it conflicts with everything)."""
+    def footprint(self, call: str, made: Call | None = None) -> Footprint | None:
+        """What ``call`` touches (``made``, the call itself, when the system's
+        ``footprint_of`` judges calls one by one); None when unknown (then it
+        conflicts with everything)."""
+        if self.footprint_of is not None:
+            return self.footprint_of(made) if made is not None else None
         return self.footprints.get(call)
 
     def config(self, name: str | None, strategy: str) -> Config:

@@ -18,6 +18,7 @@ from racesim.cli.main import main
 from racesim.engine.loop import execute
 from racesim.engine.pool import SessionPool
 from racesim.errors import InputError
+from racesim.explore.search import exhaustive
 from racesim.model.plan import Actor, Plan, Step
 from racesim.provision.provide import Server
 from racesim.runner import Prepared
@@ -310,3 +311,18 @@ def test_every_kind_of_statement_is_one_step(bank: str, racesim_prepared: Prepar
     ]
     assert events[-1].finished == "1"
     assert all(e.args[0].startswith("tests/code_bank.py:") for e in events)
+
+
+def test_statement_footprints_prune_reorderings_and_keep_every_finding(bank: str) -> None:
+    actors = SYSTEM.config(None, "exhaustive").roster()
+    runs = {}
+    for store in ("lost-update", "for-update"):
+        for reduce in (True, False):
+            with SessionPool(bank, store, SYSTEM) as pool:
+                runs[store, reduce] = exhaustive(
+                    actors, store, pool=pool, reduce=reduce, system=SYSTEM
+                )
+    assert set(runs["lost-update", True].found) == set(runs["lost-update", False].found) != set()
+    held, every = runs["for-update", True], runs["for-update", False]
+    assert held.complete and every.complete and not held.found and not every.found
+    assert held.explored < every.explored and held.skipped > 0

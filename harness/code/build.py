@@ -16,9 +16,10 @@ from typing import Any
 
 import psycopg
 
-from racesim.code.checks import Checks, problems, read_invariants, show, watch
-from racesim.code.runs import NAMES, FunctionStore, program, record
+from racesim.code.checks import Checks, Invariant, problems, read_invariants, show, watch
+from racesim.code.runs import NAMES, FunctionStore, footprint_of, program, record
 from racesim.errors import InputError
+from racesim.footprints import Schema, of_sql, schema_of
 from racesim.model.plan import Actor
 from racesim.system import Config, Option, Program, Session, System, Variant
 
@@ -118,6 +119,7 @@ def system(
             reset=reset,
         )
 
+    tables = schema_of(";\n".join(t for t in (schema, fresh) if t)) if schema else None
     all_roles = sorted({r for fns in roles.values() for r in fns})
     options = {
         "args": Option(lambda x: isinstance(x, list), "a list of the call's arguments"),
@@ -130,7 +132,9 @@ def system(
     return System(
         name=name,
         variants=tuple(variant(v) for v in roles),
-        programs={r: Program(program(r, opened), calls=NAMES, options=options) for r in all_roles},
+        programs={
+            r: Program(program(r, opened, tables), calls=NAMES, options=options) for r in all_roles
+        },
         invariants=Checks,
         invariant_names=tuple(c.name for c in checks),
         prepare=prepare,
@@ -139,6 +143,8 @@ def system(
         show=show(),
         sticky=NAMES,
         saved_actors=record,
+        footprint_of=footprint_of,
+        invariant_reads=_reads(checks, watch_sql, tables),
         check_actors=lambda given: _fit(roles, given),
     )
 
@@ -228,3 +234,21 @@ def _where(fn: Callable[..., Any]) -> str:
         return f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"
     except (OSError, TypeError):
         return getattr(fn, "__module__", "?")
+
+
+def _reads(
+    checks: tuple[Invariant, ...], watch_sql: str, tables: Schema | None
+) -> frozenset[str] | None:
+    """What the watched rows and the invariants read; None (everything) when a Python
+    check is among them or a query's footprint is unknown."""
+    reads: set[str] = set()
+    for sql in [watch_sql] + [c.sql for c in checks]:
+        if not sql:
+            continue
+        found = of_sql(sql, tables)
+        if found is None:
+            return None
+        reads |= found.reads | found.writes
+    if any(c.check is not None for c in checks):
+        return None
+    return frozenset(reads)

@@ -43,7 +43,9 @@ def _status(owner: Any, text: str) -> str:
     status = getattr(owner, "statusmessage", None)
     if isinstance(status, str) and status:
         return status
-    words = text.removeprefix("BEGIN; ").split(None, 1)
+    words = (
+        text.split("; ", 1)[-1].split(None, 1) if text.startswith("BEGIN") else text.split(None, 1)
+    )
     return words[0].upper() if words else ""
 
 

@@ -16,18 +16,29 @@ import inspect
 import re
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
 
 from racesim.code.connection import gated, gated_async, restore_handlers
 from racesim.code.gate import Done, FunctionRun, Stopped
+from racesim.footprints import Schema
+from racesim.footprints import Session as Following
 from racesim.model.history import Event
 from racesim.model.plan import Actor
-from racesim.system import Call, ProgramRun, RunContext, Session
+from racesim.system import Call, Footprint, ProgramRun, RunContext, Session
 
-__all__ = ["STATEMENT", "FunctionStore", "StatementNames", "answer", "program", "record"]
+__all__ = [
+    "STATEMENT",
+    "FunctionStore",
+    "StatementCall",
+    "StatementNames",
+    "answer",
+    "footprint_of",
+    "program",
+    "record",
+]
 
 STATEMENT = re.compile(r"s[1-9][0-9]{0,5}")
 """A statement's call name: ``s`` and its number in the run (``s1`` is the first)."""
@@ -124,7 +135,22 @@ def answer(done: Done | None) -> str:
     return f"raised {type(done.value).__name__}" + (f": {text}" if text else "")
 
 
-def program(role: str, opened: dict[str, FunctionStore]) -> Callable[[RunContext], ProgramRun]:
+@dataclass(frozen=True)
+class StatementCall(Call):
+    """A statement's step, with what the statement reads and writes in its transaction
+    (None: unknown, it conflicts with everything)."""
+
+    footprint: Footprint | None = None
+
+
+def footprint_of(call: Call) -> Footprint | None:
+    """``System.footprint_of`` for code systems: a statement step's own footprint."""
+    return call.footprint if isinstance(call, StatementCall) else None
+
+
+def program(
+    role: str, opened: dict[str, FunctionStore], schema: Schema | None
+) -> Callable[[RunContext], ProgramRun]:
     """The program of ``role``: the store just opened for the actor runs its function."""
 
     def make(ctx: RunContext) -> ProgramRun:
@@ -135,6 +161,7 @@ def program(role: str, opened: dict[str, FunctionStore]) -> Callable[[RunContext
         store.start(role, args, kwargs)
         run = store.run
         sent: list[str] = []
+        footprints = Following(schema)
         while (statement := run.next_statement()) is not None:
             sent.append(statement.sql)
             if saved is not None and sent != list(saved[: len(sent)]):
@@ -142,7 +169,12 @@ def program(role: str, opened: dict[str, FunctionStore]) -> Callable[[RunContext
                 yield Call(f"s{len(sent)}", ("",), kind="work")  # checks.problems stops here
                 return "stopped"
             with contextlib.suppress(psycopg.Error):  # the function has the error too
-                yield Call(f"s{len(sent)}", (statement.source,), sql=statement.sql)
+                yield StatementCall(
+                    f"s{len(sent)}",
+                    (statement.source,),
+                    sql=statement.sql,
+                    footprint=footprints.next(statement.sql),
+                )
         stopped = run.done is not None and isinstance(run.done.value, Stopped)
         if saved is not None and not stopped and len(sent) < len(saved):
             store.changed = (tuple(saved), tuple(sent))

@@ -90,7 +90,7 @@ def describe_wait(conn: Any, gen: Any) -> str | None:
     text = _describe(conn, gen, name, gen.gi_frame.f_locals)
     begins = not conn.autocommit and conn.pgconn.transaction_status == IDLE
     if text is not None and begins and name in _BEGINS:  # psycopg sends BEGIN first
-        return f"BEGIN; {text}"
+        return f"{_begin(conn)}; {text}"
     return text
 
 
@@ -147,7 +147,7 @@ def _transaction(conn: Any, tx: Any, name: str, args: dict[str, Any]) -> str | N
     point = tx.savepoint_name
     if name == "_enter_gen":
         if conn.pgconn.transaction_status == IDLE:
-            return "BEGIN" + (f'; SAVEPOINT "{point}"' if point else "")
+            return _begin(conn) + (f'; SAVEPOINT "{point}"' if point else "")
         return f'SAVEPOINT "{point}"'
     if name == "_exit_gen":
         failed = args.get("exc_val") is not None or tx.force_rollback
@@ -155,6 +155,13 @@ def _transaction(conn: Any, tx: Any, name: str, args: dict[str, Any]) -> str | N
             return "ROLLBACK" if failed else "COMMIT"
         return f'ROLLBACK TO "{point}"; RELEASE "{point}"' if failed else f'RELEASE "{point}"'
     return f"({name.strip('_')})"
+
+
+def _begin(conn: Any) -> str:
+    """The BEGIN psycopg sends, with the connection's isolation level and access mode."""
+    start = getattr(conn, "_get_tx_start_command", None)
+    text = start() if callable(start) else b"BEGIN"
+    return text.decode() if isinstance(text, bytes) else str(text)
 
 
 def _library_dirs() -> tuple[str, ...]:

@@ -57,7 +57,7 @@ from racesim.engine.loop import Options
 from racesim.engine.pool import SessionPool
 from racesim.explore.drive import Drive, Driven, clock_moves
 from racesim.model.plan import Actor
-from racesim.system import System, resolve
+from racesim.system import Call, System, resolve
 
 __all__ = [
     "EVERYTHING",
@@ -91,11 +91,13 @@ class Access:
     """The invariants can see the step (they follow its call or read what it writes)."""
 
 
-def access(actor: str, call: str, finishes: bool, system: System | None = None) -> Access:
-    """The resources a step of ``call`` reads and writes, by the system's footprints,
-    and whether the system's invariants can see it."""
+def access(
+    actor: str, call: str, finishes: bool, system: System | None = None, made: Call | None = None
+) -> Access:
+    """The resources a step of ``call`` (``made``, when known) reads and writes, by the
+    system's footprints, and whether the system's invariants can see it."""
     found = resolve(system)
-    footprint = found.footprint(call)
+    footprint = found.footprint(call, made)
     if footprint is None:
         return Access(actor, call, frozenset(), frozenset({EVERYTHING}), finishes)
     reads = found.reads()
@@ -241,6 +243,8 @@ def _one(
                     result.skipped += sum(a in sleep for a in enabled)
                 frame = _Frame(enabled, sleep, allowed[0])
                 stack.append(frame)
+            run = d.engine.runs[frame.choice]
+            made = run.pending or run.next_call
             entry = d.take(frame.choice)
             assert entry is not None
             frame.made = access(
@@ -248,6 +252,7 @@ def _one(
                 getattr(entry, "call", ""),
                 d.engine.next_call(frame.choice) is None,
                 system,
+                made,
             )
             depth += 1
             if depth == SPLIT_DEPTH + 1 and not mine([f.choice for f in stack[:depth]]):

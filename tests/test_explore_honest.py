@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from racesim.cli.main import main
+from racesim.engine.loop import Options
 from racesim.errors import EXIT_FOUND
 from racesim.explore.drive import Driven
 from racesim.explore.run import Explored, ExploreOptions, explore
@@ -25,7 +26,7 @@ from racesim.model.violation import Violation
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
 from racesim.report.text import Reporter
-from racesim.runner import Prepared
+from racesim.runner import Prepared, load_all, run_one
 from racesim.store.invariants import MarkerChecks
 from racesim.store.system import CONFIGS as REFERENCE_CONFIGS
 from racesim.store.system import SYSTEM as REFERENCE
@@ -54,10 +55,11 @@ def ledger_dbs(racesim_server: Server) -> Iterator[Databases]:
 
 
 @pytest.mark.parametrize(
-    ("config", "key"), [("bumps", "no-lost-update"), ("transfers", "no-deadlock")]
+    ("config", "key", "strategy"),
+    [("bumps", "no-lost-update", "exhaustive"), ("transfers", "no-deadlock", "pct")],
 )
 def test_a_stopped_runs_open_transaction_is_ended_before_the_next_reset(
-    ledger_dbs: Databases, tmp_path: Path, config: str, key: str
+    ledger_dbs: Databases, tmp_path: Path, config: str, key: str, strategy: str
 ) -> None:
     # Each schedule stops at its first violation with another run's transaction
     # open (holding row locks the next reset's UPDATE needs).
@@ -65,7 +67,7 @@ def test_a_stopped_runs_open_transaction_is_ended_before_the_next_reset(
         ledger_dbs,
         tmp_path,
         store="db",
-        strategy="exhaustive",
+        strategy=strategy,
         config=config,
         system=LEDGER,
         max_examples=400,
@@ -333,3 +335,51 @@ def test_shards_split_the_schedules_of_the_whole_search(
     assert sum(len(p) for p in parts) == whole.explored == len(every)
     assert sorted(s for p in parts for s in p) == every  # disjoint, and together the whole
     assert sum(bool(p) for p in parts) >= 2
+
+
+# -- every distinct violation is saved ----------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["exhaustive", "hypothesis"])
+def test_every_violation_of_an_event_is_saved_and_replays(
+    racesim_databases: Databases, tmp_path: Path, strategy: str
+) -> None:
+    # cron's deferred clear is a foreign clear and takes the user's banner down:
+    # two invariants broken by one event, each its own counterexample
+    extra: dict[str, object] = {"seed": 2, "max_examples": 100} if strategy == "hypothesis" else {}
+    result, text = _explore(
+        racesim_databases, tmp_path, store="legacy", strategy=strategy, config="cron+user", **extra
+    )
+    assert {"no-foreign-clear/cleared-by-clear", "banner-stays-up/gone"} <= set(result.found), text
+    assert not result.flaky
+    for key, path in result.files.items():
+        [scenario] = load_all([str(path)])
+        assert scenario.expect["legacy"].breaks == key.split("/")[0]
+        assert run_one(scenario, "legacy", racesim_databases, Options()).verdict.matches, key
+
+
+# -- explore --help and replay on another store ---------------------------------
+
+
+def test_explore_help_lists_every_configuration_and_the_spec_form(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["explore", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in [*REFERENCE.configs, *JOBQUEUE.configs]:
+        assert name in text, name
+    assert "racesim explore FILE.spec" in text
+
+
+def test_replaying_on_a_store_where_the_fix_holds_is_not_flaky(
+    racesim_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    legacy = HERE.parent / "scenarios" / "t0-t4-cron-wipes-user.toml"
+    pg = ["--pg", "dsn", "--dsn", racesim_server.conninfo("postgres")]
+    assert main(["replay", str(legacy), "--store", "token", *pg]) == 0
+    out = capsys.readouterr().out
+    assert "flaky" not in out
+    assert "does not occur on token" in out
+    assert main(["replay", str(legacy), "--store", "legacy", *pg]) == EXIT_FOUND
+    assert "reproduced: no-foreign-clear at T+3 on legacy" in capsys.readouterr().out

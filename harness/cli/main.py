@@ -90,7 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pg_options(run)
 
-    explore = sub.add_parser("explore", help="search schedules for violations and save them")
+    explore = sub.add_parser(
+        "explore",
+        help="search schedules for violations and save them",
+        description="Search schedules of a system's runs for violations and save each as a"
+        " scenario file. The other form, racesim explore FILE.spec [--invariants FILE]"
+        " [--strategy exhaustive|random|hypothesis|pct] [--seed N] [--max-examples N]"
+        " [--out DIR] [--step-timeout SECONDS], runs interleavings of a PostgreSQL"
+        " isolation spec beyond its permutations with SQL invariants checked"
+        " (racesim explore FILE.spec --help).",
+    )
     explore.add_argument("--store", required=True, help="store (variant of the system) to explore")
     system_option(explore)
     explore.add_argument(
@@ -107,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explore.add_argument(
         "--config",
-        help="configuration for exhaustive/pct (cron+user, cron+cron, user-async+2bg, mixed)",
+        help="the runs to explore, for every strategy: a configuration of the system; the"
+        " reference system's are cron+user, cron+cron, user-async+2bg, mixed, roster (fixed"
+        " runs), any, single-delivery (runs drawn from its run kinds); the job queue's are"
+        " 2workers, 2jobs, crash; another system names its own (default: the strategy's"
+        " default, or runs drawn from the run kinds)",
     )
     explore.add_argument(
         "--out",
@@ -151,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="re-run a saved counterexample")
     replay.add_argument("file", metavar="FILE")
+    replay.add_argument(
+        "--store",
+        help="replay on this store instead of the ones the file expects the violation on"
+        " (exit 0 when it does not occur there)",
+    )
     replay.add_argument("--html", metavar="FILE", help="also write the replay as an HTML page")
     replay.add_argument(
         "--export-spec",

@@ -73,6 +73,23 @@ class Driven:
         return self.outcome.checker.violations
 
     @property
+    def first(self) -> list[Violation]:
+        """The violations of the first violating step (those at the first violation's
+        label), one per key: each is a counterexample of its own."""
+        if not self.violations:
+            return []
+        label = self.violations[0].label
+        keys: dict[str, Violation] = {}
+        for v in self.violations:
+            if v.label == label:
+                keys.setdefault(v.key, v)
+        return list(keys.values())
+
+    def violation(self, key: str) -> Violation:
+        """The first violation with this key."""
+        return next(v for v in self.violations if v.key == key)
+
+    @property
     def steps(self) -> int:
         return sum(isinstance(e, Step) for e in self.plan.entries)
 

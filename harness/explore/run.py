@@ -42,6 +42,7 @@ from racesim.explore.strategies import Schedule, schedules
 from racesim.formats.names import escaped, file_part
 from racesim.formats.writer import save, scenario_text
 from racesim.model.verdict import Expectation, judge
+from racesim.model.violation import Violation
 from racesim.provision.databases import Databases
 from racesim.report import html
 from racesim.report.text import Reporter
@@ -167,12 +168,18 @@ class _Keeper:
         self.seen: dict[str, list[Driven]] = {}
         """The few smallest distinct counterexamples per invariant, to shrink further."""
 
-    def offer(self, driven: Driven) -> None:
+    def offer(self, driven: Driven, key: str | None = None) -> None:
+        """Keep ``driven`` for each distinct violation of its first violating step
+        (only for ``key``, when given)."""
         if not driven.violations:
             return
-        v = driven.violations[0]
         if self.result.first_found is None:
             self.result.first_found = time.monotonic() - self.result.started
+        for v in driven.first:
+            if key is None or v.key == key:
+                self._offer(driven, v)
+
+    def _offer(self, driven: Driven, v: Violation) -> None:
         seen = self.seen.setdefault(v.key, [])
         if all(size(d) != size(driven) for d in seen):
             seen.append(driven)
@@ -182,7 +189,7 @@ class _Keeper:
         if best is not None and size(best) <= size(driven):
             return
         self.result.found[v.key] = driven
-        self.result.files[v.key] = save(self.text(driven), self.path(v.slug))
+        self.result.files[v.key] = save(self.text(driven, v), self.path(v.slug))
 
     def path(self, slug: str) -> Path:
         o = self.opts
@@ -191,8 +198,7 @@ class _Keeper:
         name = f"{file_part(o.store)}-{file_part(slug)}-{o.strategy}{config}-seed{o.seed}{shard}"
         return o.out / f"{name}.toml"
 
-    def text(self, driven: Driven) -> str:
-        v = driven.violations[0]
+    def text(self, driven: Driven, v: Violation) -> str:
         o = self.opts
         plan, record = driven.plan, self.system.saved_actors
         if record is not None:
@@ -241,7 +247,9 @@ def explore(opts: ExploreOptions, dbs: Databases | None, reporter: Reporter) -> 
                         ),
                         system=system,
                         deadline=stop,
-                    )
+                        key=key,
+                    ),
+                    key,
                 )
         result.seconds = time.monotonic() - started
         if opts.budget is not None and keeper.seen:
@@ -398,7 +406,7 @@ def _report(
     """Print each saved counterexample as a timeline (replayed once), then the summary."""
     for key in sorted(result.found):
         driven = result.found[key]
-        v = driven.violations[0]
+        v = driven.violation(key)
         expected = Expectation(v.invariant, v.label)
         path = str(result.files[key])
         try:

@@ -143,13 +143,12 @@ Progress = Callable[[SearchResult], None]
 
 
 def _keep(result: SearchResult, driven: Driven) -> None:
-    """Keep the shortest violating schedule per invariant and cause (ties: the first)."""
-    if not driven.violations:
-        return
-    key = driven.violations[0].key
-    best = result.found.get(key)
-    if best is None or driven.steps < best.steps:
-        result.found[key] = driven
+    """Keep the shortest violating schedule per invariant and cause (ties: the first),
+    for each distinct violation of its first violating step."""
+    for v in driven.first:
+        best = result.found.get(v.key)
+        if best is None or driven.steps < best.steps:
+            result.found[v.key] = driven
 
 
 def exhaustive(

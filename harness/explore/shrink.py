@@ -5,7 +5,8 @@ then the actors drained one after another) can still be long to read. This pass
 works on the executed plan: it tries dropping a run (with the runs its sends
 start), putting a simpler run in its place (the system's ``simplify``), dropping
 a fault, or one entry, and keeps any change after which the same invariant
-breaks first for the same cause and the counterexample is smaller. It repeats
+breaks for the same cause at the first violating step and the counterexample
+is smaller. It repeats
 until nothing helps, so its result is a local minimum, and it is deterministic.
 
 Example::
@@ -70,14 +71,16 @@ def shrink(
     max_runs: int = 500,
     system: System | str | None = None,
     deadline: float | None = None,
+    key: str | None = None,
 ) -> Driven:
-    """The smallest counterexample found greedily from ``driven`` (same first invariant
-    and cause). It stops early at ``deadline`` (a ``time.monotonic()`` value), keeping
-    the best found so far."""
+    """The smallest counterexample found greedily from ``driven`` for the violation
+    ``key`` (default: its first), which must stay among the violations of the first
+    violating step. It stops early at ``deadline`` (a ``time.monotonic()`` value),
+    keeping the best found so far."""
     if not driven.violations:
         return driven
     found = resolve(system)
-    invariant = driven.violations[0].key
+    invariant = key or driven.violations[0].key
     best, runs = driven, 0
     improved = True
     while improved and runs < max_runs:
@@ -89,11 +92,7 @@ def shrink(
                 return best
             runs += 1
             tried = rerun(actors, choices)
-            if (
-                tried.violations
-                and tried.violations[0].key == invariant
-                and size(tried) < size(best)
-            ):
+            if any(v.key == invariant for v in tried.first) and size(tried) < size(best):
                 best, improved = tried, True
                 break
             if runs >= max_runs:

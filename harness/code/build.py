@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 
 from racesim.code.checks import Checks, Invariant, problems, read_invariants, show, watch
-from racesim.code.runs import NAMES, FunctionStore, footprint_of, program, record
+from racesim.code.reduce import Footprints
+from racesim.code.runs import NAMES, FunctionStore, program, record
 from racesim.errors import InputError
 from racesim.footprints import Schema, of_sql, schema_of
 from racesim.model.plan import Actor
@@ -132,9 +133,7 @@ def system(
     return System(
         name=name,
         variants=tuple(variant(v) for v in roles),
-        programs={
-            r: Program(program(r, opened, tables), calls=NAMES, options=options) for r in all_roles
-        },
+        programs={r: Program(program(r, opened), calls=NAMES, options=options) for r in all_roles},
         invariants=Checks,
         invariant_names=tuple(c.name for c in checks),
         prepare=prepare,
@@ -143,7 +142,7 @@ def system(
         show=show(),
         sticky=NAMES,
         saved_actors=record,
-        footprint_of=footprint_of,
+        footprint_of=Footprints(tables).of,
         invariant_reads=_reads(checks, watch_sql, tables),
         check_actors=lambda given: _fit(roles, given),
     )

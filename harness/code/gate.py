@@ -14,6 +14,7 @@ reaches the server from it, and racesim rolls its session back itself.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,32 @@ __all__ = ["FunctionRun", "Stopped"]
 PARK_BOUND = 30.0
 """Seconds a function may run Python code between two statements (or before its
 first one) before racesim gives up on it."""
+
+
+class _Threads:
+    """Daemon threads kept for the next run once a function has ended (starting a thread
+    per run costs more than a run's steps on a busy machine)."""
+
+    def __init__(self) -> None:
+        self._idle: queue.SimpleQueue[queue.SimpleQueue[Callable[[], None]]] = queue.SimpleQueue()
+
+    def run(self, body: Callable[[], None]) -> None:
+        try:
+            inbox = self._idle.get_nowait()
+        except queue.Empty:
+            inbox = queue.SimpleQueue()
+            threading.Thread(
+                target=self._loop, args=(inbox,), name="racesim-code", daemon=True
+            ).start()
+        inbox.put(body)
+
+    def _loop(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            inbox.get()()
+            self._idle.put(inbox)
+
+
+_THREADS = _Threads()
 
 
 class Stopped(BaseException):
@@ -57,7 +84,6 @@ class FunctionRun:
         """Statements released so far."""
         self._outcome: tuple[bool, Any] = (True, None)
         self.on_release: Callable[[Statement], None] = lambda statement: None
-        self._thread: threading.Thread | None = None
 
     # -- the function's side ------------------------------------------------
 
@@ -76,8 +102,7 @@ class FunctionRun:
                 self.parked = None
                 self._cond.notify_all()
 
-        self._thread = threading.Thread(target=main, name=f"racesim-code-{self.name}", daemon=True)
-        self._thread.start()
+        _THREADS.run(main)
 
     def arrive(self, statement: Statement) -> None:
         """Park at ``statement`` until released; ``Stopped`` once the run is stopped."""
@@ -139,7 +164,3 @@ class FunctionRun:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-
-    def join(self, timeout: float) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)

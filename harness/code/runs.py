@@ -16,26 +16,23 @@ import inspect
 import re
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 
 from racesim.code.connection import gated, gated_async, restore_handlers
 from racesim.code.gate import Done, FunctionRun, Stopped
-from racesim.footprints import Schema
-from racesim.footprints import Session as Following
+from racesim.code.reduce import StatementCall
 from racesim.model.history import Event
 from racesim.model.plan import Actor
-from racesim.system import Call, Footprint, ProgramRun, RunContext, Session
+from racesim.system import Call, ProgramRun, RunContext, Session
 
 __all__ = [
     "STATEMENT",
     "FunctionStore",
-    "StatementCall",
     "StatementNames",
     "answer",
-    "footprint_of",
     "program",
     "record",
 ]
@@ -135,22 +132,7 @@ def answer(done: Done | None) -> str:
     return f"raised {type(done.value).__name__}" + (f": {text}" if text else "")
 
 
-@dataclass(frozen=True)
-class StatementCall(Call):
-    """A statement's step, with what the statement reads and writes in its transaction
-    (None: unknown, it conflicts with everything)."""
-
-    footprint: Footprint | None = None
-
-
-def footprint_of(call: Call) -> Footprint | None:
-    """``System.footprint_of`` for code systems: a statement step's own footprint."""
-    return call.footprint if isinstance(call, StatementCall) else None
-
-
-def program(
-    role: str, opened: dict[str, FunctionStore], schema: Schema | None
-) -> Callable[[RunContext], ProgramRun]:
+def program(role: str, opened: dict[str, FunctionStore]) -> Callable[[RunContext], ProgramRun]:
     """The program of ``role``: the store just opened for the actor runs its function."""
 
     def make(ctx: RunContext) -> ProgramRun:
@@ -161,7 +143,6 @@ def program(
         store.start(role, args, kwargs)
         run = store.run
         sent: list[str] = []
-        footprints = Following(schema)
         while (statement := run.next_statement()) is not None:
             sent.append(statement.sql)
             if saved is not None and sent != list(saved[: len(sent)]):
@@ -173,7 +154,7 @@ def program(
                     f"s{len(sent)}",
                     (statement.source,),
                     sql=statement.sql,
-                    footprint=footprints.next(statement.sql),
+                    trail=tuple(sent),
                 )
         stopped = run.done is not None and isinstance(run.done.value, Stopped)
         if saved is not None and not stopped and len(sent) < len(saved):

@@ -208,3 +208,16 @@ def test_a_part_no_worker_finishes_is_named(pg_server: Server, tmp_path: Path) -
     assert "search incomplete: NOT searched: shard 1/4 (worker 1 (" in last
     assert all(f"shard {k}/4 (" in last for k in range(1, 5))
     assert "exhaustive: all" not in text
+
+
+def test_a_budget_bounds_the_whole_spread_search(pg_server: Server, tmp_path: Path) -> None:
+    started = time.monotonic()
+    done = racesim(
+        "explore", *JOBQUEUE, "--store", "skiplocked", "--config", "crash", "--workers", "2",
+        "--budget", "3s", "--dsn", pg_server.conninfo(), "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("budget spent after ") and "search incomplete" in last, last
+    assert "NOT searched" not in last  # parts the budget left unstarted are no lost work
+    assert time.monotonic() - started < 60

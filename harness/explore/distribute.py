@@ -8,7 +8,8 @@ The search is cut into parts, each an ordinary exploration:
 ``hypothesis``, ``pct``  one part per worker: seed ``S + j`` for part ``j`` of a
                 search with seed ``S``, with ``1/M`` of the examples (rounded up;
                 ``--max-examples``, else the profile's or pct's default);
-                ``--budget`` is each part's wall time.
+                ``--budget`` is the whole search's wall time: a part is handed
+                out only before it is spent, with what is left of it.
 
 Each worker (:mod:`racesim.explore.worker`) brings up its own PostgreSQL as a
 run would (or uses ``--dsn``) and takes parts as it comes free until none is left. Counterexamples
@@ -27,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +50,7 @@ ATTEMPTS = 2
 """A part is run at most this many times (a lost worker's part once more)."""
 READY_SECONDS = 600.0
 """How long a worker may take to bring up its PostgreSQL."""
+SPENT = "budget spent before it started"
 PCT_DEFAULT = 200
 """Schedules of a pct search given neither --max-examples nor --budget."""
 SHARDS_PER_WORKER = 4
@@ -152,19 +155,25 @@ class _State:
     """Why each part's last try failed."""
     lost: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    deadline: float | None = None
+    """When the budget is spent (a ``time.monotonic()`` value); no part starts after it."""
 
     def say(self, text: str) -> None:
         with self.lock:
             self.reporter.line(text)
 
     def take(self) -> Part | None:
-        """The next part to run; None when none is left and none may come back."""
+        """The next part to run; None when none is left and none may come back, or
+        the budget is spent (what is left stays pending: not searched)."""
         with self.lock:
             while not self.pending and self.running:
                 self.lock.wait()
-            if not self.pending:
+            left = None if self.deadline is None else self.deadline - time.monotonic()
+            if not self.pending or (left is not None and left <= 0):
                 return None
             part = self.pending.pop(0)
+            if left is not None:
+                part = Part(part.index, part.label, {**part.options, "budget": left})
             self.running += 1
             self.tries[part.index] = self.tries.get(part.index, 0) + 1
             return part
@@ -208,7 +217,8 @@ def spread(
     todo = parts(opts, len(specs) * (SHARDS_PER_WORKER if opts.strategy == "exhaustive" else 1))
     for part in todo:
         part.options["export_spec"] = export_spec
-    state = _State(list(todo), reporter)
+    deadline = None if opts.budget is None else time.monotonic() + opts.budget
+    state = _State(list(todo), reporter, deadline=deadline)
     setup = {"pg": pg, "dsn": dsn, "system": system, "store": opts.store}
     group = execnet.Group()
     threads = [
@@ -225,8 +235,10 @@ def spread(
     finally:
         group.terminate(timeout=10.0)
     with state.lock:
+        spent = state.deadline is not None and time.monotonic() >= state.deadline
         unsearched = {
-            p.index: state.why.get(p.index, "no worker was up to take it") for p in state.pending
+            p.index: state.why.get(p.index) or (SPENT if spent else "no worker was up to take it")
+            for p in state.pending
         }
         unsearched.update(state.given_up)
     return _merge(opts, todo, state, unsearched, reporter)
@@ -315,11 +327,16 @@ def _merge(
     schedules = sum(d.answer["schedules"] for d in done)
     workers = len({d.worker for d in done})
     where = f"{len(todo)} parts on {workers} worker(s)"
-    lost = f"; {len(state.lost)} worker(s) lost, their parts run again" if state.lost else ""
+    missed = {i: why for i, why in unsearched.items() if why != SPENT}
+    lost = ""
+    if state.lost:
+        lost = f"; {len(state.lost)} worker(s) lost" + ("" if missed else ", their parts run again")
     gap = ""
-    if unsearched:
-        names = ", ".join(f"{todo[i].label} ({why})" for i, why in sorted(unsearched.items()))
+    if missed:
+        names = ", ".join(f"{todo[i].label} ({why})" for i, why in sorted(missed.items()))
         gap = f"; search incomplete: NOT searched: {names}"
+    if len(missed) < len(unsearched):
+        gap += f"; {len(unsearched) - len(missed)} part(s) not started: budget spent"
     if best:
         reporter.line(
             f"found {len(best)} violation(s) ({', '.join(sorted(best))}) after {schedules}"
@@ -334,12 +351,12 @@ def _merge(
             f"{len(flaky)} flaky, not counted ({', '.join(sorted(flaky))}){lost}{gap}"
         )
         return EXIT_FLAKY
-    if unsearched:
+    if unsearched and any(why != SPENT for why in unsearched.values()):
         reporter.line(f"none found after {schedules} schedules in {where}{lost}{gap}")
         if not done and len(state.refused) == len(todo) and not state.lost:
             return EXIT_INPUT  # no worker came up (e.g. no PostgreSQL anywhere)
         return EXIT_HARNESS
-    complete = all(d.answer["complete"] for d in done)
+    complete = not unsearched and all(d.answer["complete"] for d in done)
     if opts.strategy == "exhaustive" and complete:
         skipped = sum(d.answer["skipped"] for d in done)
         reporter.line(
@@ -347,12 +364,16 @@ def _merge(
             f" on {workers} worker(s), none violates ({opts.store}, {skipped} redundant"
             f" branches skipped){lost}"
         )
+    elif opts.strategy == "exhaustive":
+        reporter.line(
+            f"{'budget spent' if opts.budget else '--max-examples reached'} after"
+            f" {schedules} schedules in {where}: none found, search"
+            f" incomplete ({opts.store}, exhaustive){lost}{gap}"
+        )
     else:
         reporter.line(
             f"none found after {schedules} schedules in {where} ({opts.store},"
-            f" {opts.strategy}, seeds {opts.seed}..{opts.seed + len(todo) - 1}"
-            + (", search incomplete" if opts.strategy == "exhaustive" else "")
-            + f"){lost}"
+            f" {opts.strategy}, seeds {opts.seed}..{opts.seed + len(todo) - 1}){lost}{gap}"
         )
     return EXIT_OK
 

@@ -150,11 +150,14 @@ class Link:
             batch, messages = messages, []
             sql = f.statements_of(batch, self.prepared)
             if continuing or not any(m.kind in RUNS_STATEMENTS for m in batch):
-                up.sendall(b"".join(m.encode() for m in batch))
                 if ends and continuing:
                     continuing = False
-                elif ends:
-                    self._await_unparked(batch)
+                elif ends:  # its answer is awaited here (counted before it can come)
+                    self._expect(batch)
+                    up.sendall(b"".join(m.encode() for m in batch))
+                    self._await_unparked()
+                    continue
+                up.sendall(b"".join(m.encode() for m in batch))
                 continue
             self._park(Round(batch, sql, 1))
             up.sendall(b"".join(m.encode() for m in batch))
@@ -170,12 +173,17 @@ class Link:
         if state.closed:  # woken by close: the round is never sent
             raise f.Closed()
 
-    def _await_unparked(self, batch: list[f.Message]) -> None:
-        """A round that runs no statement: sent at once, its answer awaited here."""
+    def _expect(self, batch: list[f.Message]) -> None:
+        """A round that runs no statement is running from now on (before it is sent)."""
         state = self.state
         with self.gate.cond:
             state.running = Round(batch, (), 1)
             state.target = state.readies + 1
+
+    def _await_unparked(self) -> None:
+        """Until the server has answered the round ``_expect`` started."""
+        state = self.state
+        with self.gate.cond:
             while state.running is not None and not state.closed:
                 self.gate.cond.wait()
 
@@ -201,8 +209,9 @@ class Link:
                     if kind == f.READY or kind == f.ERROR or kind == 67:  # 'C' CommandComplete
                         ended = _note(state.result, kind, bytes(buf[at + 5 : at + 1 + length]))
                         if kind == f.READY:
-                            state.readies += 1
                             ended = True
+                            with gate.cond:
+                                state.readies += 1
                     at += 1 + length
                 if at:
                     client.sendall(buf[:at])

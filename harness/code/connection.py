@@ -70,6 +70,9 @@ class GatedConnection(psycopg.Connection[Any]):
     def close(self) -> None:
         """The session is racesim's: closing the function's connection leaves it open."""
 
+    def __del__(self, *ignored: Any) -> None:
+        """Dropped with the session still open, as meant (psycopg would warn)."""
+
 
 class AsyncGatedConnection(psycopg.AsyncConnection[Any]):
     """The async twin: ``await`` on a statement waits for the schedule (the run's event
@@ -92,6 +95,9 @@ class AsyncGatedConnection(psycopg.AsyncConnection[Any]):
 
     async def close(self) -> None:
         """The session is racesim's: closing the function's connection leaves it open."""
+
+    def __del__(self, *ignored: Any) -> None:
+        """Dropped with the session still open, as meant (psycopg would warn)."""
 
 
 def _adopt(conn: Any, session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool) -> None:

@@ -579,19 +579,19 @@ def _data(stmt: ast.Node, schema: Schema | None) -> Footprint | None:
     reads: set[str] = set()
     writes: set[str] = set()
     targets: set[str] = set()
+    # FOR UPDATE OF names refer to the FROM clause's relations (or aliases): not relations.
+    references = {
+        id(r) for n in _walk(stmt) if isinstance(n, ast.LockingClause) for r in _items(n.lockedRels)
+    }
     for node in _walk(stmt):
         if isinstance(node, ast.SelectStmt) and node.intoClause is not None:
             return None  # SELECT INTO creates a table
         if isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
             targets.add(_relname(node.relation))
-        elif isinstance(node, ast.RangeVar):
+        elif isinstance(node, ast.RangeVar) and id(node) not in references:
             reads.add(_relname(node))
         elif isinstance(node, ast.SelectStmt) and node.lockingClause:
-            for clause in node.lockingClause:
-                locked = [_relname(r) for r in _items(clause.lockedRels)] or [
-                    _relname(r) for r in _walk(node.fromClause) if isinstance(r, ast.RangeVar)
-                ]
-                writes |= set(locked)
+            writes |= _locked(node)
         elif isinstance(node, ast.FuncCall):
             name = _function(node)
             if name is None or (schema is not None and name in schema.functions):
@@ -620,6 +620,28 @@ def _data(stmt: ast.Node, schema: Schema | None) -> Footprint | None:
         for t in targets:
             writes |= schema.implied.get(t, frozenset())
     return Footprint(reads=frozenset(reads - writes), writes=frozenset(writes))
+
+
+def _locked(select: ast.SelectStmt) -> set[str]:
+    """The relations a ``FOR UPDATE/SHARE [OF ...]`` clause locks: those it names (by
+    name or alias), or every relation in the FROM clause where that is unclear."""
+    every: set[str] = set()
+    named: dict[str, set[str]] = {}
+    for r in _walk(select.fromClause):
+        if isinstance(r, ast.RangeVar):
+            every.add(_relname(r))
+            alias = r.alias.aliasname if isinstance(r.alias, ast.Alias) else r.relname
+            named.setdefault(str(alias), set()).add(_relname(r))
+    out: set[str] = set()
+    for clause in _items(select.lockingClause):
+        if not isinstance(clause, ast.LockingClause):
+            return every
+        names = [_relname(r) for r in _items(clause.lockedRels)]
+        if not names or any(len(named.get(n, ())) != 1 for n in names):
+            return every
+        for n in names:
+            out |= named[n]
+    return out
 
 
 def _cte_names(stmt: ast.Node) -> set[str]:

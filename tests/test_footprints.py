@@ -32,6 +32,9 @@ def fp(reads: set[str] | None = None, writes: set[str] | None = None) -> Footpri
         ("DELETE FROM t USING u WHERE t.id = u.id", fp({"u"}, {"t"})),
         ("SELECT * FROM t FOR UPDATE", fp(writes={"t"})),
         ("SELECT * FROM t, u FOR SHARE OF t", fp({"u"}, {"t"})),
+        ("SELECT * FROM t AS a, u FOR UPDATE OF a", fp({"u"}, {"t"})),
+        ("SELECT * FROM t AS a, (SELECT * FROM u AS a) s FOR UPDATE OF a", fp(writes={"t", "u"})),
+        ("SELECT * FROM t, (SELECT 1) AS s FOR UPDATE OF s", fp(writes={"t"})),
         ("SELECT * FROM t WHERE id IN (SELECT id FROM u FOR KEY SHARE)", fp({"t"}, {"u"})),
         ("LOCK TABLE t IN SHARE MODE", fp(writes={"t"})),
         (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -326,3 +327,22 @@ def test_statement_footprints_prune_reorderings_and_keep_every_finding(bank: str
     held, every = runs["for-update", True], runs["for-update", False]
     assert held.complete and every.complete and not held.found and not every.found
     assert held.explored < every.explored and held.skipped > 0
+
+
+def test_json_lines_and_scenario_arguments(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "both-read.toml"
+    path.write_text(SCENARIO)
+    dsn = ["--dsn", pg_server.conninfo()]
+    run = ["run", "--json", "--system", "code_bank:SYSTEM", "--store", "lost-update"]
+    assert main([*run, str(path), *dsn]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    second = next(e for e in events if e.get("type") == "event" and e["call"] == "s2")
+    assert second["sql"] == "SELECT balance FROM accounts WHERE id = 1"
+    assert second["args"][0] == "tests/code_bank.py:8"  # the execute of the SELECT
+    path.write_text(SCENARIO.replace("args = [1, 2, 30]", "args = [1, 2]"))
+    assert main([*run, str(path), *dsn]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "both-read.toml:12: actor alice: transfer(conn, src, dst, amount)" in line
+    assert "missing a required argument: 'amount'" in line

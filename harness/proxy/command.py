@@ -102,7 +102,8 @@ _CLEARED_ENV = ("PG", "DATABASE_URL")
 
 @dataclass(frozen=True)
 class Command:
-    """How to start one actor's command (``{store}`` in it becomes the variant's name)."""
+    """How to start one actor's command (``{store}`` in it becomes the variant's name,
+    ``{actor}`` the actor's)."""
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
@@ -167,9 +168,13 @@ class CommandStore:
         self._output_done = threading.Event()
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(_CLEARED_ENV)}
         child_env.update(self.listener.env())
-        child_env.update({k: v.replace("{store}", store) for k, v in env.items()})
-        child_env.update({k: v.replace("{store}", store) for k, v in command.env.items()})
-        argv = [a.replace("{store}", store) for a in command.argv]
+
+        def fill(text: str) -> str:
+            return text.replace("{store}", store).replace("{actor}", self.actor)
+
+        child_env.update({k: fill(v) for k, v in env.items()})
+        child_env.update({k: fill(v) for k, v in command.env.items()})
+        argv = [fill(a) for a in command.argv]
         try:
             self.proc = subprocess.Popen(
                 argv,

@@ -10,7 +10,8 @@ through racesim's proxy. Named ``commands:FILE.toml``; the file says::
     [invariants]                      # queries returning no rows while each holds
     no-foreign-clear = "SELECT ..."
 
-    [stores.legacy]                   # the variants; {store} in commands and env is the name
+    [stores.legacy]                   # the variants; {store} in commands and env is the
+                                      # variant's name, {actor} the actor's
     env = { MARKER = "legacy" }
 
     [programs.cron]                   # argv, run in the file's folder

@@ -59,6 +59,27 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
     )
 
 
+def configurations() -> str:
+    """Every installed system's configurations (``--config``), a line per system, with
+    each strategy's default."""
+    from racesim.system import registered
+
+    lines = ["configurations (--config), by installed system (--system):"]
+    for name in sorted(registered()):
+        try:
+            system = resolve(name)
+        except InputError:
+            continue
+        names = ", ".join(system.configs) or "(none)"
+        defaults = ", ".join(f"{s}: {c}" for s, c in sorted(system.defaults.items()))
+        lines.append(f"  {name}: {names}" + (f" (defaults: {defaults})" if defaults else ""))
+    lines.append(
+        "  any other system: its own; without --config, the strategy's default or runs"
+        " drawn from the system's run kinds"
+    )
+    return "\n".join(lines)
+
+
 def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
     """``racesim explore``: exit 1 when a violation was found (and reproduced), 3 when
     every violation seen failed to reproduce (flaky), 0 when none."""

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         " isolation spec beyond its permutations with SQL invariants checked"
         " (racesim explore FILE.spec --help).",
     )
+    explore.format_help = _with_configurations(explore.format_help)  # type: ignore[method-assign]
     explore.add_argument("--store", required=True, help="store (variant of the system) to explore")
     system_option(explore)
     explore.add_argument(
@@ -116,11 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explore.add_argument(
         "--config",
-        help="the runs to explore, for every strategy: a configuration of the system; the"
-        " reference system's are cron+user, cron+cron, user-async+2bg, mixed, roster (fixed"
-        " runs), any, single-delivery (runs drawn from its run kinds); the job queue's are"
-        " 2workers, 2jobs, crash; another system names its own (default: the strategy's"
-        " default, or runs drawn from the run kinds)",
+        help="the runs to explore, for every strategy: one of the system's configurations"
+        " (each installed system's are listed below)",
     )
     explore.add_argument(
         "--out",
@@ -212,6 +210,18 @@ def _version() -> str:
         return version("racesim")
     except PackageNotFoundError:
         return "unknown"
+
+
+def _with_configurations(base: Callable[[], str]) -> Callable[[], str]:
+    """``explore --help`` ends with every installed system's configurations (read from
+    the systems only when help is asked for)."""
+
+    def format_help() -> str:
+        from racesim.cli.explore import configurations
+
+        return f"{base()}\n{configurations()}\n"
+
+    return format_help
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -111,3 +111,32 @@ KINDS = rc.system(
     invariants={"three accounts never": "SELECT 1 FROM accounts HAVING count(*) > 2"},
     autocommit=False,
 )
+
+
+def total(conn):
+    return conn.execute("SELECT sum(balance) FROM accounts").fetchone()[0]
+
+
+def audit_sees_whole_transfers(conn, results):
+    assert results["auditor"] == 200, f"the auditor saw {results['auditor']}"
+    assert results["alice"] == "done", f"alice: {results['alice']!r}"
+
+
+def credit_first(conn, src, dst, amount):
+    """Autocommit, no transaction: the credit is visible before the debit."""
+    conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amount, dst))
+    conn.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amount, src))
+    return "done"
+
+
+ROLES = rc.system(
+    "roles",
+    schema="CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)",
+    fresh="DELETE FROM accounts; INSERT INTO accounts VALUES (1, 100), (2, 100)",
+    variants={
+        "transaction": {"pay": transfer, "audit": total},
+        "autocommit": {"pay": credit_first, "audit": total},
+    },
+    actors={"alice": rc.call(1, 2, 30).of("pay"), "auditor": rc.call().of("audit")},
+    invariants={"audit sees whole transfers": audit_sees_whole_transfers},
+)

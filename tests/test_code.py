@@ -346,3 +346,15 @@ def test_json_lines_and_scenario_arguments(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "both-read.toml:12: actor alice: transfer(conn, src, dst, amount)" in line
     assert "missing a required argument: 'amount'" in line
+
+
+def test_roles_and_a_python_invariant_of_the_results(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["explore", "--system", "code_bank:ROLES", "--strategy", "exhaustive"]
+    dsn = ["--out", str(tmp_path), "--dsn", pg_server.conninfo()]
+    assert main([*argv, "--store", "transaction", *dsn]) == 0
+    assert "none violates" in capsys.readouterr().out
+    assert main([*argv, "--store", "autocommit", *dsn]) == 1
+    out = capsys.readouterr().out
+    assert "!! audit sees whole transfers: the auditor saw 230" in out

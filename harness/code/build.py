@@ -72,7 +72,8 @@ def system(
     (it also runs after ``schema``). ``actors`` is the configuration every strategy
     runs (``configs`` adds named ones). An invariant is a query returning rows when
     broken, or ``check(conn, results)`` raising AssertionError when broken, run once
-    every actor has finished (``results``: actor -> return value or exception).
+    every actor has finished (``results``: actor -> return value or exception; a check
+    reading an actor the run lacks, as shrinking drops actors, does not apply to it).
     Functions get a psycopg connection (``autocommit`` as given), or a SQLAlchemy
     engine with ``gives="engine"``; ``async def`` functions get an AsyncConnection.
     """

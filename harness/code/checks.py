@@ -102,9 +102,21 @@ def foreign(conn: psycopg.Connection[Any]) -> None:
     sys.stderr.flush()
 
 
-def _results(live: Mapping[str, FunctionStore]) -> dict[str, Any] | None:
+class _Absent(Exception):
+    """An invariant asked for the result of an actor the run does not have."""
+
+
+class Results(dict[str, Any]):
+    """The actors' results: a check that reads an actor the run lacks (shrinking drops
+    actors) does not apply to that run."""
+
+    def __missing__(self, actor: str) -> Any:
+        raise _Absent(actor)
+
+
+def _results(live: Mapping[str, FunctionStore]) -> Results | None:
     """Each actor's return value (or exception), once every one has ended."""
-    out = {}
+    out = Results()
     for actor, store in live.items():
         done = store.run.done
         if done is None:
@@ -181,12 +193,14 @@ def _query(conn: psycopg.Connection[Any], check: Invariant) -> tuple[str, ...]:
         ) from None
 
 
-def _call(check: Invariant, conn: psycopg.Connection[Any], results: dict[str, Any]) -> str | None:
+def _call(check: Invariant, conn: psycopg.Connection[Any], results: Results) -> str | None:
     assert check.check is not None
     try:
         check.check(conn, results)
     except AssertionError as exc:
         return str(exc) or "assertion failed"
+    except _Absent:
+        return None
     except Exception as exc:
         raise InputError(
             f"invariant {check.name!r} raised {type(exc).__name__}: {exc}; an invariant"

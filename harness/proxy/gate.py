@@ -93,12 +93,18 @@ class Gate:
             link.parked, link.running = None, round_
             link.result = RoundResult()
             link.target = link.readies + round_.syncs
-            link.release.set()
+            link.let_go()
             return round_
 
     def busy(self) -> bool:
         """A connection is in its startup or has a released round not yet answered."""
         return self.connecting > 0 or any(link.running and not link.closed for link in self.links)
+
+
+def _held() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
 
 
 @dataclass
@@ -115,4 +121,9 @@ class LinkState:
     target: int = 0
     """The ``readies`` count at which the running round is done."""
     closed: bool = False
-    release: threading.Event = field(default_factory=threading.Event)
+    go: threading.Lock = field(default_factory=_held)
+    """Held while a round is parked; released to let it go (or when the link closes)."""
+
+    def let_go(self) -> None:
+        if self.go.locked():
+            self.go.release()

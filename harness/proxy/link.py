@@ -25,6 +25,8 @@ from racesim.proxy.upstream import Upstream
 
 RUNS_STATEMENTS = frozenset({f.QUERY, f.EXECUTE, f.FUNCTION_CALL})
 ENDS_ROUND = frozenset({f.QUERY, f.SYNC, f.FUNCTION_CALL})
+_NOTED = frozenset({f.READY, f.ERROR, ord("C")})
+"""Server messages whose content a round's result records (C is CommandComplete)."""
 
 _KEYS: dict[tuple[int, int], Upstream] = {}
 """Cancel keys handed to clients -> the upstream session they cancel."""
@@ -168,8 +170,7 @@ class Link:
         with self.gate.cond:
             state.parked = round_
             self.gate.cond.notify_all()
-        state.release.wait()
-        state.release.clear()
+        state.go.acquire()  # until released (or closed)
         if state.closed:  # woken by close: the round is never sent
             raise f.Closed()
 
@@ -192,32 +193,31 @@ class Link:
     def _relay(self) -> None:
         assert self.upstream is not None
         up, client, state, gate = self.upstream.sock, self.client, self.state, self.gate
-        buf = bytearray()
+        unpack = struct.unpack_from
+        buf = b""
         try:
             while True:
                 chunk = up.recv(65536)
                 if not chunk:
                     break
-                buf += chunk
-                at, end = 0, len(buf)
-                ended = False
+                buf = buf + chunk if buf else chunk
+                at, end, readies = 0, len(buf), 0
                 while end - at >= 5:
                     kind = buf[at]
-                    (length,) = struct.unpack_from("!I", buf, at + 1)
+                    (length,) = unpack("!I", buf, at + 1)
                     if end - at < 1 + length:
                         break
-                    if kind == f.READY or kind == f.ERROR or kind == 67:  # 'C' CommandComplete
-                        ended = _note(state.result, kind, bytes(buf[at + 5 : at + 1 + length]))
+                    if kind in _NOTED:
                         if kind == f.READY:
-                            ended = True
-                            with gate.cond:
-                                state.readies += 1
+                            readies += 1
+                        _note(state.result, kind, buf[at + 5 : at + 1 + length])
                     at += 1 + length
                 if at:
-                    client.sendall(buf[:at])
-                    del buf[:at]
-                if ended:
+                    client.sendall(buf if at == end else buf[:at])
+                    buf = buf[at:]
+                if readies:
                     with gate.cond:
+                        state.readies += readies
                         if state.running is not None and state.readies >= state.target:
                             state.running = None
                         gate.cond.notify_all()
@@ -231,7 +231,7 @@ class Link:
             if self.state.closed:
                 return
             self.state.closed = True
-            self.state.release.set()
+            self.state.let_go()
             self.gate.cond.notify_all()
         if self.key is not None:
             with _KEYS_LOCK:

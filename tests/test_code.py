@@ -286,7 +286,7 @@ def test_every_kind_of_statement_is_one_step(bank: str, racesim_prepared: Prepar
     name = dbs.create()
     conninfo = bank.replace(bank.split("dbname=")[1].split()[0], name)
     plan = Plan(
-        (Actor("alice", "main", {"args": []}),), tuple(Step("alice", f"s{i}") for i in range(1, 9))
+        (Actor("alice", "main", {"args": []}),), tuple(Step("alice", f"s{i}") for i in range(1, 10))
     )
     try:
         events = execute(plan, "only", conninfo, system=code_bank.KINDS).history.events
@@ -308,9 +308,10 @@ def test_every_kind_of_statement_is_one_step(bank: str, racesim_prepared: Prepar
         ),
         ("s6", "FETCH FORWARD 1 FROM named", "FETCH"),
         ("s7", "CLOSE named", "CLOSE"),
-        ("s8", "COMMIT", "COMMIT"),
+        ("s8", "SELECT id FROM accounts ORDER BY id", "SELECT"),
+        ("s9", "COMMIT", "COMMIT"),
     ]
-    assert events[-1].finished == "1"
+    assert events[-1].finished == "3"
     assert all(e.args[0].startswith("tests/code_bank.py:") for e in events)
 
 

@@ -34,7 +34,7 @@ _NOT_STATEMENTS = frozenset(
         "_set_deferrable_gen",
         "_sync_gen",
         "notifies",
-        "_stream_send_gen",
+        "_stream_fetchone_gen",  # the rows of a stream() belong to its statement's step
         # a COPY's data and its end belong to the step of its COPY statement
         "copy_to",
         "copy_end",
@@ -101,13 +101,14 @@ _BEGINS = frozenset(
         "_executemany_gen_no_pipeline",
         "_start_copy_gen",
         "_declare_gen",
+        "_stream_send_gen",
     }
 )
 
 
 def _describe(conn: Any, gen: Any, name: str, args: dict[str, Any]) -> str | None:
     owner: Any = args.get("self")
-    if name == "_execute_gen":
+    if name in ("_execute_gen", "_stream_send_gen"):
         return _text(conn, args.get("query"), args.get("params"))
     if name.startswith("_executemany_gen"):
         return _text(conn, args.get("query")) + "  -- executemany"

@@ -72,12 +72,14 @@ def test_parts_are_disjoint_shards_or_seeds() -> None:
     assert all(p.options["max_examples"] == 67 for p in seeded)  # ceil(200 / 3), profile dev
 
 
-def test_popen_workers_merge_counterexamples(pg_server: Server, tmp_path: Path) -> None:
+def test_popen_workers_merge_counterexamples_and_their_pages(
+    pg_server: Server, tmp_path: Path
+) -> None:
     dsn = pg_server.conninfo()
     out = tmp_path / "out"
     done = racesim(
         "explore", *JOBQUEUE, "--store", "naive", "--config", "2workers",
-        "--workers", "2", "--dsn", dsn, "--out", str(out),
+        "--workers", "2", "--dsn", dsn, "--out", str(out), "--html", "--export-spec",
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     assert "worker 1 (popen): ready" in done.stdout and "worker 2 (popen): ready" in done.stdout
@@ -89,6 +91,10 @@ def test_popen_workers_merge_counterexamples(pg_server: Server, tmp_path: Path) 
     assert "in 8 parts on 2 worker(s)" in done.stdout
     for path in saved:
         assert f"== {path}" in done.stdout  # its timeline, under its saved name
+        # what the worker wrote beside it comes back too
+        assert f"page: {path.with_suffix('.html')}" in done.stdout
+        assert f"as a .spec: {path.with_suffix('.spec')}" in done.stdout
+        assert path.with_suffix(".html").is_file() and path.with_suffix(".spec").is_file()
         again = racesim("replay", str(path), "--dsn", dsn)
         assert again.returncode == 1, again.stdout + again.stderr
         assert "reproduced: one-holder" in again.stdout

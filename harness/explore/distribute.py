@@ -319,10 +319,14 @@ def _merge(
     saved: dict[str, Path] = {}
     for key in sorted(best):
         found = best[key][2]
-        saved[key] = _save(opts.out, found["files"], found["name"])
+        paths = _save(opts.out, found["files"])
+        saved[key] = next((p for p in paths if p.name == found["name"]), opts.out / found["name"])
         reporter.line(found["timeline"].replace(found["path"], str(saved[key])).rstrip("\n"))
+        for path in paths:
+            if path.suffix in _BESIDE:
+                reporter.line(f"   {_BESIDE[path.suffix]}: {escaped(str(path))}")
     for key in sorted(flaky):
-        _save(opts.out, flaky[key]["files"], None)
+        _save(opts.out, flaky[key]["files"])
         reporter.line(flaky[key]["line"])
     schedules = sum(d.answer["schedules"] for d in done)
     workers = len({d.worker for d in done})
@@ -378,14 +382,15 @@ def _merge(
     return EXIT_OK
 
 
+_BESIDE = {".html": "page", ".spec": "as a .spec"}
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-def _save(out: Path, files: list[tuple[str, bytes]], main: str | None) -> Path:
-    """Write one counterexample's files under ``out``; the path of ``main``."""
+def _save(out: Path, files: list[tuple[str, bytes]]) -> list[Path]:
+    """Write one counterexample's files (scenario, page, .spec) under ``out``."""
     paths = []
     for name, data in files:
         if not _FILE.match(name) or len(name) > 240:
             raise InputError(f"a worker sent a file name racesim does not write: {name!r}")
         paths.append(save(bytes(data).decode("utf-8"), out / name))
-    return next((p for p in paths if p.name == main), out / (main or ""))
+    return paths

@@ -13,8 +13,8 @@ checks after every step. Everything specific to the code under test lives in a
   sequential model (model agreement);
 * ``invariants``: checks fed the events in order, keeping their own record of
   who holds what from the results the runs saw;
-* ``footprints``: what each call reads and writes (the exhaustive search's
-  reduction);
+* ``footprints``: what each call reads and writes, and ``invariant_reads``: what
+  the invariants read (the exhaustive search's reduction);
 * ``faults``: the failures a run may be given;
 * ``run_kinds``, ``observers`` and ``configs``: what exploration draws runs from;
 * ``windows``: time windows, so clock moves hit their boundaries;

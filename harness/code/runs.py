@@ -48,7 +48,7 @@ class StatementNames(frozenset[str]):
         return isinstance(name, str) and STATEMENT.fullmatch(name) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(("s1", "s2", "s3", "..."))
+        return iter(("s1", "s2", "s3 and on"))
 
 
 NAMES = StatementNames()

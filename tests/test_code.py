@@ -359,3 +359,21 @@ def test_roles_and_a_python_invariant_of_the_results(
     assert main([*argv, "--store", "autocommit", *dsn]) == 1
     out = capsys.readouterr().out
     assert "!! audit sees whole transfers: the auditor saw 230" in out
+
+
+def test_a_deadlock_is_the_closing_steps_error_and_its_functions_exception(bank: str) -> None:
+    actors = (
+        Actor("alice", "main", {"args": [1, 2, 30]}),
+        Actor("bob", "main", {"args": [2, 1, 50]}),
+    )
+    steps = ("alice:s1", "alice:s2", "bob:s1", "bob:s2", "alice:s3", "bob:s3")
+    steps += ("alice:s4", "bob:s4", "bob:s4", "bob:s5", "alice:s5")
+    plan = Plan(actors, tuple(Step(*s.split(":")) for s in steps))
+    events = execute(plan, "for-update", bank, system=SYSTEM).history.events
+    (victim,) = [e for e in events if e.sqlstate == "40P01"]
+    assert (victim.actor, victim.call) == ("bob", "s4")
+    assert victim.sql == "UPDATE accounts SET balance = balance + 50 WHERE id = 1"
+    ends = {e.actor: e.finished for e in events if e.finished}
+    assert ends["bob"].startswith("raised DeadlockDetected")
+    rollback = next(e for e in events if e.actor == "bob" and e.call == "s5")
+    assert rollback.sql == "ROLLBACK" and ends["alice"] == "'done'"

@@ -198,6 +198,17 @@ time.sleep(60)
 """
 
 
+AROUND = """\
+import os, time, psycopg
+proxied = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+name = proxied.execute("SELECT current_database()").fetchone()[0]
+direct = psycopg.connect(os.environ["REAL_DSN"], dbname=name, autocommit=True)
+direct.execute("SELECT 1")
+proxied.execute("SELECT 2")
+time.sleep(60)
+"""
+
+
 @pytest.mark.parametrize(
     ("script", "says"),
     [
@@ -205,8 +216,9 @@ time.sleep(60)
         (HANGS, "x: the command hung: 1 round(s) in"),
         (NOT_POSTGRESQL, "x: a connection to the proxy is not a PostgreSQL client"),
         (None, "programs.p: x: cannot start"),
+        (AROUND, "x: a session reached the run's database around the proxy"),
     ],
-    ids=["never-connects", "hangs", "not-postgresql", "no-such-program"],
+    ids=["never-connects", "hangs", "not-postgresql", "no-such-program", "around-the-proxy"],
 )
 def test_a_command_that_cannot_be_raced_ends_the_run_in_one_line(
     tmp_path: Path, pg_server: Server, script: str | None, says: str
@@ -226,6 +238,7 @@ def test_a_command_that_cannot_be_raced_ends_the_run_in_one_line(
         str(tmp_path / "out"),
         "--dsn",
         pg_server.conninfo(),
+        env={"REAL_DSN": pg_server.conninfo()},
     )
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()

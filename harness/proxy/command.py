@@ -20,13 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from psycopg.conninfo import make_conninfo
 
 from racesim.engine.sessions import note_sent
 from racesim.errors import HarnessError, InputError
 from racesim.proxy.gate import Gate, LinkState
 from racesim.proxy.listener import Listener
-from racesim.proxy.upstream import open_upstream
+from racesim.proxy.upstream import open_upstream, proxied
 from racesim.system import Session
 
 OUTPUT_KEPT = 64 * 1024
@@ -302,9 +303,33 @@ class CommandStore:
             problem = self.gate.failure
             self.stop()
             raise CommandError(problem)
+        self._check_route()
         if self.gate.oldest() is None:
             status = self.proc.wait()
             self.exit = Exit(status, self._output.decode("utf-8", "replace"))
+
+    def _check_route(self) -> None:
+        """A session on the run's database that is neither racesim's own nor proxied
+        is a connection around the proxy: its statements would escape the schedule."""
+        # A plain cursor: this look is racesim's, not part of the step's record.
+        row = (
+            psycopg.Cursor(self.conn)
+            .execute(
+                "SELECT pid, application_name FROM pg_stat_activity"
+                " WHERE datname = current_database() AND backend_type = 'client backend'"
+                " AND pid <> pg_backend_pid() AND application_name NOT LIKE 'racesim%%'"
+                " AND NOT (pid = ANY(%s::int[])) LIMIT 1",
+                (proxied(),),
+            )
+            .fetchone()
+        )
+        if row is not None:
+            self.stop()
+            raise CommandError(
+                f"{self.actor}: a session reached the run's database around the proxy"
+                f" (backend {row[0]}, application_name {str(row[1])[:40]!r}); fix: connect only"
+                " through PGHOST/PGPORT or DATABASE_URL as racesim sets them"
+            )
 
     @property
     def output(self) -> str:

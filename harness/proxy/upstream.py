@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,16 @@ NOT_PASSED = frozenset({"user", "database", "replication"})
 
 _AS_KEYWORD = frozenset({"application_name", "client_encoding"})
 
+_OURS: set[int] = set()
+"""Backends of every proxied connection open in this process (see ``proxied``)."""
+_OURS_LOCK = threading.Lock()
+
+
+def proxied() -> list[int]:
+    """The backend pids of every connection racesim's proxies hold open now."""
+    with _OURS_LOCK:
+        return sorted(_OURS)
+
 
 def _escape(value: str) -> str:
     """A value inside libpq's ``options`` (spaces and backslashes escaped)."""
@@ -67,6 +78,8 @@ class Upstream:
             self.conn.cancel_safe(timeout=2.0)
 
     def close(self) -> None:
+        with _OURS_LOCK:
+            _OURS.discard(self.pid)
         with contextlib.suppress(OSError):
             self.sock.sendall(b"X\x00\x00\x00\x04")
         with contextlib.suppress(OSError):
@@ -96,4 +109,6 @@ def open_upstream(conninfo: str, startup: dict[str, str], actor: str) -> Upstrea
     except BaseException:
         conn.close()
         raise
+    with _OURS_LOCK:
+        _OURS.add(conn.info.backend_pid)
     return Upstream(conn, sock, conn.info.backend_pid)

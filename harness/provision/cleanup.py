@@ -65,8 +65,9 @@ _shield_depth = 0
 _pending: list[int] = []
 _last: int | None = None
 _previous_hook = sys.unraisablehook
-# How long the redelivery thread waits so the finalizer (or hook) can return first.
-_REDELIVERY_DELAY = 0.01
+# How long the thread that raises a signal again waits so the finalizer (or hook)
+# can return first.
+_RESEND_DELAY = 0.01
 
 
 def install_signal_handlers() -> None:
@@ -85,7 +86,7 @@ def install_signal_handlers() -> None:
         if current in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(signum, _handle)
     _previous_hook = sys.unraisablehook
-    sys.unraisablehook = _redeliver
+    sys.unraisablehook = _resend
     _installed = True
 
 
@@ -120,43 +121,43 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         return
     if _inside_hook(frame):
         # Raised here, the exception would escape sys.unraisablehook, where Python
-        # prints and drops it. Deliver the signal again once the hook has returned.
-        _deliver_later(signum)
+        # prints and drops it. Send the signal again once the hook has returned.
+        _send_later(signum)
         return
     _raise_for(signum)
 
 
-def _redeliver(unraisable: Any) -> None:
-    """Deliver a signal again when Python dropped its exception.
+def _resend(unraisable: Any) -> None:
+    """Send a signal again when Python dropped its exception.
 
     A signal that lands while a finalizer runs (a collected connection's
     ``__del__``, a generator closed by the collector) raises there, and Python
-    prints and drops the exception, so racesim would run on. Deliver the same
+    prints and drops the exception, so racesim would run on. Send the same
     signal to the main thread again once the finalizer has returned. Should that
-    delivery land while this hook still runs (a loaded machine can keep the main
+    signal land while this hook still runs (a loaded machine can keep the main
     thread here longer than the delay), :func:`_handle` sees this hook's frame
     and defers once more instead of raising where the exception would be lost.
     """
     exc = unraisable.exc_value
     if isinstance(exc, (SystemExit, KeyboardInterrupt)) and _last is not None:
-        _deliver_later(_last)
+        _send_later(_last)
         return
     _previous_hook(unraisable)
 
 
 def _inside_hook(frame: FrameType | None) -> bool:
-    """Whether ``frame`` runs inside :func:`_redeliver` (or something it called)."""
+    """Whether ``frame`` runs inside :func:`_resend` (or something it called)."""
     while frame is not None:
-        if frame.f_code is _redeliver.__code__:
+        if frame.f_code is _resend.__code__:
             return True
         frame = frame.f_back
     return False
 
 
-def _deliver_later(signum: int) -> None:
+def _send_later(signum: int) -> None:
     """Send ``signum`` to the main thread again shortly, from a thread of its own.
 
-    Each dropped exception leads to exactly one new delivery, so a signal is
+    Each dropped exception leads to exactly one new sending, so a signal is
     raised once in ordinary code and never twice.
     """
     main = threading.main_thread().ident
@@ -168,7 +169,7 @@ def _deliver_later(signum: int) -> None:
 
 
 def _send(main: int, signum: int) -> None:
-    time.sleep(_REDELIVERY_DELAY)
+    time.sleep(_RESEND_DELAY)
     with contextlib.suppress(OSError):  # the main thread has already gone
         signal.pthread_kill(main, signum)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -246,3 +247,30 @@ def test_a_command_that_cannot_be_raced_ends_the_run_in_one_line(
     assert "Traceback" not in done.stderr
     left = subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True)
     assert left.stdout == "", f"processes left running: {left.stdout}"
+
+
+TCP = """\
+listen = "tcp"
+setup = "CREATE TABLE IF NOT EXISTS seen (who text)"
+reset = "TRUNCATE seen"
+[invariants]
+fine = "SELECT 1 WHERE false"
+[programs.psql]
+command = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "INSERT INTO seen VALUES ('{actor}')", "-c", "SELECT count(*) FROM seen"]
+"""
+
+
+def test_a_command_on_tcp_logs_in_with_the_run_password(
+    tmp_path: Path, conninfo: str, conn: psycopg.Connection[Any]
+) -> None:
+    if shutil.which("psql") is None:
+        pytest.skip("no psql: apt-get install postgresql-client")
+    config = project(tmp_path, TCP)
+    system = resolve(f"commands:{config}")
+    system.prepare(conn)
+    plan = Plan((Actor("p", "psql"),), (Step("p", "insert"), Step("p", "select")))
+    history = execute(plan, "default", conninfo, system=system).history
+    assert [e.result for e in history.events] == ["INSERT 0 1", "SELECT 1"]
+    assert history.events[-1].finished is not None
+    assert history.events[-1].finished.startswith("exit 0")
+    assert conn.execute("SELECT who FROM seen").fetchall() == [("p",)]

@@ -227,3 +227,15 @@ def test_a_budget_bounds_the_whole_spread_search(pg_server: Server, tmp_path: Pa
     assert last.startswith("budget spent after ") and "search incomplete" in last, last
     assert "NOT searched" not in last  # parts the budget left unstarted are no lost work
     assert time.monotonic() - started < 60
+
+
+def test_pct_splits_seeds_and_schedules(pg_server: Server, tmp_path: Path) -> None:
+    done = racesim(
+        "explore", "--system", "jobqueue", "--store", "naive", "--config", "2workers",
+        "--strategy", "pct", "--max-examples", "30", "--workers", "2",
+        "--dsn", pg_server.conninfo(), "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    parts = [line for line in done.stdout.splitlines() if ": seed " in line]
+    assert {p.split(": seed ")[1].split(":")[0] for p in parts} == {"0", "1"}
+    assert "in 2 parts on 2 worker(s)" in done.stdout.splitlines()[-1]

@@ -253,7 +253,12 @@ class Session:
 
     def _set_isolation(self, stmt: ast.VariableSetStmt) -> Footprint:
         level = _set_level(stmt)
-        if stmt.name in ("SESSION CHARACTERISTICS", "default_transaction_isolation"):
+        if stmt.kind == enums.VariableSetKind.VAR_RESET_ALL:
+            self.default = level
+        elif stmt.name == "default_transaction_isolation":
+            if not stmt.is_local:  # SET LOCAL of it changes no transaction at all
+                self.default = level
+        elif stmt.name == "SESSION CHARACTERISTICS":
             self.default = level
         elif self.isolation is not None and not self.snapshot:
             self.isolation = level
@@ -393,7 +398,7 @@ def _level(arg: object) -> str:
 
 
 def _sets_isolation(stmt: ast.VariableSetStmt) -> bool:
-    if stmt.name in _ISOLATION_NAMES:
+    if stmt.name in _ISOLATION_NAMES or stmt.kind == enums.VariableSetKind.VAR_RESET_ALL:
         return True
     return (
         stmt.name in ("TRANSACTION", "SESSION CHARACTERISTICS")
@@ -402,6 +407,8 @@ def _sets_isolation(stmt: ast.VariableSetStmt) -> bool:
 
 
 def _set_level(stmt: ast.VariableSetStmt) -> str:
+    if stmt.kind == enums.VariableSetKind.VAR_RESET_ALL:
+        return "serializable"  # back to a default that is unknown here
     if stmt.kind != enums.VariableSetKind.VAR_SET_VALUE and stmt.name in _ISOLATION_NAMES:
         return "serializable"  # RESET or DEFAULT: the server's default is unknown here
     if stmt.name in _ISOLATION_NAMES:

@@ -83,6 +83,7 @@ def test_statements_read_and_write_what_they_name(sql: str, expected: Footprint)
         "ROLLBACK TO SAVEPOINT a",
         "BEGIN ISOLATION LEVEL SERIALIZABLE",
         "SET default_transaction_isolation = 'repeatable read'",
+        "RESET ALL",
         "SELECT FROM",
         "UPDATE t SET n = 1; SELECT f()",
     ],
@@ -202,6 +203,10 @@ def test_a_repeatable_read_snapshot_reads_every_relation() -> None:
     assert s.next("SELECT * FROM a") == fp({"a", "b"})
     s.next("BEGIN; SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
     assert s.next("SELECT * FROM a") == fp({"a"})
+    s.next("COMMIT; SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    assert s.next("SELECT * FROM a") == fp({"a"})
+    s.next("RESET ALL")  # back to the server's default, which may be stricter
+    assert s.next("SELECT * FROM a") == fp({"a", "b"})
     # Without a schema, "every relation" cannot be named.
     bare = Session()
     bare.next("BEGIN ISOLATION LEVEL SERIALIZABLE")

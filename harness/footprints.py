@@ -17,7 +17,7 @@ Resources:
 ``SELECT ... FOR UPDATE/SHARE`` and ``LOCK`` write the tables they lock;
 ``nextval``/``setval`` write their sequence; ``INSERT/UPDATE/DELETE/MERGE``
 (also inside a ``WITH``) write their target and read the rest; simple DDL on a table
-(create, alter, drop, truncate, index) writes it. Calls of functions not known to
+(create, alter, drop, truncate, index, vacuum, analyze) writes it. Calls of functions not known to
 be pure, ``DO``, ``CALL``, ``EXECUTE`` and statements of other kinds give ``None``.
 
 Without a ``Schema`` every relation is taken to be a plain table: nothing a
@@ -323,7 +323,8 @@ def schema_of(setup: str) -> Schema | None:
             | ast.TruncateStmt
             | ast.TransactionStmt
             | ast.VariableSetStmt
-            | ast.VariableShowStmt,
+            | ast.VariableShowStmt
+            | ast.VacuumStmt,
         ):
             if _functions_ok(stmt, frozenset(functions)) is False:
                 return None
@@ -482,6 +483,12 @@ def _ddl(stmt: ast.Node, schema: Schema | None) -> Footprint | None:
             return None  # which table an index belongs to is not in the statement
         names = [(_strings(obj) or [""])[-1] for obj in _items(stmt.objects)]
         return _named(names, schema)
+    if isinstance(stmt, ast.VacuumStmt):
+        # VACUUM and ANALYZE change no row a query sees, but they lock what they name.
+        rels = [
+            _relname(v.relation) for v in _items(stmt.rels) if isinstance(v, ast.VacuumRelation)
+        ]
+        return _named(rels, schema) if rels else None
     if isinstance(stmt, ast.CreateSeqStmt):
         return _named([_relname(stmt.sequence)], schema)
     if isinstance(stmt, ast.AlterSeqStmt):

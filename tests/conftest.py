@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from marking import mark
 from racesim.engine.sessions import open_session
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
@@ -23,6 +24,10 @@ from racesim.provision.provide import Server
 # their children the default disposition back.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark(items)  # `postgres` on the tests that need a server or a child process
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from marking import mark
+
 from racesim.engine.sessions import open_session
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server

@@ -252,7 +252,29 @@ def _serve(
     state: _State,
     module: Any,
 ) -> None:
-    """One worker's thread: bring the gateway up, then run parts until none is left."""
+    """One worker's thread: bring the gateway up, then run parts until none is left.
+    Whatever goes wrong, a part it took is finished or failed, never left running
+    (the other threads wait for it)."""
+    current: list[Part] = []
+    try:
+        _work(group, spec, name, setup, state, module, current)
+    except Exception as exc:  # a malformed answer or a fault of racesim's own
+        if current:
+            state.fail(current[0], name, f"{type(exc).__name__}: {_why(exc)}")
+        else:
+            state.refused.append(f"{name}: {_why(exc)}")
+            state.say(f"{name}: not started ({type(exc).__name__}: {_why(exc)})")
+
+
+def _work(
+    group: execnet.Group,
+    spec: str,
+    name: str,
+    setup: dict[str, Any],
+    state: _State,
+    module: Any,
+    current: list[Part],
+) -> None:
     try:
         gateway = group.makegateway(spec)
         channel = gateway.remote_exec(module)
@@ -270,25 +292,34 @@ def _serve(
     for note in ready.get("notes", ()):
         state.say(f"{name}: {note}")
     while (part := state.take()) is not None:
+        current[:] = [part]
         try:
             channel.send(part.options)
             answer = channel.receive()
         except _LOST as exc:
+            current.clear()
             state.fail(part, name, _why(exc))
             return
         if "error" in answer:
+            current.clear()
             state.fail(part, name, str(answer["error"]))
             return
         # The part's own summary names files in the worker's folder: the merge saves them.
         summary = str(answer["summary"]).split("; saved: ")[0]
         summary = summary.removeprefix(f"{part.label}: ")
+        if not all(key in answer for key in _ANSWER):
+            raise ValueError(f"the worker's answer lacks {sorted(_ANSWER - set(answer))}")
         state.say(f"{name}: {part.label}: {summary}")
+        current.clear()
         state.finish(_Done(part, name, answer))
     try:
         channel.send(None)
         channel.waitclose(timeout=READY_SECONDS)
     except _LOST:
         pass  # its parts are in; a worker that fails while it cleans up loses nothing
+
+
+_ANSWER = frozenset({"schedules", "skipped", "complete", "seconds", "summary", "found", "flaky"})
 
 
 def _why(exc: BaseException) -> str:

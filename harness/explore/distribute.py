@@ -37,6 +37,7 @@ import execnet
 
 from racesim.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_HARNESS, EXIT_INPUT, EXIT_OK, InputError
 from racesim.explore.profiles import profile_name
+from racesim.explore.run import SHRINK_ALLOWANCE
 from racesim.formats.names import escaped
 from racesim.formats.writer import save
 from racesim.report.text import Reporter
@@ -49,6 +50,8 @@ __all__ = ["ATTEMPTS", "Part", "gateway_specs", "parts", "spread"]
 ATTEMPTS = 2
 """A part is run at most this many times (a lost worker's part once more)."""
 READY_SECONDS = 600.0
+GRACE_SECONDS = 120.0
+"""Beyond its budget and shrinking allowance, how long a part may take to answer."""
 """How long a worker may take to bring up its PostgreSQL."""
 SPENT = "budget spent before it started"
 PCT_DEFAULT = 200
@@ -295,7 +298,7 @@ def _work(
         current[:] = [part]
         try:
             channel.send(part.options)
-            answer = channel.receive()
+            answer = channel.receive(timeout=_patience(part))
         except _LOST as exc:
             current.clear()
             state.fail(part, name, _why(exc))
@@ -317,6 +320,14 @@ def _work(
         channel.waitclose(timeout=READY_SECONDS)
     except _LOST:
         pass  # its parts are in; a worker that fails while it cleans up loses nothing
+
+
+def _patience(part: Part) -> float | None:
+    """How long a part with a budget may take before its worker counts as lost (a
+    worker cut off without its connection closing); a part without one may take
+    as long as it takes."""
+    budget = part.options.get("budget")
+    return None if budget is None else float(budget) * (1 + SHRINK_ALLOWANCE) + GRACE_SECONDS
 
 
 _ANSWER = frozenset({"schedules", "skipped", "complete", "seconds", "summary", "found", "flaky"})

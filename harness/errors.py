@@ -9,6 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+__all__ = [
+    "EXIT_FLAKY",
+    "EXIT_FOUND",
+    "EXIT_HARNESS",
+    "EXIT_INPUT",
+    "EXIT_OK",
+    "HarnessError",
+    "InputError",
+    "Problem",
+    "ProvisionError",
+    "RacesimError",
+]
+
 EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_FLAKY, EXIT_HARNESS = 0, 1, 2, 3, 4
 """Exit statuses of the ``racesim`` command: matched / violation found or expectation
 missed / bad input or no PostgreSQL / a replay that did not reproduce / the harness

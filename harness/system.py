@@ -88,20 +88,25 @@ from typing import Any, Literal, Protocol
 import psycopg
 
 from racesim.errors import InputError
-from racesim.model.history import Event
+from racesim.model.history import Event, History
 from racesim.model.plan import Actor
 from racesim.model.show import Show
 from racesim.model.violation import Violation
 
+# What an author of a system needs, invariants included (Event, History and
+# Violation are defined elsewhere and re-exported here).
 __all__ = [
     "DEFAULT_SYSTEM",
     "GROUP",
     "MICROSECOND",
+    "Actor",
     "Call",
     "CallKind",
     "Config",
+    "Event",
     "Followers",
     "Footprint",
+    "History",
     "InjectedFault",
     "Invariants",
     "Option",
@@ -113,6 +118,7 @@ __all__ = [
     "Show",
     "System",
     "Variant",
+    "Violation",
     "Window",
     "registered",
     "resolve",

@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from racesim.model.history import Event
-from racesim.model.plan import Actor
-from racesim.model.violation import Violation
 from racesim.store.interface import STALE_AFTER
+from racesim.system import Actor, Event, Violation
 
 NO_FOREIGN_CLEAR = "no-foreign-clear"
 BANNER_STAYS_UP = "banner-stays-up"

@@ -20,8 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from racesim.model.history import Event
-from racesim.model.violation import Violation
+from racesim.system import Event, Violation
 from racesim.systems.jobqueue.interface import LEASE, Claimed
 
 ONE_HOLDER = "one-holder"

@@ -220,3 +220,41 @@ def test_cancel_reaches_the_server(unix: tuple[Gate, Listener]) -> None:
                 c.execute("SELECT pg_sleep(20)")
     finally:
         releaser.stop()
+
+
+def _startup(s: socket.socket) -> framing.Reader:
+    params = b"user\0x\0database\0y\0\0"
+    s.sendall(struct.pack("!II", 8 + len(params), framing.PROTOCOL_3) + params)
+    reader = framing.Reader(s)
+    while reader.message().kind != framing.READY:
+        pass
+    return reader
+
+
+def test_a_round_released_at_flush_goes_on_to_its_sync(unix: tuple[Gate, Listener]) -> None:
+    """A client that prepares, flushes and reads the answer before it binds and
+    executes (as some drivers do): the prepare passes, the execution waits at the gate."""
+    gate, lst = unix
+    assert lst.dir is not None
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(lst.dir / ".s.PGSQL.5432"))
+        reader = _startup(s)
+        parse = framing.message(framing.PARSE, b"st\0SELECT 40 + $1::int\0\0\0")
+        describe = framing.message(framing.DESCRIBE, b"Sst\0")
+        s.sendall(parse + describe + framing.message(framing.FLUSH))
+        kinds = [reader.message().kind for _ in range(3)]
+        assert kinds == [ord("1"), ord("t"), ord("T")]  # ParseComplete, params, row shape
+        bind = framing.message(framing.BIND, b"\0st\0\0\0\0\x01\0\0\0\x012\0\0")
+        execute = framing.message(framing.EXECUTE, b"\0\0\0\0\0")
+        s.sendall(bind + execute + framing.message(framing.SYNC))
+        assert gate.wait_for(lambda: gate.oldest() is not None, 10)
+        link = gate.oldest()
+        assert link is not None and link.parked is not None
+        assert link.parked.sql == ("SELECT 40 + $1::int",)
+        gate.release(link)
+        got = []
+        while (msg := reader.message()).kind != framing.READY:
+            got.append(msg)
+        assert [m.kind for m in got] == [ord("2"), ord("D"), ord("C")]
+        assert got[1].body.endswith(b"42")
+        assert link.result.tags == ["SELECT 1"]

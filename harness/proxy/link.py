@@ -1,10 +1,13 @@
 """One client connection through the proxy: its startup, then its rounds through the gate.
 
-Two threads per connection: this one reads the client's messages, groups them into
-rounds and parks each at the gate until it is released; a relay thread copies
-everything the server says back to the client and notes where rounds end.
-Rounds that run no statement (a ``Parse``/``Describe``/``Sync`` that only prepares)
-and ``COPY`` data pass without waiting.
+One thread per connection: it reads the client's messages, groups them into rounds,
+parks each at the gate until it is released, sends it, and copies what the server
+answers back to the client until the round's ``ReadyForQuery`` (one thread, so no
+two threads of a connection contend for the interpreter on every round). Rounds
+that run no statement (a ``Parse``/``Describe``/``Sync`` that only prepares) pass
+without waiting; a round released at a ``Flush`` goes on to its ``Sync``, and
+``COPY`` data passes, with both sides watched. What the server says between
+rounds (a notification) reaches the client with the next round's answer.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import secrets
+import select
 import socket
 import struct
 import threading
@@ -25,7 +29,7 @@ from racesim.proxy.upstream import Upstream
 
 RUNS_STATEMENTS = frozenset({f.QUERY, f.EXECUTE, f.FUNCTION_CALL})
 ENDS_ROUND = frozenset({f.QUERY, f.SYNC, f.FUNCTION_CALL})
-_NOTED = frozenset({f.READY, f.ERROR, ord("C")})
+_NOTED = frozenset({f.READY, f.ERROR, f.COPY_IN, ord("C")})
 """Server messages whose content a round's result records (C is CommandComplete)."""
 
 _KEYS: dict[tuple[int, int], Upstream] = {}
@@ -127,43 +131,79 @@ class Link:
         hello += [f.key_data(upstream.pid, secret), f.ready()]
         self.client.sendall(b"".join(hello))
         self.reader = reader
-        threading.Thread(target=self._relay, name="racesim-proxy-relay", daemon=True).start()
         return True
 
     def _rounds(self) -> None:
         assert self.upstream is not None
         up = self.upstream.sock
-        messages: list[f.Message] = []
-        continuing = False
-        """A released round goes on (it was released at a Flush): no second wait."""
+        self.upbuf = b""
+        self.open = False
+        """The running round was sent up to a Flush: its messages up to Sync follow."""
+        self.copy_in = False
+        """The server waits for the client's COPY data."""
+        self.gated = False
+        """The running round waited at the gate (an open one that only prepared did not)."""
         while True:
-            msg = self.reader.message(f.FRONTEND)
-            if msg.kind == f.TERMINATE:
-                return
-            if msg.kind in (f.COPY_DATA, f.COPY_DONE, f.COPY_FAIL):
-                up.sendall(msg.encode())  # the running round's COPY data
-                continue
-            if msg.kind == f.PASSWORD:
-                raise f.ProtocolError("a password message after startup")
-            messages.append(msg)
-            if msg.kind not in ENDS_ROUND and msg.kind != f.FLUSH:
-                continue
-            ends = msg.kind in ENDS_ROUND
-            batch, messages = messages, []
-            sql = f.statements_of(batch, self.prepared)
-            if continuing or not any(m.kind in RUNS_STATEMENTS for m in batch):
-                if ends and continuing:
-                    continuing = False
-                elif ends:  # its answer is awaited here (counted before it can come)
+            if self.state.running is None and not self.open:
+                batch, ends = self._next_batch()
+                if batch is None:
+                    return
+                gated = any(m.kind in RUNS_STATEMENTS for m in batch)
+                sql = f.statements_of(batch, self.prepared)
+                if gated:
+                    self._park(Round(batch, sql, 1))  # release() marks it running
+                else:
                     self._expect(batch)
-                    up.sendall(b"".join(m.encode() for m in batch))
-                    self._await_unparked()
-                    continue
+                self.gated, self.open = gated, not ends
                 up.sendall(b"".join(m.encode() for m in batch))
                 continue
-            self._park(Round(batch, sql, 1))
+            if self.open or self.copy_in:
+                self._exchange()
+            else:
+                self._relay()
+
+    def _next_batch(self, first: f.Message | None = None) -> tuple[list[f.Message] | None, bool]:
+        """The client's next messages up to a Query, Sync or Flush (None: it terminated)."""
+        messages: list[f.Message] = []
+        while True:
+            msg, first = first or self.reader.message(f.FRONTEND), None
+            if msg.kind == f.TERMINATE:
+                return None, False
+            if msg.kind == f.PASSWORD:
+                raise f.ProtocolError("a password message after startup")
+            if msg.kind in (f.COPY_DATA, f.COPY_DONE, f.COPY_FAIL):
+                raise f.ProtocolError("COPY data outside COPY")
+            messages.append(msg)
+            if msg.kind in ENDS_ROUND:
+                return messages, True
+            if msg.kind == f.FLUSH:
+                return messages, False
+
+    def _exchange(self) -> None:
+        """While a round is open or in COPY IN: whichever side speaks first is relayed."""
+        assert self.upstream is not None
+        up = self.upstream.sock
+        if not self.reader.pending():
+            ready, _, _ = select.select([self.client, up], [], [])
+            if up in ready:
+                self._relay()
+                return
+        msg = self.reader.message(f.FRONTEND)
+        if msg.kind in (f.COPY_DATA, f.COPY_DONE, f.COPY_FAIL):
+            self.copy_in = msg.kind == f.COPY_DATA
+            up.sendall(msg.encode())
+        elif self.open:  # the rest of the round, up to its Sync
+            batch, ends = self._next_batch(msg)
+            if batch is None:
+                raise f.Closed()
+            sql = f.statements_of(batch, self.prepared)
+            if not self.gated and any(m.kind in RUNS_STATEMENTS for m in batch):
+                self.gated = True  # it prepared first; it runs statements now
+                self._park(Round(batch, sql, 1))
+            self.open = not ends
             up.sendall(b"".join(m.encode() for m in batch))
-            continuing = not ends
+        else:
+            raise f.ProtocolError(f"message {chr(msg.kind)!r} while the server copies in")
 
     def _park(self, round_: Round) -> None:
         state = self.state
@@ -181,50 +221,43 @@ class Link:
             state.running = Round(batch, (), 1)
             state.target = state.readies + 1
 
-    def _await_unparked(self) -> None:
-        """Until the server has answered the round ``_expect`` started."""
-        state = self.state
-        with self.gate.cond:
-            while state.running is not None and not state.closed:
-                self.gate.cond.wait()
-
     # -- the server's side ----------------------------------------------------
 
     def _relay(self) -> None:
+        """Copy what the server has said to the client (waiting for it); note where
+        the running round ends."""
         assert self.upstream is not None
-        up, client, state, gate = self.upstream.sock, self.client, self.state, self.gate
+        chunk = self.upstream.sock.recv(65536)
+        if not chunk:
+            raise f.Closed()
+        state = self.state
+        buf = self.upbuf + chunk if self.upbuf else chunk
         unpack = struct.unpack_from
-        buf = b""
-        try:
-            while True:
-                chunk = up.recv(65536)
-                if not chunk:
-                    break
-                buf = buf + chunk if buf else chunk
-                at, end, readies = 0, len(buf), 0
-                while end - at >= 5:
-                    kind = buf[at]
-                    (length,) = unpack("!I", buf, at + 1)
-                    if end - at < 1 + length:
-                        break
-                    if kind in _NOTED:
-                        if kind == f.READY:
-                            readies += 1
-                        _note(state.result, kind, buf[at + 5 : at + 1 + length])
+        at, end, readies = 0, len(buf), 0
+        while end - at >= 5:
+            kind = buf[at]
+            (length,) = unpack("!I", buf, at + 1)
+            if end - at < 1 + length:
+                break
+            if kind in _NOTED:
+                if kind == f.READY:
+                    readies += 1
+                elif kind == f.COPY_IN:
+                    self.copy_in = True
                     at += 1 + length
-                if at:
-                    client.sendall(buf if at == end else buf[:at])
-                    buf = buf[at:]
-                if readies:
-                    with gate.cond:
-                        state.readies += readies
-                        if state.running is not None and state.readies >= state.target:
-                            state.running = None
-                        gate.cond.notify_all()
-        except OSError:
-            pass
-        finally:
-            self.close()
+                    continue
+                _note(state.result, kind, buf[at + 5 : at + 1 + length])
+            at += 1 + length
+        if at:
+            self.client.sendall(buf if at == end else buf[:at])
+        self.upbuf = buf[at:]
+        if readies:
+            self.copy_in = False
+            with self.gate.cond:
+                state.readies += readies
+                if state.running is not None and state.readies >= state.target:
+                    state.running = None
+                self.gate.cond.notify_all()
 
     def close(self) -> None:
         with self.gate.cond:

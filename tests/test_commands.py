@@ -274,3 +274,34 @@ def test_a_command_on_tcp_logs_in_with_the_run_password(
     assert history.events[-1].finished is not None
     assert history.events[-1].finished.startswith("exit 0")
     assert conn.execute("SELECT who FROM seen").fetchall() == [("p",)]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("nonsense = 1\n", "nonsense: expected only"),
+        ('timeout = -1\n[invariants]\na = "SELECT 1"\n', "timeout: expected seconds"),
+        ('listen = "0.0.0.0"\n', 'listen: expected "unix" or "tcp"'),
+        ("[programs.p]\ncommand = []\n[invariants]\na = 'SELECT 1'\n", "programs.p.command"),
+        (
+            "[invariants]\na = 'SELECT 1'\n[programs.p]\ncommand = ['x']\n[actors]\nq = 'nope'\n",
+            "actors: expected a table of actor = program",
+        ),
+        ("[programs.p\n", "not TOML"),
+    ],
+    ids=["unknown-key", "timeout", "listen", "empty-command", "unknown-program", "not-toml"],
+)
+def test_a_bad_commands_file_is_refused_in_one_line(tmp_path: Path, text: str, says: str) -> None:
+    config = tmp_path / "racesim.toml"
+    config.write_text(text)
+    done = racesim("explore", "--system", f"commands:{config}", "--store", "default")
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and str(config) in lines[0], done.stderr
+
+
+def test_bench_proxy_prints_both_ratios(pg_server: Server) -> None:
+    done = racesim("bench", "proxy", "--repeat", "1", "--dsn", pg_server.conninfo())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "proxy round trip ratio: " in done.stdout
+    assert "proxy schedule ratio: " in done.stdout

@@ -99,13 +99,11 @@ def system(
 
     def reset(conn: psycopg.Connection[Any]) -> None:
         start_over(conn)
-        if fresh:
-            conn.execute(fresh)
+        _setup(name, conn, "fresh", fresh)
 
     def prepare(conn: psycopg.Connection[Any]) -> None:
-        for text in (schema, fresh):
-            if text:
-                conn.execute(text)
+        _setup(name, conn, "schema", schema)
+        _setup(name, conn, "fresh", fresh)
 
     def variant(v: str) -> Variant:
         def open_(session: Session) -> FunctionStore:
@@ -147,6 +145,20 @@ def system(
         invariant_reads=_reads(checks, watch_sql, tables),
         check_actors=lambda given: _fit(roles, given),
     )
+
+
+def _setup(system_name: str, conn: psycopg.Connection[Any], what: str, text: str) -> None:
+    """Run the system's ``schema`` or ``fresh`` SQL; its error is the user's input error."""
+    if not text:
+        return
+    try:
+        conn.execute(text)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(
+            f"system {system_name!r}: its {what} SQL fails ({type(exc).__name__}: {first});"
+            f" fix {what}=..."
+        ) from None
 
 
 def _roles(system_name: str, variant: str, fns: Functions) -> dict[str, Callable[..., Any]]:

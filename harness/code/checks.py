@@ -162,24 +162,39 @@ def watch(
 ) -> Callable[[Any], Watched]:
     def read(conn: psycopg.Connection[Any]) -> Watched:
         problems(live)
-        broken = []
         results = _results(live)
-        with conn.transaction(force_rollback=True):
-            conn.execute("SET TRANSACTION READ ONLY")
-            foreign(conn)
-            rows = run_query(conn, watch_sql) if watch_sql else ()
-            for check in checks:
-                if check.sql:
-                    found = _query(conn, check)
-                    if found:
-                        broken.append((check.name, (f"the query returns {', '.join(found)}",)))
-                elif check.check is not None and results is not None:
-                    problem = _call(check, conn, results)
-                    if problem is not None:
-                        broken.append((check.name, (problem,)))
-        return rows, tuple(broken)
+        try:
+            return _read(conn, rows_of=watch_sql, checks=checks, results=results)
+        except InputError:
+            # a Python check may have committed the read-only default it ran under
+            conn.execute("RESET default_transaction_read_only")
+            raise
 
     return read
+
+
+def _read(
+    conn: psycopg.Connection[Any],
+    *,
+    rows_of: str,
+    checks: tuple[Invariant, ...],
+    results: Results | None,
+) -> Watched:
+    broken: list[tuple[str, tuple[str, ...]]] = []
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET TRANSACTION READ ONLY")
+        foreign(conn)
+        rows = run_query(conn, rows_of) if rows_of else ()
+        for check in checks:
+            if check.sql:
+                found = _query(conn, check)
+                if found:
+                    broken.append((check.name, (f"the query returns {', '.join(found)}",)))
+            elif check.check is not None and results is not None:
+                problem = _call(check, conn, results)
+                if problem is not None:
+                    broken.append((check.name, (problem,)))
+    return rows, tuple(broken)
 
 
 def _query(conn: psycopg.Connection[Any], check: Invariant) -> tuple[str, ...]:
@@ -194,19 +209,44 @@ def _query(conn: psycopg.Connection[Any], check: Invariant) -> tuple[str, ...]:
 
 
 def _call(check: Invariant, conn: psycopg.Connection[Any], results: Results) -> str | None:
+    """What a broken Python check says (None when it holds). It runs in the watch's
+    read-only transaction, with writes refused even past a COMMIT of its own (the
+    session's default is read-only until that transaction ends)."""
     assert check.check is not None
+    conn.execute("SET default_transaction_read_only = on")
+    (began,) = _one(conn, "SELECT now()")
     try:
         check.check(conn, results)
     except AssertionError as exc:
+        _same_transaction(check, conn, began)
         return str(exc) or "assertion failed"
     except _Absent:
         return None
     except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise InputError(
-            f"invariant {check.name!r} raised {type(exc).__name__}: {exc}; an invariant"
-            " raises AssertionError when it is broken, and nothing else"
+            f"invariant {check.name!r} raised {type(exc).__name__}: {first}; an invariant"
+            " only reads, and raises AssertionError when it is broken, and nothing else"
         ) from None
+    _same_transaction(check, conn, began)
     return None
+
+
+def _one(conn: psycopg.Connection[Any], query: str) -> tuple[Any, ...]:
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def _same_transaction(check: Invariant, conn: psycopg.Connection[Any], began: Any) -> None:
+    """InputError when the check ended (or broke) the transaction it was given."""
+    ended = conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.INTRANS
+    if ended or _one(conn, "SELECT now()")[0] != began:
+        raise InputError(
+            f"invariant {check.name!r} ended the read-only transaction it runs in (a COMMIT,"
+            " a ROLLBACK, or an error it caught); an invariant only reads, and raises"
+            " AssertionError when it is broken"
+        )
 
 
 class Checks:

@@ -148,14 +148,22 @@ def _transaction(conn: Any, tx: Any, name: str, args: dict[str, Any]) -> str | N
     point = tx.savepoint_name
     if name == "_enter_gen":
         if conn.pgconn.transaction_status == IDLE:
-            return _begin(conn) + (f'; SAVEPOINT "{point}"' if point else "")
-        return f'SAVEPOINT "{point}"'
+            return _begin(conn) + (f"; SAVEPOINT {_name(conn, point)}" if point else "")
+        # an inner block without a name gets psycopg's own as it enters: _pg3_<depth>
+        point = point or f"_pg3_{getattr(conn, '_num_transactions', 0) + 1}"
+        return f"SAVEPOINT {_name(conn, point)}"
     if name == "_exit_gen":
         failed = args.get("exc_val") is not None or tx.force_rollback
         if getattr(tx, "_outer_transaction", not point):
             return "ROLLBACK" if failed else "COMMIT"
-        return f'ROLLBACK TO "{point}"; RELEASE "{point}"' if failed else f'RELEASE "{point}"'
+        point = _name(conn, point)
+        return f"ROLLBACK TO {point}; RELEASE {point}" if failed else f"RELEASE {point}"
     return f"({name.strip('_')})"
+
+
+def _name(conn: Any, point: str) -> str:
+    """A savepoint's name as psycopg writes it (an identifier, quoted)."""
+    return sql.Identifier(point).as_string(conn)
 
 
 def _begin(conn: Any) -> str:

@@ -1,0 +1,184 @@
+"""racesim.code as its users write functions: savepoints, setup SQL that fails, Python
+invariants that try to write, on real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import racesim.code as rc
+from racesim.cli.main import main
+from racesim.code.reduce import Footprints
+from racesim.engine.loop import execute
+from racesim.errors import InputError
+from racesim.footprints import schema_of
+from racesim.model.plan import Actor, Plan, Step
+from racesim.provision.provide import Server
+from racesim.runner import Prepared
+from racesim.system import System
+
+ACCOUNTS = "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)"
+FRESH = "DELETE FROM accounts; INSERT INTO accounts VALUES (1, 100), (2, 100)"
+CONSERVED = {"money is conserved": "SELECT 1 FROM accounts HAVING sum(balance) <> 200"}
+
+
+def fee_with_savepoint(conn: Any, src: int, amount: int) -> str:
+    """Tries a fee in a savepoint; the fee fails and only its savepoint is rolled back."""
+    with conn.transaction():
+        conn.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amount, src))
+        try:
+            with conn.transaction():
+                conn.execute("UPDATE accounts SET balance = balance / 0 WHERE id = %s", (src,))
+        except psycopg.errors.DivisionByZero:
+            pass
+        conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = 2", (amount,))
+    return "done"
+
+
+SAVEPOINTS = rc.system(
+    "savepoints",
+    schema=ACCOUNTS,
+    fresh=FRESH,
+    variants={"only": fee_with_savepoint},
+    actors={"alice": rc.call(1, 30)},
+    invariants=CONSERVED,
+)
+
+
+def transfer(conn: Any, src: int, dst: int, amount: int) -> str:
+    with conn.transaction():
+        conn.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amount, src))
+        conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amount, dst))
+    return "done"
+
+
+BAD_SCHEMA = rc.system(
+    "bad-schema",
+    schema="CREATE TABLE accounts (id int PRIMARY KEY",
+    variants={"only": transfer},
+    actors={"alice": rc.call(1, 2, 30)},
+    invariants=CONSERVED,
+)
+
+BAD_FRESH = rc.system(
+    "bad-fresh",
+    schema="CREATE TABLE ledger (id int)",
+    fresh=FRESH,
+    variants={"only": transfer},
+    actors={"alice": rc.call(1, 2, 30)},
+    invariants=CONSERVED,
+)
+
+
+def wipes_after_commit(conn: Any, results: Any) -> None:
+    """Not an invariant: ends its read-only transaction, then writes."""
+    conn.execute("COMMIT")
+    conn.execute("DELETE FROM accounts")
+
+
+def commits(conn: Any, results: Any) -> None:
+    """Not an invariant: ends its read-only transaction."""
+    conn.execute("COMMIT")
+
+
+WRITING_CHECK = rc.system(
+    "writing-check",
+    schema=ACCOUNTS,
+    fresh=FRESH,
+    variants={"wipes": transfer},
+    actors={"alice": rc.call(1, 2, 30)},
+    invariants={"wipes": wipes_after_commit},
+)
+
+COMMITTING_CHECK = rc.system(
+    "committing-check",
+    schema=ACCOUNTS,
+    fresh=FRESH,
+    variants={"only": transfer},
+    actors={"alice": rc.call(1, 2, 30)},
+    invariants={"commits": commits},
+)
+
+
+@pytest.fixture
+def database(pg_server: Server, racesim_prepared: Prepared) -> Iterator[Any]:
+    """``make(system)``: a fresh database of that system, its conninfo (dropped after)."""
+    made: list[tuple[Any, str]] = []
+
+    def make(system: System) -> str:
+        dbs = racesim_prepared.for_system(system)
+        name = dbs.create()
+        made.append((dbs, name))
+        return pg_server.conninfo(name)
+
+    yield make
+    for dbs, name in made:
+        dbs.drop(name)
+
+
+def alone(actor: str, args: list[Any], steps: int) -> Plan:
+    return Plan(
+        (Actor(actor, "main", {"args": args}),),
+        tuple(Step(actor, f"s{i}") for i in range(1, steps + 1)),
+    )
+
+
+def test_an_inner_transaction_block_is_its_savepoint_by_psycopgs_name(database: Any) -> None:
+    conninfo = database(SAVEPOINTS)
+    events = execute(alone("alice", [1, 30], 7), "only", conninfo, system=SAVEPOINTS).history.events
+    assert [(e.sql, e.result or e.sqlstate) for e in events] == [
+        ("BEGIN", "BEGIN"),
+        ("UPDATE accounts SET balance = balance - 30 WHERE id = 1", "UPDATE 1"),
+        ('SAVEPOINT "_pg3_2"', "SAVEPOINT"),
+        ("UPDATE accounts SET balance = balance / 0 WHERE id = 1", "22012"),
+        ('ROLLBACK TO "_pg3_2"; RELEASE "_pg3_2"', "ROLLBACK"),
+        ("UPDATE accounts SET balance = balance + 30 WHERE id = 2", "UPDATE 1"),
+        ("COMMIT", "COMMIT"),
+    ]
+    assert events[-1].finished == "'done'"
+    # the statements as shown are ones PostgreSQL takes: each has a footprint to reduce by
+    sent = tuple(e.sql for e in events)
+    footprints = Footprints(schema_of(ACCOUNTS))
+    assert all(footprints.after(sent[:i]) is not None for i in range(1, len(sent) + 1))
+
+
+@pytest.mark.parametrize(
+    ("system", "message"),
+    [
+        ("BAD_SCHEMA", "system 'bad-schema': its schema SQL fails (SyntaxError: "),
+        ("BAD_FRESH", "system 'bad-fresh': its fresh SQL fails (UndefinedTable: "),
+    ],
+)
+def test_schema_or_fresh_sql_that_fails_is_one_line_and_exit_2(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], system: str, message: str
+) -> None:
+    argv = ["explore", "--system", f"test_code_review:{system}", "--store", "only"]
+    argv += ["--strategy", "exhaustive", "--out", str(tmp_path), "--dsn", pg_server.conninfo()]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_python_invariant_that_commits_cannot_write_and_is_refused(database: Any) -> None:
+    conninfo = database(WRITING_CHECK)
+    with pytest.raises(InputError, match=r"invariant 'wipes' .*an invariant only reads"):
+        execute(alone("alice", [1, 2, 30], 4), "wipes", conninfo, system=WRITING_CHECK)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute("SELECT id, balance FROM accounts ORDER BY id").fetchall()
+        assert rows == [(1, 70), (2, 130)]  # the run's transfer, and no DELETE
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("off",)
+
+
+def test_a_python_invariant_that_commits_is_one_line_and_exit_2(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["explore", "--system", "test_code_review:COMMITTING_CHECK", "--store", "only"]
+    argv += ["--strategy", "exhaustive", "--out", str(tmp_path), "--dsn", pg_server.conninfo()]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "invariant 'commits' ended the read-only transaction" in err, err
+    assert len(err.strip().splitlines()) == 1, err

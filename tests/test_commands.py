@@ -84,6 +84,14 @@ def test_a_lost_update_between_two_commands_is_found_and_replays(
     assert "reproduced: no-lost-update" in again.stdout
     assert "b1 finished: exit 0: bumped to 1" in again.stdout
     assert "b2 finished: exit 0: bumped to 1" in again.stdout
+    # The saved run names the SQL of each round; a command that now sends other SQL
+    # is refused, never reported as the same finding.
+    text = saved[0].read_text()
+    assert 'statements = ["SELECT n FROM counter"' in text
+    saved[0].write_text(text.replace('"SELECT n FROM counter"', '"SELECT n + 0 FROM counter"', 1))
+    changed = racesim("replay", str(saved[0]), *args)
+    assert changed.returncode == 2, changed.stdout + changed.stderr
+    assert "round 1 sends 'SELECT n FROM counter', but the saved run sent" in changed.stderr
 
 
 def test_each_step_records_its_sql(tmp_path: Path, pg_server: Server) -> None:

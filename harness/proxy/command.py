@@ -164,6 +164,8 @@ class CommandStore:
         )
         self.current: LinkState | None = None
         self.rounds = 0
+        self.saved: tuple[str, ...] | None = None
+        """The SQL of each round of a saved run (a replay's), to check before each round."""
         self.exit: Exit | None = None
         self._output = bytearray()
         self._output_done = threading.Event()
@@ -214,6 +216,17 @@ class CommandStore:
         if link is None:
             raise CommandError(f"{self.actor}: no round is waiting at the proxy")
         assert link.parked is not None
+        sql = "\n".join(link.parked.sql)
+        if self.saved is not None and (
+            self.rounds >= len(self.saved) or self.saved[self.rounds] != sql
+        ):
+            self.stop()
+            saved = self.saved[self.rounds] if self.rounds < len(self.saved) else "(no more)"
+            raise CommandError(
+                f"{self.actor}: round {self.rounds + 1} sends {_short(sql)!r}, but the saved"
+                f" run sent {_short(saved)!r} (its code changed since, or what it sends depends"
+                " on timing); nothing is reported as found"
+            )
         for text in link.parked.sql:
             note_sent(self.conn, text)
         self.current = link
@@ -334,3 +347,8 @@ class CommandStore:
     @property
     def output(self) -> str:
         return self._output.decode("utf-8", "replace")
+
+
+def _short(sql: str) -> str:
+    text = " ".join(sql.split())
+    return text if len(text) <= 80 else text[:79] + "…"

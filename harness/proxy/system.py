@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,17 @@ from racesim.model.plan import Actor
 from racesim.model.show import Show
 from racesim.model.violation import Violation
 from racesim.proxy.command import CALL, VERBS, Command, CommandStore, verb
-from racesim.system import Call, Config, Program, ProgramRun, RunContext, Session, System, Variant
+from racesim.system import (
+    Call,
+    Config,
+    Option,
+    Program,
+    ProgramRun,
+    RunContext,
+    Session,
+    System,
+    Variant,
+)
 
 PREFIX = "commands:"
 ROWS_SHOWN = 5
@@ -65,9 +76,32 @@ TOP_KEYS = frozenset(
 )
 
 
+def _statements(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+STATEMENTS = Option(
+    _statements,
+    'a list of the SQL of each round, as a saved counterexample writes it: statements = ["..."]',
+)
+"""The SQL each round of a saved run sent: a replay checks the command still sends it."""
+
+
+def record(actors: tuple[Actor, ...], events: tuple[Event, ...]) -> tuple[Actor, ...]:
+    """The actors with the SQL of each round they sent (``statements``), for a replay
+    to check that the commands still send it."""
+    sent: dict[str, list[str]] = {a.name: [] for a in actors}
+    for event in events:
+        if event.kind in ("step", "wait") and event.actor in sent:
+            sent[event.actor].append(event.sql)
+    return tuple(replace(a, options={**a.options, "statements": sent[a.name]}) for a in actors)
+
+
 def _program(stores: dict[str, CommandStore]) -> Program:
     def make(ctx: RunContext) -> ProgramRun:
         store = stores[ctx.actor]
+        saved = ctx.options.get("statements")
+        store.saved = tuple(saved) if saved is not None else None
         while (sql := store.next_sql()) is not None:
             try:
                 yield Call(verb(sql), sql=sql)
@@ -77,7 +111,7 @@ def _program(stores: dict[str, CommandStore]) -> Program:
         assert store.exit is not None
         return str(store.exit)
 
-    return Program(make, calls=VERBS | {CALL})
+    return Program(make, calls=VERBS | {CALL}, options={"statements": STATEMENTS})
 
 
 class _Checks:
@@ -289,6 +323,7 @@ def load(path: Path, name: str) -> System:
         else {},
         defaults={s: "actors" for s in ("hypothesis", "exhaustive", "pct")} if actors else {},
         show=SHOW,
+        saved_actors=record,
     )
     return system
 

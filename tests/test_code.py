@@ -295,7 +295,8 @@ def test_every_kind_of_statement_is_one_step(bank: str, racesim_prepared: Prepar
     assert [(e.call, e.sql, e.result) for e in events] == [
         (
             "s1",
-            "BEGIN; UPDATE accounts SET balance = balance WHERE id = %s  -- executemany",
+            "BEGIN; UPDATE accounts SET balance = balance WHERE id = 1;"
+            " UPDATE accounts SET balance = balance WHERE id = 2",
             "UPDATE",
         ),
         ("s2", "COMMIT", "COMMIT"),

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from spec_support import Target, target15
 
 import racesim.code as rc
 from racesim.cli.main import main
@@ -20,6 +21,8 @@ from racesim.model.plan import Actor, Plan, Step
 from racesim.provision.provide import Server
 from racesim.runner import Prepared
 from racesim.system import System
+
+__all__ = ["target15"]
 
 ACCOUNTS = "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)"
 FRESH = "DELETE FROM accounts; INSERT INTO accounts VALUES (1, 100), (2, 100)"
@@ -104,6 +107,30 @@ COMMITTING_CHECK = rc.system(
 )
 
 
+def transfer_many(conn: Any, src: int, dst: int, amount: int) -> str:
+    """Reads the balance, then writes it back and credits in one executemany."""
+    with conn.transaction():
+        query = "SELECT balance FROM accounts WHERE id = %s"
+        (balance,) = conn.execute(query, (src,)).fetchone()
+        with conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE accounts SET balance = %s * balance + %s WHERE id = %s",
+                [(0, balance - amount, src), (1, amount, dst)],
+            )
+    return "done"
+
+
+EXECUTEMANY = rc.system(
+    "executemany",
+    schema=ACCOUNTS,
+    fresh=FRESH,
+    variants={"only": transfer_many},
+    actors={"alice": rc.call(1, 2, 30), "bob": rc.call(1, 2, 50)},
+    invariants=CONSERVED,
+    watch_sql="SELECT id, balance FROM accounts ORDER BY id",
+)
+
+
 @pytest.fixture
 def database(pg_server: Server, racesim_prepared: Prepared) -> Iterator[Any]:
     """``make(system)``: a fresh database of that system, its conninfo (dropped after)."""
@@ -182,3 +209,22 @@ def test_a_python_invariant_that_commits_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert "invariant 'commits' ended the read-only transaction" in err, err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_an_executemany_is_its_statements_with_their_values_and_exports_as_sql(
+    target15: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["explore", "--system", "test_code_review:EXECUTEMANY", "--store", "only"]
+    argv += ["--strategy", "exhaustive", "--export-spec", "--out", str(tmp_path)]
+    assert main([*argv, "--dsn", target15.dbs.server.conninfo()]) == 1
+    capsys.readouterr()
+    (saved,) = tmp_path.glob("*.toml")
+    assert (
+        '"UPDATE accounts SET balance = 0 * balance + 70 WHERE id = 1;'
+        ' UPDATE accounts SET balance = 1 * balance + 30 WHERE id = 2"' in saved.read_text()
+    )
+    (spec,) = tmp_path.glob("*.spec")
+    assert "%s" not in spec.read_text()
+    status, output = target15.reference(spec)
+    assert status == 0, output.decode()
+    assert "ERROR" not in output.decode(), output.decode()

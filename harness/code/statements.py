@@ -75,6 +75,14 @@ def _text(conn: Any, query: Any, params: Any = None) -> str:
         return str(query)
 
 
+def _many(conn: Any, query: Any, params_seq: Any) -> str:
+    """An ``executemany``: each statement it sends with its parameters written in; the
+    query alone when the parameters come from an iterator (reading it would use it up)."""
+    if isinstance(params_seq, list | tuple) and params_seq:
+        return "; ".join(_text(conn, query, params) for params in params_seq)
+    return _text(conn, query) + "  -- executemany"
+
+
 def _command(conn: Any, command: str) -> str | None:
     """A commit or rollback: sent only inside a transaction."""
     return None if conn.pgconn.transaction_status == IDLE else command
@@ -111,7 +119,7 @@ def _describe(conn: Any, gen: Any, name: str, args: dict[str, Any]) -> str | Non
     if name in ("_execute_gen", "_stream_send_gen"):
         return _text(conn, args.get("query"), args.get("params"))
     if name.startswith("_executemany_gen"):
-        return _text(conn, args.get("query")) + "  -- executemany"
+        return _many(conn, args.get("query"), args.get("params_seq"))
     if name == "_start_copy_gen":
         return _text(conn, args.get("statement"), args.get("params"))
     if name == "_commit_gen" and isinstance(owner, psycopg.Connection | psycopg.AsyncConnection):

@@ -164,6 +164,8 @@ class CommandStore:
         )
         self.current: LinkState | None = None
         self.rounds = 0
+        self.trails: dict[int, list[str]] = {}
+        """The SQL each connection (by its state's id) has sent, round by round."""
         self.saved: tuple[str, ...] | None = None
         """The SQL of each round of a saved run (a replay's), to check before each round."""
         self.exit: Exit | None = None
@@ -209,6 +211,14 @@ class CommandStore:
             link = self.gate.oldest()
             return None if link is None or link.parked is None else "\n".join(link.parked.sql)
 
+    def trail(self) -> tuple[str, ...]:
+        """The SQL its next round's connection has sent, then that round's."""
+        with self.gate.cond:
+            link = self.gate.oldest()
+            if link is None or link.parked is None:
+                return ()
+            return (*self.trails.get(id(link), ()), "\n".join(link.parked.sql))
+
     def round(self) -> str:
         """Release the command's next round; its command tags (a failed statement raises)."""
         with self.gate.cond:
@@ -229,6 +239,7 @@ class CommandStore:
             )
         for text in link.parked.sql:
             note_sent(self.conn, text)
+        self.trails.setdefault(id(link), []).append(sql)
         self.current = link
         self.gate.release(link)
         self.rounds += 1

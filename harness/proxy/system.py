@@ -22,6 +22,11 @@ through racesim's proxy. Named ``commands:FILE.toml``; the file says::
     cron = "cron"
     user = "refresh"
 
+The exhaustive search's reduction applies when racesim can read the setup's schema
+(plain tables: no triggers, rules, foreign keys; ``racesim.footprints.schema_of``):
+each round's SQL is judged in its connection's transaction, and the commands are
+taken to share state only through the database.
+
 A run of a program is one call per protocol round, named by the keyword its SQL
 starts with (``select``, ``update``, ``begin``...; ``round`` for none), each carrying
 the round's SQL into the record; the run's answer is the command's exit status and the
@@ -39,14 +44,15 @@ from typing import Any
 
 import psycopg
 
+from racesim.code.reduce import Footprints, StatementCall
 from racesim.errors import InputError
+from racesim.footprints import Schema, of_sql, schema_of
 from racesim.model.history import Event
 from racesim.model.plan import Actor
 from racesim.model.show import Show
 from racesim.model.violation import Violation
 from racesim.proxy.command import CALL, VERBS, Command, CommandStore, verb
 from racesim.system import (
-    Call,
     Config,
     Option,
     Program,
@@ -97,6 +103,17 @@ def record(actors: tuple[Actor, ...], events: tuple[Event, ...]) -> tuple[Actor,
     return tuple(replace(a, options={**a.options, "statements": sent[a.name]}) for a in actors)
 
 
+def _reads(queries: list[str], schema: Schema) -> frozenset[str] | None:
+    """What the watched state and the invariants read (None: unknown, so everything)."""
+    reads: set[str] = set()
+    for sql in queries:
+        found = of_sql(sql, schema)
+        if found is None:
+            return None
+        reads |= found.reads | found.writes
+    return frozenset(reads)
+
+
 def _program(stores: dict[str, CommandStore]) -> Program:
     def make(ctx: RunContext) -> ProgramRun:
         store = stores[ctx.actor]
@@ -104,7 +121,7 @@ def _program(stores: dict[str, CommandStore]) -> Program:
         store.saved = tuple(saved) if saved is not None else None
         while (sql := store.next_sql()) is not None:
             try:
-                yield Call(verb(sql), sql=sql)
+                yield StatementCall(verb(sql), sql=sql, trail=store.trail())
             except Exception as exc:
                 if getattr(exc, "sqlstate", None) is None:
                     raise  # not a statement's error: the run ends with it
@@ -308,6 +325,8 @@ def load(path: Path, name: str) -> System:
         if data.get("reset"):
             conn.execute(data["reset"])
 
+    schema = schema_of(data["setup"]) if data.get("setup") else None
+    queries = [q for q in (data.get("watch", ""), *invariants.values()) if q]
     system = System(
         name=name,
         variants=tuple(
@@ -324,6 +343,8 @@ def load(path: Path, name: str) -> System:
         defaults={s: "actors" for s in ("hypothesis", "exhaustive", "pct")} if actors else {},
         show=SHOW,
         saved_actors=record,
+        footprint_of=Footprints(schema).of if schema is not None else None,
+        invariant_reads=_reads(queries, schema) if schema is not None else None,
     )
     return system
 

@@ -15,6 +15,7 @@ import racesim.code as rc
 from racesim.cli.main import main
 from racesim.code.reduce import Footprints
 from racesim.engine.loop import execute
+from racesim.engine.pool import SessionPool
 from racesim.errors import InputError
 from racesim.footprints import schema_of
 from racesim.model.plan import Actor, Plan, Step
@@ -131,6 +132,24 @@ EXECUTEMANY = rc.system(
 )
 
 
+def stage(conn: Any, n: int) -> str:
+    """Changes its session for longer than its transaction."""
+    conn.execute("CREATE TEMP TABLE staging (x int)")
+    conn.execute("INSERT INTO staging VALUES (%s)", (n,))
+    conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+    conn.execute("PREPARE mine AS SELECT 1")
+    return str(conn.execute("SHOW default_transaction_isolation").fetchone()[0])
+
+
+STAGING = rc.system(
+    "staging",
+    schema=ACCOUNTS,
+    variants={"only": stage},
+    actors={"alice": rc.call(1)},
+    invariants={"none": "SELECT 1 WHERE false"},
+)
+
+
 @pytest.fixture
 def database(pg_server: Server, racesim_prepared: Prepared) -> Iterator[Any]:
     """``make(system)``: a fresh database of that system, its conninfo (dropped after)."""
@@ -228,3 +247,21 @@ def test_an_executemany_is_its_statements_with_their_values_and_exports_as_sql(
     status, output = target15.reference(spec)
     assert status == 0, output.decode()
     assert "ERROR" not in output.decode(), output.decode()
+
+
+def test_a_session_a_function_changed_is_as_new_for_the_next_run(database: Any) -> None:
+    conninfo = database(STAGING)
+    with SessionPool(conninfo, "only", STAGING) as pool:
+        session, _ = pool.session(0)
+        deadlock_timeout = session.execute("SHOW deadlock_timeout").fetchone()
+        for _ in range(2):  # the second run on the same session starts as the first did
+            plan = alone("alice", [1], 5)
+            events = execute(plan, "only", pool=pool, system=STAGING).history.events
+            assert [e.error for e in events] == [None] * 5
+            assert events[-1].finished == "'serializable'"
+        pool.reset()
+        assert session.execute("SHOW default_transaction_isolation").fetchone() == (
+            "read committed",
+        )
+        assert session.execute("SHOW deadlock_timeout").fetchone() == deadlock_timeout
+        assert session.execute("SELECT to_regclass('pg_temp.staging')").fetchone() == (None,)

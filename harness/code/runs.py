@@ -24,6 +24,8 @@ import psycopg
 from racesim.code.connection import gated, gated_async, restore_handlers
 from racesim.code.gate import Done, FunctionRun, Stopped
 from racesim.code.reduce import StatementCall
+from racesim.code.statements import Statement
+from racesim.code.tidy import baseline, lasting, tidy
 from racesim.model.history import Event
 from racesim.model.plan import Actor
 from racesim.system import Call, ProgramRun, RunContext, Session
@@ -71,6 +73,9 @@ class FunctionStore:
         self.gives = gives
         self.autocommit = autocommit
         self.run = FunctionRun(session.actor)
+        self.lasting = False
+        """Whether the function sent a statement that may outlast its transaction."""
+        baseline(self.session)
         self.conn: Any = None
         self.changed: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         """(saved, sent) when a replay's function no longer sends the statements saved."""
@@ -82,12 +87,24 @@ class FunctionStore:
         if inspect.iscoroutinefunction(fn):
             conn = gated_async(self.session, self.run, self.autocommit)
             self.conn = conn
+            self._watch_lasting()
             self.run.start(lambda: asyncio.run(fn(conn, *args, **kwargs)))
             return
         sync = gated(self.session, self.run, self.autocommit)
         self.conn = sync
+        self._watch_lasting()
         given: Any = sync if self.gives == "connection" else _engine(sync)
         self.run.start(lambda: fn(given, *args, **kwargs))
+
+    def _watch_lasting(self) -> None:
+        sends = self.run.on_release
+
+        def released(statement: Statement) -> None:
+            sends(statement)
+            if not self.lasting and lasting(statement.sql):
+                self.lasting = True
+
+        self.run.on_release = released
 
     def __getattr__(self, name: str) -> Callable[[], Any]:
         if STATEMENT.fullmatch(name):
@@ -99,6 +116,9 @@ class FunctionStore:
         _stop(self.run)
         if self.conn is not None:
             restore_handlers(self.conn, self.session)
+        if self.lasting:
+            tidy(self.session)
+            self.lasting = False
 
 
 def _stop(run: FunctionRun) -> None:

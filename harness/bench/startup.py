@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from racesim import config
 from racesim.provision import cleanup, template
 from racesim.provision.binaries import Binaries, find_binaries
 from racesim.provision.cluster import (
@@ -56,7 +57,7 @@ TARGETS_MS = {"cold": 1500.0, "warm": 150.0, "fresh": 20.0}
 def run(repeat: int = 5, *, prefer: str = "auto") -> list[str]:
     """Measure startup and return report lines (the CLI prints them)."""
     repeat = max(1, repeat)
-    binaries = find_binaries(prefer)
+    binaries = find_binaries(config.value("pg_version") or prefer)
     user = server_user()
     with _scratch(user) as scratch:
         cold = [_cluster_first_query(binaries, _fresh(scratch / "cold")) for _ in range(repeat)]

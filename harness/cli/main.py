@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
             choices=["auto", "dsn", "local", "docker"],
             help="where PostgreSQL comes from (default: auto)",
         )
+        p.add_argument(
+            "--pg-version",
+            metavar="N",
+            help="the PostgreSQL major version of racesim's own cluster, e.g. 15 or 18"
+            " (or set RACESIM_PG_VERSION; default: the first server found)",
+        )
 
     def system_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -113,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     limit.add_argument("--budget", help="time budget, e.g. 30s or 2m")
     limit.add_argument("--max-examples", type=int, help="schedules to try at most")
     explore.add_argument(
-        "--strategy", default="hypothesis", choices=["hypothesis", "exhaustive", "pct"]
+        "--strategy",
+        default="portfolio",
+        choices=["portfolio", "hypothesis", "exhaustive", "pct"],
     )
     explore.add_argument(
         "--config",

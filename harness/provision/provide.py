@@ -33,7 +33,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from racesim import config
 from racesim.errors import InputError, ProvisionError
 from racesim.provision import connecting
-from racesim.provision.binaries import Search, find_binaries
+from racesim.provision.binaries import Search, VersionNotFound, find_binaries
 from racesim.provision.cluster import Cluster
 from racesim.provision.masking import (
     MASK,
@@ -45,7 +45,17 @@ from racesim.provision.masking import (
 )
 from racesim.provision.privileges import cannot_set_note, may_set
 
-__all__ = ["CHOICES", "Server", "Sources", "connect", "local_cluster", "mask_dsn", "provide"]
+__all__ = [
+    "CHOICES",
+    "Server",
+    "Sources",
+    "connect",
+    "local_cluster",
+    "mask_dsn",
+    "pg_version",
+    "provide",
+    "refuse_version_with",
+]
 
 CHOICES = ("auto", "dsn", "local", "docker")
 DOCKER_IMAGE = "postgres:17-alpine"
@@ -112,6 +122,7 @@ def provide(
     binaries: str | None = None,
     sources: Sources | None = None,
     origin: str = "--dsn",
+    version: str | None = None,
 ) -> Iterator[Server]:
     """Yield a :class:`Server` from the first source that works; clean it up afterwards.
 
@@ -119,7 +130,10 @@ def provide(
     (``"auto"``, ``"system"``, ``"embedded"``) picks the local binaries. Raises
     :class:`ProvisionError` listing every source tried, or :class:`InputError` for
     a malformed DSN. ``origin`` names where ``dsn`` came from in messages (the
-    option the user typed).
+    option the user typed). ``version`` (else ``RACESIM_PG_VERSION``) is the major
+    version of the local cluster's server (``"15"``, ``"18"``); it is refused with a
+    DSN or Docker, whose server is given, and a version not installed is refused
+    naming the versions available.
     """
     if choice not in CHOICES:
         raise InputError(f"--pg: expected one of {', '.join(CHOICES)}, got {choice!r}")
@@ -128,6 +142,11 @@ def provide(
         found = config.resolve("dsn", env=sources.env)
         if found.value is not None:
             dsn, origin = found.value, found.origin
+    wanted = config.resolve("pg_version", cli=version, env=sources.env)
+    if wanted.value is not None:
+        binaries = str(pg_version(wanted.value, wanted.origin))
+        refuse_version_with(wanted.origin, choice, origin if dsn is not None else None)
+        choice = "local"
     if choice == "dsn" and dsn is None:
         raise ProvisionError(
             "--pg dsn needs a server address; fix: pass --dsn postgresql://user@host/db "
@@ -149,6 +168,8 @@ def provide(
         for name, attempt in attempts:
             try:
                 server = stack.enter_context(attempt())
+            except VersionNotFound as exc:
+                raise ProvisionError(f"{wanted.origin} {binaries}: {exc}") from None
             except ProvisionError as exc:
                 failures.append(f"{name}: {exc}")
                 continue
@@ -161,6 +182,30 @@ def provide(
             yield server
             return
     raise ProvisionError(_nothing_worked(choice, failures))
+
+
+def pg_version(text: str, origin: str = "--pg-version") -> int:
+    """The major version ``text`` names (``"15"``, ``"18"``); InputError otherwise."""
+    if not text.isdigit() or not 9 < int(text) < 100:
+        raise InputError(
+            f"{origin}: expected a PostgreSQL major version such as 15 or 18, got"
+            f" {text[:20]!r}; fix: give the major version alone, e.g. {origin} 15"
+        )
+    return int(text)
+
+
+def refuse_version_with(name: str, choice: str, dsn_origin: str | None) -> None:
+    """InputError when a version is asked for where the server is given (a DSN, Docker)."""
+    if choice in ("auto", "dsn") and dsn_origin is not None:
+        given = dsn_origin
+    elif choice in ("dsn", "docker"):
+        given = f"--pg {choice}"
+    else:
+        return
+    raise InputError(
+        f"{name}: picks the server of racesim's own local cluster, and {given} gives the"
+        f" server (its version is the one it runs); drop {name} or {given}"
+    )
 
 
 def _nothing_worked(choice: str, failures: list[str]) -> str:

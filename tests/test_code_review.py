@@ -150,6 +150,20 @@ STAGING = rc.system(
 )
 
 
+def buggy(conn: Any, n: int) -> None:
+    """Raises before its first statement."""
+    conn.execute("SELECT %s", (n + "1",))
+
+
+BUGGY = rc.system(
+    "buggy",
+    schema=ACCOUNTS,
+    variants={"only": buggy},
+    actors={"alice": rc.call(1)},
+    invariants={"none": "SELECT 1 WHERE false"},
+)
+
+
 @pytest.fixture
 def database(pg_server: Server, racesim_prepared: Prepared) -> Iterator[Any]:
     """``make(system)``: a fresh database of that system, its conninfo (dropped after)."""
@@ -265,3 +279,22 @@ def test_a_session_a_function_changed_is_as_new_for_the_next_run(database: Any) 
         )
         assert session.execute("SHOW deadlock_timeout").fetchone() == deadlock_timeout
         assert session.execute("SELECT to_regclass('pg_temp.staging')").fetchone() == (None,)
+
+
+def test_a_function_raising_before_its_first_statement_is_shown_with_its_line(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["explore", "--system", "test_code_review:BUGGY", "--store", "only"]
+    argv += ["--strategy", "exhaustive", "--out", str(tmp_path), "--dsn", pg_server.conninfo()]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    raised_at = next(
+        i
+        for i, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+        if '(n + "1",)' in text
+    )
+    assert (
+        "actor alice: its function raised TypeError: unsupported operand type(s) for +: 'int'"
+        f" and 'str' (tests/test_code_review.py:{raised_at}) before sending any statement" in line
+    ), line
+    assert "connection of the function's own" not in line

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from racesim.code.gate import Stopped
+from racesim.code.statements import own_file as user_frame_of
 from racesim.errors import InputError
 from racesim.model.history import Event
 from racesim.model.plan import Actor
@@ -149,12 +151,28 @@ def problems(live: Mapping[str, FunctionStore]) -> None:
         done = store.run.done
         if done is None or store.run.count or isinstance(done.value, Stopped):
             continue
-        outcome = f"returned {done.value!r}" if done.ok else f"raised {done.value!r}"
+        if not done.ok:
+            raise InputError(
+                f"actor {actor}: its function raised {_raised(done.value)} before sending"
+                " any statement; fix the function (or the actor's arguments)"
+            )
+        outcome = f"returned {done.value!r}"
         raise InputError(
             f"actor {actor}: its function {outcome[:80]} without sending a"
             " statement on the connection racesim gave it; racesim races the statements"
             " sent on that connection, so use it (not a connection of the function's own)"
         )
+
+
+def _raised(exc: BaseException) -> str:
+    """``Type: first line (file:line)``, the line the user's own code raised at."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = type(exc).__name__ + (f": {first[:SHOWN]}" if first else "")
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if user_frame_of(f.filename)]
+    if own:
+        text += f" ({user_frame_of(own[-1].filename)}:{own[-1].lineno})"
+    return text
 
 
 def watch(

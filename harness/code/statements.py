@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import pq, sql
 
-__all__ = ["Statement", "describe_wait", "user_frame"]
+__all__ = ["Statement", "describe_wait", "own_file", "user_frame"]
 
 IDLE = pq.TransactionStatus.IDLE
 
@@ -215,6 +215,16 @@ def user_frame(start: FrameType | None) -> tuple[str, int]:
             return shown, frame.f_lineno
         frame = frame.f_back
     return "", 0
+
+
+def own_file(path: str) -> str:
+    """``path`` as shown when it is a file of the user's own code, else ""."""
+    global _SKIP
+    if not _SKIP:
+        _SKIP = _library_dirs()
+    if path not in _OWN:
+        _OWN[path] = _own(path)
+    return _OWN[path]
 
 
 _OWN: dict[str, str] = {}

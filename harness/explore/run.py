@@ -50,7 +50,7 @@ from racesim.system import Config, System, resolve, spec_of
 
 __all__ = ["STRATEGIES", "ExploreOptions", "Explored", "explore", "parse_budget", "parse_shard"]
 
-STRATEGIES = ("hypothesis", "exhaustive", "pct")
+STRATEGIES = ("portfolio", "hypothesis", "exhaustive", "pct")
 DEFAULT_OUT = CACHE / "counterexamples"
 _BUDGET = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -80,7 +80,7 @@ class ExploreOptions:
     seed: int = 0
     budget: float | None = None
     max_examples: int | None = None
-    strategy: str = "hypothesis"
+    strategy: str = "portfolio"
     out: Path = DEFAULT_OUT
     profile: str | None = None
     shard: tuple[int, int] = (1, 1)
@@ -115,6 +115,8 @@ class Explored:
     first_found: float | None = None
     """Seconds from the start to the first violation seen (before any shrinking)."""
     started: float = field(default_factory=time.monotonic)
+    members: str = ""
+    """(``portfolio``) what each member ran and found, for the summary."""
 
 
 SHRINK_ALLOWANCE = 0.25
@@ -224,7 +226,7 @@ def explore(opts: ExploreOptions, dbs: Databases | None, reporter: Reporter) -> 
         )
     system = resolve(opts.system)
     database = system.variant(opts.store).database
-    config = system.config(opts.config, opts.strategy)
+    config = system.config(opts.config, _defaults_of(opts.strategy, system))
     profile_name(opts.profile)
     result = Explored()
     keeper = _Keeper(opts, result, system)
@@ -234,6 +236,8 @@ def explore(opts: ExploreOptions, dbs: Databases | None, reporter: Reporter) -> 
     try:
         if opts.strategy == "hypothesis":
             _hypothesis(opts, config, pool, keeper, reporter)
+        elif opts.strategy == "portfolio":
+            _portfolio(opts, config, pool, keeper, reporter)
         else:
             _systematic(opts, config, pool, keeper, reporter)
         stop = shrink_deadline(opts, started)
@@ -262,6 +266,14 @@ def explore(opts: ExploreOptions, dbs: Databases | None, reporter: Reporter) -> 
         if dbs is not None and name is not None:
             dbs.drop(name)
     return result
+
+
+def _defaults_of(strategy: str, system: System) -> str:
+    """The strategy whose default configuration ``strategy`` runs: the portfolio's own
+    when the system names one, else the hypothesis strategy's."""
+    if strategy == "portfolio" and strategy not in system.defaults:
+        return "hypothesis"
+    return strategy
 
 
 def _ticker(reporter: Reporter, every: float) -> Callable[[str], None]:
@@ -346,6 +358,45 @@ def _hypothesis(
         raise lost.error from None
     except (ViolationFound, ExceptionGroup):
         pass  # each found violation is already kept; Hypothesis has shrunk them
+
+
+def _portfolio(
+    opts: ExploreOptions,
+    config: Config,
+    pool: SessionPool | None,
+    keeper: _Keeper,
+    reporter: Reporter,
+) -> None:
+    from racesim.explore.portfolio import DEFAULT_SCHEDULES, portfolio
+
+    result = keeper.result
+    tick = _ticker(reporter, 0.2 if reporter.out.isatty() else 5.0)
+    deadline = time.monotonic() + opts.budget if opts.budget else None
+
+    def progress(r: SearchResult) -> None:
+        tick(
+            f"explore {opts.store} (portfolio): {r.explored} schedules, {len(r.found)} violation(s)"
+        )
+
+    def offer(driven: Driven) -> None:
+        if result.first_found is None:
+            result.first_found = time.monotonic() - result.started
+
+    count = opts.max_examples or (None if deadline else DEFAULT_SCHEDULES)
+    r = portfolio(
+        config,
+        opts.store,
+        pool=pool,
+        seed=opts.seed,
+        schedules=count,
+        deadline=deadline,
+        progress=progress,
+        system=keeper.system,
+        offer=offer,
+    )
+    result.schedules, result.members = r.explored, r.describe()
+    for key in sorted(r.found):
+        keeper.offer(r.found[key])
 
 
 def _systematic(
@@ -478,4 +529,6 @@ def _report(
             f"search incomplete ({opts.store}, {opts.strategy}, seed {opts.seed}, "
             f"{stats})"
         )
+    if result.members:
+        result.summary += f"; {result.members}"
     reporter.line(result.summary)

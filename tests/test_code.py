@@ -242,7 +242,8 @@ def test_a_connection_racesim_did_not_make_is_told_once(
     notes = [
         line for line in capsys.readouterr().err.splitlines() if "racesim did not make" in line
     ]
-    assert len(notes) == 1 and notes[0].startswith("racesim: note: a connection")
+    assert len(notes) == 1 and notes[0].startswith("racesim: note: the function opens")
+    assert "tests/code_bank.py:" in notes[0]  # the line that opened it
 
 
 SCENARIO = """

@@ -164,6 +164,26 @@ BUGGY = rc.system(
 )
 
 
+def audit(conn: Any, message: str) -> str:
+    """Logs on a connection of its own, closed again before its first gated statement."""
+    info = conn.info
+    params = {"host": info.host, "port": info.port, "user": info.user, "dbname": info.dbname}
+    with psycopg.connect(**params, password=info.password, autocommit=True) as own:
+        own.execute("INSERT INTO accounts VALUES (3, 0) ON CONFLICT DO NOTHING")
+    conn.execute("SELECT count(*) FROM accounts")
+    return message
+
+
+AUDIT = rc.system(
+    "audit",
+    schema=ACCOUNTS,
+    fresh=FRESH,
+    variants={"only": audit},
+    actors={"alice": rc.call("a"), "bob": rc.call("b")},
+    invariants={"none": "SELECT 1 WHERE false"},
+)
+
+
 @pytest.fixture
 def database(pg_server: Server, racesim_prepared: Prepared) -> Iterator[Any]:
     """``make(system)``: a fresh database of that system, its conninfo (dropped after)."""
@@ -298,3 +318,19 @@ def test_a_function_raising_before_its_first_statement_is_shown_with_its_line(
         f" and 'str' (tests/test_code_review.py:{raised_at}) before sending any statement" in line
     ), line
     assert "connection of the function's own" not in line
+
+
+def test_a_short_lived_connection_of_the_functions_own_is_told_once_with_its_line(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["explore", "--system", "test_code_review:AUDIT", "--store", "only"]
+    argv += ["--strategy", "exhaustive", "--out", str(tmp_path), "--dsn", pg_server.conninfo()]
+    assert main(argv) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "racesim: note:" in line]
+    opened_at = next(
+        i
+        for i, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+        if "with psycopg.connect(**params" in text
+    )
+    assert len(notes) == 1, notes
+    assert f"connection of its own at tests/test_code_review.py:{opened_at}" in notes[0]

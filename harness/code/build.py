@@ -88,6 +88,7 @@ def system(
     table = {"default": actors, **(configs or {})}
     made = {c: _actors(name, c, roles, table[c]) for c in table}
     opened: dict[str, FunctionStore] = {}
+    told: set[str] = set()  # the notes given once (racesim.code.foreign)
     live: dict[str, FunctionStore] = {}
 
     def start_over(conn: psycopg.Connection[Any]) -> None:
@@ -108,13 +109,14 @@ def system(
     def variant(v: str) -> Variant:
         def open_(session: Session) -> FunctionStore:
             store = FunctionStore(session, roles[v], gives, autocommit)
+            store.run.told = told
             opened[session.actor] = live[session.actor] = store
             return store
 
         return Variant(
             v,
             open=open_,
-            watch=watch(checks, watch_sql, live),
+            watch=watch(checks, watch_sql, live, told),
             prepare=start_over,
             reset=reset,
         )

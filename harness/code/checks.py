@@ -10,7 +10,6 @@ actor's function has ended, given the actors' results.
 from __future__ import annotations
 
 import json
-import sys
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from racesim.code.foreign import note
 from racesim.code.gate import Stopped
 from racesim.code.statements import own_file as user_frame_of
 from racesim.errors import InputError
@@ -83,25 +83,23 @@ ORDER BY pid LIMIT 1
 """
 """A session on the run's database that racesim did not open (its are named racesim-*)."""
 
-_TOLD: set[str] = set()
 
-
-def foreign(conn: psycopg.Connection[Any]) -> None:
+def foreign(conn: psycopg.Connection[Any], told: set[str]) -> None:
     """Say once (a ``racesim: note:`` line on stderr) that a connection racesim did not
     make uses the database: its statements are not steps, and no schedule orders them."""
-    if "foreign" in _TOLD:
+    if "foreign" in told:
         return
     row = conn.execute(FOREIGN).fetchone()
     if row is None:
         return
-    _TOLD.add("foreign")
-    sys.stderr.write(
-        f"racesim: note: a connection racesim did not make (pid {row[0]}, application_name"
+    note(
+        told,
+        "foreign",
+        f"a connection racesim did not make (pid {row[0]}, application_name"
         f" {str(row[1])[:40]!r}) uses the database under test; its statements are not"
         " steps, so no schedule orders them and no lock wait of theirs is seen; fix: send"
-        " them on the connection racesim gives the function\n"
+        " them on the connection racesim gives the function",
     )
-    sys.stderr.flush()
 
 
 class _Absent(Exception):
@@ -176,13 +174,20 @@ def _raised(exc: BaseException) -> str:
 
 
 def watch(
-    checks: tuple[Invariant, ...], watch_sql: str, live: Mapping[str, FunctionStore]
+    checks: tuple[Invariant, ...],
+    watch_sql: str,
+    live: Mapping[str, FunctionStore],
+    told: set[str] | None = None,
 ) -> Callable[[Any], Watched]:
+    """The watch: the watched rows and the broken invariants after every event; ``told``
+    holds the notes the system gave once."""
+    given: set[str] = set() if told is None else told
+
     def read(conn: psycopg.Connection[Any]) -> Watched:
         problems(live)
         results = _results(live)
         try:
-            return _read(conn, rows_of=watch_sql, checks=checks, results=results)
+            return _read(conn, rows_of=watch_sql, checks=checks, results=results, told=given)
         except InputError:
             # a Python check may have committed the read-only default it ran under
             conn.execute("RESET default_transaction_read_only")
@@ -197,11 +202,12 @@ def _read(
     rows_of: str,
     checks: tuple[Invariant, ...],
     results: Results | None,
+    told: set[str],
 ) -> Watched:
     broken: list[tuple[str, tuple[str, ...]]] = []
     with conn.transaction(force_rollback=True):
         conn.execute("SET TRANSACTION READ ONLY")
-        foreign(conn)
+        foreign(conn, told)
         rows = run_query(conn, rows_of) if rows_of else ()
         for check in checks:
             if check.sql:

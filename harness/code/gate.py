@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from racesim.code.foreign import in_function
 from racesim.code.statements import Statement
 from racesim.errors import HarnessError
 
@@ -84,6 +85,8 @@ class FunctionRun:
         """Statements released so far."""
         self._outcome: tuple[bool, Any] = (True, None)
         self.on_release: Callable[[Statement], None] = lambda statement: None
+        self.told: set[str] = set()
+        """The notes the function's system has given (racesim.code.foreign)."""
 
     # -- the function's side ------------------------------------------------
 
@@ -91,12 +94,15 @@ class FunctionRun:
         """Run ``body`` (the user's call) in its own thread."""
 
         def main() -> None:
+            in_function(self.told)
             try:
                 done = Done(True, body())
             except Stopped:
                 done = Done(False, Stopped())
             except BaseException as exc:  # the function's own outcome, recorded
                 done = Done(False, exc)
+            finally:
+                in_function(None)
             with self._cond:
                 self.done = done
                 self.parked = None

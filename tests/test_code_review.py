@@ -184,6 +184,37 @@ AUDIT = rc.system(
 )
 
 
+def bump(conn: Any, amount: int) -> str:
+    """Leaves its transaction open (its caller would commit)."""
+    conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = 1", (amount,))
+    return "bumped"
+
+
+UNCOMMITTED = rc.system(
+    "uncommitted",
+    schema=ACCOUNTS,
+    fresh=FRESH,
+    variants={"only": bump},
+    actors={"alice": rc.call(1), "bob": rc.call(2)},
+    invariants={"none": "SELECT 1 WHERE false"},
+    autocommit=False,
+)
+
+BOTH_BUMP = """
+system = "test_code_review:UNCOMMITTED"
+name = "bob waits for alice's open transaction"
+stores = ["only"]
+schedule = ["T+0 alice: s1", "T+1 bob: s1"]
+
+[actors]
+alice = { program = "main", args = [1] }
+bob = { program = "main", args = [2] }
+
+[expect]
+only = "holds"
+"""
+
+
 @pytest.fixture
 def database(pg_server: Server, racesim_prepared: Prepared) -> Iterator[Any]:
     """``make(system)``: a fresh database of that system, its conninfo (dropped after)."""
@@ -334,3 +365,17 @@ def test_a_short_lived_connection_of_the_functions_own_is_told_once_with_its_lin
     )
     assert len(notes) == 1, notes
     assert f"connection of its own at tests/test_code_review.py:{opened_at}" in notes[0]
+
+
+def test_a_function_ending_inside_its_transaction_is_told_once(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bump.toml"
+    path.write_text(BOTH_BUMP)
+    argv = ["run", "--system", "test_code_review:UNCOMMITTED", str(path)]
+    assert main([*argv, "--dsn", pg_server.conninfo()]) == 1  # bob can never finish
+    captured = capsys.readouterr()
+    assert "stuck: bob waits in s1" in captured.out
+    notes = [line for line in captured.err.splitlines() if line.startswith("racesim: note:")]
+    assert len(notes) == 1, notes
+    assert "actor alice's function ended with its transaction open" in notes[0]

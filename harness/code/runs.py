@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 
 from racesim.code.connection import gated, gated_async, restore_handlers
+from racesim.code.foreign import note
 from racesim.code.gate import Done, FunctionRun, Stopped
 from racesim.code.reduce import StatementCall
 from racesim.code.statements import Statement
@@ -177,6 +178,8 @@ def program(role: str, opened: dict[str, FunctionStore]) -> Callable[[RunContext
                     trail=tuple(sent),
                 )
         stopped = run.done is not None and isinstance(run.done.value, Stopped)
+        if run.done is not None and not stopped:
+            _open_transaction(store, ctx.actor)
         if saved is not None and not stopped and len(sent) < len(saved):
             store.changed = (tuple(saved), tuple(sent))
             yield Call(f"s{len(sent) + 1}", ("",), kind="work")
@@ -187,6 +190,20 @@ def program(role: str, opened: dict[str, FunctionStore]) -> Callable[[RunContext
         return answer(run.done)
 
     return make
+
+
+def _open_transaction(store: FunctionStore, actor: str) -> None:
+    """Say once that a function ended inside a transaction of its own making."""
+    if store.session.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        return
+    note(
+        store.run.told,
+        "open transaction",
+        f"actor {actor}'s function ended with its transaction open (no commit or"
+        " rollback): its locks stay held until the run ends, so an actor waiting on them"
+        " never finishes; fix: end the transaction in the function (conn.commit(), or"
+        " with conn.transaction():), or race it with autocommit=True",
+    )
 
 
 def record(actors: tuple[Actor, ...], events: tuple[Event, ...]) -> tuple[Actor, ...]:

@@ -491,6 +491,30 @@ GROUP = "racesim.systems"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
+KINDS = "racesim.system_kinds"
+"""The entry point group of systems a prefix names (``spec:FILE.spec``,
+``commands:FILE.toml``): the entry point's name is the prefix, its value a module
+with ``from_name(text) -> System`` and, optionally, ``made(text) -> System | None``
+(the system ``text`` names if it has been made already)."""
+
+
+class Kind(Protocol):
+    """A module of the ``racesim.system_kinds`` group."""
+
+    def from_name(self, text: str) -> System: ...
+
+
+def _kind(text: str) -> Kind | None:
+    """The system kind ``text``'s prefix names, if one is installed."""
+    prefix, sep, _ = text.partition(":")
+    if not sep or not prefix.isidentifier():
+        return None
+    for ep in metadata.entry_points(group=KINDS, name=prefix):
+        kind: Kind = ep.load()
+        return kind
+    return None
+
+
 def registered() -> dict[str, str]:
     """Installed systems: entry point name -> ``package.module:attribute``.
 
@@ -547,16 +571,9 @@ def resolve(spec: System | str | None = None, *, where: str = "--system") -> Sys
         return spec
     text = spec or DEFAULT_SYSTEM
     asked = text.strip()
-    if asked.startswith("commands:"):  # commands through the proxy (racesim.proxy.system)
-        from racesim.proxy.system import from_name as commands_from_name
-
-        made = commands_from_name(asked)
-        _FOUND.setdefault(id(made), (made, made.name))
-        return made
-    if asked.startswith("spec:"):  # a .spec file as a system (racesim.spec.system)
-        from racesim.spec.system import from_name
-
-        made = from_name(asked)
+    kind = _kind(asked)  # spec:FILE.spec, commands:FILE.toml (group racesim.system_kinds)
+    if kind is not None:
+        made = kind.from_name(asked)
         _FOUND.setdefault(id(made), (made, made.name))
         return made
     named = ":" in text
@@ -596,10 +613,10 @@ def loaded(text: str) -> System | None:
     """The system ``package.module:attribute`` names if that module is already
     imported (nothing is imported here); None otherwise. ``commands:FILE.toml``
     names the commands system already made from that file, if any."""
-    if text.strip().startswith("commands:"):
-        from racesim.proxy.system import made
-
-        return made(text.strip())
+    kind = _kind(text.strip())
+    if kind is not None:
+        made: Callable[[str], System | None] | None = getattr(kind, "made", None)
+        return made(text.strip()) if made is not None else None
     module, _, attr = text.strip().partition(":")
     found = getattr(sys.modules.get(module), attr, None)
     return found if isinstance(found, System) else None

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from racesim.model.history import NOT_COMPARED, Event
 from racesim.model.plan import Actor
+from racesim.model.violation import MODEL_AGREEMENT as MODEL_AGREEMENT
 from racesim.model.violation import Violation as Violation
+from racesim.model.violation import invariant_names as invariant_names
 
 if TYPE_CHECKING:
     from racesim.system import Invariants, System
-
-MODEL_AGREEMENT = "model-agreement"
-"""A call's result differs from the sequential model's."""
 
 
 class _NoInvariants:
@@ -71,11 +70,6 @@ class Checker:
                 cause=event.call,
             )
         ]
-
-
-def invariant_names(system: System) -> tuple[str, ...]:
-    """Every invariant a run of ``system`` can break (model agreement when it has a model)."""
-    return system.invariant_names + ((MODEL_AGREEMENT,) if system.model else ())
 
 
 def check(

@@ -16,11 +16,9 @@ from psycopg import sql
 
 from racesim.engine.sessions import Worker
 from racesim.model.history import NOT_COMPARED
+from racesim.model.plan import SESSION_SETTINGS as SESSION_SETTINGS
 from racesim.model.plan import Actor
 from racesim.system import Call, ProgramRun
-
-SESSION_SETTINGS = ("lock_timeout", "statement_timeout")
-"""Actor options applied to the session with SET (milliseconds)."""
 
 Reply = tuple[bool, Any]
 """(True, value) when a call returned, (False, exception) when it raised."""

@@ -39,12 +39,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from racesim.checks.invariants import invariant_names
-from racesim.engine.actors import SESSION_SETTINGS
 from racesim.errors import InputError, Problem
 from racesim.formats.bounds import Shape, scan
-from racesim.model.plan import LABEL, Actor, ClockMove, Entry, Outage, Plan, Step, label_offset
+from racesim.model.plan import (
+    LABEL,
+    SESSION_SETTINGS,
+    Actor,
+    ClockMove,
+    Entry,
+    Outage,
+    Plan,
+    Step,
+    label_offset,
+)
 from racesim.model.verdict import Expectation as Expectation
+from racesim.model.violation import invariant_names
 from racesim.system import System, imports_code, loaded, resolve
 
 MAX_BYTES = 1_000_000

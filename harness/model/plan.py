@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+SESSION_SETTINGS = ("lock_timeout", "statement_timeout")
+"""Actor options applied to the session with SET (milliseconds)."""
+
 
 @dataclass(frozen=True)
 class Actor:

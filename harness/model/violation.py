@@ -3,6 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
+
+MODEL_AGREEMENT = "model-agreement"
+"""A call's result differs from the sequential model's."""
+
+
+class _Declares(Protocol):
+    @property
+    def invariant_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def model(self) -> object: ...
+
+
+def invariant_names(system: _Declares) -> tuple[str, ...]:
+    """Every invariant a run of ``system`` (a System) can break: its own, and model
+    agreement when it has a model."""
+    return system.invariant_names + ((MODEL_AGREEMENT,) if system.model else ())
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from importlib.resources import files
 from pathlib import Path
 
-from racesim.formats.writer import check_target, save
+from racesim.files import check_target, save
 from racesim.report.view import RunView
 
 __all__ = ["check_target", "page", "write"]

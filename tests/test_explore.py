@@ -33,7 +33,12 @@ def test_legacy_race_is_found_and_shrunk(
     racesim_databases: Databases, tmp_path: Path, seed: int
 ) -> None:
     result, text = _explore(
-        racesim_databases, tmp_path, store="legacy", seed=seed, max_examples=300
+        racesim_databases,
+        tmp_path,
+        store="legacy",
+        seed=seed,
+        max_examples=300,
+        strategy="hypothesis",
     )
     found = result.found  # type: ignore[attr-defined]
     driven = found["no-foreign-clear/cleared-by-clear"]
@@ -115,7 +120,9 @@ def test_same_seed_same_bytes_however_slow_the_machine(
     def run(name: str) -> tuple[int, bytes]:
         monkeypatch.setattr(profiles, "CACHE", tmp_path / name / "cache")
         out = tmp_path / name / "out"
-        opts = ExploreOptions(store="legacy", seed=3, max_examples=200, out=out)
+        opts = ExploreOptions(
+            store="legacy", seed=3, max_examples=200, out=out, strategy="hypothesis"
+        )
         result = explore(opts, racesim_databases, Reporter(io.StringIO()))
         [saved] = out.glob("*.toml")
         assert [p.is_dir() for p in (tmp_path / name / "cache" / "hypothesis").iterdir()] == [True]
@@ -201,7 +208,13 @@ def test_config_fixes_the_runs_hypothesis_explores(
     from racesim.store.system import CONFIGS
 
     result, _ = _explore(
-        racesim_databases, tmp_path, store=store, config=config, seed=1, max_examples=300
+        racesim_databases,
+        tmp_path,
+        store=store,
+        config=config,
+        seed=1,
+        max_examples=300,
+        strategy="hypothesis",
     )
     assert result.found  # type: ignore[attr-defined]
     for driven in result.found.values():  # type: ignore[attr-defined]

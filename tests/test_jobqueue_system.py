@@ -120,7 +120,12 @@ def test_hypothesis_with_clock_moves_at_the_lease_finds_nothing_on_skip_locked(
     """Clock moves aimed at the lease's end (and 1 us either side) let claims be taken
     over; the fenced processing keeps every job processed once and none lost."""
     result, text = _explore(
-        queue_dbs, tmp_path, store="skiplocked", config=config, max_examples=150
+        queue_dbs,
+        tmp_path,
+        store="skiplocked",
+        config=config,
+        max_examples=150,
+        strategy="hypothesis",
     )
     assert not result.found and not result.flaky, text
     assert "none found" in text

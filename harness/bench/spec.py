@@ -7,25 +7,38 @@ connections opened per spec, as isolationtester opens its own); isolationtester 
 started as a program per spec, as pg_isolation_regress starts it. The figure is
 racesim's total time over isolationtester's (target <= 0.7); each output is also
 compared, and a spec whose outputs differ is named.
+
+``--per-process`` measures each spec as a developer runs one from a shell: ``racesim
+run FILE.spec`` as a program of its own (interpreter, imports, its database made
+and dropped on the same server, given as ``RACESIM_DSN``) against ``createdb -T
+template0`` + ``isolationtester`` + ``dropdb``, three programs, as pg_regress makes
+the database isolationtester runs in (target <= 1.0).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
+import secrets
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from racesim.cli.spec import spec_databases
 from racesim.errors import InputError, ProvisionError
 from racesim.provision.databases import Databases
+from racesim.provision.provide import Server
 from racesim.spec.parse import Spec, load
 from racesim.spec.run import Sink, SpecAborted, run_spec
 from racesim.spec.tool import run_isolationtester, tool_for_version
 
-__all__ = ["DEFAULT_SPECS", "TARGET_RATIO", "run"]
+__all__ = ["DEFAULT_SPECS", "PER_PROCESS_TARGET", "TARGET_RATIO", "run"]
 
 TARGET_RATIO = 0.7
+PER_PROCESS_TARGET = 1.0
 DEFAULT_SPECS = (
     Path(__file__).resolve().parents[2].parent / "shared" / "isolation" / "pg15" / "specs"
 )
@@ -53,8 +66,70 @@ def _reference(tool: Path, path: Path, dbs: Databases) -> tuple[float, bytes]:
         dbs.drop(name)
 
 
+def _server_env(server: Server) -> dict[str, str]:
+    """libpq's variables naming ``server`` (the password in PGPASSWORD, never on a
+    command line), and RACESIM_DSN for racesim."""
+    p = server.params
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "RACESIM_"))}
+    env.update(PGHOST=p["host"], PGPORT=p["port"], PGUSER=p["user"], PGDATABASE=p["dbname"])
+    if "password" in p:
+        env["PGPASSWORD"] = p["password"]
+    env["RACESIM_DSN"] = "postgresql://"
+    return env
+
+
+def _racesim_program() -> list[str]:
+    beside = Path(sys.executable).parent / "racesim"
+    return (
+        [str(beside)] if os.access(beside, os.X_OK) else [sys.executable, "-m", "racesim.cli.main"]
+    )
+
+
+def _racesim_process(path: Path, env: dict[str, str]) -> tuple[float, bytes]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [*_racesim_program(), "run", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    return time.perf_counter() - started, done.stdout
+
+
+def _reference_process(tool: Path, path: Path, env: dict[str, str]) -> tuple[float, bytes]:
+    bindir = tool.parents[5] / "bin" if (tool.parents[5] / "bin").is_dir() else None
+    name = f"racesim_bench_{os.getpid()}_{secrets.token_hex(4)}"
+
+    def program(what: str) -> str:
+        return str(bindir / what) if bindir is not None else what
+
+    started = time.perf_counter()
+    subprocess.run([program("createdb"), "-T", "template0", name], env=env, check=True)
+    try:
+        with path.open("rb") as stdin:
+            done = subprocess.run(
+                [str(tool), f"dbname={name}"],
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                timeout=600,
+                check=False,
+            )
+    finally:
+        subprocess.run([program("dropdb"), name], env=env, check=True)
+    return time.perf_counter() - started, done.stdout
+
+
 def run(
-    pg: str = "auto", dsn: str | None = None, repeat: int = 3, folder: str | None = None
+    pg: str = "auto",
+    dsn: str | None = None,
+    repeat: int = 3,
+    folder: str | None = None,
+    *,
+    per_process: bool = False,
 ) -> list[str]:
     where = Path(folder) if folder else DEFAULT_SPECS
     paths = sorted(where.glob("*.spec")) if where.is_dir() else []
@@ -77,6 +152,16 @@ def run(
             f"bench spec: {len(specs)} specs on {dbs.server.describe()}, best of {rounds}; "
             f"isolationtester {tool}"
         )
+        if per_process:
+            env = _server_env(dbs.server)
+            return lines + _table(
+                paths,
+                rounds,
+                lambda path: _reference_process(tool, path, env),
+                lambda path: _racesim_process(path, env),
+                "createdb+isolationtester+dropdb, racesim run FILE.spec: one process per spec",
+                PER_PROCESS_TARGET,
+            )
         lines.append(f"{'spec':<28} {'isolationtester':>16} {'racesim':>10} {'ratio':>7}  output")
         total_ref = total_ours = 0.0
         differ: list[str] = []
@@ -109,4 +194,47 @@ def run(
             f"{ratio:.2f} (target <= {TARGET_RATIO}: {verdict}); outputs "
             + ("identical on every spec" if not differ else f"differ on {', '.join(differ)}")
         )
+    return lines
+
+
+def _table(
+    paths: list[Path],
+    rounds: int,
+    reference: Callable[[Path], tuple[float, bytes]],
+    ours: Callable[[Path], tuple[float, bytes]],
+    what: str,
+    target: float,
+) -> list[str]:
+    lines = [what, f"{'spec':<28} {'reference':>16} {'racesim':>10} {'ratio':>7}  output"]
+    total_ref = total_ours = 0.0
+    differ: list[str] = []
+    for path in paths:
+        ref_times, our_times = [], []
+        same = True
+        for k in range(rounds):
+            if k % 2 == 0:
+                t_ref, out_ref = reference(path)
+                t_ours, out_ours = ours(path)
+            else:
+                t_ours, out_ours = ours(path)
+                t_ref, out_ref = reference(path)
+            ref_times.append(t_ref)
+            our_times.append(t_ours)
+            same = same and out_ref == out_ours
+        best_ref, best_ours = min(ref_times), min(our_times)
+        total_ref += best_ref
+        total_ours += best_ours
+        if not same:
+            differ.append(path.stem)
+        lines.append(
+            f"{path.stem:<28} {best_ref * 1000:>13.1f} ms {best_ours * 1000:>7.1f} ms "
+            f"{best_ours / best_ref:>7.2f}  {'same' if same else 'DIFFERS'}"
+        )
+    ratio = total_ours / total_ref
+    verdict = "met" if ratio <= target else "NOT met"
+    lines.append(
+        f"total: reference {total_ref:.2f} s, racesim {total_ours:.2f} s: ratio {ratio:.2f}"
+        f" (target <= {target}: {verdict}); outputs "
+        + ("identical on every spec" if not differ else f"differ on {', '.join(differ)}")
+    )
     return lines

@@ -205,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="rounds of startup, engine, parallel, spec (default 5), workers (default 1)",
     )
     bench.add_argument("--specs", metavar="DIR", help="folder of .spec files for bench spec")
+    bench.add_argument(
+        "--per-process",
+        action="store_true",
+        help="(bench spec) each spec as a program of its own: racesim run FILE.spec against"
+        " createdb + isolationtester + dropdb",
+    )
     pg_options(bench)
 
     sub.add_parser("clean", help="remove racesim's cache and dead racesims' run directories")
@@ -531,7 +537,9 @@ def cmd_bench(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.what == "spec":
         from racesim.bench import spec as bench_spec
 
-        for line in bench_spec.run(args.pg, args.dsn, repeat=repeat, folder=args.specs):
+        for line in bench_spec.run(
+            args.pg, args.dsn, repeat=repeat, folder=args.specs, per_process=args.per_process
+        ):
             reporter.line(line)
         return EXIT_OK
     if args.what == "explore":

@@ -100,6 +100,8 @@ def _bench(args: argparse.Namespace, pg: str | None, dsn: str | None) -> None:
             else "runs the test suite, which provisions its own servers"
         )
         raise InputError(f"bench {what}: it {why} and takes no {given}; drop {given}")
+    if args.per_process and what != "spec":
+        raise InputError(f"--per-process: only bench spec runs specs, not bench {what}; drop it")
     if args.seeds is not None and what != "explore":
         raise InputError(f"--seeds: only bench explore runs seeds, not bench {what}; drop it")
     if args.repeat is not None and what == "explore":

@@ -8,45 +8,41 @@ import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from racesim.errors import EXIT_FOUND, EXIT_OK, InputError
 from racesim.formats.names import escaped, file_part
-from racesim.formats.writer import check_target
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
-from racesim.report import html
 from racesim.report.text import Reporter
-from racesim.report.view import RunView
-from racesim.spec.compare import diff
 from racesim.spec.parse import Spec, load
 from racesim.spec.report import byte_writer, event_json, timeline_line
 from racesim.spec.run import Event, Sink, SpecAborted, run_spec
-from racesim.spec.view import views
+
+if TYPE_CHECKING:  # the rest loads only when asked for (--html, --expected)
+    from racesim.report.view import RunView
 
 __all__ = ["cmd_run_spec", "is_spec", "spec_databases"]
 
 MAX_EXPECTED_BYTES = 64 * 1024 * 1024
+SETTLE = 0.2
+"""Seconds a spec's closed sessions get to leave its database before it is dropped
+(twice the 100 ms the server itself would wait before looking again)."""
 
 
 def is_spec(path: str) -> bool:
     return path.endswith(".spec")
 
 
-def _nothing(conn: psycopg.Connection[Any]) -> None:
-    """A spec's databases start empty: the spec's own setup makes what it needs."""
-
-
 @contextmanager
 def spec_databases(
     pg: str = "auto", dsn: str | None = None, *, binaries: str | None = None
 ) -> Iterator[Databases]:
-    """A PostgreSQL with empty fresh databases for specs, cleaned up on exit."""
+    """A PostgreSQL with empty fresh databases for specs (each cloned from template0,
+    as pg_regress makes the database isolationtester runs in), cleaned up on exit."""
     with (
         provide(pg, dsn, binaries=binaries) as server,
-        Databases(server, _nothing, label="racesim_spec") as dbs,
+        Databases(server, None, label="racesim_spec") as dbs,
     ):
         yield dbs
 
@@ -144,7 +140,11 @@ def cmd_run_spec(args: argparse.Namespace, reporter: Reporter) -> int:
     if problems:
         raise InputError(problems)
     expected = _read_expected(args.expected) if args.expected else None
-    page = check_target(args.html) if args.html is not None else None
+    page = None
+    if args.html is not None:
+        from racesim.formats.writer import check_target
+
+        page = check_target(args.html)
     failed = 0
     pages: list[RunView] = []
     with _place(args) as dbs:
@@ -160,8 +160,12 @@ def cmd_run_spec(args: argparse.Namespace, reporter: Reporter) -> int:
                 bad = not completed
             failed += bad
             if page is not None:
+                from racesim.spec.view import views
+
                 pages += views(spec.path, seen, completed)
     if page is not None:
+        from racesim.report import html
+
         html.write(pages, page)
     return EXIT_FOUND if failed else EXIT_OK
 
@@ -196,7 +200,7 @@ def run_on(spec: Spec, dbs: Databases | Server, sink: Sink, timeout: float | Non
     except SpecAborted:
         return False
     finally:
-        dbs.drop(name)
+        dbs.drop(name, settle=SETTLE)
 
 
 def _compare(
@@ -211,6 +215,8 @@ def _compare(
     """(the output differs, the spec ran to its end)."""
     buf = io.BytesIO()
     completed = run_on(spec, dbs, Sink(buf.write, buf.write, keep), timeout)
+    from racesim.spec.compare import diff
+
     lines = list(diff(expected, buf.getvalue(), name, f"racesim run {spec.path}"))
     if not lines:
         reporter.line(f"{escaped(spec.path)}: output matches {name}")

@@ -49,14 +49,16 @@ class Databases:
     """Fresh databases on ``server``, all cloned from one template made by ``prepare``.
 
     ``prepare(conn)`` runs once, on an autocommit connection to the template, the
-    first time :meth:`create` is called. :meth:`close` (or leaving the ``with``
+    first time :meth:`create` is called; with ``prepare=None`` (empty databases)
+    there is no template of racesim's: each database is cloned from ``template0``,
+    as ``createdb`` and ``pg_regress`` make theirs. :meth:`close` (or leaving the ``with``
     block) drops every database this instance made, the template included.
     """
 
     def __init__(
         self,
         server: Server,
-        prepare: Callable[[psycopg.Connection[Any]], None],
+        prepare: Callable[[psycopg.Connection[Any]], None] | None,
         *,
         label: str = "racesim",
         strategy: Strategy = "auto",
@@ -85,8 +87,10 @@ class Databases:
     @property
     def template(self) -> str:
         """The template's name (made and prepared on first use)."""
+        if self._prepare is None:
+            return "template0"
         if self._template is None:
-            self._template = self._make_template()
+            self._template = self._make_template(self._prepare)
         return self._template
 
     def create(self) -> str:
@@ -103,8 +107,15 @@ class Databases:
         self._created.append(name)
         return name
 
-    def drop(self, name: str) -> None:
-        """Drop ``name``, disconnecting whoever is still connected to it."""
+    def drop(self, name: str, *, settle: float = 0.0) -> None:
+        """Drop ``name``, disconnecting whoever is still connected to it.
+
+        ``settle``: first wait up to that many seconds for sessions that were closed
+        to leave (a backend exits a moment after its client closes; the server,
+        finding it, retries the drop only 100 ms later).
+        """
+        if settle > 0:
+            self._wait_until_unused(name, settle)
         self._execute(
             sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), self._force())
         )
@@ -195,21 +206,21 @@ class Databases:
             return "FILE_COPY" if self.server.source == "local" else None
         return None if self._strategy == "default" else self._strategy.upper()
 
-    def _make_template(self) -> str:
+    def _make_template(self, prepare: Callable[[psycopg.Connection[Any]], None]) -> str:
         name = self._next_name("tpl")
         self._execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
         self._created.append(name)
         with connect(self.server.conninfo(name), autocommit=True) as conn:
-            self._prepare(conn)
+            prepare(conn)
         self._created.remove(name)
         self._wait_until_unused(name)
         return name
 
-    def _wait_until_unused(self, name: str) -> None:
+    def _wait_until_unused(self, name: str, bound: float = 5.0) -> None:
         # A closed session's backend exits asynchronously; CREATE DATABASE ... TEMPLATE
         # would otherwise find it and wait 100 ms or more before retrying.
         conn = self._connection()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + bound
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)

@@ -34,7 +34,6 @@ from racesim import config
 from racesim.errors import InputError, ProvisionError
 from racesim.provision import connecting
 from racesim.provision.binaries import Search, VersionNotFound, find_binaries
-from racesim.provision.cluster import Cluster
 from racesim.provision.masking import (
     MASK,
     SECRET_KEYS,
@@ -257,6 +256,8 @@ def _notes(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
 @contextmanager
 def local_cluster(prefer: str | None = None, *, search: Search | None = None) -> Iterator[Server]:
     """A throwaway local cluster as a :class:`Server` (``prefer``: which binaries)."""
+    from racesim.provision.cluster import Cluster  # not loaded for a server given by DSN
+
     binaries = find_binaries(prefer or "auto", search=search)
     with Cluster(binaries) as cluster:
         yield Server(

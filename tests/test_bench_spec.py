@@ -1,0 +1,41 @@
+"""``racesim bench spec``: the in-process figure and, with ``--per-process``, each spec
+as a program of its own against createdb + isolationtester + dropdb."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from spec_support import SPECS, need_shared
+
+from racesim.bench import spec as bench_spec
+from racesim.cli.main import main
+
+
+@pytest.fixture
+def few(tmp_path: Path) -> Path:
+    need_shared()
+    for name in ("nowait", "deadlock-simple"):
+        shutil.copy(next(p for p in SPECS if p.stem == name), tmp_path)
+    return tmp_path
+
+
+def test_per_process_figure_runs_each_spec_as_a_program(few: Path) -> None:
+    lines = bench_spec.run("local", repeat=1, folder=str(few), per_process=True)
+    assert any("one process per spec" in line for line in lines)
+    rows = [line for line in lines if line.split()[:1] in (["nowait"], ["deadlock-simple"])]
+    assert len(rows) == 2 and all(row.endswith("same") for row in rows)
+    assert "outputs identical on every spec" in lines[-1]
+    assert "ratio" in lines[-1] and "target <= 1.0" in lines[-1]
+
+
+def test_in_process_figure_is_still_the_default(few: Path) -> None:
+    lines = bench_spec.run("local", repeat=1, folder=str(few))
+    assert "target <= 0.7" in lines[-1] and "identical on every spec" in lines[-1]
+
+
+def test_per_process_outside_bench_spec_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "engine", "--per-process"]) == 2
+    err = capsys.readouterr().err
+    assert "--per-process: only bench spec" in err and len(err.strip().splitlines()) == 1

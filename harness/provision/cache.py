@@ -81,9 +81,7 @@ def cache_root() -> Path:
     if explicit:
         return Path(explicit)
     if os.geteuid() == 0:
-        from racesim.provision.cluster import run_root
-
-        if run_root() == Path("/dev/shm"):
+        if paths.run_root() == Path("/dev/shm"):
             return Path("/dev/shm/racesim-cache")
         return Path("/var/tmp/racesim-cache")
     xdg = os.environ.get("XDG_CACHE_HOME")

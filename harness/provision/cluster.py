@@ -56,13 +56,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from racesim import config
 from racesim.errors import ProvisionError
 from racesim.provision import cache, cleanup, connecting, paths
 from racesim.provision.account import SUPERUSER, ServerUser, server_env, server_user
 from racesim.provision.binaries import Binaries, find_binaries
 from racesim.provision.cache import cache_root
 from racesim.provision.masking import remember
+from racesim.provision.paths import run_root
 
 __all__ = [
     "FAST_SETTINGS",
@@ -100,29 +100,6 @@ FAST_SETTINGS: Mapping[str, str] = {
     # killed postmaster would leave behind.
     "dynamic_shared_memory_type": "mmap",
 }
-
-
-# A cluster takes ~30 MB; containers often get a 64 MB /dev/shm, too small to share.
-_MIN_SHM_FREE = 512 * 1024 * 1024
-
-
-def run_root() -> Path:
-    """Where run directories go: ``$RACESIM_RUN_DIR``, else ``/dev/shm`` when writable and
-    roomy, else the temp dir."""
-    explicit = config.value("run_dir")
-    if explicit:
-        return Path(explicit)
-    shm = Path("/dev/shm")
-    try:
-        usable = os.access(shm, os.W_OK | os.X_OK) and _free_bytes(shm) >= _MIN_SHM_FREE
-    except OSError:
-        usable = False
-    return shm if usable else Path(tempfile.gettempdir())
-
-
-def _free_bytes(path: Path) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
 
 
 class Cluster:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
+from racesim import config
 from racesim.errors import ProvisionError
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "create_file",
     "ensure_private_dir",
     "open_existing",
+    "run_root",
 ]
 
 _NEW = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -122,3 +125,26 @@ def open_existing(path: Path, flags: int) -> int:
         os.close(fd)
         raise ProvisionError(f"refusing {path}: not a regular file owned by uid {os.geteuid()}")
     return fd
+
+
+# A cluster takes ~30 MB; containers often get a 64 MB /dev/shm, too small to share.
+_MIN_SHM_FREE = 512 * 1024 * 1024
+
+
+def run_root() -> Path:
+    """Where run directories go: ``$RACESIM_RUN_DIR``, else ``/dev/shm`` when writable and
+    roomy, else the temp dir."""
+    explicit = config.value("run_dir")
+    if explicit:
+        return Path(explicit)
+    shm = Path("/dev/shm")
+    try:
+        usable = os.access(shm, os.W_OK | os.X_OK) and _free_bytes(shm) >= _MIN_SHM_FREE
+    except OSError:
+        usable = False
+    return shm if usable else Path(tempfile.gettempdir())
+
+
+def _free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize

@@ -1,7 +1,7 @@
 """Everything racesim prints goes through here: timelines, JSON lines, summaries.
 
-Values are written by the display functions at the top, through the system's
-``Show`` (the view model calls them); timelines and JSON lines are renderings of
+Values are written through the system's ``Show`` by :mod:`racesim.report.values`
+(the view model calls them); timelines and JSON lines are renderings of
 a run's view (:mod:`racesim.report.view`).
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from racesim.model.history import Event
-from racesim.model.show import Show
+from racesim.report.values import clock as clock
+from racesim.report.values import show_result as show_result
+from racesim.report.values import show_state as show_state
 
 if TYPE_CHECKING:
     from racesim.model.outcome import Outcome
@@ -31,31 +31,6 @@ def visible(text: str, newlines: bool = False) -> str:
     """``text`` with control and bidirectional-override characters escaped (``\\x1b``),
     so nothing read from a file can move the cursor, recolour or hide output."""
     return text.translate(_ESCAPES_KEEP_NL if newlines else _ESCAPES)
-
-
-def clock(t: datetime | None) -> str:
-    return t.strftime("%H:%M:%S") if t else "-"
-
-
-def show_result(event: Event, show: Show) -> str:
-    """The call's result (or error) as the system writes it."""
-    if event.kind == "wait":
-        return "waiting (blocked in PostgreSQL)"
-    if event.kind == "clock":
-        return f"clock now {clock(event.vtime)}"
-    if event.kind == "stuck":
-        return "stuck: can never finish"
-    text = (
-        show.error(event.error) if event.error is not None else show.value(event.call, event.result)
-    )
-    if event.kind == "done":
-        text += " (after waiting)"
-    return text
-
-
-def show_state(state: object, show: Show) -> str:
-    """The watched state after an event ("" when it was not read after this one)."""
-    return "" if state is None else show.state(state)
 
 
 def event_json(event: EventView, state_key: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from racesim.model.history import Event
 from racesim.model.violation import Violation
-from racesim.report.text import clock, show_result, show_state
+from racesim.report.values import clock, show_result, show_state
 
 if TYPE_CHECKING:
     from racesim.model.outcome import Outcome

@@ -3,7 +3,11 @@
 Figures (medians over ``seeds`` seeds, from a warm cluster):
 
 * time to the first T+0..T+4-style foreign clear on ``legacy`` and the shrunk step
-  count, vs plain Hypothesis over the two bare statements on psycopg;
+  count, vs plain Hypothesis over the two bare statements on psycopg; the same for
+  the job queue's naive double claim (a plain Hypothesis test over the bare
+  ``SELECT ... LIMIT 1`` / ``UPDATE ... WHERE id``); racesim's time to find over
+  the plain test's (target <= 2x), and where racesim's time to find goes (fresh
+  database, sessions, reset, steps, monitor queries, clock writes; shrinking after);
 * examples per second of a 20-step race machine vs a bare Hypothesis machine
   doing one UPDATE per step;
 * exhaustive cron+user: schedules, time, and what the sleep-set reduction saved;
@@ -23,7 +27,7 @@ import io
 import statistics
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,7 @@ from hypothesis import seed as hseed
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
+from racesim.bench.breakdown import Breakdown, median_lines
 from racesim.engine.pool import SessionPool
 from racesim.engine.sessions import open_session
 from racesim.explore.machines import RaceFound, race_machine
@@ -41,7 +46,7 @@ from racesim.explore.search import exhaustive, pct
 from racesim.model.plan import Actor
 from racesim.provision.databases import Databases
 from racesim.report.text import Reporter
-from racesim.runner import databases
+from racesim.runner import Prepared, databases
 from racesim.store import baseline
 from racesim.system import resolve
 
@@ -58,6 +63,7 @@ def run(pg: str = "auto", dsn: str | None = None, *, seeds: int = 5) -> list[str
     lines = [f"racesim explore benchmark: medians over {seeds} seed(s), warm cluster"]
     with databases(pg, dsn) as dbs:
         lines += _legacy_race(dbs, seeds)
+        lines += _double_claim(dbs, seeds)
         lines += _default_vs_hypothesis(dbs, seeds)
         lines += _machines(dbs)
         lines += _exhaustive(dbs)
@@ -65,19 +71,58 @@ def run(pg: str = "auto", dsn: str | None = None, *, seeds: int = 5) -> list[str
     return lines
 
 
-def _legacy_race(dbs: Databases, seeds: int) -> list[str]:
-    found, total, steps = [], [], []
+SHALLOW_TARGET = 2.0
+"""racesim's time to find a shallow race over a plain Hypothesis test's, at most."""
+
+
+@dataclass
+class _Timed:
+    """Seeds of one exploration: time to find, whole run, shrunk steps, breakdowns."""
+
+    found: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    parts: list[dict[str, float]] = field(default_factory=list)
+    shrinking: list[float] = field(default_factory=list)
+
+
+def _timed_explore(opts: ExploreOptions, dbs: Databases, seeds: int) -> _Timed:
+    timed = _Timed()
     with tempfile.TemporaryDirectory() as out:
         for seed in range(seeds):
-            opts = ExploreOptions(
-                store="legacy", seed=seed, max_examples=1000, out=Path(out), example_db=False
-            )
+            seeded = replace(opts, seed=seed, out=Path(out))
             start = time.perf_counter()
-            result = explore(opts, dbs, Reporter(io.StringIO()))
-            total.append(time.perf_counter() - start)
+            with Breakdown() as timing:
+                result = explore(seeded, dbs, Reporter(io.StringIO()))
+            timed.total.append(time.perf_counter() - start)
+            timed.shrinking.append(timing.total("shrinking"))
             if result.first_found is not None:
-                found.append(result.first_found)
-            steps += [d.steps for d in result.found.values()]
+                timed.found.append(result.first_found)
+                timed.parts.append(timing.before(result.first_found))
+            timed.steps += [d.steps for d in result.found.values()]
+    return timed
+
+
+def _versus(name: str, ours: _Timed, base_found: list[float], seeds: int) -> list[str]:
+    """racesim's time to find against the plain test's, with the breakdown."""
+    ratio = (
+        statistics.median(ours.found) / statistics.median(base_found)
+        if ours.found and base_found
+        else float("inf")
+    )
+    met = len(ours.found) == seeds and ratio <= SHALLOW_TARGET
+    return [
+        f"  {name}: racesim / plain Hypothesis time to find: {ratio:.1f}x"
+        f"  [target <= {SHALLOW_TARGET:.0f}x: {'met' if met else 'NOT met'}]",
+        *median_lines(ours.found, ours.parts, "racesim's time to find, by part"),
+        f"    after the finding: shrinking {_ms(ours.shrinking)}, the whole run {_ms(ours.total)}",
+    ]
+
+
+def _legacy_race(dbs: Databases, seeds: int) -> list[str]:
+    opts = ExploreOptions(store="legacy", max_examples=1000, example_db=False)
+    ours = _timed_explore(opts, dbs, seeds)
+    found, total, steps = ours.found, ours.total, ours.steps
     base_found, base_steps = _bare_hypothesis(dbs, seeds)
     ok = len(found) == seeds and max(steps, default=99) <= 5
     return [
@@ -88,7 +133,103 @@ def _legacy_race(dbs: Databases, seeds: int) -> list[str]:
         f"  baseline, plain Hypothesis over the bare statements on psycopg: found in"
         f" {_ms(base_found)}, shrunk to {statistics.median(base_steps):.0f} calls"
         f" (racesim takes {_ratio(found, base_found)} the baseline's time to find it)",
+        *_versus("legacy foreign clear", ours, base_found, seeds),
     ]
+
+
+def _double_claim(dbs: Databases, seeds: int) -> list[str]:
+    """The job queue's naive double claim: racesim explore against a plain Hypothesis
+    test over the bare statements, on databases of the job queue's schema."""
+    queue = resolve("jobqueue")
+    made = Prepared(dbs.server)
+    try:
+        qdbs = made.for_system(queue)
+        opts = ExploreOptions(store="naive", system="jobqueue", max_examples=300, example_db=False)
+        ours = _timed_explore(opts, qdbs, seeds)
+        base_found, base_calls = _bare_double_claim(qdbs, seeds)
+    finally:
+        made.close()
+    return [
+        f"job queue naive double claim, racesim explore --system jobqueue --store naive: found"
+        f" in {_ms(ours.found) if ours.found else 'never'} ({len(ours.found)}/{seeds} seeds),"
+        f" shrunk to {max(ours.steps, default=0)} steps at most",
+        f"  baseline, plain Hypothesis over the bare SELECT ... LIMIT 1 / UPDATE on psycopg:"
+        f" found in {_ms(base_found) if base_found else 'never'} ({len(base_found)}/{seeds}"
+        f" seeds), shrunk to {statistics.median(base_calls) if base_calls else 0:.0f} calls",
+        *_versus("job queue double claim", ours, base_found, seeds),
+    ]
+
+
+_RESET_QUEUE = "TRUNCATE jobs, job_results RESTART IDENTITY"
+_ENQUEUE = "INSERT INTO jobs (payload, enqueued_at) VALUES ('job', NOW())"
+_FIND = (
+    "SELECT id FROM jobs WHERE (status = 'queued' OR (status = 'running' AND lease_until"
+    " <= NOW())) ORDER BY id LIMIT 1"
+)
+_CLAIM = (
+    "UPDATE jobs SET status = 'running', claimed_by = %s, attempts = attempts + 1,"
+    " lease_until = NOW() + interval '30 seconds' WHERE id = %s RETURNING id"
+)
+
+
+def _bare_double_claim(dbs: Databases, seeds: int) -> tuple[list[float], list[int]]:
+    name = dbs.create()
+    found: list[float] = []
+    calls: list[int] = []
+    try:
+        conns = [open_session(dbs.server.conninfo(name)) for _ in range(2)]
+        try:
+            for seed in range(seeds):
+                first, last = _bare_claim_seed(conns, seed)
+                found += first
+                calls += last
+        finally:
+            for c in conns:
+                c.close()
+    finally:
+        dbs.drop(name)
+    return found, calls
+
+
+def _bare_claim_seed(
+    conns: list[psycopg.Connection[Any]], seed: int
+) -> tuple[list[float], list[int]]:
+    """Plain Hypothesis: one job, two workers each finding then claiming; found when
+    both hold a claim on the same job."""
+    ops = st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["find", "claim"])))
+    first: list[float] = []
+    last: list[int] = []
+    start = time.perf_counter()
+
+    @settings(
+        database=None, deadline=None, max_examples=1000, phases=[Phase.generate, Phase.shrink]
+    )
+    @hseed(seed)
+    @given(ops)
+    def bare(steps: list[tuple[int, str]]) -> None:
+        conns[0].execute(_RESET_QUEUE)
+        conns[0].execute(_ENQUEUE)
+        seen: list[int | None] = [None, None]
+        holders: dict[int, set[int]] = {}
+        for who, op in steps:
+            if op == "find":
+                row = conns[who].execute(_FIND).fetchone()
+                seen[who] = int(row[0]) if row else None
+                continue
+            job = seen[who]
+            if job is None:
+                continue
+            if conns[who].execute(_CLAIM, (f"w{who}", job)).fetchone() is not None:
+                holders.setdefault(job, set()).add(who)
+            if len(holders.get(job, ())) > 1:
+                if not first:
+                    first.append(time.perf_counter() - start)
+                last[:] = [len(steps)]
+                raise AssertionError("double claim")
+
+    with contextlib.suppress(AssertionError):
+        bare()
+    return first, last
 
 
 DUPLICATE_CLEAR = "no-foreign-clear/cleared-by-clear"

@@ -46,7 +46,7 @@ def test_a_seed_decides_the_whole_search(racesim_databases: Databases, tmp_path:
         result, _ = _explore(
             racesim_databases, tmp_path / name, store="legacy", seed=7, max_examples=60
         )
-        members = result.members.split("; ")
+        members = result.detail.split("; ")
         # the times differ from run to run; the schedules and findings do not
         runs.append(
             (

@@ -118,6 +118,10 @@ def parts(opts: ExploreOptions, count: int) -> list[Part]:
     if examples is None and opts.budget is None and opts.strategy != "exhaustive":
         if opts.strategy == "pct":
             examples = PCT_DEFAULT
+        elif opts.strategy == "portfolio":
+            from racesim.explore.portfolio import DEFAULT_SCHEDULES
+
+            examples = DEFAULT_SCHEDULES
         else:
             from hypothesis import settings
 

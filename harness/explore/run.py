@@ -34,7 +34,7 @@ from hypothesis import given
 from racesim.engine.loop import Options, execute
 from racesim.engine.pool import SessionPool
 from racesim.errors import HarnessError, InputError
-from racesim.explore.drive import Driven, drive
+from racesim.explore.drive import Driven, clock_moves, drive
 from racesim.explore.profiles import CACHE, profile_name, settings_for
 from racesim.explore.search import SearchResult, exhaustive, pct
 from racesim.explore.shrink import shrink, size
@@ -115,8 +115,9 @@ class Explored:
     first_found: float | None = None
     """Seconds from the start to the first violation seen (before any shrinking)."""
     started: float = field(default_factory=time.monotonic)
-    members: str = ""
-    """(``portfolio``) what each member ran and found, for the summary."""
+    detail: str = ""
+    """What the summary adds: each portfolio member's work, or how many schedules of
+    exhaustive and PCT made a clock move or had a fault added."""
 
 
 SHRINK_ALLOWANCE = 0.25
@@ -394,9 +395,17 @@ def _portfolio(
         system=keeper.system,
         offer=offer,
     )
-    result.schedules, result.members = r.explored, r.describe()
+    result.schedules, result.detail = r.explored, r.describe()
     for key in sorted(r.found):
         keeper.offer(r.found[key])
+
+
+def _moves_clock(config: Config) -> bool:
+    """Whether exhaustive search makes clock moves on ``config``: when it may move the
+    clock and a run has or may have a fault (a crash or a failure is where a lease or
+    a time window decides what happens next; on other configurations the moves would
+    multiply the schedules for nothing a fault-free run can reach)."""
+    return config.clock and (bool(config.faults) or any(a.faults for a in config.roster()))
 
 
 def _systematic(
@@ -428,6 +437,8 @@ def _systematic(
             progress=progress,
             system=keeper.system,
             schedules=opts.max_examples,
+            moves=clock_moves(keeper.system) if _moves_clock(config) else (),
+            faults=config.faults,
         )
     else:
         count = opts.max_examples or (None if deadline else 200)
@@ -441,8 +452,11 @@ def _systematic(
             progress=progress,
             clock=config.clock,
             system=keeper.system,
+            faults=config.faults,
         )
     result.schedules, result.skipped, result.complete = r.explored, r.skipped, r.complete
+    if r.moved or r.faulted or config.faults or _moves_clock(config):
+        result.detail = f"{opts.strategy}: {r.extras()}"
     for key in sorted(r.found):
         keeper.offer(r.found[key])
 
@@ -529,6 +543,6 @@ def _report(
             f"search incomplete ({opts.store}, {opts.strategy}, seed {opts.seed}, "
             f"{stats})"
         )
-    if result.members:
-        result.summary += f"; {result.members}"
+    if result.detail:
+        result.summary += f"; {result.detail}"
     reporter.line(result.summary)

@@ -26,9 +26,18 @@ footprint that leaves out something a call touches, or an ``invariant_reads``
 that leaves out what an invariant looks at, makes the search skip schedules
 that differ. Virtual time is the one thing a swap
 shifts: steps are labelled a second apart, so a timestamp a step writes moves by
-seconds; exhaustive search makes no clock moves, so as long as the system's time
-windows are much longer than a schedule (minutes, for the reference system) no
-result changes.
+seconds; as long as the system's time windows are much longer than a schedule
+(minutes, for the reference system) no result changes.
+
+**Clock moves and faults** (``moves``, ``faults``): given the system's clock moves,
+exhaustive search also tries, at every state where an actor can step, each clock
+move as one more choice, at most ``most_moves`` of them per schedule; a move
+conflicts with every step (no step is reordered across it); moves are tried only
+once one of the system's windows has started (before that, a move shifts every
+later time alike). Given the faults the
+configuration's runs may have, it then searches again with each one of them added
+(at most one added fault per schedule). PCT makes one clock move in half of its
+schedules and adds one of those faults in half of them.
 
 **PCT** (``pct``): each schedule gives the actors random distinct priorities and
 picks ``depth - 1`` change points uniformly over the steps of the run (its real
@@ -50,12 +59,13 @@ from __future__ import annotations
 import random
 import time
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from racesim.engine.loop import Options
 from racesim.engine.pool import SessionPool
-from racesim.explore.drive import Drive, Driven, clock_moves
+from racesim.explore.drive import Aim, Drive, Driven, clock_moves
 from racesim.model.plan import Actor
 from racesim.system import Call, System, resolve
 
@@ -127,6 +137,14 @@ class SearchResult:
     complete: bool = False
     found: dict[str, Driven] = field(default_factory=dict)
     seconds: float = 0.0
+    moved: int = 0
+    """Schedules that made a clock move."""
+    faulted: int = 0
+    """Schedules run with a fault the configuration's runs may have added."""
+
+    def extras(self) -> str:
+        """The clock moves and added faults, for a summary."""
+        return f"{self.moved} schedule(s) with a clock move, {self.faulted} with an added fault"
 
 
 @dataclass
@@ -163,8 +181,13 @@ def exhaustive(
     progress: Progress | None = None,
     system: System | str | None = None,
     schedules: int | None = None,
+    moves: tuple[timedelta | Aim, ...] = (),
+    most_moves: int = 1,
+    faults: Mapping[str, tuple[str, ...]] | None = None,
 ) -> SearchResult:
-    """Run every distinct schedule of ``actors`` (or shard ``K/N`` of them).
+    """Run every distinct schedule of ``actors`` (or shard ``K/N`` of them), then of
+    ``actors`` with each one of ``faults`` (actor -> faults it may have) added; each
+    schedule may make up to ``most_moves`` of ``moves`` at any state.
 
     ``complete`` is False when ``deadline`` (a ``time.monotonic()`` value) came
     first, or ``schedules`` were run before the search ended. Each schedule stops at its first violation.
@@ -181,20 +204,55 @@ def exhaustive(
     found = resolve(system)
     result = SearchResult()
     started = time.monotonic()
-    stack: list[_Frame] = []
-    while True:
-        if deadline is not None and time.monotonic() > deadline:
+    clock = (moves, most_moves if moves else 0)
+    for variant, added in _with_faults(actors, faults or {}):
+        stack: list[_Frame] = []
+        complete = False
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if schedules is not None and result.explored >= schedules:
+                break
+            before = result.explored
+            _one(variant, store, pool, seed, stack, reduce, mine, result, found, clock)
+            if added and result.explored > before:
+                result.faulted += 1
+            if progress is not None:
+                progress(result)
+            if not _backtrack(stack, reduce):
+                complete = True
+                break
+        if not complete:
             break
-        if schedules is not None and result.explored >= schedules:
-            break
-        _one(actors, store, pool, seed, stack, reduce, mine, result, found)
-        if progress is not None:
-            progress(result)
-        if not _backtrack(stack, reduce):
-            result.complete = True
-            break
+    else:
+        result.complete = True
     result.seconds = time.monotonic() - started
     return result
+
+
+def _with_faults(
+    actors: tuple[Actor, ...], faults: Mapping[str, tuple[str, ...]]
+) -> list[tuple[tuple[Actor, ...], bool]]:
+    """The actors as they are, then with each fault one of them may have added (one
+    at a time, in declaration order); True marks an added fault."""
+    out = [(actors, False)]
+    for i, a in enumerate(actors):
+        for fault in faults.get(a.name, ()):
+            if fault not in a.faults:
+                changed = replace(a, faults=a.faults | {fault})
+                out.append(((*actors[:i], changed, *actors[i + 1 :]), True))
+    return out
+
+
+def _window_open(d: Drive) -> bool:
+    """Whether a clock move can matter here: one of the system's windows has started
+    (or has no start to read). Before any has started a move shifts every later
+    time alike, so exhaustive search makes none there."""
+    return any(w.since is None or w.since(d.engine.state) is not None for w in d.system.windows)
+
+
+MOVE = "\0clock "
+"""The prefix of a clock move's choice in the exhaustive tree (no actor's name)."""
 
 
 def _one(
@@ -207,6 +265,7 @@ def _one(
     mine: Callable[[list[str]], bool],
     result: SearchResult,
     system: System,
+    clock: tuple[tuple[timedelta | Aim, ...], int] = ((), 0),
 ) -> str:
     """Run one schedule: the stack's choices, then the first allowed actor at each new state.
 
@@ -216,6 +275,8 @@ def _one(
         actors, store, pool=pool, seed=seed, options=Options(stop_at_first=True), system=system
     ) as d:
         depth = 0
+        moves, most = clock
+        moved = 0
         while not d.over:
             if depth < len(stack):
                 frame = stack[depth]
@@ -223,6 +284,8 @@ def _one(
                 enabled = d.enabled()
                 if not enabled:
                     break
+                if moved < most and _window_open(d):
+                    enabled += [f"{MOVE}{i}" for i in range(len(moves))]
                 sleep: dict[str, Access] = {}
                 if reduce and stack:
                     parent = stack[-1]
@@ -242,6 +305,15 @@ def _one(
                     result.skipped += sum(a in sleep for a in enabled)
                 frame = _Frame(enabled, sleep, allowed[0])
                 stack.append(frame)
+            if frame.choice.startswith(MOVE):
+                d.take(moves[int(frame.choice[len(MOVE) :])])
+                frame.made = Access(frame.choice, "", frozenset(), frozenset({EVERYTHING}), False)
+                moved += 1
+                depth += 1
+                if depth == SPLIT_DEPTH + 1 and not mine([f.choice for f in stack[:depth]]):
+                    del stack[depth:]
+                    return "other shard"
+                continue
             run = d.engine.runs[frame.choice]
             made = run.pending or run.next_call
             entry = d.take(frame.choice)
@@ -260,6 +332,7 @@ def _one(
         if depth <= SPLIT_DEPTH and not mine([f.choice for f in stack[:depth]]):
             return "other shard"
         result.explored += 1
+        result.moved += moved > 0
         _keep(result, d.driven())
     return "explored"
 
@@ -301,6 +374,7 @@ def pct(
     deadline: float | None = None,
     progress: Progress | None = None,
     system: System | str | None = None,
+    faults: Mapping[str, tuple[str, ...]] | None = None,
 ) -> SearchResult:
     """Seeded PCT sampling until ``schedules`` were run or ``deadline`` passed.
 
@@ -311,11 +385,14 @@ def pct(
     everything). ``max_steps`` only stops a program that never ends.
 
     A schedule makes at most one clock move (half of them do), drawn from the
-    system's clock moves, before one of its ``k`` steps. ``complete`` stays False:
+    system's clock moves, before one of its ``k`` steps; given ``faults`` (actor ->
+    faults it may have), half of the schedules add one of them to its actor.
+    ``complete`` stays False:
     sampling never shows that no schedule violates.
     """
     found = resolve(system)
     moves = clock_moves(found) if clock else ()
+    variants = _with_faults(actors, faults or {})
     result = SearchResult()
     started = time.monotonic()
     length = 0  # the longest run so far: PCT's k (0 before the first run)
@@ -332,13 +409,17 @@ def pct(
         changes = change_points(rng, depth, length) if length else {}
         move_at = rng.randrange(length) if length and moves and rng.random() < 0.5 else -1
         move = moves[rng.randrange(len(moves))] if move_at >= 0 else None
+        run = actors
+        if len(variants) > 1 and rng.random() < 0.5:
+            run = variants[rng.randrange(1, len(variants))][0]
+            result.faulted += 1
         with Drive(
-            actors, store, pool=pool, seed=seed, options=Options(stop_at_first=True), system=found
+            run, store, pool=pool, seed=seed, options=Options(stop_at_first=True), system=found
         ) as d:
             steps = 0
             while steps < max_steps and not d.over:
                 if move is not None and steps == move_at:
-                    d.take(move)
+                    result.moved += d.take(move) is not None
                 enabled = d.enabled()
                 if not enabled:
                     break

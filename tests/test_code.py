@@ -298,7 +298,7 @@ def test_every_kind_of_statement_is_one_step(bank: str, racesim_prepared: Prepar
             "s1",
             "BEGIN; UPDATE accounts SET balance = balance WHERE id = 1;"
             " UPDATE accounts SET balance = balance WHERE id = 2",
-            "UPDATE",
+            "UPDATE 1",
         ),
         ("s2", "COMMIT", "COMMIT"),
         ("s3", "BEGIN; COPY accounts (id, balance) FROM STDIN", "COPY"),

@@ -215,6 +215,40 @@ only = "holds"
 """
 
 
+def piped(conn: Any, src: int, dst: int, amount: int) -> str:
+    with conn.transaction(), conn.pipeline():
+        conn.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amount, src))
+        conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amount, dst))
+    return "done"
+
+
+def piped_autocommit(conn: Any, src: int, dst: int, amount: int) -> str:
+    with conn.pipeline():  # autocommit: one implicit transaction
+        conn.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amount, src))
+        conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amount, dst))
+    return "done"
+
+
+PIPED_AUTOCOMMIT = rc.system(
+    "piped-autocommit",
+    schema=ACCOUNTS,
+    fresh=FRESH,
+    variants={"only": piped_autocommit},
+    actors={"alice": rc.call(1, 2, 30)},
+    invariants=CONSERVED,
+)
+
+
+PIPED = rc.system(
+    "piped",
+    schema=ACCOUNTS,
+    fresh=FRESH,
+    variants={"only": piped},
+    actors={"alice": rc.call(1, 2, 30), "bob": rc.call(1, 2, 10)},
+    invariants=CONSERVED,
+)
+
+
 @pytest.fixture
 def database(pg_server: Server, racesim_prepared: Prepared) -> Iterator[Any]:
     """``make(system)``: a fresh database of that system, its conninfo (dropped after)."""
@@ -301,7 +335,7 @@ def test_an_executemany_is_its_statements_with_their_values_and_exports_as_sql(
     argv = ["explore", "--system", "test_code_review:EXECUTEMANY", "--store", "only"]
     argv += ["--strategy", "exhaustive", "--export-spec", "--out", str(tmp_path)]
     assert main([*argv, "--dsn", target15.dbs.server.conninfo()]) == 1
-    capsys.readouterr()
+    assert "pipeline" not in capsys.readouterr().err  # psycopg's own pipeline: one step
     (saved,) = tmp_path.glob("*.toml")
     assert (
         '"UPDATE accounts SET balance = 0 * balance + 70 WHERE id = 1;'
@@ -379,3 +413,45 @@ def test_a_function_ending_inside_its_transaction_is_told_once(
     notes = [line for line in captured.err.splitlines() if line.startswith("racesim: note:")]
     assert len(notes) == 1, notes
     assert "actor alice's function ended with its transaction open" in notes[0]
+
+
+def test_a_pipeline_in_a_transaction_is_stepped_statement_by_statement(
+    database: Any, pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conninfo = database(PIPED)
+    actors = (
+        Actor("alice", "main", {"args": [1, 2, 30]}),
+        Actor("bob", "main", {"args": [1, 2, 10]}),
+    )
+    steps = ("alice:s1", "alice:s2", "bob:s1", "bob:s2", "alice:s3", "alice:s4")
+    plan = Plan(actors, tuple(Step(*s.split(":")) for s in (*steps, "bob:s3", "bob:s4")))
+    events = execute(plan, "only", conninfo, system=PIPED).history.events
+    kinds = [(e.kind, e.actor, e.call, e.result) for e in events]
+    assert kinds[1] == ("step", "alice", "s2", "UPDATE 1")  # its results read in its step
+    assert ("wait", "bob", "s2", None) in kinds  # bob's UPDATE of row 1 waits at its own step
+    assert {e.actor: e.finished for e in events if e.finished} == {
+        "alice": "'done'",
+        "bob": "'done'",
+    }
+    # every interleaving runs the same way twice: the exhaustive search completes
+    argv = ["explore", "--system", "test_code_review:PIPED", "--store", "only"]
+    argv += ["--strategy", "exhaustive", "--out", str(tmp_path), "--dsn", pg_server.conninfo()]
+    assert main(argv) == 0
+    assert "racesim: note:" not in capsys.readouterr().err
+
+
+def test_a_pipeline_outside_a_transaction_is_told_once_with_its_line(
+    database: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conninfo = database(PIPED_AUTOCOMMIT)
+    plan = alone("alice", [1, 2, 30], 2)
+    events = execute(plan, "only", conninfo, system=PIPED_AUTOCOMMIT).history.events
+    assert events[-1].finished == "'done'"
+    notes = [line for line in capsys.readouterr().err.splitlines() if "racesim: note:" in line]
+    opened_at = next(
+        i
+        for i, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+        if "with conn.pipeline():  # autocommit" in text
+    )
+    assert len(notes) == 1, notes
+    assert f"outside a transaction at tests/test_code_review.py:{opened_at}" in notes[0]

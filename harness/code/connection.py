@@ -11,13 +11,16 @@ names), and ``close()`` leaves the session open: the session is racesim's.
 from __future__ import annotations
 
 import sys
+from types import FrameType
 from typing import Any
 
 import psycopg
 from psycopg.abc import RV, PQGen
+from psycopg.pq import TransactionStatus
 
+from racesim.code.foreign import note
 from racesim.code.gate import FunctionRun
-from racesim.code.statements import Statement, describe_wait, user_frame
+from racesim.code.statements import Statement, describe_wait, own_file, user_frame
 from racesim.engine.sessions import note_sent
 
 __all__ = ["AsyncGatedConnection", "GatedConnection", "gated", "gated_async"]
@@ -59,13 +62,21 @@ class GatedConnection(psycopg.Connection[Any]):
         if arrived is None:
             return super().wait(gen, interval, timeout)
         run, owner, text = arrived
+        synced = _in_block(self)
         try:
             value = super().wait(gen, interval, timeout)
+            if synced and self._pipeline is not None:  # its results, in its own step
+                super().wait(self._pipeline._sync_gen(), interval, timeout)
         except psycopg.Error as exc:
             run.finished_statement(False, exc)
             raise
         run.finished_statement(True, _status(owner, text))
         return value
+
+    def pipeline(self) -> Any:
+        """psycopg's pipeline, with a note when the function's own code opens one."""
+        _pipeline_note(self, sys._getframe(1))
+        return super().pipeline()
 
     def close(self) -> None:
         """The session is racesim's: closing the function's connection leaves it open."""
@@ -85,19 +96,54 @@ class AsyncGatedConnection(psycopg.AsyncConnection[Any]):
         if arrived is None:
             return await super().wait(gen, interval, timeout)
         run, owner, text = arrived
+        synced = _in_block(self)
         try:
             value = await super().wait(gen, interval, timeout)
+            if synced and self._pipeline is not None:  # its results, in its own step
+                await super().wait(self._pipeline._sync_gen(), interval, timeout)
         except psycopg.Error as exc:
             run.finished_statement(False, exc)
             raise
         run.finished_statement(True, _status(owner, text))
         return value
 
+    def pipeline(self) -> Any:
+        """psycopg's pipeline, with a note when the function's own code opens one."""
+        _pipeline_note(self, sys._getframe(1))
+        return super().pipeline()
+
     async def close(self) -> None:
         """The session is racesim's: closing the function's connection leaves it open."""
 
     def __del__(self, *ignored: Any) -> None:
         """Dropped with the session still open, as meant (psycopg would warn)."""
+
+
+def _in_block(conn: Any) -> bool:
+    """Whether a statement sent now runs in a transaction block (explicit, or the one
+    psycopg begins outside autocommit): a pipeline's Sync after it then ends nothing,
+    so each statement of a pipeline there is synced, its results read in its own step."""
+    status = conn.pgconn.transaction_status
+    return not conn.autocommit or status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
+
+def _pipeline_note(conn: Any, caller: FrameType) -> None:
+    """Say once that a pipeline the user's code opened outside a transaction is not
+    stepped statement by statement: its statements form one implicit transaction, sent
+    before their results are read."""
+    run: FunctionRun | None = conn._racesim_run
+    shown = own_file(caller.f_code.co_filename)
+    if run is None or not shown or _in_block(conn):  # psycopg's own (an executemany)
+        return
+    note(
+        run.told,
+        "pipeline",
+        f"the function opens a pipeline outside a transaction at {shown}:{caller.f_lineno};"
+        " its statements run as one implicit transaction and reach the server before"
+        " their results are read, so a lock wait of theirs shows at a later step and a"
+        " run may differ by timing; fix: open the pipeline inside"
+        " `with conn.transaction():` (each statement is then a step of its own)",
+    )
 
 
 def _adopt(conn: Any, session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool) -> None:

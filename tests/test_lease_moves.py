@@ -59,7 +59,9 @@ def _explore(dbs: Databases, out: Path, **kw: object) -> tuple[Explored, str]:
 
 
 def test_exhaustive_moves_the_clock_to_the_leases_end(late_dbs: Databases, tmp_path: Path) -> None:
-    result, text = _explore(late_dbs, tmp_path, strategy="exhaustive", max_examples=40)
+    result, text = _explore(
+        late_dbs, tmp_path, strategy="exhaustive", max_examples=40, clock_moves=1
+    )
     assert LEASE_RAN_OUT in result.found, text
     assert "exhaustive: " in text and "schedule(s) with a clock move" in text
     # the counterexample: w1 holds the job, the clock goes to its lease's end, w2 looks
@@ -73,22 +75,31 @@ def test_pct_moves_the_clock_and_adds_the_crash(late_dbs: Databases, tmp_path: P
     assert "pct: " in text and "with an added fault" in text
 
 
-def test_exhaustive_leaves_the_clock_alone_where_no_run_may_fail(
+def test_exhaustive_without_clock_moves_never_sees_the_lease_run_out(
     late_dbs: Databases, tmp_path: Path
 ) -> None:
-    """Without a fault a run has or may have, exhaustive search makes no clock moves:
-    a lease nobody lets lapse is never reached that way."""
-    text = io.StringIO()
-    plain = replace(LATE_SYSTEM.configs["2workers"], faults={})
-    system = replace(LATE_SYSTEM, configs={**LATE_SYSTEM.configs, "plain": plain})
-    opts = ExploreOptions(
-        store="late",
-        strategy="exhaustive",
-        config="plain",
-        system=system,
-        out=tmp_path,
-        example_db=False,
-    )
-    result = explore(opts, late_dbs, Reporter(text))
-    assert result.complete and not result.found
-    assert "all 20 distinct schedules explored" in text.getvalue()
+    result, text = _explore(late_dbs, tmp_path, strategy="exhaustive")
+    assert result.complete and not result.found, text
+    assert "exhaustive: all 20 distinct schedules explored, none violates" in text
+    assert "exhaustive: 0 schedule(s) with a clock move, 0 with an added fault" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--clock-moves", "1"], "--clock-moves: only the exhaustive strategy takes it"),
+        (["--strategy", "exhaustive", "--clock-moves", "9"], "--clock-moves: expected 0 to 3"),
+        (
+            ["--strategy", "exhaustive", "--clock-moves", "1", "--workers", "2"],
+            "--clock-moves: not with --workers or --tx",
+        ),
+    ],
+)
+def test_clock_moves_is_refused_where_it_cannot_take_effect(
+    capsys: pytest.CaptureFixture[str], args: list[str], error: str
+) -> None:
+    from racesim.cli.main import main
+
+    assert main(["explore", "--system", "jobqueue", "--store", "naive", *args]) == 2
+    err = capsys.readouterr().err
+    assert error in err and len(err.strip().splitlines()) == 1, err

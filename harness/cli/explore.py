@@ -38,6 +38,14 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
             "--shard: only the exhaustive strategy can be split; add "
             "--strategy exhaustive or drop --shard"
         )
+    moves = getattr(args, "clock_moves", None)
+    if moves is not None and not 0 <= moves <= 3:
+        raise InputError(f"--clock-moves: expected 0 to 3, got {moves}")
+    if moves and args.strategy != "exhaustive":
+        raise InputError(
+            f"--clock-moves: only the exhaustive strategy takes it ({args.strategy} draws"
+            " its own clock moves); drop it or add --strategy exhaustive"
+        )
     example_db: bool | str = True
     if args.example_db is not None:
         from racesim.explore.shared import check_url
@@ -56,6 +64,7 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
         system=resolve(args.system) if args.system else None,
         html=args.html,
         example_db=example_db,
+        clock_moves=moves or 0,
     )
 
 
@@ -96,6 +105,11 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
     from racesim.explore.distribute import gateway_specs
 
     specs = gateway_specs(args.workers, args.tx)
+    if specs and opts.clock_moves:
+        raise InputError(
+            "--clock-moves: not with --workers or --tx (their parts search the"
+            " interleavings alone); drop one of them"
+        )
     if specs:
         from racesim.explore.distribute import spread
 

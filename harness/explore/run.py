@@ -93,6 +93,9 @@ class ExploreOptions:
     """The system explored (the reference system when None)."""
     html: bool = False
     """Write each counterexample's run as an HTML page next to its scenario file."""
+    clock_moves: int = 0
+    """(``exhaustive``) Try up to this many clock moves per schedule, and each fault a
+    run may have added; 0 (the default) searches the interleavings alone."""
 
 
 @dataclass
@@ -400,14 +403,6 @@ def _portfolio(
         keeper.offer(r.found[key])
 
 
-def _moves_clock(config: Config) -> bool:
-    """Whether exhaustive search makes clock moves on ``config``: when it may move the
-    clock and a run has or may have a fault (a crash or a failure is where a lease or
-    a time window decides what happens next; on other configurations the moves would
-    multiply the schedules for nothing a fault-free run can reach)."""
-    return config.clock and (bool(config.faults) or any(a.faults for a in config.roster()))
-
-
 def _systematic(
     opts: ExploreOptions,
     config: Config,
@@ -437,8 +432,9 @@ def _systematic(
             progress=progress,
             system=keeper.system,
             schedules=opts.max_examples,
-            moves=clock_moves(keeper.system) if _moves_clock(config) else (),
-            faults=config.faults,
+            moves=clock_moves(keeper.system) if config.clock and opts.clock_moves else (),
+            most_moves=opts.clock_moves,
+            faults=config.faults if opts.clock_moves else None,
         )
     else:
         count = opts.max_examples or (None if deadline else 200)
@@ -455,7 +451,7 @@ def _systematic(
             faults=config.faults,
         )
     result.schedules, result.skipped, result.complete = r.explored, r.skipped, r.complete
-    if r.moved or r.faulted or config.faults or _moves_clock(config):
+    if r.moved or r.faulted or config.faults or opts.clock_moves:
         result.detail = f"{opts.strategy}: {r.extras()}"
     for key in sorted(r.found):
         keeper.offer(r.found[key])

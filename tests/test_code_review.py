@@ -138,6 +138,7 @@ def stage(conn: Any, n: int) -> str:
     conn.execute("INSERT INTO staging VALUES (%s)", (n,))
     conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE")
     conn.execute("PREPARE mine AS SELECT 1")
+    conn.execute("SELECT pg_advisory_lock(42)")
     return str(conn.execute("SHOW default_transaction_isolation").fetchone()[0])
 
 
@@ -354,9 +355,9 @@ def test_a_session_a_function_changed_is_as_new_for_the_next_run(database: Any) 
         session, _ = pool.session(0)
         deadlock_timeout = session.execute("SHOW deadlock_timeout").fetchone()
         for _ in range(2):  # the second run on the same session starts as the first did
-            plan = alone("alice", [1], 5)
+            plan = alone("alice", [1], 6)
             events = execute(plan, "only", pool=pool, system=STAGING).history.events
-            assert [e.error for e in events] == [None] * 5
+            assert [e.error for e in events] == [None] * 6
             assert events[-1].finished == "'serializable'"
         pool.reset()
         assert session.execute("SHOW default_transaction_isolation").fetchone() == (
@@ -364,6 +365,8 @@ def test_a_session_a_function_changed_is_as_new_for_the_next_run(database: Any) 
         )
         assert session.execute("SHOW deadlock_timeout").fetchone() == deadlock_timeout
         assert session.execute("SELECT to_regclass('pg_temp.staging')").fetchone() == (None,)
+        held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s"
+        assert session.execute(held, (session.info.backend_pid,)).fetchone() == (0,)
 
 
 def test_a_function_raising_before_its_first_statement_is_shown_with_its_line(

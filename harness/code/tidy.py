@@ -2,11 +2,12 @@
 
 A function may change its session for longer than its transaction: ``SET`` (not
 ``LOCAL``), ``SET SESSION CHARACTERISTICS``, a temporary table, a prepared statement,
-a cursor ``WITH HOLD``, ``LISTEN``. Sessions outlive runs, so the next run on that
+a cursor ``WITH HOLD``, ``LISTEN``, a session-level advisory lock. Sessions outlive runs, so the next run on that
 session (any actor's) would start from that state: a ``CREATE TEMP TABLE`` would fail
 there, which no single run causes. After a run whose functions sent such a statement,
 their sessions get their settings back as they were before the first function ran on
-them, and lose temporary tables, prepared statements, cursors and listens.
+them, and lose temporary tables, prepared statements, cursors, listens and advisory
+locks.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from psycopg import sql
 __all__ = ["baseline", "lasting", "tidy"]
 
 _LASTING = re.compile(
-    r"(?:^|;)\s*(?:SET|RESET|CREATE|PREPARE|LISTEN|DECLARE|DISCARD|LOAD|SELECT\s+set_config)\b",
+    r"(?:^|;)\s*(?:SET|RESET|CREATE|PREPARE|LISTEN|DECLARE|DISCARD|LOAD|SELECT\s+set_config)\b"
+    r"|\bpg_(?:try_)?advisory_lock",
     re.I,
 )
 """Statements that may change a session past its transaction (some never do: a check,
@@ -60,6 +62,7 @@ def tidy(session: psycopg.Connection[Any]) -> None:
     session.execute("CLOSE ALL")
     session.execute("UNLISTEN *")
     session.execute("DISCARD TEMP")
+    session.execute("SELECT pg_advisory_unlock_all()")
     # only the function's PREPAREs: psycopg's own prepared statements are not from SQL
     for (name,) in session.execute(PREPARED).fetchall():
         session.execute(sql.SQL("DEALLOCATE {}").format(sql.Identifier(name)))

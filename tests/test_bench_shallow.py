@@ -35,7 +35,8 @@ def test_the_bare_double_claim_is_found_on_each_seed(databases: Databases) -> No
     queue = bench_explore.resolve("jobqueue")
     made = bench_explore.Prepared(databases.server)
     try:
-        found, calls = bench_explore._bare_double_claim(made.for_system(queue), 2)
+        found, calls, setups = bench_explore._bare_double_claim(made.for_system(queue), 2)
     finally:
         made.close()
     assert len(found) == 2 and calls == [4, 4]
+    assert all(0 < s < f for s, f in zip(setups, found, strict=True))

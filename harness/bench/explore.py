@@ -27,6 +27,7 @@ import io
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ class _Timed:
 def _timed_explore(opts: ExploreOptions, dbs: Databases, seeds: int) -> _Timed:
     timed = _Timed()
     with tempfile.TemporaryDirectory() as out:
+        # Unmeasured: what the first search of a process pays once (as for the baselines).
+        explore(replace(opts, max_examples=1, out=Path(out)), dbs, Reporter(io.StringIO()))
         for seed in range(seeds):
             seeded = replace(opts, seed=seed, out=Path(out))
             start = time.perf_counter()
@@ -103,7 +106,9 @@ def _timed_explore(opts: ExploreOptions, dbs: Databases, seeds: int) -> _Timed:
     return timed
 
 
-def _versus(name: str, ours: _Timed, base_found: list[float], seeds: int) -> list[str]:
+def _versus(
+    name: str, ours: _Timed, base_found: list[float], base_setup: list[float], seeds: int
+) -> list[str]:
     """racesim's time to find against the plain test's, with the breakdown."""
     ratio = (
         statistics.median(ours.found) / statistics.median(base_found)
@@ -114,8 +119,25 @@ def _versus(name: str, ours: _Timed, base_found: list[float], seeds: int) -> lis
     return [
         f"  {name}: racesim / plain Hypothesis time to find: {ratio:.1f}x"
         f"  [target <= {SHALLOW_TARGET:.0f}x: {'met' if met else 'NOT met'}]",
+        *_search_alone(ours, base_found, base_setup),
         *median_lines(ours.found, ours.parts, "racesim's time to find, by part"),
         f"    after the finding: shrinking {_ms(ours.shrinking)}, the whole run {_ms(ours.total)}",
+    ]
+
+
+def _search_alone(ours: _Timed, base_found: list[float], base_setup: list[float]) -> list[str]:
+    """The same ratio without either side's fresh database and sessions."""
+    if not ours.found or not base_found:
+        return []
+    setup = ("fresh database", "opening sessions")
+    ours_alone = statistics.median(
+        f - sum(p[w] for w in setup) for f, p in zip(ours.found, ours.parts, strict=True)
+    )
+    base_alone = statistics.median(f - s for f, s in zip(base_found, base_setup, strict=True))
+    return [
+        f"    the searches alone, without their fresh database and sessions: racesim"
+        f" {ours_alone * 1000:.0f} ms, plain Hypothesis {base_alone * 1000:.0f} ms:"
+        f" {ours_alone / base_alone:.1f}x"
     ]
 
 
@@ -123,7 +145,7 @@ def _legacy_race(dbs: Databases, seeds: int) -> list[str]:
     opts = ExploreOptions(store="legacy", max_examples=1000, example_db=False)
     ours = _timed_explore(opts, dbs, seeds)
     found, total, steps = ours.found, ours.total, ours.steps
-    base_found, base_steps = _bare_hypothesis(dbs, seeds)
+    base_found, base_steps, base_setup = _bare_hypothesis(dbs, seeds)
     ok = len(found) == seeds and max(steps, default=99) <= 5
     return [
         f"legacy foreign clear, racesim explore: found in {_ms(found) if found else 'never'}"
@@ -133,7 +155,7 @@ def _legacy_race(dbs: Databases, seeds: int) -> list[str]:
         f"  baseline, plain Hypothesis over the bare statements on psycopg: found in"
         f" {_ms(base_found)}, shrunk to {statistics.median(base_steps):.0f} calls"
         f" (racesim takes {_ratio(found, base_found)} the baseline's time to find it)",
-        *_versus("legacy foreign clear", ours, base_found, seeds),
+        *_versus("legacy foreign clear", ours, base_found, base_setup, seeds),
     ]
 
 
@@ -146,7 +168,7 @@ def _double_claim(dbs: Databases, seeds: int) -> list[str]:
         qdbs = made.for_system(queue)
         opts = ExploreOptions(store="naive", system="jobqueue", max_examples=300, example_db=False)
         ours = _timed_explore(opts, qdbs, seeds)
-        base_found, base_calls = _bare_double_claim(qdbs, seeds)
+        base_found, base_calls, base_setup = _bare_double_claim(qdbs, seeds)
     finally:
         made.close()
     return [
@@ -156,7 +178,7 @@ def _double_claim(dbs: Databases, seeds: int) -> list[str]:
         f"  baseline, plain Hypothesis over the bare SELECT ... LIMIT 1 / UPDATE on psycopg:"
         f" found in {_ms(base_found) if base_found else 'never'} ({len(base_found)}/{seeds}"
         f" seeds), shrunk to {statistics.median(base_calls) if base_calls else 0:.0f} calls",
-        *_versus("job queue double claim", ours, base_found, seeds),
+        *_versus("job queue double claim", ours, base_found, base_setup, seeds),
     ]
 
 
@@ -172,34 +194,48 @@ _CLAIM = (
 )
 
 
-def _bare_double_claim(dbs: Databases, seeds: int) -> tuple[list[float], list[int]]:
-    name = dbs.create()
+def _bare_double_claim(dbs: Databases, seeds: int) -> tuple[list[float], list[int], list[float]]:
+    return _bare(dbs, seeds, _bare_claim_seed)
+
+
+BareSeed = Callable[[list[psycopg.Connection[Any]], int, float], tuple[list[float], list[int]]]
+
+
+def _bare(dbs: Databases, seeds: int, one: BareSeed) -> tuple[list[float], list[int], list[float]]:
+    """A plain Hypothesis test per seed, timed as racesim's search is: from before its
+    fresh database and its two sessions to its first finding. One round first is not
+    measured (a process's first Hypothesis run pays more, as its first search does)."""
     found: list[float] = []
     calls: list[int] = []
-    try:
-        conns = [open_session(dbs.server.conninfo(name)) for _ in range(2)]
+    setups: list[float] = []
+    for seed in (seeds, *range(seeds)):
+        start = time.perf_counter()
+        name = dbs.create()
         try:
-            for seed in range(seeds):
-                first, last = _bare_claim_seed(conns, seed)
-                found += first
-                calls += last
+            conns = [open_session(dbs.server.conninfo(name)) for _ in range(2)]
+            setup = time.perf_counter() - start
+            try:
+                first, last = one(conns, seed, start)
+            finally:
+                for c in conns:
+                    c.close()
         finally:
-            for c in conns:
-                c.close()
-    finally:
-        dbs.drop(name)
-    return found, calls
+            dbs.drop(name)
+        if seed != seeds:
+            found += first
+            calls += last
+            setups += [setup] if first else []
+    return found, calls, setups
 
 
 def _bare_claim_seed(
-    conns: list[psycopg.Connection[Any]], seed: int
+    conns: list[psycopg.Connection[Any]], seed: int, start: float
 ) -> tuple[list[float], list[int]]:
     """Plain Hypothesis: one job, two workers each finding then claiming; found when
     both hold a claim on the same job."""
     ops = st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["find", "claim"])))
     first: list[float] = []
     last: list[int] = []
-    start = time.perf_counter()
 
     @settings(
         database=None, deadline=None, max_examples=1000, phases=[Phase.generate, Phase.shrink]
@@ -284,29 +320,17 @@ def _ratio(ours: list[float], base: list[float]) -> str:
     return f"{statistics.median(ours) / statistics.median(base):.1f}x"
 
 
-def _bare_hypothesis(dbs: Databases, seeds: int) -> tuple[list[float], list[int]]:
-    name = dbs.create()
-    found: list[float] = []
-    steps: list[int] = []
-    try:
-        conns = [open_session(dbs.server.conninfo(name)) for _ in range(2)]
-        for seed in range(seeds):
-            first, last = _bare_seed(conns, seed)
-            found += first
-            steps += last
-        for c in conns:
-            c.close()
-    finally:
-        dbs.drop(name)
-    return found, steps
+def _bare_hypothesis(dbs: Databases, seeds: int) -> tuple[list[float], list[int], list[float]]:
+    return _bare(dbs, seeds, _bare_seed)
 
 
-def _bare_seed(conns: list[psycopg.Connection[Any]], seed: int) -> tuple[list[float], list[int]]:
+def _bare_seed(
+    conns: list[psycopg.Connection[Any]], seed: int, start: float
+) -> tuple[list[float], list[int]]:
     """Plain Hypothesis over the two bare statements: time to the first foreign clear."""
     ops = st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["take", "drop"])))
     first: list[float] = []
     last: list[int] = []
-    start = time.perf_counter()
 
     @settings(
         database=None, deadline=None, max_examples=1000, phases=[Phase.generate, Phase.shrink]

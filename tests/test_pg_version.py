@@ -24,9 +24,11 @@ INSTALLED = [b.version for b in available()]
 
 @pytest.fixture(autouse=True)
 def _no_version_left(monkeypatch: pytest.MonkeyPatch) -> None:
-    # --pg-version sets RACESIM_PG_VERSION for racesim's worker processes: undo it.
-    monkeypatch.delenv("RACESIM_PG_VERSION", raising=False)
-    monkeypatch.delenv("RACESIM_DSN", raising=False)
+    # --pg-version sets RACESIM_PG_VERSION for racesim's worker processes: setting it
+    # here first makes the monkeypatch remove it again after the test.
+    for name in ("RACESIM_PG_VERSION", "RACESIM_DSN"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
 
 
 def test_a_version_is_found_among_every_installed_server() -> None:
@@ -127,3 +129,7 @@ def test_the_plugin_takes_the_version_from_option_ini_and_environment(tmp_path: 
         WANT=str(high),
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_version_asked_for_does_not_outlive_the_test() -> None:
+    assert "RACESIM_PG_VERSION" not in os.environ

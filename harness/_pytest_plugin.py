@@ -136,7 +136,17 @@ def racesim_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     with ExitStack() as stack:
         try:
             server = stack.enter_context(
-                provide("auto", found.value or None, origin=origin, version=version.value)
+                provide(
+                    "auto",
+                    found.value or None,
+                    origin=origin,
+                    version=version.value,
+                    version_origin=(
+                        "--racesim-pg-version"
+                        if version.origin == "--pg-version"
+                        else version.origin
+                    ),
+                )
             )
         except RacesimError as exc:
             # No traceback: its frames would show the DSN, password and all, as arguments.

@@ -20,6 +20,7 @@ session s1
 step s1v { SELECT current_setting('server_version_num')::int / 10000 AS major; }
 """
 INSTALLED = [b.version for b in available()]
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0"]
 
 
 @pytest.fixture(autouse=True)
@@ -133,3 +134,22 @@ def test_the_plugin_takes_the_version_from_option_ini_and_environment(tmp_path: 
 
 def test_the_version_asked_for_does_not_outlive_the_test() -> None:
     assert "RACESIM_PG_VERSION" not in os.environ
+
+
+def test_the_plugin_names_where_a_missing_version_came_from(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text("def test_x(racesim_server):\n    pass\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("RACESIM_DSN", "RACESIM_PG_VERSION")}
+    done = subprocess.run(
+        [*PYTEST, "--racesim-pg-version=99", "test_x.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "--racesim-pg-version 99: no PostgreSQL 99 server binaries" in output
+    assert "Traceback" not in output

@@ -122,6 +122,7 @@ def provide(
     sources: Sources | None = None,
     origin: str = "--dsn",
     version: str | None = None,
+    version_origin: str = "--pg-version",
 ) -> Iterator[Server]:
     """Yield a :class:`Server` from the first source that works; clean it up afterwards.
 
@@ -129,7 +130,8 @@ def provide(
     (``"auto"``, ``"system"``, ``"embedded"``) picks the local binaries. Raises
     :class:`ProvisionError` listing every source tried, or :class:`InputError` for
     a malformed DSN. ``origin`` names where ``dsn`` came from in messages (the
-    option the user typed). ``version`` (else ``RACESIM_PG_VERSION``) is the major
+    option the user typed). ``version`` (else ``RACESIM_PG_VERSION``; named in
+    messages by ``version_origin``) is the major
     version of the local cluster's server (``"15"``, ``"18"``); it is refused with a
     DSN or Docker, whose server is given, and a version not installed is refused
     naming the versions available.
@@ -142,9 +144,10 @@ def provide(
         if found.value is not None:
             dsn, origin = found.value, found.origin
     wanted = config.resolve("pg_version", cli=version, env=sources.env)
+    named = version_origin if version is not None else wanted.origin
     if wanted.value is not None:
-        binaries = str(pg_version(wanted.value, wanted.origin))
-        refuse_version_with(wanted.origin, choice, origin if dsn is not None else None)
+        binaries = str(pg_version(wanted.value, named))
+        refuse_version_with(named, choice, origin if dsn is not None else None)
         choice = "local"
     if choice == "dsn" and dsn is None:
         raise ProvisionError(
@@ -168,7 +171,7 @@ def provide(
             try:
                 server = stack.enter_context(attempt())
             except VersionNotFound as exc:
-                raise ProvisionError(f"{wanted.origin} {binaries}: {exc}") from None
+                raise ProvisionError(f"{named} {binaries}: {exc}") from None
             except ProvisionError as exc:
                 failures.append(f"{name}: {exc}")
                 continue

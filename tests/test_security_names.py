@@ -244,8 +244,8 @@ def test_the_example_database_never_passes_another_users_link(
     planted: tuple[Path, Path], tmp_path: Path
 ) -> None:
     link, victim = planted
-    argv = ["explore", "--store", "model", "--max-examples", "5", "--out", str(tmp_path / "o")]
-    done = racesim(*argv, env={"RACESIM_CACHE": str(link / "cache")})
+    argv = ["explore", "--store", "model", "--strategy", "hypothesis", "--max-examples", "5"]
+    done = racesim(*argv, "--out", str(tmp_path / "o"), env={"RACESIM_CACHE": str(link / "cache")})
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"refusing {link}: a symbolic link owned by uid" in done.stderr
     assert list(victim.iterdir()) == []

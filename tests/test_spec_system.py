@@ -168,6 +168,7 @@ def test_a_waiting_session_is_not_stepped_while_another_can_release_it(
         name = dbs.create()
         with Drive(actors, "spec", conninfo=dbs.server.conninfo(name), system=system) as d:
             d.take("s1")
+            d.take("s2")  # w2/begin: the autocommit UPDATE runs in a block of its own
             d.take("s2")
             assert d.engine.waiting("s2")
             assert d.enabled() == ["s1"]
@@ -178,6 +179,7 @@ def test_a_waiting_session_is_not_stepped_while_another_can_release_it(
         dbs.drop(name)
     assert kinds == [
         ("step", "s1", "r1"),
+        ("step", "s2", "w2/begin"),
         ("wait", "s2", "w2"),
         ("step", "s1", "c1"),
         ("done", "s2", "w2"),

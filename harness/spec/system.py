@@ -34,6 +34,7 @@ from racesim.spec.explore import Invariant, companion, load_invariants
 from racesim.spec.footprints import footprints
 from racesim.spec.parse import Session as SpecSession
 from racesim.spec.parse import Spec, load
+from racesim.spec.split import BEGIN, COMMIT, after, splittable
 from racesim.system import (
     Call,
     Config,
@@ -63,16 +64,28 @@ class _Store:
             session.conn.execute(spec_session.setup)
 
 
-def _program(session: SpecSession) -> Program:
+def _program(session: SpecSession, split: bool = True) -> Program:
+    """The session's steps in order; with ``split``, each autocommit data-changing
+    statement as ``BEGIN``, itself and ``COMMIT`` (see :mod:`racesim.spec.split`)."""
     steps = session.steps
+    names = {s.name for s in steps}
+    added = {s.name + x for s in steps for x in (BEGIN, COMMIT)} if split else set()
+    split = split and not names & added  # a step already named like one would be ambiguous
 
     def make(ctx: RunContext) -> ProgramRun:
+        inside = after(session.setup or "", False)
         for step in steps:
+            apart = split and not inside and splittable(step.sql)
+            if apart:
+                yield Call(step.name + BEGIN, kind="sql", sql="BEGIN")
             with contextlib.suppress(psycopg.Error):  # printed as the step's result
                 yield Call(step.name, kind="sql", sql=step.sql)
+            if apart:  # after an error, COMMIT ends the failed transaction
+                yield Call(step.name + COMMIT, kind="sql", sql="COMMIT")
+            inside = after(step.sql, inside)
         return "done"
 
-    return Program(make, calls=frozenset(s.name for s in steps))
+    return Program(make, calls=frozenset(names | (added if split else set())))
 
 
 class _Checks:
@@ -139,8 +152,11 @@ SHOW = Show(
 """The watched state as the invariants that are broken, with their first rows."""
 
 
-def spec_system(spec: Spec, invariants: tuple[Invariant, ...], name: str = "") -> System:
-    """The System of ``spec`` checked by ``invariants``."""
+def spec_system(
+    spec: Spec, invariants: tuple[Invariant, ...], name: str = "", split: bool = True
+) -> System:
+    """The System of ``spec`` checked by ``invariants``; with ``split`` (the default),
+    autocommit statements run as ``BEGIN``, the statement, ``COMMIT``."""
 
     def prepare(conn: psycopg.Connection[Any]) -> None:
         for sql in spec.setups:
@@ -164,7 +180,7 @@ def spec_system(spec: Spec, invariants: tuple[Invariant, ...], name: str = "") -
                 reset=reset,
             ),
         ),
-        programs={s.name: _program(s) for s in spec.sessions},
+        programs={s.name: _program(s, split) for s in spec.sessions},
         invariants=_Checks,
         invariant_names=tuple(inv.name for inv in invariants),
         prepare=prepare,

@@ -3,6 +3,7 @@ invariants that try to write, on real PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from spec_support import Target, target15
 
 import racesim.code as rc
 from racesim.cli.main import main
+from racesim.code.gate import PYTHON_BOUND
 from racesim.code.reduce import Footprints
 from racesim.engine.loop import execute
 from racesim.engine.pool import SessionPool
@@ -250,6 +252,23 @@ PIPED = rc.system(
 )
 
 
+def dawdle(conn: Any, seconds: float) -> str:
+    """Sleeps between two statements, past racesim's bound on a function's own time."""
+    conn.execute("SELECT 1")
+    time.sleep(seconds)
+    conn.execute("SELECT 2")
+    return "late"
+
+
+DAWDLE = rc.system(
+    "dawdle",
+    schema=ACCOUNTS,
+    variants={"only": dawdle},
+    actors={"alice": rc.call(PYTHON_BOUND + 2)},
+    invariants={"none": "SELECT 1 WHERE false"},
+)
+
+
 @pytest.fixture
 def database(pg_server: Server, racesim_prepared: Prepared) -> Iterator[Any]:
     """``make(system)``: a fresh database of that system, its conninfo (dropped after)."""
@@ -458,3 +477,23 @@ def test_a_pipeline_outside_a_transaction_is_told_once_with_its_line(
     )
     assert len(notes) == 1, notes
     assert f"outside a transaction at tests/test_code_review.py:{opened_at}" in notes[0]
+
+
+def test_a_function_dawdling_between_statements_is_one_line_and_exit_2(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["explore", "--system", "test_code_review:DAWDLE", "--store", "only"]
+    argv += ["--strategy", "exhaustive", "--out", str(tmp_path), "--dsn", pg_server.conninfo()]
+    started = time.monotonic()
+    assert main(argv) == 2
+    assert time.monotonic() - started < PYTHON_BOUND + 2  # not the engine's bound, then more
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    sent_at = next(
+        i
+        for i, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+        if 'conn.execute("SELECT 1")' in text
+    )
+    assert (
+        f"actor alice: its function ran for over {PYTHON_BOUND:g}s after its statement s1"
+        f" (tests/test_code_review.py:{sent_at})" in line
+    ), line

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from racesim.code.foreign import note
-from racesim.code.gate import Stopped
+from racesim.code.gate import PYTHON_BOUND, Stopped
 from racesim.code.statements import own_file as user_frame_of
 from racesim.errors import InputError
 from racesim.model.history import Event
@@ -144,6 +144,16 @@ def problems(live: Mapping[str, FunctionStore]) -> None:
                 f"actor {actor} does not send the statements saved with this run (its code"
                 " changed since, or what it sends depends on timing); nothing is reported as"
                 f" found; saved: {_listed(saved)}; now: {_listed(sent)}"
+            )
+    for actor, store in live.items():
+        slow = store.run.slow
+        if slow is not None:
+            where = f" ({slow.source})" if slow.source else ""
+            raise InputError(
+                f"actor {actor}: its function ran for over {PYTHON_BOUND:g}s after its"
+                f" statement s{store.run.count}{where} without sending another or returning;"
+                " racesim steps a function statement by statement, so what it does between"
+                " two statements must be quick; fix the function (no waiting or polling there)"
             )
     for actor, store in live.items():
         done = store.run.done

@@ -27,6 +27,8 @@ EXIT_INTERRUPTED = 130
 """Ctrl-C (128 + SIGINT), as a shell reports a command the signal ended."""
 EXIT_PIPE = 141
 """The reader of the output went away (128 + SIGPIPE), e.g. ``racesim ... | head -1``."""
+EXIT_TERMINATED = 143
+"""SIGTERM (128 + 15): racesim stops, cleans up and says so in one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -257,6 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("racesim: interrupted")
         return EXIT_INTERRUPTED
+    except SystemExit as exc:  # SIGTERM (see install_signal_handlers)
+        if exc.code != EXIT_TERMINATED:
+            raise
+        _say("racesim: terminated")
+        return EXIT_TERMINATED
     except BrokenPipeError:
         _mute_stdout()
         return EXIT_PIPE

@@ -395,6 +395,7 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
     )
     reporter.line("  found:  permutation " + " ".join(p.name for p in finding.original.steps))
     reporter.line("  shrunk: permutation " + " ".join(p.name for p in finding.permutation.steps))
+    reporter.line(f"  returned {finding.outcome.how_many}")
     for row in finding.outcome.rows:
         reporter.line(f"  row: {row}")
     reporter.line(

@@ -38,7 +38,7 @@ from psycopg.pq.abc import PGconn
 from racesim.errors import InputError
 from racesim.formats.bounds import scan
 from racesim.formats.names import control_character, escaped
-from racesim.spec import statements, written
+from racesim.spec import readonly, statements, written
 from racesim.spec.footprints import conflict, footprints
 from racesim.spec.parse import Permutation, PermutationStep, Spec, quote_name, sql_block
 from racesim.spec.run import InvalidPermutation, Runner, Sink
@@ -86,6 +86,8 @@ class Outcome:
     at: int = 0
     rows: tuple[str, ...] = ()
     invalid: bool = False
+    how_many: str = ""
+    """How many rows the broken invariant returned ("3 rows", "1000 or more rows")."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,25 @@ def _find(text: str, key: str) -> int:
     return 1
 
 
+def invariant_failed(inv: Invariant, exc: readonly.Failed, bound: float) -> str:
+    """The one line for an invariant query that failed while it was checked."""
+    head = f"{inv.where}: invariant {inv.name!r}"
+    if exc.wrote:
+        return (
+            f"{head} tries to write ({exc.message}), and invariants run read-only; fix: a"
+            " query that only reads and returns no rows while the invariant holds"
+        )
+    if exc.timed_out:
+        return (
+            f"{head} ran past the step bound ({bound:g} s) and was canceled; fix: a query that"
+            " answers within the bound (or a larger --step-timeout)"
+        )
+    return (
+        f"{head} failed: {exc.message}; fix: a query over the spec's tables that returns"
+        " no rows while it holds"
+    )
+
+
 def interleavings(spec: Spec) -> Iterator[Permutation]:
     """Every interleaving of the sessions' steps (each session's in order), in
     isolationtester's order."""
@@ -313,38 +334,36 @@ class Search:
         box: list[Outcome] = [Outcome()]
         invariants = self.invariants
 
+        sink = Sink(io.BytesIO().write, io.BytesIO().write)
+        runner = Runner(self.spec, sink, self.step_timeout, refuse_blocked=True)
+
         def check(control: PGconn, at: int) -> None:
             if box[0].broken is not None:
                 return
             for inv in invariants:
-                res = control.exec_(inv.sql.encode())
-                if res.status != pq.ExecStatus.TUPLES_OK:
-                    message = (res.error_message or b"").decode("utf-8", "replace").strip()
-                    raise InputError(f"{inv.where}: invariant {inv.name!r} failed: {message}")
-                if res.ntuples:
-                    rows = tuple(
-                        "|".join(
-                            (res.get_value(i, j) or b"").decode("utf-8", "replace")
-                            for j in range(res.nfields)
-                        )
-                        for i in range(min(res.ntuples, 5))
-                    )
-                    box[0] = Outcome(inv, at, rows)
+                try:
+                    answer = readonly.on_runner(runner, inv.sql, b"invariant " + inv.name.encode())
+                except readonly.Failed as exc:
+                    raise InputError(invariant_failed(inv, exc, self.step_timeout)) from None
+                if answer.count:
+                    box[0] = Outcome(inv, at, answer.rows, how_many=answer.how_many())
                     return
 
-        sink = Sink(io.BytesIO().write, io.BytesIO().write)
-        runner = Runner(self.spec, sink, self.step_timeout, check=check, refuse_blocked=True)
+        runner.check = check
         return runner, box
 
     def _validate(self, runner: Runner) -> None:
         """Each invariant must run once the spec's setup ran: bad SQL is bad input."""
         control = runner.conns[0]
         for sql in self.spec.setups:
-            control.pg.exec_(sql.encode("utf-8", "surrogateescape"))
+            runner.execute(control, sql.encode("utf-8", "surrogateescape"), b"setup")
         problems = []
         for inv in self.invariants:
             # The extended protocol runs one statement at most: nothing else runs here.
-            res = control.pg.exec_params(b"EXPLAIN " + inv.sql.encode(), [])
+            what = b"EXPLAIN of invariant " + inv.name.encode()
+            res = runner.execute(control, b"EXPLAIN " + inv.sql.encode(), what, [])
+            if res is None:
+                raise runner.abort(b"racesim: %s could not be sent\n" % what)
             if res.status != pq.ExecStatus.TUPLES_OK:
                 message = (res.error_message or b"").decode("utf-8", "replace").strip()
                 message = message or f"EXPLAIN gave {pq.ExecStatus(res.status).name}, not rows"
@@ -353,7 +372,9 @@ class Search:
                     "fix: a query over the spec's tables that returns no rows while it holds"
                 )
         if self.spec.teardown is not None:
-            control.pg.exec_(self.spec.teardown.encode("utf-8", "surrogateescape"))
+            runner.execute(
+                control, self.spec.teardown.encode("utf-8", "surrogateescape"), b"teardown"
+            )
         if problems:
             raise InputError(problems)
 

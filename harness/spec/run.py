@@ -29,7 +29,7 @@ import os
 import re
 import select
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
@@ -37,7 +37,7 @@ from psycopg import pq
 from psycopg.pq.abc import PGconn, PGresult
 
 from racesim.spec.parse import Permutation, PermutationStep, Spec, Step
-from racesim.spec.table import render
+from racesim.spec.table import write
 
 __all__ = [
     "POLL_STEPS",
@@ -73,6 +73,9 @@ _LOCAL_TEARDOWN = re.compile(
 )
 _NONBLOCK = 1
 _RETRY = 2
+_LOOK_MS = 100
+"""Longest look at a connection without the interpreter running (a signal's handler
+runs between looks, so SIGTERM and Ctrl-C stop racesim whatever it waits for)."""
 _BLOCKED_SQL = b"SELECT pg_catalog.pg_isolation_test_session_is_blocked($1::int, $2::int[])"
 _APPNAME_SQL = (
     b"SELECT set_config('application_name',\n"
@@ -143,6 +146,17 @@ def _atoi(text: str) -> int:
 
 def _b(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
+
+
+_COPY = (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH)
+
+
+@dataclass
+class Bound:
+    """When a wait began, and whether its query was canceled for running past the bound."""
+
+    started: float
+    canceled: bool = False
 
 
 @dataclass
@@ -269,14 +283,78 @@ class Runner:
             self.permutation(perm)
 
     def exec_print(self, conn: _Conn, sql: str, failure: bytes, fatal: bool) -> None:
-        res = conn.pg.exec_(_b(sql))
-        if res.status == pq.ExecStatus.TUPLES_OK:
-            self.out(_table(res))
-        elif res.status != pq.ExecStatus.COMMAND_OK:
+        res = self.execute(conn, _b(sql), failure.removesuffix(b" failed: "))
+        self.print_last(conn, res, failure, fatal)
+
+    def print_last(self, conn: _Conn, res: PGresult | None, failure: bytes, fatal: bool) -> None:
+        """Print PQexec's answer as isolationtester does: its table, or its failure."""
+        if res is not None and res.status == pq.ExecStatus.TUPLES_OK:
+            _table(res, self.out)
+        elif res is None or res.status != pq.ExecStatus.COMMAND_OK:
             message = failure + conn.pg.error_message
             if fatal:
                 raise self.abort(message)
             self.err(message)
+
+    # -- bounded waits ----------------------------------------------------------
+    def execute(
+        self, conn: _Conn, sql: bytes, what: bytes, params: list[bytes | None] | None = None
+    ) -> PGresult | None:
+        """PQexec (with ``params``, PQexecParams: one statement) within the step bound:
+        its last result, or None when the query could not be sent."""
+        try:
+            if params is None:
+                conn.pg.send_query(sql)
+            else:
+                conn.pg.send_query_params(sql, params)
+        except psycopg.OperationalError:
+            return None
+        return self.last_result(conn, what)
+
+    def last_result(self, conn: _Conn, what: bytes) -> PGresult | None:
+        """The rest of PQexec for a query already sent: every result read, the last one
+        returned (a COPY state stops it, as in PQexec)."""
+        bound = Bound(time.monotonic())
+        last = None
+        while True:
+            res = self.next_result(conn, what, bound)
+            if res is None:
+                return last
+            last = res
+            if res.status in _COPY:
+                return last
+
+    def next_result(self, conn: _Conn, what: bytes, bound: Bound) -> PGresult | None:
+        """PQgetResult, waited for within the bound (see :meth:`ready`)."""
+        self.ready(conn, what, bound)
+        return conn.pg.get_result()
+
+    def ready(self, conn: _Conn, what: bytes, bound: Bound) -> None:
+        """Wait until ``conn``'s next result can be read without blocking.
+
+        isolationtester waits for ever here (PQexec); racesim cancels the query once
+        it ran past the step bound and gives up (status 1, as a step past twice its
+        bound) past twice the bound. It looks at least every 100 ms, so a signal's
+        handler runs and SIGTERM or Ctrl-C stop racesim at once."""
+        pg = conn.pg
+        while pg.is_busy():
+            if conn.poll.poll(_LOOK_MS):
+                self.consume(conn)
+                continue
+            elapsed = time.monotonic() - bound.started
+            if elapsed > 2 * self.max_wait:
+                raise self.abort(b"racesim: %s timed out after %d seconds\n" % (what, int(elapsed)))
+            if elapsed > self.max_wait and not bound.canceled:
+                bound.canceled = True
+                try:
+                    pg.get_cancel().cancel()
+                except psycopg.OperationalError as exc:
+                    self.err(b"PQcancel failed: %s\n" % str(exc).encode())
+                else:
+                    self.err(
+                        b"racesim: canceling %s after %d seconds (the step bound)\n"
+                        % (what, int(elapsed))
+                    )
 
     def permutation(self, perm: Permutation) -> None:
         names = " ".join(p.name for p in perm.steps)
@@ -338,14 +416,14 @@ class Runner:
         self.sink.events = None
         try:
             for conn in self.conns[1:]:
+                what = b"rollback of session " + _b(conn.name)
                 if conn.active is not None:
                     with contextlib.suppress(psycopg.OperationalError):
                         conn.pg.get_cancel().cancel()
                     with contextlib.suppress(psycopg.OperationalError):
-                        while conn.pg.get_result() is not None:
-                            pass
+                        self.last_result(conn, what)
                     conn.active = conn.active_step = None
-                conn.pg.exec_(b"ROLLBACK")
+                self.execute(conn, b"ROLLBACK", what)
             self.teardown()
         finally:
             self.sink.out, self.sink.err, self.sink.events = out, err, events
@@ -374,16 +452,8 @@ class Runner:
 
     def read_print(self, conn: _Conn, failure: bytes, fatal: bool) -> None:
         """The rest of ``exec_print`` for SQL already sent: PQexec's last result counts."""
-        last = None
-        while (res := conn.pg.get_result()) is not None:
-            last = res
-        if last is not None and last.status == pq.ExecStatus.TUPLES_OK:
-            self.out(_table(last))
-        elif last is None or last.status != pq.ExecStatus.COMMAND_OK:
-            message = failure + conn.pg.error_message
-            if fatal:
-                raise self.abort(message)
-            self.err(message)
+        last = self.last_result(conn, failure.removesuffix(b" failed: "))
+        self.print_last(conn, last, failure, fatal)
 
     def teardown(self) -> None:
         control = self.conns[0]
@@ -495,10 +565,12 @@ class Runner:
             emit(b"step %s: <... completed>\n" % _b(step.name))
         else:
             emit(b"step %s: %s\n" % (_b(step.name), _b(step.sql)))
-        while (res := pg.get_result()) is not None:
+        # isolationtester waits for each later result of the step without a bound
+        bound, what = Bound(time.monotonic()), b"step " + _b(step.name)
+        while (res := self.next_result(conn, what, bound)) is not None:
             status = res.status
             if status == pq.ExecStatus.TUPLES_OK:
-                emit(_table(res))
+                _table(res, emit)
             elif status == pq.ExecStatus.FATAL_ERROR:
                 sev = res.error_field(pq.DiagnosticField.SEVERITY)
                 msg = res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY)
@@ -630,10 +702,16 @@ def _tee(out: Callable[[bytes], None], captured: list[bytes]) -> Callable[[bytes
     return emit
 
 
-def _table(res: PGresult) -> bytes:
+def _table(res: PGresult, out: Callable[[bytes], object]) -> None:
+    """Print ``res`` as PQprint does, a piece at a time, straight from the result."""
     names = [res.fname(j) or b"" for j in range(res.nfields)]
-    rows = [[res.get_value(i, j) for j in range(res.nfields)] for i in range(res.ntuples)]
-    return render(names, rows)
+    columns = range(res.nfields)
+
+    def rows() -> Iterator[list[bytes | None]]:
+        for i in range(res.ntuples):
+            yield [res.get_value(i, j) for j in columns]
+
+    write(names, rows, out)
 
 
 def run_spec(spec: Spec, conninfo: str, sink: Sink, *, step_timeout: float | None = None) -> None:

@@ -26,11 +26,13 @@ from typing import Any
 
 import psycopg
 
+from racesim.engine.loop import Options
 from racesim.errors import InputError
 from racesim.model.history import Event
 from racesim.model.plan import Actor
 from racesim.model.violation import Violation
-from racesim.spec.explore import Invariant, companion, load_invariants
+from racesim.spec import readonly
+from racesim.spec.explore import Invariant, companion, invariant_failed, load_invariants
 from racesim.spec.footprints import footprints
 from racesim.spec.parse import Session as SpecSession
 from racesim.spec.parse import Spec, load
@@ -52,7 +54,9 @@ __all__ = ["PREFIX", "SHOW", "STORE", "from_name", "spec_system"]
 PREFIX = "spec:"
 STORE = "spec"
 """The one variant (store) of a spec's system."""
-ROWS_SHOWN = 5
+ROWS_SHOWN = readonly.ROWS_SHOWN
+WATCH_BOUND = Options.step_bound
+"""Seconds an invariant query may take: the engine's bound on a step."""
 
 
 class _Store:
@@ -121,16 +125,12 @@ def _watch(invariants: tuple[Invariant, ...]) -> Any:
         broken = []
         for inv in invariants:
             try:
-                rows = conn.execute(inv.sql).fetchmany(ROWS_SHOWN)
-            except psycopg.Error as exc:
-                raise InputError(
-                    f"{inv.where}: invariant {inv.name!r} failed: "
-                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}; fix: a"
-                    " query over the spec's tables that returns no rows while it holds"
-                ) from None
-            if rows:
-                shown = tuple("|".join("" if v is None else str(v) for v in r) for r in rows)
-                broken.append((inv.name, shown))
+                answer = readonly.on_connection(conn, inv.sql, WATCH_BOUND)
+            except readonly.Failed as exc:
+                raise InputError(invariant_failed(inv, exc, WATCH_BOUND)) from None
+            if answer.count:
+                more = (f"({answer.how_many()})",) if answer.count > len(answer.rows) else ()
+                broken.append((inv.name, answer.rows + more))
         return tuple(broken)
 
     return watch

@@ -15,9 +15,12 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["render"]
+__all__ = ["CHUNK", "render", "write"]
+
+CHUNK = 1 << 16
+"""Bytes of table lines written at a time."""
 
 _NUMERIC = frozenset(b"0123456789.Ee -")
 _DIGITS = frozenset(b"0123456789")
@@ -32,11 +35,28 @@ def _numeric(value: bytes) -> bool:
 
 def render(names: Sequence[bytes], rows: Sequence[Sequence[bytes | None]]) -> bytes:
     """The bytes PQprint writes for a result with column ``names`` and ``rows``."""
+    out: list[bytes] = []
+    write(names, lambda: iter(rows), out.append)
+    return b"".join(out)
+
+
+def write(
+    names: Sequence[bytes],
+    rows: Callable[[], Iterator[Sequence[bytes | None]]],
+    out: Callable[[bytes], object],
+    chunk: int = CHUNK,
+) -> None:
+    """What :func:`render` returns, handed to ``out`` in pieces of about ``chunk`` bytes.
+
+    ``rows()`` is called twice (widths first, then the lines), so a result of any
+    size is printed without a second copy of it in memory."""
     if not names:
-        return b""
+        return
     width = [len(n) for n in names]
     numeric = [True] * len(names)
-    for row in rows:
+    count = 0
+    for row in rows():
+        count += 1
         for j, value in enumerate(row):
             if not value:
                 continue
@@ -47,11 +67,17 @@ def render(names: Sequence[bytes], rows: Sequence[Sequence[bytes | None]]) -> by
     def cell(j: int, value: bytes) -> bytes:
         return value.rjust(width[j]) if numeric[j] else value.ljust(width[j])
 
-    out = [
+    lines = [
         b"|".join(cell(j, n) for j, n in enumerate(names)),
         b"+".join(b"-" * w for w in width),
     ]
-    out.extend(b"|".join(cell(j, v or b"") for j, v in enumerate(row)) for row in rows)
-    count = len(rows)
-    out.append(b"(%d row%s)" % (count, b"" if count == 1 else b"s"))
-    return b"\n".join(out) + b"\n\n"
+    size = 0
+    for row in rows():
+        line = b"|".join(cell(j, v or b"") for j, v in enumerate(row))
+        lines.append(line)
+        size += len(line) + 1
+        if size >= chunk:
+            out(b"\n".join(lines) + b"\n")
+            lines, size = [], 0
+    lines.append(b"(%d row%s)" % (count, b"" if count == 1 else b"s"))
+    out(b"\n".join(lines) + b"\n\n")

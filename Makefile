@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean picture
+.PHONY: demo test links lint typecheck bench clean picture
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,18 +15,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/racesim run scenarios scenarios/jobqueue
 
-lint: $(STAMP)
-	$(BIN)/ruff check harness store systems tests
-	$(BIN)/ruff format --check harness store systems tests
-
-# mypy reads the packages by their installed names: racesim -> harness/,
-# racesim.store -> store/, racesim.systems -> systems/, through a tree of links
-# rebuilt on every run.
-typecheck: $(STAMP)
+# mypy and lint-imports read the packages by their installed names: racesim ->
+# harness/, racesim.store -> store/, racesim.systems -> systems/, through a tree
+# of links rebuilt on every run.
+links:
 	@rm -rf .cache/typecheck && mkdir -p .cache/typecheck/racesim
 	@for f in harness/*; do ln -s "../../../$$f" .cache/typecheck/racesim/; done
 	@ln -s ../../../store .cache/typecheck/racesim/store
 	@ln -s ../../../systems .cache/typecheck/racesim/systems
+
+# The layers (pyproject.toml, [tool.importlinter]).
+lint: $(STAMP) links
+	$(BIN)/ruff check harness store systems tests
+	$(BIN)/ruff format --check harness store systems tests
+	PYTHONPATH=.cache/typecheck $(BIN)/lint-imports --no-cache
+
+typecheck: $(STAMP) links
 	$(BIN)/mypy
 
 test: lint typecheck

@@ -27,10 +27,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from racesim.cli.spec import spec_databases
 from racesim.errors import InputError, ProvisionError
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
+from racesim.spec.databases import spec_databases
 from racesim.spec.parse import Spec, load
 from racesim.spec.run import Sink, SpecAborted, run_spec
 from racesim.spec.tool import run_isolationtester, tool_for_version

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from racesim.cli.common import Parser as _Parser
+from racesim.cli.common import writable_folder as writable_folder
 from racesim.errors import (
     EXIT_FOUND,
     EXIT_HARNESS,
@@ -29,11 +31,6 @@ EXIT_PIPE = 141
 """The reader of the output went away (128 + SIGPIPE), e.g. ``racesim ... | head -1``."""
 EXIT_TERMINATED = 143
 """SIGTERM (128 + 15): racesim stops, cleans up and says so in one line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"racesim: {message}; see racesim --help")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,56 +389,6 @@ def server_lost(exc: BaseException) -> str | None:
             )
         seen = seen.__context__
     return lost
-
-
-def writable_folder(path: Path, flag: str, *, given: bool = True) -> list[Path]:
-    """Make sure files can be written into ``path`` before any work starts.
-
-    Creates the folder (and missing parents, never through another user's link; see
-    ``racesim.formats.writer.open_folder``) and writes and removes a probe file in
-    it; returns the folders it created, deepest first. InputError (one line) when it
-    cannot, or when a ``given`` path lies in racesim's own cache (which ``racesim
-    clean`` and eviction empty).
-    """
-    from racesim.formats.names import escaped
-    from racesim.formats.writer import open_folder
-    from racesim.provision.cache import cache_root
-
-    where = f"{flag} {escaped(str(path))}"
-    try:
-        cache: Path | None = Path(os.path.realpath(cache_root()))
-    except OSError:  # a cache no one can look at: no output can be inside it either
-        cache = None
-    if given and cache is not None and Path(os.path.realpath(path)).is_relative_to(cache):
-        raise InputError(
-            f"{where}: is inside racesim's own cache ({escaped(str(cache))}), which racesim"
-            " empties; name a folder outside it"
-        )
-    try:
-        if path.exists() and not path.is_dir():
-            raise InputError(f"{where}: is a file, not a folder; name a folder (made if missing)")
-    except OSError as exc:
-        raise InputError(
-            f"{where}: cannot look at it ({exc.strerror}); name another folder"
-        ) from None
-    fd, missing = open_folder(path, create=True, option=flag)
-    missing.reverse()
-    try:
-        probe = f".racesim-probe.{os.getpid()}"
-        os.close(
-            os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
-        )
-        os.unlink(probe, dir_fd=fd)
-    except OSError as exc:
-        for folder in missing:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise InputError(
-            f"{where}: cannot write there ({exc.strerror}); name a folder you may write"
-        ) from None
-    finally:
-        os.close(fd)
-    return missing
 
 
 def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:

@@ -15,6 +15,7 @@ from racesim.formats.names import escaped, file_part
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
 from racesim.report.text import Reporter
+from racesim.spec.databases import spec_databases as spec_databases
 from racesim.spec.parse import Spec, load
 from racesim.spec.report import byte_writer, event_json, timeline_line
 from racesim.spec.run import Event, Sink, SpecAborted, run_spec
@@ -32,19 +33,6 @@ SETTLE = 0.2
 
 def is_spec(path: str) -> bool:
     return path.endswith(".spec")
-
-
-@contextmanager
-def spec_databases(
-    pg: str = "auto", dsn: str | None = None, *, binaries: str | None = None
-) -> Iterator[Databases]:
-    """A PostgreSQL with empty fresh databases for specs (each cloned from template0,
-    as pg_regress makes the database isolationtester runs in), cleaned up on exit."""
-    with (
-        provide(pg, dsn, binaries=binaries) as server,
-        Databases(server, None, label="racesim_spec") as dbs,
-    ):
-        yield dbs
 
 
 @contextmanager
@@ -274,7 +262,7 @@ def _show(
 
 
 def _explore_parser() -> argparse.ArgumentParser:
-    from racesim.cli.main import _Parser
+    from racesim.cli.common import Parser as _Parser
 
     p = _Parser(
         prog="racesim explore",
@@ -346,7 +334,7 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
         )
     invariants = load_invariants(inv_path)
     out_dir = Path(args.out) if args.out else Path(".cache/racesim/counterexamples")
-    from racesim.cli.main import writable_folder
+    from racesim.cli.common import writable_folder
 
     for made in writable_folder(out_dir, "--out", given=bool(args.out)):
         with contextlib.suppress(OSError):  # checked now; a finding's save makes it again

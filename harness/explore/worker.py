@@ -89,7 +89,7 @@ def _part(part: dict[str, Any], setup: dict[str, Any], dbs: Any) -> dict[str, An
         )
         result = explore(opts, dbs, reporter)
         if part["export_spec"] and dbs is not None:
-            from racesim.cli.export import export_found
+            from racesim.explore.export import export_found
 
             export_found(result, dbs, resolve(setup["system"]), setup["store"], reporter)
         found = []

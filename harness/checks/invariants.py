@@ -8,7 +8,7 @@ system's sequential model, every call's result must equal the model's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,35 @@ class Checker:
                 cause=event.call,
             )
         ]
+
+
+class FirstBroken:
+    """A violation the first time each invariant is seen broken.
+
+    A system whose watch reads its invariants into each event's state says, in
+    ``broken``, which are broken after that event and what a finding shows.
+    """
+
+    def __init__(self, actors: tuple[Actor, ...]) -> None:
+        self.reported: set[str] = set()
+
+    def broken(self, state: Any) -> Iterator[tuple[str, str]]:
+        """(invariant name, what the finding shows) for each one broken in ``state``."""
+        raise NotImplementedError
+
+    def feed(self, event: Event) -> list[Violation]:
+        found = []
+        for name, detail in self.broken(event.state):
+            if name in self.reported:
+                continue
+            self.reported.add(name)
+            found.append(
+                Violation(name, event.seq, event.label, event.actor, (event.actor,), detail)
+            )
+        return found
+
+    def holder(self) -> str:
+        return ""
 
 
 def check(

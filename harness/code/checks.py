@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from racesim.checks.invariants import FirstBroken
 from racesim.code.foreign import note
 from racesim.code.gate import PYTHON_BOUND, Stopped
 from racesim.code.statements import own_file as user_frame_of
 from racesim.errors import InputError
-from racesim.model.history import Event
-from racesim.model.plan import Actor
 from racesim.model.show import Show
-from racesim.model.violation import Violation
 
 if TYPE_CHECKING:
     from racesim.code.runs import FunctionStore
@@ -283,33 +281,13 @@ def _same_transaction(check: Invariant, conn: psycopg.Connection[Any], began: An
         )
 
 
-class Checks:
+class Checks(FirstBroken):
     """A violation the first time each invariant is seen broken."""
 
-    def __init__(self, actors: tuple[Actor, ...]) -> None:
-        self.reported: set[str] = set()
-
-    def feed(self, event: Event) -> list[Violation]:
-        found = []
-        _, broken = event.state or ((), ())
+    def broken(self, state: Any) -> Iterator[tuple[str, str]]:
+        _, broken = state or ((), ())
         for name, shown in broken:
-            if name in self.reported:
-                continue
-            self.reported.add(name)
-            found.append(
-                Violation(
-                    name,
-                    event.seq,
-                    event.label,
-                    event.actor,
-                    (event.actor,),
-                    "; ".join(shown),
-                )
-            )
-        return found
-
-    def holder(self) -> str:
-        return ""
+            yield name, "; ".join(shown)
 
 
 def _state(state: Any) -> str:

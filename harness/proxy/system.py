@@ -37,20 +37,20 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from racesim.checks.invariants import FirstBroken
 from racesim.code.reduce import Footprints, StatementCall
 from racesim.errors import InputError
 from racesim.footprints import Schema, of_sql, schema_of
 from racesim.model.history import Event
 from racesim.model.plan import Actor
 from racesim.model.show import Show
-from racesim.model.violation import Violation
 from racesim.proxy.command import CALL, VERBS, Command, CommandStore, verb
 from racesim.system import (
     Config,
@@ -131,33 +131,12 @@ def _program(stores: dict[str, CommandStore]) -> Program:
     return Program(make, calls=VERBS | {CALL}, options={"statements": STATEMENTS})
 
 
-class _Checks:
+class _Checks(FirstBroken):
     """A violation the first time an invariant's query returns rows."""
 
-    def __init__(self, actors: tuple[Actor, ...]) -> None:
-        self.reported: set[str] = set()
-
-    def feed(self, event: Event) -> list[Violation]:
-        found = []
-        state = event.state
+    def broken(self, state: Any) -> Iterator[tuple[str, str]]:
         for name, rows in state[1] if state else ():
-            if name in self.reported:
-                continue
-            self.reported.add(name)
-            found.append(
-                Violation(
-                    name,
-                    event.seq,
-                    event.label,
-                    event.actor,
-                    (event.actor,),
-                    f"the query of {name} returns {'; '.join(rows)}",
-                )
-            )
-        return found
-
-    def holder(self) -> str:
-        return ""
+            yield name, f"the query of {name} returns {'; '.join(rows)}"
 
 
 def _watch(

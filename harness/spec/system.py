@@ -21,16 +21,16 @@ names it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from racesim.checks.invariants import FirstBroken
 from racesim.engine.loop import Options
 from racesim.errors import InputError
-from racesim.model.history import Event
 from racesim.model.plan import Actor
-from racesim.model.violation import Violation
 from racesim.spec import readonly
 from racesim.spec.explore import Invariant, companion, invariant_failed, load_invariants
 from racesim.spec.footprints import footprints
@@ -92,32 +92,12 @@ def _program(session: SpecSession, split: bool = True) -> Program:
     return Program(make, calls=frozenset(names | (added if split else set())))
 
 
-class _Checks:
+class _Checks(FirstBroken):
     """A violation the first time an invariant's query returns rows."""
 
-    def __init__(self, actors: tuple[Actor, ...]) -> None:
-        self.reported: set[str] = set()
-
-    def feed(self, event: Event) -> list[Violation]:
-        found = []
-        for name, rows in event.state or ():
-            if name in self.reported:
-                continue
-            self.reported.add(name)
-            found.append(
-                Violation(
-                    name,
-                    event.seq,
-                    event.label,
-                    event.actor,
-                    (event.actor,),
-                    f"the query of {name} returns {'; '.join(rows)}",
-                )
-            )
-        return found
-
-    def holder(self) -> str:
-        return ""
+    def broken(self, state: Any) -> Iterator[tuple[str, str]]:
+        for name, rows in state or ():
+            yield name, f"the query of {name} returns {'; '.join(rows)}"
 
 
 def _watch(invariants: tuple[Invariant, ...]) -> Any:

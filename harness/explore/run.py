@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -174,6 +174,11 @@ class _Keeper:
         self.seen: dict[str, list[Driven]] = {}
         """The few smallest distinct counterexamples per invariant, to shrink further."""
 
+    def offer_all(self, found: Mapping[str, Driven]) -> None:
+        """Keep each of a search's findings, in the order of their keys."""
+        for key in sorted(found):
+            self.offer(found[key])
+
     def offer(self, driven: Driven, key: str | None = None) -> None:
         """Keep ``driven`` for each distinct violation of its first violating step
         (only for ``key``, when given)."""
@@ -280,7 +285,9 @@ def _defaults_of(strategy: str, system: System) -> str:
     return strategy
 
 
-def _ticker(reporter: Reporter, every: float) -> Callable[[str], None]:
+def _ticker(reporter: Reporter) -> Callable[[str], None]:
+    """Print progress at most every 0.2 s on a terminal, every 5 s elsewhere."""
+    every = 0.2 if reporter.out.isatty() else 5.0
     last = [0.0]
 
     def tick(text: str) -> None:
@@ -292,6 +299,27 @@ def _ticker(reporter: Reporter, every: float) -> Callable[[str], None]:
     return tick
 
 
+def _deadline(opts: ExploreOptions) -> float | None:
+    """When a search's budget (--budget) runs out, or None for no budget."""
+    return time.monotonic() + opts.budget if opts.budget else None
+
+
+def _progress(
+    opts: ExploreOptions, reporter: Reporter, *, skipped: bool
+) -> Callable[[SearchResult], None]:
+    """A search's progress line: schedules explored (and ``skipped``) and violations."""
+    tick = _ticker(reporter)
+
+    def progress(r: SearchResult) -> None:
+        gaps = f"{r.skipped} skipped, " if skipped else ""
+        tick(
+            f"explore {opts.store} ({opts.strategy}): {r.explored} schedules, "
+            f"{gaps}{len(r.found)} violation(s)"
+        )
+
+    return progress
+
+
 def _hypothesis(
     opts: ExploreOptions,
     config: Config,
@@ -301,7 +329,7 @@ def _hypothesis(
 ) -> None:
     system = keeper.system
     result = keeper.result
-    tick = _ticker(reporter, 0.2 if reporter.out.isatty() else 5.0)
+    tick = _ticker(reporter)
     start = result.started
     budget = opts.budget
     limit = opts.max_examples or (10**9 if budget else None)
@@ -374,13 +402,8 @@ def _portfolio(
     from racesim.explore.portfolio import DEFAULT_SCHEDULES, portfolio
 
     result = keeper.result
-    tick = _ticker(reporter, 0.2 if reporter.out.isatty() else 5.0)
-    deadline = time.monotonic() + opts.budget if opts.budget else None
-
-    def progress(r: SearchResult) -> None:
-        tick(
-            f"explore {opts.store} (portfolio): {r.explored} schedules, {len(r.found)} violation(s)"
-        )
+    deadline = _deadline(opts)
+    progress = _progress(opts, reporter, skipped=False)
 
     def offer(driven: Driven) -> None:
         if result.first_found is None:
@@ -399,8 +422,7 @@ def _portfolio(
         offer=offer,
     )
     result.schedules, result.detail = r.explored, r.describe()
-    for key in sorted(r.found):
-        keeper.offer(r.found[key])
+    keeper.offer_all(r.found)
 
 
 def _systematic(
@@ -411,14 +433,8 @@ def _systematic(
     reporter: Reporter,
 ) -> None:
     result = keeper.result
-    tick = _ticker(reporter, 0.2 if reporter.out.isatty() else 5.0)
-    deadline = time.monotonic() + opts.budget if opts.budget else None
-
-    def progress(r: SearchResult) -> None:
-        tick(
-            f"explore {opts.store} ({opts.strategy}): {r.explored} schedules, "
-            f"{r.skipped} skipped, {len(r.found)} violation(s)"
-        )
+    deadline = _deadline(opts)
+    progress = _progress(opts, reporter, skipped=True)
 
     actors = config.roster()
     if opts.strategy == "exhaustive":
@@ -453,8 +469,7 @@ def _systematic(
     result.schedules, result.skipped, result.complete = r.explored, r.skipped, r.complete
     if r.moved or r.faulted or config.faults or opts.clock_moves:
         result.detail = f"{opts.strategy}: {r.extras()}"
-    for key in sorted(r.found):
-        keeper.offer(r.found[key])
+    keeper.offer_all(r.found)
 
 
 def _report(

@@ -233,16 +233,8 @@ def _bare_claim_seed(
 ) -> tuple[list[float], list[int]]:
     """Plain Hypothesis: one job, two workers each finding then claiming; found when
     both hold a claim on the same job."""
-    ops = st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["find", "claim"])))
-    first: list[float] = []
-    last: list[int] = []
 
-    @settings(
-        database=None, deadline=None, max_examples=1000, phases=[Phase.generate, Phase.shrink]
-    )
-    @hseed(seed)
-    @given(ops)
-    def bare(steps: list[tuple[int, str]]) -> None:
+    def double_claim(steps: list[tuple[int, str]]) -> bool:
         conns[0].execute(_RESET_QUEUE)
         conns[0].execute(_ENQUEUE)
         seen: list[int | None] = [None, None]
@@ -258,10 +250,32 @@ def _bare_claim_seed(
             if conns[who].execute(_CLAIM, (f"w{who}", job)).fetchone() is not None:
                 holders.setdefault(job, set()).add(who)
             if len(holders.get(job, ())) > 1:
-                if not first:
-                    first.append(time.perf_counter() - start)
-                last[:] = [len(steps)]
-                raise AssertionError("double claim")
+                return True
+        return False
+
+    return _plain(seed, start, ["find", "claim"], double_claim)
+
+
+def _plain(
+    seed: int, start: float, ops: list[str], broken: Callable[[list[tuple[int, str]]], bool]
+) -> tuple[list[float], list[int]]:
+    """Plain Hypothesis (seed ``seed``, up to 1000 examples, shrunk) over lists of
+    (worker 0 or 1, one of ``ops``): the seconds from ``start`` to the first list that
+    ``broken`` says breaks the store, and the length of the last such list it shrank to."""
+    first: list[float] = []
+    last: list[int] = []
+
+    @settings(
+        database=None, deadline=None, max_examples=1000, phases=[Phase.generate, Phase.shrink]
+    )
+    @hseed(seed)
+    @given(st.lists(st.tuples(st.integers(0, 1), st.sampled_from(ops))))
+    def bare(steps: list[tuple[int, str]]) -> None:
+        if broken(steps):
+            if not first:
+                first.append(time.perf_counter() - start)
+            last[:] = [len(steps)]
+            raise AssertionError("broken")
 
     with contextlib.suppress(AssertionError):
         bare()
@@ -328,16 +342,8 @@ def _bare_seed(
     conns: list[psycopg.Connection[Any]], seed: int, start: float
 ) -> tuple[list[float], list[int]]:
     """Plain Hypothesis over the two bare statements: time to the first foreign clear."""
-    ops = st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["take", "drop"])))
-    first: list[float] = []
-    last: list[int] = []
 
-    @settings(
-        database=None, deadline=None, max_examples=1000, phases=[Phase.generate, Phase.shrink]
-    )
-    @hseed(seed)
-    @given(ops)
-    def bare(calls: list[tuple[int, str]]) -> None:
+    def foreign_clear(calls: list[tuple[int, str]]) -> bool:
         conns[0].execute(baseline.RESET)
         holder = None
         for who, op in calls:
@@ -347,15 +353,11 @@ def _bare_seed(
                 continue
             conns[who].execute(baseline.DROP)
             if holder is not None and holder != who:
-                if not first:
-                    first.append(time.perf_counter() - start)
-                last[:] = [len(calls)]
-                raise AssertionError("foreign clear")
+                return True
             holder = None
+        return False
 
-    with contextlib.suppress(AssertionError):
-        bare()
-    return first, last
+    return _plain(seed, start, ["take", "drop"], foreign_clear)
 
 
 class _Bare(RuleBasedStateMachine):

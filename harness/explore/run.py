@@ -406,8 +406,8 @@ def _portfolio(
     progress = _progress(opts, reporter, skipped=False)
 
     def offer(driven: Driven) -> None:
-        if result.first_found is None:
-            result.first_found = time.monotonic() - result.started
+        # Saved at once, before the search goes on: a kill loses no finding.
+        keeper.offer(driven)
 
     count = opts.max_examples or (None if deadline else DEFAULT_SCHEDULES)
     r = portfolio(

@@ -61,6 +61,7 @@ def test_an_installed_name_is_found_through_the_entry_point_group(
 ) -> None:
     site = project / "site"
     dist(site, "tiny_dist", {"tiny": "tinysys:SYSTEM"})
+    (site / "tinysys.py").write_text(TINY)  # installed with its distribution, not in the cwd
     monkeypatch.syspath_prepend(str(site))
     assert registered()["tiny"] == "tinysys:SYSTEM"
     assert resolve("tiny").name == "tiny"

@@ -33,7 +33,7 @@ def test_the_default_finds_the_second_invokes_foreign_clear_on_token(
 ) -> None:
     result, text = _explore(racesim_databases, tmp_path, store="token", seed=seed)
     assert FOREIGN_CLEAR in result.found, text
-    assert result.first_found is not None and result.first_found < 5.0
+    assert result.first_found is not None  # how fast: racesim bench explore, not this test
     assert f"-portfolio-seed{seed}.toml" in str(result.files[FOREIGN_CLEAR])
     # the summary says what each member searched and what it found first
     assert "portfolio: pct-d2 100 schedules" in text and "; swarm 100 schedules" in text

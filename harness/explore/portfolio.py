@@ -33,7 +33,7 @@ from datetime import timedelta
 from racesim.engine.loop import Options
 from racesim.engine.pool import SessionPool
 from racesim.explore.drive import Aim, Drive, Driven, clock_moves
-from racesim.explore.search import MAX_STEPS, SearchResult, change_points
+from racesim.explore.search import MAX_STEPS, SearchResult, change_points, prioritised
 from racesim.model.plan import Actor
 from racesim.system import Config, System, resolve
 
@@ -129,19 +129,7 @@ def _pct_run(
     changes = change_points(rng, depth, length) if length else {}
     move_at = rng.randrange(length) if length and moves and rng.random() < 0.5 else -1
     move = moves[rng.randrange(len(moves))] if move_at >= 0 else None
-    steps = 0
-    while steps < max_steps and not d.over:
-        if move is not None and steps == move_at:
-            d.take(move)
-        enabled = d.enabled()
-        if not enabled:
-            break
-        chosen = max(enabled, key=lambda a: priority[a])
-        d.take(chosen)
-        steps += 1
-        if steps in changes:
-            priority[chosen] = depth - changes[steps]
-    return steps
+    return prioritised(d, priority, changes, depth, move_at, move, max_steps)[0]
 
 
 def portfolio(

@@ -361,6 +361,33 @@ def change_points(rng: random.Random, depth: int, length: int) -> dict[int, int]
     return {c: j for j, c in enumerate(rng.sample(range(1, length + 1), count), 1)}
 
 
+def prioritised(
+    d: Drive,
+    priority: dict[str, int],
+    changes: Mapping[int, int],
+    depth: int,
+    move_at: int,
+    move: timedelta | Aim | None,
+    max_steps: int,
+) -> tuple[int, bool]:
+    """Run one PCT schedule on an open drive: always the enabled actor of highest
+    priority, lowered at each change point, and ``move`` made before step ``move_at``.
+    Returns the number of steps and whether the clock move was made."""
+    steps, moved = 0, False
+    while steps < max_steps and not d.over:
+        if move is not None and steps == move_at:
+            moved = d.take(move) is not None
+        enabled = d.enabled()
+        if not enabled:
+            break
+        chosen = max(enabled, key=lambda a: priority[a])
+        d.take(chosen)
+        steps += 1
+        if steps in changes:
+            priority[chosen] = depth - changes[steps]
+    return steps, moved
+
+
 def pct(
     actors: tuple[Actor, ...],
     store: str,
@@ -416,18 +443,8 @@ def pct(
         with Drive(
             run, store, pool=pool, seed=seed, options=Options(stop_at_first=True), system=found
         ) as d:
-            steps = 0
-            while steps < max_steps and not d.over:
-                if move is not None and steps == move_at:
-                    result.moved += d.take(move) is not None
-                enabled = d.enabled()
-                if not enabled:
-                    break
-                chosen = max(enabled, key=lambda a: priority[a])
-                d.take(chosen)
-                steps += 1
-                if steps in changes:
-                    priority[chosen] = depth - changes[steps]
+            steps, moved = prioritised(d, priority, changes, depth, move_at, move, max_steps)
+            result.moved += moved
             length = max(length, steps)
             result.explored += 1
             _keep(result, d.driven())

@@ -1,4 +1,4 @@
-"""Every example block in the README runs as written.
+"""Every example block in the README and in every page of docs/ runs as written.
 
 Each fenced block says what it is, and each kind is checked its own way:
 
@@ -11,11 +11,16 @@ Each fenced block says what it is, and each kind is checked its own way:
   command runs and its output holds those lines, in that order.
 - ``sh``: ``make`` lines; each target exists (``make -n``).
 - ``text``: the command synopsis: every subcommand and option it shows exists.
+- ``yaml``: a CI workflow; every ``racesim`` command it runs, with each value of
+  the job's matrix, is accepted by racesim's parser and names a store and a
+  configuration its system has.
 
-A block of any other kind fails the test, so nothing in the README goes unchecked.
-The blocks of "Writing a system of your own" are files and commands of a project of
-their own: ``tests/test_walkthrough.py`` writes and runs them, from outside the
-repository, against an installed racesim.
+A block of any other kind fails the test, so nothing in the README or docs/ goes
+unchecked. The blocks of "Writing a system of your own", "Racing code you already
+have" and "Racing any language" (wherever they are) are files and commands of a
+project of their own: ``tests/test_walkthrough.py`` writes and runs the first two,
+from outside the repository, against an installed racesim, and
+``tests/test_go_marker.py`` runs the third.
 """
 
 from __future__ import annotations
@@ -38,21 +43,24 @@ from racesim.formats.scenario import load
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
 from racesim.runner import run_one
+from racesim.system import DEFAULT_SYSTEM, resolve
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
+PAGES = (README, *sorted((ROOT / "docs").glob("*.md")))
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-KINDS = ("toml", "python", "console", "sh", "text")
+KINDS = ("toml", "python", "console", "sh", "text", "yaml")
 
 
 @dataclass(frozen=True)
 class Block:
     kind: str
     text: str
+    page: str
     line: int
 
     def __str__(self) -> str:
-        return f"README.md:{self.line}"
+        return f"{self.page}:{self.line}"
 
 
 WALKTHROUGHS = (
@@ -64,19 +72,24 @@ WALKTHROUGHS = (
 separate project) and tests/test_go_marker.py (its shell lines too)."""
 
 
-def _blocks() -> list[Block]:
-    text = README.read_text(encoding="utf-8")
+def _page_blocks(page: Path) -> list[Block]:
+    text = page.read_text(encoding="utf-8")
     spans = []
     for title in WALKTHROUGHS:
-        start = text.find(title)
+        start = text.find(title + "\n")
         if start != -1:
             end = text.find("\n## ", start + 1)
             spans.append((start, end if end != -1 else len(text)))
+    name = page.relative_to(ROOT).as_posix()
     return [
-        Block(m[1].strip(), m[2], text.count("\n", 0, m.start()) + 1)
+        Block(m[1].strip(), m[2], name, text.count("\n", 0, m.start()) + 1)
         for m in FENCE.finditer(text)
         if not any(start < m.start() < end for start, end in spans)
     ]
+
+
+def _blocks() -> list[Block]:
+    return [block for page in PAGES for block in _page_blocks(page)]
 
 
 def _of(kind: str) -> list[Block]:
@@ -88,7 +101,13 @@ def test_every_block_is_of_a_kind_that_is_checked() -> None:
     assert len(blocks) >= 6
     for block in blocks:
         assert block.kind in KINDS, f"{block}: label the block with one of {', '.join(KINDS)}"
-    assert {b.kind for b in blocks} >= {"toml", "python", "console", "sh", "text"}
+    assert {b.kind for b in blocks} >= {"toml", "python", "console", "sh", "text", "yaml"}
+
+
+def test_every_walkthrough_is_on_exactly_one_page() -> None:
+    for title in WALKTHROUGHS:
+        homes = [p.name for p in PAGES if title + "\n" in p.read_text(encoding="utf-8")]
+        assert len(homes) == 1, f"{title!r} is on {homes or 'no page'}"
 
 
 @pytest.mark.parametrize("block", _of("toml"), ids=str)
@@ -114,7 +133,7 @@ def test_python_examples_run_under_pytest(tmp_path: Path, pg_server: Server) -> 
             (tmp_path / "conftest.py").write_text(block.text)
         else:
             tests.append(f"# {block}\n{block.text}")
-    # What the conftest example names but the README leaves to the reader: its schema
+    # What the conftest example names but the page leaves to the reader: its schema
     # file, and a test that uses the fixture it makes.
     (tmp_path / "schema.sql").write_text("CREATE TABLE seats (id int PRIMARY KEY, holder text);\n")
     tests.append(
@@ -207,3 +226,54 @@ def test_synopsis_names_only_real_commands_and_options(block: Block) -> None:
         for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line):
             assert option in options, f"{block}: racesim {name} has no option {option}"
     assert seen == set(commands), f"{block}: not shown: {sorted(set(commands) - seen)}"
+
+
+def _workflow_runs(block: Block) -> list[str]:
+    """The commands of a workflow's ``- run:`` steps (a folded ``>`` value joined)."""
+    lines = block.text.splitlines()
+    runs = []
+    for i, line in enumerate(lines):
+        step = re.match(r"^(\s*)- run: (.*)$", line)
+        if not step:
+            continue
+        value = step[2].split(" #", 1)[0].strip()
+        if value == ">":
+            body = []
+            for nxt in lines[i + 1 :]:
+                if nxt.strip() and len(nxt) - len(nxt.lstrip()) <= len(step[1]) + 2:
+                    break
+                body.append(nxt.strip())
+            value = " ".join(body).strip()
+        runs.append(value)
+    return runs
+
+
+def _matrix(block: Block) -> dict[str, list[str]]:
+    """Each matrix variable of the workflow with its values (``name: [a, b]``)."""
+    found = re.findall(r"^\s*matrix:\n\s*(\w+): \[([^\]\n]*)\]$", block.text, re.MULTILINE)
+    return {name: [v.strip() for v in values.split(",")] for name, values in found}
+
+
+@pytest.mark.parametrize("block", _of("yaml"), ids=str)
+def test_workflow_commands_are_accepted(block: Block) -> None:
+    runs = _workflow_runs(block)
+    assert any(run.startswith("racesim ") for run in runs), f"{block}: no racesim command"
+    matrix = _matrix(block)
+    parser = build_parser()
+    for run in runs:
+        if run == "pip install .":  # racesim, from the checkout
+            assert (ROOT / "pyproject.toml").is_file()
+            continue
+        assert run.startswith("racesim "), f"{block}: {run!r} is neither pip nor racesim"
+        names = re.findall(r"\$\{\{ matrix\.(\w+) \}\}", run)
+        assert len(set(names)) <= 1, f"{block}: {run!r} names more than one matrix variable"
+        for value in matrix[names[0]] if names else [""]:
+            command = re.sub(r"\$\{\{ matrix\.\w+ \}\}", value, run)
+            try:
+                args = parser.parse_args(shlex.split(command)[1:])
+            except SystemExit:
+                pytest.fail(f"{block}: racesim refuses `{command}`")
+            system = resolve(args.system or DEFAULT_SYSTEM)
+            assert args.store in {v.name for v in system.variants}, f"{block}: {command}"
+            if getattr(args, "config", None):
+                assert args.config in system.configs, f"{block}: {command}"

@@ -1,4 +1,5 @@
-"""The README's "Writing a system of your own", run exactly as written, from outside
+""" "Writing a system of your own" and "Racing code you already have" (each on the
+one page of README.md and docs/ that holds it), run exactly as written, from outside
 the repository, against racesim installed from a wheel (not the editable checkout).
 
 Every fenced block of the section whose first line is ``# file: NAME`` is written
@@ -26,14 +27,18 @@ COMMAND = re.compile(r"^(?P<command>.+?)\s+# exit (?P<status>\d+)$")
 
 
 def section(title: str = SECTION) -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index(title)
+    """The section under ``title``, up to the next ``## `` heading, from its page."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    texts = [p.read_text() for p in pages if f"{title}\n" in p.read_text()]
+    assert len(texts) == 1, f"{title!r} is on {len(texts)} pages, not one"
+    text = texts[0]
+    start = text.index(f"{title}\n")
     end = text.find("\n## ", start + len(title))
     return text[start : end if end != -1 else len(text)]
 
 
 def steps(title: str = SECTION) -> list[tuple[str, str, str]]:
-    """("file", name, text) and ("run", command, status), in the README's order."""
+    """("file", name, text) and ("run", command, status), in the page's order."""
     found = []
     for block in FENCE.finditer(section(title)):
         body = block.group("body")
@@ -44,7 +49,7 @@ def steps(title: str = SECTION) -> list[tuple[str, str, str]]:
             for line in body.splitlines():
                 if line.strip():
                     m = COMMAND.match(line.strip())
-                    assert m, f"README command without '# exit N': {line!r}"
+                    assert m, f"{title}: a command without '# exit N': {line!r}"
                     found.append(("run", m.group("command"), m.group("status")))
     return found
 
@@ -93,7 +98,7 @@ def test_the_walkthrough_runs_as_written(installed: Installed, tmp_path: Path, t
             continue
         done = installed.run(*shlex.split(what), cwd=project, timeout=300)
         assert done.returncode == int(text), (
-            f"{what}: exit {done.returncode}, the README says {text}\n{done.stdout}{done.stderr}"
+            f"{what}: exit {done.returncode}, the page says {text}\n{done.stdout}{done.stderr}"
         )
     # What ran was the wheel, not this checkout.
     where = installed.run(

@@ -334,7 +334,7 @@ class _Parser:
         if tok.kind != kind:
             raise InputError(
                 f"{self.path}:{tok.line}: syntax error: expected {what}, found {_describe(tok)}"
-                f"; fix: {_FIXES.get(kind, 'see the spec grammar in the racesim README')}"
+                f"; fix: {_FIXES.get(kind, 'see the spec grammar in docs/isolation-specs.md of racesim')}"
             )
         self.pos += 1
         return tok

@@ -82,7 +82,6 @@ SUBMODULES = (
 # Names the top level had before the submodules: they still resolve, with a
 # DeprecationWarning naming the submodule to import them from instead.
 _MOVED = {
-    "INVARIANTS": "racesim.checks.invariants",
     "Actor": "racesim.run",
     "ClockMove": "racesim.run",
     "Config": "racesim.system",
@@ -120,6 +119,12 @@ _MOVED = {
     "watch_sql": "racesim.system",
 }
 
+_GONE = {
+    "INVARIANTS": "each system has its own invariants: use"
+    ' racesim.system.resolve("NAME").invariant_names',
+}
+"""Names the top level had that no longer mean anything on their own, with the fix."""
+
 __all__ = [
     "Call",
     "Event",
@@ -150,7 +155,9 @@ def __getattr__(name: str) -> Any:
     if home is None:
         moved = _MOVED.get(name)
         if moved is None:
-            raise AttributeError(f"module 'racesim' has no attribute {name!r}")
+            gone = _GONE.get(name)
+            fix = f"; {gone}" if gone else ""
+            raise AttributeError(f"module 'racesim' has no attribute {name!r}{fix}")
         warnings.warn(
             f"racesim.{name} is deprecated; import it from {moved} instead",
             DeprecationWarning,

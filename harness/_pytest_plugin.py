@@ -161,11 +161,14 @@ def racesim_server(request: pytest.FixtureRequest) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def racesim_databases(racesim_server: Server) -> Iterator[Databases]:
-    """Fresh prepared databases, cloned from one template per test process."""
-    from racesim.engine.schema import prepare
+    """Fresh databases prepared for the reference system, cloned from one template per
+    test process."""
+    from racesim.engine.schema import preparer
     from racesim.provision.databases import Databases
+    from racesim.system import DEFAULT_SYSTEM, resolve
 
-    with Databases(racesim_server, prepare, label="racesim_plugin") as dbs:
+    reference = resolve(DEFAULT_SYSTEM)
+    with Databases(racesim_server, preparer(reference), label="racesim_plugin") as dbs:
         yield dbs
 
 
@@ -206,7 +209,7 @@ def race(racesim_databases: Databases, racesim_prepared: Prepared) -> RaceRunner
     from racesim.model.plan import Plan
     from racesim.model.verdict import judge
     from racesim.runner import run_plan
-    from racesim.system import resolve
+    from racesim.system import DEFAULT_SYSTEM, loaded, resolve
 
     def run(
         target: str | Path | Plan,
@@ -216,15 +219,16 @@ def race(racesim_databases: Databases, racesim_prepared: Prepared) -> RaceRunner
     ) -> Race:
         expected: Expectation | None = None
         if isinstance(target, Plan):
-            found = resolve(system)
+            found = resolve(DEFAULT_SYSTEM if system is None else system)
             plan, chosen = target, store or found.variant_names[0]
             found.variant(chosen)  # an unknown store is refused before anything runs
         else:
             scenario = load(target, system)
-            found = resolve(scenario.system)
+            found = scenario.system
             chosen = store or scenario.stores[0]
             plan, expected = scenario.plan, scenario.expect.get(chosen)
-        dbs = racesim_databases if found is resolve() else racesim_prepared.for_system(found)
+        reference = found is loaded(DEFAULT_SYSTEM)
+        dbs = racesim_databases if reference else racesim_prepared.for_system(found)
         options = Options(stop_at_first=stop_at_first)
         outcome = run_plan(plan, chosen, dbs, options, system=found)
         return Race(chosen, outcome, judge(outcome, expected))

@@ -16,7 +16,7 @@ from racesim.model.plan import Outage, Plan
 from racesim.model.verdict import Verdict, judge
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
-from racesim.system import System, resolve
+from racesim.system import System
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Result:
 def walk(scenario: Scenario) -> None:
     """Walk the schedule on the system's model, so a step its program never makes is
     reported before anything runs (only when a store of the scenario follows the model)."""
-    system = resolve(scenario.system)
+    system = scenario.system
     if system.model is None or not any(system.variant(s).follows_model for s in scenario.stores):
         return
     try:
@@ -39,8 +39,11 @@ def walk(scenario: Scenario) -> None:
         raise exc.at(scenario.path) from None
 
 
-def load_all(paths: list[str], system: System | str | None = None) -> list[Scenario]:
-    """Every scenario, or one InputError listing the problems of all of them."""
+def load_all(paths: list[str], system: System | None = None) -> list[Scenario]:
+    """Every scenario, or one InputError listing the problems of all of them.
+
+    ``system`` is the one the command line names (None when it names none: then each
+    file's ``system`` key, or the reference system, decides)."""
     files = discover(paths)
     problems: list[Problem] = []
     scenarios = []
@@ -66,9 +69,9 @@ def _restarts(scenario: Scenario) -> bool:
 
 @contextmanager
 def databases(
-    pg: str = "auto",
-    dsn: str | None = None,
-    system: System | str | None = None,
+    pg: str,
+    dsn: str | None,
+    system: System,
     say: Callable[[str], None] | None = None,
 ) -> Iterator[Databases]:
     """A PostgreSQL with fresh databases prepared for ``system``, cleaned up on exit.
@@ -126,12 +129,13 @@ def run_plan(
     dbs: Databases | None,
     options: Options,
     name: str = "",
-    system: System | str | None = None,
+    *,
+    system: System,
 ) -> Outcome:
-    """Run ``plan`` on ``store``, on a fresh database of its own (none in memory)."""
-    found = resolve(system)
-    if not found.variant(store).database or dbs is None:
-        return execute(plan, store, None, options, name, system=found)
+    """Run ``plan`` on ``store`` of ``system``, on a fresh database of its own (none in
+    memory)."""
+    if not system.variant(store).database or dbs is None:
+        return execute(plan, store, None, options, name, system=system)
     db = dbs.create()
     try:
         return execute(
@@ -141,7 +145,7 @@ def run_plan(
             options,
             name,
             restart_server=dbs.server.restart,
-            system=found,
+            system=system,
         )
     finally:
         dbs.drop(db)
@@ -149,14 +153,14 @@ def run_plan(
 
 def run_one(scenario: Scenario, store: str, dbs: Databases | None, options: Options) -> Result:
     """Run one scenario on one store, on a fresh database of its own."""
-    system = resolve(scenario.system)
+    system = scenario.system
     database = system.variant(store).database
     if database and dbs is not None and dbs.server.restart is None and _restarts(scenario):
         why = "skipped: 'restart server' needs racesim's own local cluster, not --dsn"
         empty = Outcome(History(scenario.path, store, system.show), Checker())
         return Result(scenario, store, empty, Verdict(True, why, (), skipped=True))
     try:
-        outcome = run_plan(scenario.plan, store, dbs, options, scenario.path, system)
+        outcome = run_plan(scenario.plan, store, dbs, options, scenario.path, system=system)
     except InputError as exc:
         raise exc.at(scenario.path) from None
     return Result(scenario, store, outcome, judge(outcome, scenario.expect.get(store)))

@@ -75,26 +75,39 @@ The shape of these types only grows: new fields always come with defaults.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import os
-import re
 import sys
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from importlib import metadata
-from typing import Any, Literal, Protocol
-
-import psycopg
+from typing import Any, Protocol
 
 from racesim.errors import InputError
+from racesim.exploring import MICROSECOND, Config, Followers, RunKind, Window
 from racesim.model.history import Event, History
 from racesim.model.plan import Actor
 from racesim.model.show import Show
 from racesim.model.violation import Violation
+from racesim.program import (
+    Call,
+    CallKind,
+    InjectedFault,
+    Option,
+    Program,
+    ProgramRun,
+    RunContext,
+)
+from racesim.registry import (
+    GROUP,
+    by_name,
+    import_attribute,
+    kind_of,
+    registered,
+    runs_code,
+)
+from racesim.variant import Connection, Session, Variant, sql_reset, watch_sql
 
-# What an author of a system needs, invariants included (Event, History and
-# Violation are defined elsewhere and re-exported here).
+# What an author of a system needs, invariants included (most are defined in
+# racesim.program, racesim.variant, racesim.exploring and racesim.model, and
+# re-exported here: this is where authors import them from).
 __all__ = [
     "DEFAULT_SYSTEM",
     "GROUP",
@@ -127,116 +140,6 @@ __all__ = [
     "watch_sql",
 ]
 
-Connection = psycopg.Connection[Any]
-
-CallKind = Literal["db", "sql", "work", "send", "receive", "crash"]
-"""What a call is, which is all the harness needs to know to carry it out:
-
-``db``       a method of the run's store (``getattr(store, call.name)(*call.args)``);
-``sql``      one fixed statement (``call.sql``) on the run's own session; the only
-             kind that may leave a transaction open;
-``work``     work without database calls; a step of its own so a schedule can
-             place other steps "during" it;
-``send``     hand ``call.args[0]`` on: it goes into the sending run's mailbox;
-``receive``  take what the run named in ``call.args[0]`` sent (None if nothing yet);
-``crash``    the run's process dies here: its session closes, nothing after runs.
-"""
-
-
-@dataclass(frozen=True)
-class Call:
-    """One step of a program: what it asks for next."""
-
-    name: str
-    args: tuple[Any, ...] = ()
-    kind: CallKind = "db"
-    sql: str = ""
-    fault: str = ""
-    """When set, the call fails with ``InjectedFault(fault)`` instead of running."""
-
-
-class InjectedFault(RuntimeError):
-    """A failure a run was given (a call with ``fault`` set raises it at its ``yield``)."""
-
-
-ProgramRun = Generator[Call, Any, str]
-"""A running program: yields calls, is sent each call's result (or has its exception
-thrown in at the ``yield``), and returns the run's final answer as a short string."""
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What one run of a program knows about itself."""
-
-    actor: str
-    variant: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    faults: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class Option:
-    """An actor option a program reads: how to check a value and what to write instead."""
-
-    check: Callable[[Any], bool]
-    help: str
-    """The fix, e.g. ``use "sync" or "async"``."""
-
-
-@dataclass(frozen=True)
-class Program:
-    """A caller: how to start a run of it, and what a scenario may say about it."""
-
-    make: Callable[[RunContext], ProgramRun]
-    calls: frozenset[str]
-    """Every call name the program can yield (schedule steps are checked against it)."""
-    options: Mapping[str, Option] = field(default_factory=dict)
-    faults: frozenset[str] = frozenset()
-    """The faults a run of this program can meet."""
-
-
-@dataclass(frozen=True)
-class Session:
-    """What a variant's ``open`` gets for one run."""
-
-    conn: Connection | None
-    """The run's own autocommit session (None for an in-memory variant)."""
-    world: Any
-    """The run's shared in-memory state (``Variant.world``), or None."""
-    seed: int
-    """A seed of this run's own: the same plan seed and actor give the same value."""
-    actor: str = ""
-    """The run's actor name (a store may stamp its rows with it)."""
-    program: str = ""
-    """The program the run runs (a command's store starts that program's command)."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One implementation (a store) a plan can run against.
-
-    ``open`` makes the object whose methods ``db`` calls name, for one run; if it
-    has a ``close()``, the harness calls it when the run's session ends. A
-    variant with ``database=False`` runs in memory: ``world`` makes the state its
-    sessions share for one run (given the virtual clock's ``now``) and ``watch``
-    reads that world instead of the monitor session.
-    """
-
-    name: str
-    open: Callable[[Session], Any]
-    watch: Callable[[Any], Any]
-    """The watched state: given the monitor connection (or the world, in memory),
-    return a value to record after every event (compared with ``==``)."""
-    prepare: Callable[[Connection], None] | None = None
-    """Bring a database prepared by ``System.prepare`` to what this variant needs."""
-    reset: Callable[[Connection], None] | None = None
-    """Put the state back to fresh between runs (on the monitor session)."""
-    database: bool = True
-    world: Callable[[Callable[[], datetime]], Any] | None = None
-    follows_model: bool = False
-    """Results must equal the system's model (checked beside it, and a scenario
-    naming this variant is first walked on the model to check its steps)."""
-
 
 class Invariants(Protocol):
     """The checks of one run: fed every event in order, in the order they happened.
@@ -258,96 +161,6 @@ class Footprint:
 
     reads: frozenset[str] = frozenset()
     writes: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class RunKind:
-    """A kind of run exploration may draw: ``program`` with ``options``, named
-    ``prefix``, ``prefix2``, ...; ``faults`` are the ones exploration may give it."""
-
-    name: str
-    program: str
-    prefix: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    faults: tuple[str, ...] = ()
-    followers: Followers | None = None
-
-
-@dataclass(frozen=True)
-class Followers:
-    """Runs started by a run's ``send`` (0 to ``most`` of them), e.g. a message's consumers.
-
-    Follower ``i`` of run ``lead`` is named ``f"{lead}{suffix}{i}"`` and gets the
-    option ``link = lead`` (its program receives from the run that option names).
-    """
-
-    kind: RunKind
-    most: int
-    link: str
-    suffix: str = "-"
-
-
-@dataclass(frozen=True)
-class Config:
-    """A named configuration for exploration.
-
-    Either fixed ``actors`` (every strategy runs exactly these; ``faults`` lists,
-    per actor, faults a state machine may add), or ``kinds`` to draw up to
-    ``max_runs`` runs from (plus each of ``observers`` or not). Strategies that
-    need fixed runs (exhaustive, PCT) take a drawn configuration's ``roster()``.
-    """
-
-    description: str = ""
-    actors: tuple[Actor, ...] = ()
-    kinds: tuple[RunKind, ...] = ()
-    observers: tuple[RunKind, ...] = ()
-    max_runs: int = 4
-    faults: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    clock: bool = True
-    """Exploration may move the clock."""
-
-    def roster(self) -> tuple[Actor, ...]:
-        """The fixed runs: ``actors``, else one run of each kind with its most followers."""
-        if self.actors:
-            return self.actors
-        out: list[Actor] = []
-        for kind in (*self.kinds, *self.observers):
-            name = kind.prefix if all(a.name != kind.prefix for a in out) else f"{kind.prefix}2"
-            out.append(Actor(name, kind.program, dict(kind.options)))
-            f = kind.followers
-            for i in range(f.most if f else 0):
-                assert f is not None
-                out.append(
-                    Actor(
-                        f"{name}{f.suffix}{i + 1}",
-                        f.kind.program,
-                        {**f.kind.options, f.link: name},
-                    )
-                )
-        return tuple(out)
-
-
-MICROSECOND = timedelta(microseconds=1)
-
-
-@dataclass(frozen=True)
-class Window:
-    """A time window of the system, e.g. "a marker older than 5 minutes is stale".
-
-    Exploration moves the clock past it (``length`` plus a minute) and to its
-    exact boundary and one microsecond either side. With ``since`` (the window's
-    start read from the watched state, or None), a boundary move lands the next
-    step exactly at ``since + length`` (± 1 µs); without it, the move is
-    ``length`` (± 1 µs) itself.
-    """
-
-    length: timedelta
-    since: Callable[[Any], datetime | None] | None = None
-    name: str = ""
-
-    def offsets(self) -> tuple[timedelta, ...]:
-        """The boundary and one microsecond either side."""
-        return (-MICROSECOND, timedelta(0), MICROSECOND)
 
 
 def _no_problems(actors: tuple[Actor, ...]) -> list[tuple[Actor, str]]:
@@ -461,159 +274,64 @@ class System:
         return self.configs[name]
 
 
-def watch_sql(
-    query: str, shape: Callable[[tuple[Any, ...] | None], Any] = lambda row: row
-) -> Callable[[Any], Any]:
-    """A ``Variant.watch`` that runs ``query`` on the monitor and shapes its first row."""
-
-    def watch(conn: Connection) -> Any:
-        return shape(conn.execute(query).fetchone())
-
-    return watch
-
-
-def sql_reset(statements: str) -> Callable[[Connection], None]:
-    """A ``Variant.reset`` that runs fixed SQL (several statements may be ``;``-joined)."""
-
-    def reset(conn: Connection) -> None:
-        conn.execute(statements)
-
-    return reset
-
-
 DEFAULT_SYSTEM = "racesim.store.system:SYSTEM"
-"""The reference system, used when none is named."""
+"""The reference system: what the command line, the pytest plugin and a scenario
+file without ``system =`` mean when they name no system. Each of those resolves it
+itself; nothing beneath them has a default system."""
 
 
-GROUP = "racesim.systems"
-"""The entry point group installed systems register under, by name."""
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
-KINDS = "racesim.system_kinds"
-"""The entry point group of systems a prefix names (``spec:FILE.spec``,
-``commands:FILE.toml``): the entry point's name is the prefix, its value a module
-with ``from_name(text) -> System`` and, optionally, ``made(text) -> System | None``
-(the system ``text`` names if it has been made already)."""
-
-
-class Kind(Protocol):
-    """A module of the ``racesim.system_kinds`` group."""
-
-    def from_name(self, text: str) -> System: ...
-
-
-def _kind(text: str) -> Kind | None:
-    """The system kind ``text``'s prefix names, if one is installed."""
-    prefix, sep, _ = text.partition(":")
-    if not sep or not prefix.isidentifier():
-        return None
-    for ep in metadata.entry_points(group=KINDS, name=prefix):
-        kind: Kind = ep.load()
-        return kind
-    return None
-
-
-def registered() -> dict[str, str]:
-    """Installed systems: entry point name -> ``package.module:attribute``.
-
-    A name two distributions register differently maps to the first; ``resolve``
-    refuses it.
-    """
-    found: dict[str, str] = {}
-    for ep in metadata.entry_points(group=GROUP):
-        found.setdefault(ep.name, ep.value)
-    return found
-
-
-def _by_name(name: str, where: str) -> str:
-    if not _NAME.match(name):
-        raise InputError(
-            f"{where}: expected a system name or package.module:attribute, got {name[:80]!r}"
-        )
-    values = sorted(
-        {
-            (ep.value, ep.dist.name if ep.dist else "?")
-            for ep in metadata.entry_points(group=GROUP)
-            if ep.name == name
-        },
-        key=lambda pair: (pair[1], pair[0]),
-    )
-    if not values:
-        names = ", ".join(sorted(registered())) or "(none installed)"
-        raise InputError(
-            f"{where}: no system named {name!r} is installed (installed: {names});"
-            " name one of them, or give package.module:attribute"
-        )
-    if len({value for value, _ in values}) > 1:
-        which = " and ".join(f"{dist} ({value})" for value, dist in values)
-        raise InputError(
-            f"{where}: the system name {name!r} is registered by {which};"
-            " give package.module:attribute instead"
-        )
-    return values[0][0]
-
-
-def resolve(spec: System | str | None = None, *, where: str = "--system") -> System:
+def resolve(spec: System | str, *, where: str = "--system") -> System:
     """A system from a value, an installed system's name (entry point group
-    ``racesim.systems``), or ``package.module:attribute``; the reference by default.
-
-    ``spec:FILE.spec`` is a ``.spec`` file checked by its SQL invariants (see
-    ``racesim.spec.system``).
+    ``racesim.systems``), ``package.module:attribute``, or a name with an installed
+    prefix (``spec:FILE.spec``, ``commands:FILE.toml``: entry point group
+    ``racesim.system_kinds``).
 
     ``package.module`` is imported with the current directory searched first (as
     uvicorn and gunicorn do), so a module of the project racesim runs in is found
     without installing it. ``where`` starts every error message (the option, or a
     scenario file's ``path:line: system``).
+
+    >>> resolve("reference").name  # doctest: +SKIP
+    'reference'
     """
     if isinstance(spec, System):
         return spec
-    text = spec or DEFAULT_SYSTEM
-    asked = text.strip()
-    kind = _kind(asked)  # spec:FILE.spec, commands:FILE.toml (group racesim.system_kinds)
+    asked = spec.strip()
+    kind = kind_of(asked)
     if kind is not None:
         made = kind.from_name(asked)
+        if not isinstance(made, System):
+            raise InputError(f"{where}: {asked[:80]!r} made a {type(made).__name__}, not a System")
         _FOUND.setdefault(id(made), (made, made.name))
         return made
-    named = ":" in text
-    if not named:
-        text = _by_name(asked, where)
-    module, _, attr = text.partition(":")
-    if not module or not attr:
-        raise InputError(f"{where}: expected package.module:attribute, got {text[:80]!r}")
-    here = os.getcwd()
-    if named and here not in sys.path:  # an installed system is imported as installed
-        sys.path.insert(0, here)
-    try:
-        found = getattr(importlib.import_module(module), attr)
-    except Exception as exc:  # the user's module: any failure of its import is bad input
-        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise InputError(
-            f"{where}: cannot load {text[:80]!r} ({type(exc).__name__}: {detail});"
-            " check the module is importable and defines the attribute"
-        ) from None
+    named = ":" in asked
+    text = asked if named else by_name(asked, where)
+    # An installed system is imported as installed; a named module may be the project's.
+    found = import_attribute(text, where, here=named)
     if not isinstance(found, System):
         raise InputError(f"{where}: {text[:80]!r} is a {type(found).__name__}, not a System")
-    _FOUND.setdefault(id(found), (found, "" if spec is None else asked))
+    _FOUND.setdefault(id(found), (found, asked))
     return found
 
 
 def imports_code(text: str) -> bool:
-    """Whether ``text`` (a scenario file's ``system =``) names a module to import
-    that no installed system registers: only the command line or the caller may
-    have such a module imported, never a data file on its own."""
+    """Whether ``text`` (a scenario file's ``system =``) names code to run that no
+    installed system registers: only the command line or the caller may have such a
+    module imported, never a data file on its own."""
     asked = text.strip()
-    if asked.startswith("spec:") or ":" not in asked:
+    kind = kind_of(asked)
+    if kind is not None:
+        return runs_code(kind)
+    if ":" not in asked:
         return False
     return asked not in registered().values()
 
 
 def loaded(text: str) -> System | None:
     """The system ``package.module:attribute`` names if that module is already
-    imported (nothing is imported here); None otherwise. ``commands:FILE.toml``
-    names the commands system already made from that file, if any."""
-    kind = _kind(text.strip())
+    imported (nothing is imported here); None otherwise. A prefixed name
+    (``commands:FILE.toml``) gives the system already made from it, if any."""
+    kind = kind_of(text.strip())
     if kind is not None:
         made: Callable[[str], System | None] | None = getattr(kind, "made", None)
         return made(text.strip()) if made is not None else None
@@ -627,12 +345,13 @@ _FOUND: dict[int, tuple[System, str]] = {}
 
 
 def spec_of(system: System) -> str:
-    """How a scenario file names ``system`` (its ``system =`` value); "" for the default.
+    """How a scenario file names ``system`` (its ``system =`` value); "" for the
+    reference system, which a file without ``system =`` runs.
 
     The spec it was resolved by, else an installed name or a module attribute
     bound to it; "" when none is known.
     """
-    if system is resolve():
+    if loaded(DEFAULT_SYSTEM) is system:
         return ""
     known = _FOUND.get(id(system))
     if known is not None and known[0] is system and known[1]:

@@ -117,12 +117,12 @@ def test_the_cli_finds_the_lost_update_of_a_module_system(
 
 # -- PCT on the run's real length ---------------------------------------------
 
-README = HERE.parent / "README.md"
+WALKTHROUGH = HERE.parent / "docs" / "writing-a-system.md"
 
 
 def _seats_module(where: Path) -> Any:
-    """The README walk-through's seats.py, written out and imported as ``seats``."""
-    text = README.read_text()
+    """The seats.py of docs/writing-a-system.md, written out and imported as ``seats``."""
+    text = WALKTHROUGH.read_text()
     start = text.index("# file: seats.py\n")
     (where / "seats.py").write_text(text[start : text.index("```", start)])
     sys.path.insert(0, str(where))
@@ -288,9 +288,9 @@ def test_the_reference_and_the_job_queue_say_what_their_invariants_read() -> Non
     assert REFERENCE.reads() == frozenset({"row", "mark", "invoke", "try_task_lock", "clear"})
     assert JOBQUEUE.reads() == frozenset({"enqueue", "find", "claim", "process"})
     # a step the invariants see is never reordered; one they cannot see may be
-    collect, mark = access("a", "collect", False), access("b", "mark", False)
+    collect, mark = access("a", "collect", False, REFERENCE), access("b", "mark", False, REFERENCE)
     assert not collect.seen and mark.seen and not independent(collect, mark)
-    assert independent(collect, access("b", "get_freshness", False))
+    assert independent(collect, access("b", "get_freshness", False, REFERENCE))
     # new invariants without a declaration of their own read everything
     added = dataclasses.replace(REFERENCE, invariants=_Trace)
     assert added.reads() is None and access("a", "collect", False, added).seen
@@ -324,12 +324,12 @@ def test_shards_split_the_schedules_of_the_whole_search(
 ) -> None:
     ran = _schedules(monkeypatch)
     actors = REFERENCE_CONFIGS[config].actors
-    whole = exhaustive(actors, "model")
+    whole = exhaustive(actors, "model", system=REFERENCE)
     every = sorted(ran)
     parts = []
     for k in range(1, n + 1):
         ran.clear()
-        part = exhaustive(actors, "model", shard=(k, n))
+        part = exhaustive(actors, "model", shard=(k, n), system=REFERENCE)
         assert part.complete and part.explored == len(ran)
         parts.append(sorted(ran))
     assert sum(len(p) for p in parts) == whole.explored == len(every)

@@ -15,9 +15,10 @@ import psycopg
 import pytest
 from commands import started_racesim
 
-from racesim.engine.schema import prepare
+from racesim.engine.schema import preparer
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
+from racesim.store.system import SYSTEM
 
 ROOT = Path(__file__).parent.parent
 
@@ -36,9 +37,10 @@ def test_databases_of_a_killed_process_are_reaped_at_the_next_start(pg_server: S
             "import os, signal, sys\n"
             "from racesim.provision.databases import Databases\n"
             "from racesim.provision.provide import provide\n"
-            "from racesim.engine.schema import prepare\n"
+            "from racesim.engine.schema import preparer\n"
+            "from racesim.store.system import SYSTEM\n"
             "with provide('dsn', sys.argv[1]) as s:\n"
-            "    d = Databases(s, prepare, label='racesim_victim')\n"
+            "    d = Databases(s, preparer(SYSTEM), label='racesim_victim')\n"
             "    print(d.create(), flush=True)\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n",
             pg_server.conninfo(),
@@ -50,11 +52,11 @@ def test_databases_of_a_killed_process_are_reaped_at_the_next_start(pg_server: S
     assert child.returncode == -signal.SIGKILL
     orphan = child.stdout.strip()
     assert orphan in _our_databases(pg_server)
-    with Databases(pg_server, prepare, label="racesim_next") as alive:
+    with Databases(pg_server, preparer(SYSTEM), label="racesim_next") as alive:
         alive.create()
         assert orphan not in _our_databases(pg_server)
         # a live owner's databases are never touched
-        with Databases(pg_server, prepare, label="racesim_other") as other:
+        with Databases(pg_server, preparer(SYSTEM), label="racesim_other") as other:
             other.create()
             assert set(alive._created) <= _our_databases(pg_server)
 

@@ -17,13 +17,13 @@ from racesim.formats.scenario import load
 from racesim.model.plan import Actor
 from racesim.provision.databases import Databases
 from racesim.runner import run_one
-from racesim.store.system import ROSTER
+from racesim.store.system import ROSTER, SYSTEM
 
 
 @pytest.fixture
 def pool(racesim_databases: Databases, request: pytest.FixtureRequest) -> Iterator[SessionPool]:
     name = racesim_databases.create()
-    with SessionPool(racesim_databases.server.conninfo(name), request.param) as p:
+    with SessionPool(racesim_databases.server.conninfo(name), request.param, SYSTEM) as p:
         yield p
     racesim_databases.drop(name)
 
@@ -43,7 +43,9 @@ def _run(
         phases=[Phase.generate],
         print_blob=False,
     )
-    machine = race_machine(store, pool, roster=roster, clock_moves=clock_moves, out=out)
+    machine = race_machine(
+        store, pool, roster=roster, clock_moves=clock_moves, out=out, system=SYSTEM
+    )
     with pytest.raises(RaceFound) as found:
         run_state_machine_as_test(machine, settings=s)
     return str(found.value)
@@ -98,7 +100,7 @@ def test_token_machine_finds_nothing_the_token_prevents(pool: SessionPool) -> No
         "ci", max_examples=200, stateful_step_count=20, phases=[Phase.generate], print_blob=False
     )
     try:
-        run_state_machine_as_test(race_machine("token", pool), settings=s)
+        run_state_machine_as_test(race_machine("token", pool, system=SYSTEM), settings=s)
     except RaceFound as found:
         assert str(found).startswith(
             (

@@ -12,6 +12,7 @@ from racesim.formats.scenario import load
 from racesim.model.plan import Actor, Outage, Plan, Step
 from racesim.provision.databases import Databases
 from racesim.runner import run_one
+from racesim.store.system import SYSTEM
 
 ROOT = Path(__file__).parent.parent
 
@@ -140,7 +141,7 @@ def test_server_restart_with_pooled_sessions(databases: Databases) -> None:
     scenario = load(ROOT / "scenarios" / "server-restart.toml")
     name = databases.create()
     try:
-        with SessionPool(databases.server.conninfo(name), "token") as pool:
+        with SessionPool(databases.server.conninfo(name), "token", SYSTEM) as pool:
             for _ in range(2):  # the second run reuses what the first left
                 out = execute(
                     scenario.plan,
@@ -185,9 +186,11 @@ def test_a_crash_step_ends_only_once_the_backend_is_gone(conninfo: str) -> None:
     from racesim.engine.loop import Engine
     from racesim.engine.pool import SessionPool
 
-    with SessionPool(conninfo, "token") as pool:
+    with SessionPool(conninfo, "token", SYSTEM) as pool:
         for _ in range(40):
-            engine = Engine(_crash_then_lock_plan(), "token", conninfo, Options(), pool)
+            engine = Engine(
+                _crash_then_lock_plan(), "token", conninfo, Options(), pool, system=SYSTEM
+            )
             try:
                 engine.open()
                 pid = engine.runs["bg1"].pid

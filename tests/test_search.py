@@ -13,7 +13,7 @@ from racesim.explore.search import access, exhaustive, independent, pct
 from racesim.model.plan import Actor
 from racesim.provision.databases import Databases
 from racesim.report.text import Reporter
-from racesim.store.system import CONFIGS
+from racesim.store.system import CONFIGS, SYSTEM
 
 
 def test_token_holds_on_every_cron_user_schedule(
@@ -57,16 +57,19 @@ def test_token_duplicate_delivery_is_reported(racesim_databases: Databases, tmp_
 
 @pytest.mark.parametrize("config", ["cron+user", "cron+cron", "user-async+2bg"])
 def test_sleep_sets_skip_only_reorderings(config: str) -> None:
-    full = exhaustive(CONFIGS[config].actors, "model", reduce=False)
-    reduced = exhaustive(CONFIGS[config].actors, "model")
+    full = exhaustive(CONFIGS[config].actors, "model", reduce=False, system=SYSTEM)
+    reduced = exhaustive(CONFIGS[config].actors, "model", system=SYSTEM)
     assert full.complete and reduced.complete
     assert reduced.explored < full.explored and reduced.skipped > 0
     assert set(reduced.found) == set(full.found)
 
 
 def test_shards_together_find_what_one_finds() -> None:
-    whole = exhaustive(CONFIGS["user-async+2bg"].actors, "model")
-    parts = [exhaustive(CONFIGS["user-async+2bg"].actors, "model", shard=(k, 3)) for k in (1, 2, 3)]
+    whole = exhaustive(CONFIGS["user-async+2bg"].actors, "model", system=SYSTEM)
+    parts = [
+        exhaustive(CONFIGS["user-async+2bg"].actors, "model", shard=(k, 3), system=SYSTEM)
+        for k in (1, 2, 3)
+    ]
     assert all(p.complete for p in parts)
     assert sum(p.explored for p in parts) >= whole.explored
     assert set().union(*(p.found for p in parts)) == set(whole.found)
@@ -74,17 +77,22 @@ def test_shards_together_find_what_one_finds() -> None:
 
 
 def test_independence() -> None:
-    collect, freshness = access("a", "collect", False), access("b", "get_freshness", False)
+    collect, freshness = (
+        access("a", "collect", False, SYSTEM),
+        access("b", "get_freshness", False, SYSTEM),
+    )
     assert independent(collect, freshness)
-    assert not independent(collect, access("b", "mark", False))  # the checks see a mark
-    assert not independent(access("a", "mark", False), freshness)
-    assert not independent(access("a", "release_task_lock", False), access("b", "crash", False))
-    assert not independent(collect, access("b", "get_freshness", True))  # checks see an end
+    assert not independent(collect, access("b", "mark", False, SYSTEM))  # the checks see a mark
+    assert not independent(access("a", "mark", False, SYSTEM), freshness)
+    assert not independent(
+        access("a", "release_task_lock", False, SYSTEM), access("b", "crash", False, SYSTEM)
+    )
+    assert not independent(collect, access("b", "get_freshness", True, SYSTEM))  # checks see an end
 
 
 def test_pct_is_seeded() -> None:
-    a = pct(CONFIGS["mixed"].actors, "model", seed=5, schedules=30)
-    b = pct(CONFIGS["mixed"].actors, "model", seed=5, schedules=30)
+    a = pct(CONFIGS["mixed"].actors, "model", seed=5, schedules=30, system=SYSTEM)
+    b = pct(CONFIGS["mixed"].actors, "model", seed=5, schedules=30, system=SYSTEM)
     assert a.explored == b.explored == 30 and not a.complete
     assert {k: v.plan for k, v in a.found.items()} == {k: v.plan for k, v in b.found.items()}
 
@@ -106,9 +114,9 @@ def test_token_holds_on_every_cron_cron_schedule(shard: int, racesim_databases: 
     reordered: minutes on PostgreSQL; its shards are counted on the model below.)"""
     name = racesim_databases.create()
     try:
-        with SessionPool(racesim_databases.server.conninfo(name), "token") as pool:
+        with SessionPool(racesim_databases.server.conninfo(name), "token", SYSTEM) as pool:
             actors = CONFIGS["cron+cron"].actors
-            result = exhaustive(actors, "token", pool=pool, shard=(shard, SHARDS))
+            result = exhaustive(actors, "token", pool=pool, shard=(shard, SHARDS), system=SYSTEM)
     finally:
         racesim_databases.drop(name)
     assert result.complete and result.explored > 5
@@ -116,7 +124,10 @@ def test_token_holds_on_every_cron_cron_schedule(shard: int, racesim_databases: 
 
 
 def test_shards_cover_every_schedule_of_the_whole() -> None:
-    parts = [exhaustive(CRON_USER_CRON, "model", shard=(k, SHARDS)) for k in range(1, SHARDS + 1)]
+    parts = [
+        exhaustive(CRON_USER_CRON, "model", shard=(k, SHARDS), system=SYSTEM)
+        for k in range(1, SHARDS + 1)
+    ]
     assert all(p.complete for p in parts)
     # disjoint shards: together exactly the schedules one search runs
     assert sum(p.explored for p in parts) == 11644

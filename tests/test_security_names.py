@@ -130,10 +130,11 @@ def test_an_export_refuses_a_run_name_holding_a_control_character(databases: Dat
     from racesim.model.plan import Actor, Plan, Step
     from racesim.runner import run_plan
     from racesim.spec.export import export_spec
+    from racesim.store.system import SYSTEM
 
     actor = Actor(f"u\n{INJECTED}", "refresh")
     plan = Plan((actor,), (Step(actor.name, "get_freshness", "T+0"),))
-    outcome = run_plan(plan, "legacy", databases, Options())
+    outcome = run_plan(plan, "legacy", databases, Options(), system=SYSTEM)
     with pytest.raises(InputError, match=r"the name 'u\\\\x0asetup.* holds the control character"):
         export_spec(outcome, plan.actors, databases.server, "legacy")
 

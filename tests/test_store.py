@@ -20,7 +20,7 @@ import pytest
 from psycopg import errors
 
 from racesim.engine.clock import EPOCH, VirtualClock
-from racesim.engine.schema import prepare
+from racesim.engine.schema import preparer
 from racesim.engine.sessions import open_session
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
@@ -39,6 +39,7 @@ from racesim.store import (
     task_lock_key,
 )
 from racesim.store.interface import TokenSource
+from racesim.store.system import SYSTEM
 
 Conn = psycopg.Connection[Any]
 
@@ -62,7 +63,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def server_databases(server: Server) -> Iterator[Databases]:
-    with Databases(server, prepare, label="racesim_store") as dbs:
+    with Databases(server, preparer(SYSTEM), label="racesim_store") as dbs:
         yield dbs
 
 
@@ -88,7 +89,7 @@ class Db:
         return VirtualClock(start, self.admin)
 
     def migrate(self, to: int) -> None:
-        # On a session with the default search_path, as racesim.engine.schema.prepare does
+        # On a session with the default search_path, as racesim.engine.schema.preparer does
         # (a clock session would migrate a shadow copy; see test_migrations.py).
         with psycopg.connect(self.conninfo, autocommit=True) as plain:
             migrate(plain, to=to)

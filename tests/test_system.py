@@ -88,7 +88,7 @@ def test_clock_moves_come_from_the_windows() -> None:
 def _after_aimed_move(offset: timedelta) -> tuple[MarkResult, timedelta]:
     """cron marks, the clock is aimed at the window's boundary (+ offset), cron2 marks."""
     actors = (Actor("cron", "cron"), Actor("cron2", "cron"))
-    with Drive(actors, "model") as d:
+    with Drive(actors, "model", system=SYSTEM) as d:
         d.take("cron")
         d.take(Aim(0, offset))
         d.take("cron2")

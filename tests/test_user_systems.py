@@ -163,4 +163,4 @@ def test_race_takes_a_system(race: object) -> None:
     # A scenario file brings its own system; the default store is the first it names.
     assert race(DOUBLE_CLAIM).store == "naive"  # type: ignore[operator]
     assert race(DOUBLE_CLAIM).verdict.matches  # type: ignore[operator]
-    assert resolve() is not JOBQUEUE
+    assert resolve("reference") is not JOBQUEUE

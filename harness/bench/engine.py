@@ -32,7 +32,7 @@ from racesim.model.plan import Plan, label_offset
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
 from racesim.store import baseline
-from racesim.system import Session
+from racesim.system import DEFAULT_SYSTEM, Session, System, resolve
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SCENARIO = SCENARIOS / baseline.THROUGHPUT
@@ -43,28 +43,29 @@ TARGET_DETECT_MS = 5.0
 
 
 def run(pg: str = "auto", dsn: str | None = None, repeat: int = 5) -> list[str]:
-    plan = load(SCENARIO).plan if SCENARIO.exists() else _fallback_plan()
+    system = resolve(DEFAULT_SYSTEM)  # the reference: its scenarios and baselines
+    plan = load(SCENARIO, system).plan if SCENARIO.exists() else _fallback_plan()
     with (
         provide(pg, dsn) as server,
-        Databases(server, preparer(), label="racesim_bench") as dbs,
+        Databases(server, preparer(system), label="racesim_bench") as dbs,
     ):
         conninfo = server.conninfo(dbs.create())
-        with SessionPool(conninfo, STORE) as pool:
-            ratio_lines = _throughput(plan, pool, repeat)
-            detect_lines = _detection(pool, repeat)
+        with SessionPool(conninfo, STORE, system) as pool:
+            ratio_lines = _throughput(plan, pool, repeat, system)
+            detect_lines = _detection(pool, repeat, system)
     return ratio_lines + detect_lines
 
 
-def _throughput(plan: Plan, pool: SessionPool, repeat: int) -> list[str]:
+def _throughput(plan: Plan, pool: SessionPool, repeat: int, system: System) -> list[str]:
     rounds = max(repeat, 3)
     per_round = 40
     options = Options()
-    history = execute(plan, STORE, options=options, pool=pool).history  # warm-up
+    history = execute(plan, STORE, options=options, pool=pool, system=system).history  # warm-up
     engine_rates, plain_rates = [], []
     for _ in range(rounds):
         started = time.perf_counter()
         for _ in range(per_round):
-            execute(plan, STORE, options=options, pool=pool)
+            execute(plan, STORE, options=options, pool=pool, system=system)
         engine_rates.append(per_round / (time.perf_counter() - started))
         started = time.perf_counter()
         for _ in range(per_round):
@@ -102,11 +103,11 @@ def _plain(plan: Plan, pool: SessionPool, events: Any) -> None:
         variant.watch(pool.monitor)
 
 
-def _detection(pool: SessionPool, repeat: int) -> list[str]:
-    plan = load(BLOCKING).plan
+def _detection(pool: SessionPool, repeat: int, system: System) -> list[str]:
+    plan = load(BLOCKING, system).plan
     samples = []
     for _ in range(max(repeat, 3) * 10):
-        engine = Engine(plan, STORE, pool.conninfo, Options(), pool)
+        engine = Engine(plan, STORE, pool.conninfo, Options(), pool, system=system)
         try:
             engine.open()
             out = engine.run()

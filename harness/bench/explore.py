@@ -49,7 +49,7 @@ from racesim.provision.databases import Databases
 from racesim.report.text import Reporter
 from racesim.runner import Prepared, databases
 from racesim.store import baseline
-from racesim.system import resolve
+from racesim.system import DEFAULT_SYSTEM, System, resolve
 
 __all__ = ["run"]
 
@@ -62,7 +62,7 @@ def run(pg: str = "auto", dsn: str | None = None, *, seeds: int = 5) -> list[str
     """Measure and return report lines (the CLI prints them)."""
     seeds = max(1, seeds)
     lines = [f"racesim explore benchmark: medians over {seeds} seed(s), warm cluster"]
-    with databases(pg, dsn) as dbs:
+    with databases(pg, dsn, _reference()) as dbs:
         lines += _legacy_race(dbs, seeds)
         lines += _double_claim(dbs, seeds)
         lines += _default_vs_hypothesis(dbs, seeds)
@@ -394,8 +394,8 @@ def _rate(machine: type[RuleBasedStateMachine], examples: int) -> float:
 def _machines(dbs: Databases) -> list[str]:
     name = dbs.create()
     try:
-        with SessionPool(dbs.server.conninfo(name), "token") as pool:
-            ours = _rate(race_machine("token", pool), 200)
+        with SessionPool(dbs.server.conninfo(name), "token", _reference()) as pool:
+            ours = _rate(race_machine("token", pool, system=_reference()), 200)
         with open_session(dbs.server.conninfo(name)) as conn:
             _Bare.conn = conn
             bare = _rate(_Bare, 200)
@@ -412,9 +412,11 @@ def _machines(dbs: Databases) -> list[str]:
 def _exhaustive(dbs: Databases) -> list[str]:
     name = dbs.create()
     try:
-        with SessionPool(dbs.server.conninfo(name), "token") as pool:
-            reduced = exhaustive(_configs()["cron+user"], "token", pool=pool)
-            full = exhaustive(_configs()["cron+user"], "token", pool=pool, reduce=False)
+        reference = _reference()
+        with SessionPool(dbs.server.conninfo(name), "token", reference) as pool:
+            cron_user = _configs()["cron+user"]
+            reduced = exhaustive(cron_user, "token", pool=pool, system=reference)
+            full = exhaustive(cron_user, "token", pool=pool, reduce=False, system=reference)
     finally:
         dbs.drop(name)
     saved = 1 - reduced.explored / full.explored
@@ -432,8 +434,8 @@ def _deep(dbs: Databases, seeds: int) -> list[str]:
     for store in ("legacy", "token"):
         name = dbs.create()
         try:
-            with SessionPool(dbs.server.conninfo(name), store) as pool:
-                ex = exhaustive(_configs()["user-async+2bg"], store, pool=pool)
+            with SessionPool(dbs.server.conninfo(name), store, _reference()) as pool:
+                ex = exhaustive(_configs()["user-async+2bg"], store, pool=pool, system=_reference())
                 lines.append(
                     f"user-async+2bg on {store} (exhaustive): {ex.explored / ex.seconds:.0f}"
                     f" schedules/s, {ex.explored} schedules in {ex.seconds * 1000:.0f} ms, "
@@ -455,6 +457,7 @@ def _deep(dbs: Databases, seeds: int) -> list[str]:
                         seed=seed,
                         schedules=100,
                         progress=progress,
+                        system=_reference(),
                     )
                     rates.append(r.explored / r.seconds)
                     firsts += first
@@ -468,5 +471,10 @@ def _deep(dbs: Databases, seeds: int) -> list[str]:
     return lines
 
 
+def _reference() -> System:
+    """The reference system, whose scenarios and bare-SQL baselines these figures use."""
+    return resolve(DEFAULT_SYSTEM)
+
+
 def _configs() -> dict[str, tuple[Actor, ...]]:
-    return {name: c.roster() for name, c in resolve().configs.items()}
+    return {name: c.roster() for name, c in _reference().configs.items()}

@@ -37,6 +37,7 @@ from racesim.proxy.gate import Gate
 from racesim.proxy.listener import Listener
 from racesim.proxy.system import load
 from racesim.proxy.upstream import open_upstream
+from racesim.system import DEFAULT_SYSTEM, resolve
 
 __all__ = ["TARGET_ROUND_TRIP", "TARGET_SCHEDULE", "run"]
 
@@ -189,7 +190,7 @@ def _schedule(server_conninfo: str, dbs: Databases, repeat: int) -> list[str]:
 def run(pg: str = "auto", dsn: str | None = None, repeat: int = 5) -> list[str]:
     with (
         provide(pg, dsn) as server,
-        Databases(server, preparer(), label="racesim_bench") as dbs,
+        Databases(server, preparer(resolve(DEFAULT_SYSTEM)), label="racesim_bench") as dbs,
     ):
         conninfo = server.conninfo(dbs.create())
         return _round_trip(conninfo, repeat) + _schedule(conninfo, dbs, repeat)

@@ -108,18 +108,12 @@ def check(
     system: System | None = None,
     actors: tuple[Actor, ...] = (),
 ) -> Checker:
-    """Run every invariant of ``system`` (the default one) over a whole history."""
-    from racesim.system import resolve
+    """Run every invariant of ``system`` (the reference system when None) over a whole
+    history."""
+    from racesim.system import DEFAULT_SYSTEM, resolve
 
-    checker = Checker(resolve(system).invariants(actors), compare_model=compare_model)
+    found = resolve(DEFAULT_SYSTEM if system is None else system)
+    checker = Checker(found.invariants(actors), compare_model=compare_model)
     for event in events:
         checker.feed(event)
     return checker
-
-
-def __getattr__(name: str) -> Any:
-    if name == "INVARIANTS":  # the default system's invariant names
-        from racesim.system import resolve
-
-        return invariant_names(resolve())
-    raise AttributeError(name)

@@ -1,5 +1,6 @@
 """What racesim's command parsers share: a parser that reports bad options in one
-line, and the check that an output folder can be written before any work starts."""
+line, the system a command runs (resolved here, once, and handed inward), and the
+check that an output folder can be written before any work starts."""
 
 from __future__ import annotations
 
@@ -7,13 +8,33 @@ import argparse
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from racesim.errors import InputError
+
+if TYPE_CHECKING:
+    from racesim.system import System
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise InputError(f"racesim: {message}; see racesim --help")
+
+
+def named_system(args: argparse.Namespace) -> System | None:
+    """The system ``--system`` names; None when the command line names none."""
+    from racesim.system import resolve
+
+    given: str | None = getattr(args, "system", None)
+    return None if given is None else resolve(given)
+
+
+def system_of(args: argparse.Namespace) -> System:
+    """The system a command runs: the one ``--system`` names, else the reference system."""
+    from racesim.system import DEFAULT_SYSTEM, resolve
+
+    named = named_system(args)
+    return named if named is not None else resolve(DEFAULT_SYSTEM)
 
 
 def writable_folder(path: Path, flag: str, *, given: bool = True) -> list[Path]:

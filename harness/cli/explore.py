@@ -7,6 +7,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from racesim.cli.common import named_system, system_of
 from racesim.engine.loop import Options
 from racesim.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_OK, InputError
 from racesim.explore.run import DEFAULT_OUT, ExploreOptions, explore, parse_budget, parse_shard
@@ -15,13 +16,14 @@ from racesim.report.text import Reporter
 if TYPE_CHECKING:
     from racesim.formats.scenario import Scenario
     from racesim.runner import Result
-from racesim.system import resolve
+    from racesim.system import System
 
 __all__ = ["cmd_explore", "cmd_replay"]
 
 
-def options_from(args: argparse.Namespace) -> ExploreOptions:
-    """Check the command line's explore options; InputError (one line) when bad."""
+def options_from(args: argparse.Namespace, system: System) -> ExploreOptions:
+    """Check the command line's explore options (to explore ``system``); InputError (one
+    line) when bad."""
     if args.max_examples is not None and args.max_examples < 1:
         raise InputError(f"--max-examples: expected 1 or more, got {args.max_examples}")
     if args.seed is not None and args.strategy == "exhaustive":
@@ -61,17 +63,17 @@ def options_from(args: argparse.Namespace) -> ExploreOptions:
         profile=args.profile,
         shard=shard,
         config=args.config,
-        system=resolve(args.system) if args.system else None,
+        system=system,
         html=args.html,
         example_db=example_db,
-        clock_moves=moves or 0,
+        clock_moves=moves,
     )
 
 
 def configurations() -> str:
     """Every installed system's configurations (``--config``), a line per system, with
     each strategy's default."""
-    from racesim.system import registered
+    from racesim.system import registered, resolve
 
     lines = ["configurations (--config), by installed system (--system):"]
     for name in sorted(registered()):
@@ -94,8 +96,8 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
     every violation seen failed to reproduce (flaky), 0 when none."""
     from racesim.runner import databases
 
-    opts = options_from(args)
-    system = resolve(opts.system)
+    system = system_of(args)
+    opts = options_from(args, system)
     database = system.variant(opts.store).database  # an unknown store is refused first
     system.config(opts.config, opts.strategy)  # and so is an unknown --config
     if args.export_spec:
@@ -105,13 +107,9 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
     from racesim.explore.distribute import gateway_specs
 
     specs = gateway_specs(args.workers, args.tx)
-    if specs and opts.clock_moves:
-        raise InputError(
-            "--clock-moves: not with --workers or --tx (their parts search the"
-            " interleavings alone); drop one of them"
-        )
     if specs:
         from racesim.explore.distribute import spread
+        from racesim.system import DEFAULT_SYSTEM
 
         return spread(
             opts,
@@ -120,7 +118,7 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
             dsn=args.dsn,
             reporter=reporter,
             export_spec=args.export_spec,
-            system=args.system,
+            system=args.system if args.system is not None else DEFAULT_SYSTEM,
         )
     with (
         databases(args.pg, args.dsn, system, say=reporter.problem)
@@ -151,8 +149,8 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
 
     page = html.check_target(args.html) if args.html is not None else None
     spec_out = check_target(args.export_spec, "--export-spec") if args.export_spec else None
-    [scenario] = load_all([args.file], resolve(args.system) if args.system else None)
-    system = resolve(scenario.system)
+    [scenario] = load_all([args.file], named_system(args))
+    system = scenario.system
     breaking = [s for s in scenario.stores if scenario.expect[s].breaks]
     if not breaking:
         raise InputError(

@@ -12,7 +12,6 @@ from racesim.formats.writer import save
 from racesim.provision.databases import Databases
 from racesim.runner import Result
 from racesim.spec import export
-from racesim.system import resolve
 
 __all__ = ["export_found", "export_spec", "exportable"]
 
@@ -27,7 +26,7 @@ def exportable(jobs: Sequence[tuple[Scenario, str]]) -> None:
             " scenario and --store NAME"
         )
     scenario, store = jobs[0]
-    export.refuse_in_memory(resolve(scenario.system), store)
+    export.refuse_in_memory(scenario.system, store)
 
 
 def export_spec(result: Result, dbs: Databases, path: Path) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from racesim.cli.common import Parser as _Parser
+from racesim.cli.common import named_system, system_of
 from racesim.cli.common import writable_folder as writable_folder
 from racesim.errors import (
     EXIT_FOUND,
@@ -126,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--clock-moves",
         type=int,
         metavar="K",
-        help="(exhaustive) also try up to K clock moves per schedule at the system's time"
-        " windows, and each fault a run may have added (default 0)",
+        help="(exhaustive) try up to K clock moves per schedule at the system's time"
+        " windows, and each fault a run may have added; 0: the interleavings alone"
+        " (default: one move per schedule, to each window's exact boundary, and each fault)",
     )
     explore.add_argument(
         "--config",
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     soak.add_argument("--seed", type=int, default=0)
     soak.add_argument("--window", type=float, default=60.0, help="seconds per report line")
+    system_option(soak)
     pg_options(soak)
 
     bench = sub.add_parser("bench", help="print performance figures against their targets")
@@ -327,6 +330,7 @@ def _dispatch(argv: Sequence[str] | None, reporter: Reporter) -> int:
 
             steady = soak.run(
                 reporter,
+                system_of(args),
                 minutes=args.minutes,
                 store=args.store,
                 seed=args.seed,
@@ -411,15 +415,14 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     from racesim.formats.writer import check_target
     from racesim.report import html
     from racesim.runner import load_all, prepared, run_one
-    from racesim.system import resolve
 
     page = html.check_target(args.html) if args.html is not None else None
     spec_out = check_target(args.export_spec, "--export-spec") if args.export_spec else None
-    system = resolve(args.system) if args.system else None
+    system = named_system(args)
     if args.store is not None and system is not None:
         system.variant(args.store)  # an unknown store is refused before anything runs
     scenarios = load_all(args.paths, system)
-    systems = {id(s.system): resolve(s.system) for s in scenarios}
+    systems = {id(s.system): s.system for s in scenarios}
     if args.store is not None and all(args.store not in x.variant_names for x in systems.values()):
         names = sorted({n for x in systems.values() for n in x.variant_names})
         raise InputError(
@@ -433,7 +436,7 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
         exportable(jobs)
     views = []
     options = Options(stop_at_first=args.stop_at_first)
-    need_pg = any(resolve(s.system).variant(st).database for s, st in jobs)
+    need_pg = any(s.system.variant(st).database for s, st in jobs)
     if not need_pg and (args.dsn is not None or args.pg not in (None, "auto")):
         given = "--dsn" if args.dsn is not None else f"--pg {args.pg}"
         raise InputError(
@@ -443,7 +446,7 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     failed = skipped = 0
     with prepared(args.pg, args.dsn, say=reporter.problem) if need_pg else nullcontext() as made:
         for scenario, store in jobs:
-            dbs = made.for_system(resolve(scenario.system)) if made is not None else None
+            dbs = made.for_system(scenario.system) if made is not None else None
             result = run_one(scenario, store, dbs, options)
             views.append(reporter.run(scenario.name, scenario.path, result.outcome, result.verdict))
             failed += not result.verdict.matches

@@ -1,7 +1,8 @@
 """``racesim soak``: explore for minutes on end and watch for decay.
 
-Seeded PCT exploration of the largest built-in configuration (six runs with
-faults and clock moves) on one pooled database, in windows of a minute. After
+Seeded PCT exploration of a system's PCT configuration (the reference system's:
+six runs with faults and clock moves) on one pooled database, in windows of a
+minute. After
 each window it prints schedules per second, this process's resident memory
 (now and peak), the server backends connected to the soak's database, and the
 threads alive here. The last lines compare the first window with the last:
@@ -21,7 +22,7 @@ from racesim.provision.connecting import connect
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
 from racesim.report.text import Reporter
-from racesim.system import System, resolve
+from racesim.system import System
 
 MEMORY_GROWTH_LIMIT = 1.10
 """End-of-soak RSS may be at most this much of the first window's."""
@@ -56,6 +57,7 @@ def _default_store(system: System) -> str:
 
 def run(
     reporter: Reporter,
+    system: System,
     *,
     minutes: float = 10.0,
     store: str | None = None,
@@ -64,8 +66,8 @@ def run(
     pg: str = "auto",
     dsn: str | None = None,
 ) -> bool:
-    """Soak for ``minutes``; print a line per window and the verdict; True when steady."""
-    system = resolve()
+    """Soak ``system`` for ``minutes``; print a line per window and the verdict; True
+    when steady."""
     store = store or _default_store(system)
     system.variant(store)  # an unknown store is refused before anything starts
     actors = system.config(None, "pct").roster()
@@ -76,15 +78,20 @@ def run(
         Databases(server, preparer(system), label="racesim_soak") as dbs,
     ):
         conninfo = server.conninfo(dbs.create())
-        with SessionPool(conninfo, store) as pool:
+        with SessionPool(conninfo, store, system) as pool:
             reporter.line(
-                f"soak: {store} store, {len(actors)} runs with faults and clock moves, "
+                f"soak: {system.name} system, {store} store, {len(actors)} runs, "
                 f"{windows} window(s) of {window:.0f}s, seed {seed}"
             )
             for w in range(windows):
                 started = time.monotonic()
                 result = pct(
-                    actors, store, pool=pool, seed=seed + w * 1_000_000, deadline=started + window
+                    actors,
+                    store,
+                    pool=pool,
+                    seed=seed + w * 1_000_000,
+                    deadline=started + window,
+                    system=system,
                 )
                 rate = result.explored / (time.monotonic() - started)
                 row = (

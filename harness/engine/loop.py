@@ -28,7 +28,7 @@ from racesim.errors import HarnessError, InputError, Problem
 from racesim.model.history import NOT_COMPARED, Event, EventKind, History
 from racesim.model.outcome import Outcome as Outcome
 from racesim.model.plan import Actor, ClockMove, Outage, Plan, Step, format_delta, label_offset
-from racesim.system import Call, InjectedFault, RunContext, Session, System, resolve
+from racesim.system import DEFAULT_SYSTEM, Call, InjectedFault, RunContext, Session, System, resolve
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,10 @@ class Engine:
         options: Options,
         pool: SessionPool | None = None,
         restart_server: Callable[[], None] | None = None,
-        system: System | str | None = None,
+        *,
+        system: System,
     ) -> None:
-        self.system = resolve(system)
+        self.system = system
         self.variant = self.system.variant(store)
         database = self.variant.database
         self.model = (
@@ -734,11 +735,11 @@ def execute(
     reset instead of opened afresh: what repeated runs (exploration) want.
     ``restart_server`` is how a ``restart server`` entry restarts the server.
     """
-    found = resolve(system)
+    found = resolve(DEFAULT_SYSTEM if system is None else system)
     if found.variant(store).database and conninfo is None and pool is None:
         raise HarnessError(f"the {store} store needs a database")
     conninfo = conninfo or (pool.conninfo if pool else None)
-    engine = Engine(plan, store, conninfo, options or Options(), pool, restart_server, found)
+    engine = Engine(plan, store, conninfo, options or Options(), pool, restart_server, system=found)
     engine.history.scenario = scenario
     try:
         engine.open()

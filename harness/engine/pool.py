@@ -15,7 +15,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from racesim.engine.sessions import Worker, configure, open_session
-from racesim.system import System, resolve
+from racesim.system import System
 
 IDLE = TransactionStatus.IDLE
 RESET_SESSION = (
@@ -26,9 +26,9 @@ RESET_SESSION = (
 class SessionPool:
     """A monitor session and actor sessions on one database, for one variant's schema."""
 
-    def __init__(self, conninfo: str, store: str, system: System | str | None = None) -> None:
+    def __init__(self, conninfo: str, store: str, system: System) -> None:
         self.conninfo = conninfo
-        self.variant = resolve(system).variant(store)
+        self.variant = system.variant(store)
         self.monitor = open_session(conninfo, application_name="racesim-monitor")
         if self.variant.prepare is not None:
             self.variant.prepare(self.monitor)

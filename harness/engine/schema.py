@@ -8,20 +8,14 @@ from typing import Any
 import psycopg
 
 from racesim.engine import clock
-from racesim.system import System, resolve
+from racesim.system import System
 
 
-def preparer(system: System | str | None = None) -> Callable[[psycopg.Connection[Any]], None]:
+def preparer(system: System) -> Callable[[psycopg.Connection[Any]], None]:
     """How to prepare a new database for ``system``: its schema, then the clock."""
-    found = resolve(system)
 
     def prepare(conn: psycopg.Connection[Any]) -> None:
-        found.prepare(conn)
+        system.prepare(conn)
         clock.install(conn)
 
     return prepare
-
-
-def prepare(conn: psycopg.Connection[Any]) -> None:
-    """Bring a new database to the default system's schema and install the clock."""
-    preparer()(conn)

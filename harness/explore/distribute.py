@@ -20,7 +20,9 @@ not searched, and the search is never called complete.
 
 Example::
 
-    status = spread(opts, ["popen", "popen"], pg="auto", dsn=None, reporter=Reporter())
+    status = spread(
+        opts, ["popen", "popen"], pg="auto", dsn=None, reporter=Reporter(), system="reference"
+    )
 """
 
 from __future__ import annotations
@@ -215,10 +217,11 @@ def spread(
     dsn: str | None,
     reporter: Reporter,
     export_spec: bool = False,
-    system: str | None = None,
+    system: str,
 ) -> int:
-    """Run ``opts`` over one worker per gateway spec; print what
-    was found and return the exit status (as ``racesim explore``'s)."""
+    """Run ``opts`` over one worker per gateway spec, each resolving ``system`` (a
+    system's name: it crosses to another process); print what was found and return
+    the exit status (as ``racesim explore``'s)."""
     from racesim.explore import worker
 
     todo = parts(opts, len(specs) * (SHARDS_PER_WORKER if opts.strategy == "exhaustive" else 1))

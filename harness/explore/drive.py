@@ -8,7 +8,7 @@ made, so the entries it returns form a plan that replays to the same history.
 
 Example::
 
-    with Drive(actors, "legacy", pool=pool) as d:
+    with Drive(actors, "legacy", pool=pool, system=SYSTEM) as d:
         for name in ["user", "user", "cron", "cron", "cron", "cron"]:
             d.take(name)
         plan, outcome = d.plan(), d.outcome()
@@ -25,7 +25,7 @@ from racesim.engine.loop import Engine, Options, Outcome
 from racesim.engine.pool import SessionPool
 from racesim.model.plan import Actor, ClockMove, Entry, Plan, Step
 from racesim.model.violation import Violation
-from racesim.system import System, resolve
+from racesim.system import DEFAULT_SYSTEM, System, resolve
 
 __all__ = ["PAST", "Aim", "Choice", "Drive", "Driven", "clock_moves", "drive"]
 
@@ -106,11 +106,11 @@ class Drive:
         pool: SessionPool | None = None,
         options: Options | None = None,
         seed: int = 0,
-        system: System | str | None = None,
+        system: System,
     ) -> None:
         self.actors = actors
         self.seed = seed
-        self.system = resolve(system)
+        self.system = system
         self.options = options or Options(stop_at_first=True)
         self.engine = Engine(
             Plan(actors, (), seed), store, conninfo, self.options, pool, system=self.system
@@ -220,8 +220,9 @@ def drive(
     again until none can): every schedule becomes a complete run, so a short list
     of choices (what Hypothesis shrinks towards) still reaches every step.
     """
+    found = resolve(DEFAULT_SYSTEM if system is None else system)
     with Drive(
-        actors, store, conninfo=conninfo, pool=pool, options=options, seed=seed, system=system
+        actors, store, conninfo=conninfo, pool=pool, options=options, seed=seed, system=found
     ) as d:
         for choice in choices:
             if d.over:

@@ -17,8 +17,9 @@ setup.
 
 Example::
 
-    with SessionPool(conninfo, "legacy") as pool:
-        run_state_machine_as_test(race_machine("legacy", pool), settings=settings_for("dev"))
+    with SessionPool(conninfo, "legacy", SYSTEM) as pool:
+        machine = race_machine("legacy", pool, system=SYSTEM)
+        run_state_machine_as_test(machine, settings=settings_for("dev"))
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from racesim.formats.writer import save, scenario_text
 from racesim.model.plan import Actor
 from racesim.model.verdict import Verdict
 from racesim.report.text import Reporter
-from racesim.system import System, resolve, spec_of
+from racesim.system import System, spec_of
 
 __all__ = ["ROSTER", "RaceFound", "race_machine"]
 
@@ -68,7 +69,8 @@ def race_machine(
     roster: tuple[Actor, ...] | None = None,
     clock_moves: int = MAX_CLOCK_MOVES,
     out: Path | None = None,
-    system: System | str | None = None,
+    *,
+    system: System,
     config: str = ROSTER,
 ) -> type[RuleBasedStateMachine]:
     """A state machine class running ``roster`` on ``store`` (``pool`` None in memory).
@@ -84,7 +86,7 @@ def race_machine(
     failure is raised (Hypothesis replays the shrunk example last, so the file
     left is the shrunk one).
     """
-    found = resolve(system)
+    found = system
     chosen = found.configs.get(config) or found.config(None, "machine")
     actors: tuple[Actor, ...] = roster if roster is not None else chosen.roster()
     names = {a.name for a in actors}

@@ -35,7 +35,7 @@ from racesim.engine.pool import SessionPool
 from racesim.explore.drive import Aim, Drive, Driven, clock_moves
 from racesim.explore.search import MAX_STEPS, SearchResult, change_points, prioritised
 from racesim.model.plan import Actor
-from racesim.system import Config, System, resolve
+from racesim.system import Config, System
 
 __all__ = ["DEFAULT_SCHEDULES", "Member", "PortfolioResult", "candidates", "portfolio"]
 
@@ -141,12 +141,12 @@ def portfolio(
     schedules: int | None = DEFAULT_SCHEDULES,
     deadline: float | None = None,
     progress: Callable[[SearchResult], None] | None = None,
-    system: System | str | None = None,
+    system: System,
     offer: Callable[[Driven], None] | None = None,
 ) -> PortfolioResult:
     """Run the members in turn until ``schedules`` or ``deadline``; ``offer`` sees each
     violating run as it happens (the shortest per key is also kept in ``found``)."""
-    found = resolve(system)
+    found = system
     moves: tuple[timedelta | Aim, ...] = clock_moves(found) if config.clock else ()
     roster = config.roster()
     pool_of_runs = candidates(config, found)

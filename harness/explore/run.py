@@ -16,7 +16,7 @@ unfinished search a pass.
 
 Example::
 
-    with databases() as dbs:
+    with databases("auto", None, resolve("reference")) as dbs:
         result = explore(ExploreOptions(store="legacy", seed=1), dbs, Reporter())
 """
 
@@ -46,7 +46,7 @@ from racesim.model.violation import Violation
 from racesim.provision.databases import Databases
 from racesim.report import html
 from racesim.report.text import Reporter
-from racesim.system import Config, System, resolve, spec_of
+from racesim.system import DEFAULT_SYSTEM, Config, System, resolve, spec_of
 
 __all__ = ["STRATEGIES", "ExploreOptions", "Explored", "explore", "parse_budget", "parse_shard"]
 
@@ -90,7 +90,7 @@ class ExploreOptions:
     or share one through Redis when a ``redis://HOST:PORT/N`` URL
     (:mod:`racesim.explore.shared`)."""
     system: System | str | None = None
-    """The system explored (the reference system when None)."""
+    """The system explored, or its name (the reference system when None)."""
     html: bool = False
     """Write each counterexample's run as an HTML page next to its scenario file."""
     clock_moves: int = 0
@@ -233,7 +233,7 @@ def explore(opts: ExploreOptions, dbs: Databases | None, reporter: Reporter) -> 
         raise InputError(
             f"--strategy: expected one of {', '.join(STRATEGIES)}, got {opts.strategy!r}"
         )
-    system = resolve(opts.system)
+    system = resolve(DEFAULT_SYSTEM if opts.system is None else opts.system)
     database = system.variant(opts.store).database
     config = system.config(opts.config, _defaults_of(opts.strategy, system))
     profile_name(opts.profile)

@@ -67,7 +67,7 @@ from racesim.engine.loop import Options
 from racesim.engine.pool import SessionPool
 from racesim.explore.drive import Aim, Drive, Driven, clock_moves
 from racesim.model.plan import Actor
-from racesim.system import Call, System, resolve
+from racesim.system import Call, System
 
 __all__ = [
     "EVERYTHING",
@@ -102,11 +102,11 @@ class Access:
 
 
 def access(
-    actor: str, call: str, finishes: bool, system: System | None = None, made: Call | None = None
+    actor: str, call: str, finishes: bool, system: System, made: Call | None = None
 ) -> Access:
     """The resources a step of ``call`` (``made``, when known) reads and writes, by the
     system's footprints, and whether the system's invariants can see it."""
-    found = resolve(system)
+    found = system
     footprint = found.footprint(call, made)
     if footprint is None:
         return Access(actor, call, frozenset(), frozenset({EVERYTHING}), finishes)
@@ -179,7 +179,7 @@ def exhaustive(
     shard: tuple[int, int] = (1, 1),
     deadline: float | None = None,
     progress: Progress | None = None,
-    system: System | str | None = None,
+    system: System,
     schedules: int | None = None,
     moves: tuple[timedelta | Aim, ...] = (),
     most_moves: int = 1,
@@ -201,7 +201,7 @@ def exhaustive(
             return True
         return zlib.crc32(" ".join(choices[: SPLIT_DEPTH + 1]).encode()) % n == k - 1
 
-    found = resolve(system)
+    found = system
     result = SearchResult()
     started = time.monotonic()
     clock = (moves, most_moves if moves else 0)
@@ -400,7 +400,7 @@ def pct(
     schedules: int | None = None,
     deadline: float | None = None,
     progress: Progress | None = None,
-    system: System | str | None = None,
+    system: System,
     faults: Mapping[str, tuple[str, ...]] | None = None,
 ) -> SearchResult:
     """Seeded PCT sampling until ``schedules`` were run or ``deadline`` passed.
@@ -417,7 +417,7 @@ def pct(
     ``complete`` stays False:
     sampling never shows that no schedule violates.
     """
-    found = resolve(system)
+    found = system
     moves = clock_moves(found) if clock else ()
     variants = _with_faults(actors, faults or {})
     result = SearchResult()

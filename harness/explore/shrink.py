@@ -11,7 +11,8 @@ until nothing helps, so its result is a local minimum, and it is deterministic.
 
 Example::
 
-    small = shrink(driven, lambda actors, choices: drive(actors, choices, "legacy", pool=pool))
+    rerun = lambda actors, choices: drive(actors, choices, "legacy", pool=pool, system=SYSTEM)
+    small = shrink(driven, rerun, system=SYSTEM)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import replace
 
 from racesim.explore.drive import Choice, Driven
 from racesim.model.plan import Actor, ClockMove, Step
-from racesim.system import System, resolve
+from racesim.system import System
 
 __all__ = ["shrink", "size"]
 
@@ -69,7 +70,8 @@ def shrink(
     driven: Driven,
     rerun: Rerun,
     max_runs: int = 500,
-    system: System | str | None = None,
+    *,
+    system: System,
     deadline: float | None = None,
     key: str | None = None,
 ) -> Driven:
@@ -79,7 +81,7 @@ def shrink(
     keeping the best found so far."""
     if not driven.violations:
         return driven
-    found = resolve(system)
+    found = system
     invariant = key or driven.violations[0].key
     best, runs = driven, 0
     improved = True

@@ -23,12 +23,15 @@ import socket
 import tempfile
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from racesim.model.outcome import Outcome
 from racesim.model.verdict import Verdict
 from racesim.report.text import Reporter
 from racesim.report.view import RunView
+
+if TYPE_CHECKING:
+    from racesim.system import System
 
 __all__ = ["serve"]
 
@@ -58,17 +61,16 @@ def serve(channel: Any) -> None:
                 if part is None:
                     break
                 try:
-                    channel.send(_part(part, setup, dbs))
+                    channel.send(_part(part, setup, dbs, system))
                 except RacesimError as exc:
                     channel.send({"error": mask_dsn(str(exc).splitlines()[0])})
     except RacesimError as exc:
         channel.send({"ready": False, "error": mask_dsn(" ".join(str(exc).split()))})
 
 
-def _part(part: dict[str, Any], setup: dict[str, Any], dbs: Any) -> dict[str, Any]:
+def _part(part: dict[str, Any], setup: dict[str, Any], dbs: Any, system: System) -> dict[str, Any]:
     from racesim.explore.run import ExploreOptions, explore
     from racesim.explore.shrink import size
-    from racesim.system import resolve
 
     folder = Path(tempfile.mkdtemp(prefix="racesim-part-"))
     try:
@@ -83,7 +85,7 @@ def _part(part: dict[str, Any], setup: dict[str, Any], dbs: Any) -> dict[str, An
             profile=part["profile"],
             shard=(part["shard"][0], part["shard"][1]),
             config=part["config"],
-            system=setup["system"],
+            system=system,
             html=part["html"],
             example_db=part["example_db"],
         )
@@ -91,7 +93,7 @@ def _part(part: dict[str, Any], setup: dict[str, Any], dbs: Any) -> dict[str, An
         if part["export_spec"] and dbs is not None:
             from racesim.explore.export import export_found
 
-            export_found(result, dbs, resolve(setup["system"]), setup["store"], reporter)
+            export_found(result, dbs, system, setup["store"], reporter)
         found = []
         for key in sorted(result.found):
             path = result.files[key]

@@ -2,8 +2,8 @@
 
 A scenario is data, never code: nothing in it is evaluated or put into SQL.
 Its programs, options, faults, calls, stores and invariants are checked against
-the system under test (:class:`racesim.system.System`; the reference system
-unless another is given). A scenario file builds a Plan; it never runs it.
+the system under test (:class:`racesim.system.System`): the one its ``system``
+key names, else the one the caller gives, else the reference system. A scenario file builds a Plan; it never runs it.
 
     name = "two bumps lose an update"
     stores = ["naive", "locked"]
@@ -54,7 +54,7 @@ from racesim.model.plan import (
 )
 from racesim.model.verdict import Expectation as Expectation
 from racesim.model.violation import invariant_names
-from racesim.system import System, imports_code, loaded, resolve
+from racesim.system import DEFAULT_SYSTEM, System, imports_code, loaded, resolve
 
 MAX_BYTES = 1_000_000
 MAX_ENTRIES = 10_000
@@ -95,7 +95,7 @@ class Scenario:
     plan: Plan
     stores: tuple[str, ...]
     expect: dict[str, Expectation]
-    system: System | None = None
+    system: System
     """The system the scenario was checked against (and runs on)."""
 
 
@@ -124,7 +124,12 @@ class _Lines:
 
 
 def load(path: str | Path, system: System | str | None = None) -> Scenario:
-    """Read and check a scenario file; raise InputError listing every problem."""
+    """Read and check a scenario file; raise InputError listing every problem.
+
+    ``system`` (a ``System`` or its name) is the one the caller runs: a file that
+    names another is refused, and a file that names none runs on it (on the
+    reference system when ``system`` is None).
+    """
     p = Path(path)
     raw = read(p)
     try:
@@ -215,16 +220,17 @@ def parse(text: str, path: str = "<scenario>", system: System | str | None = Non
             f"{path}:1: the TOML parser gave up ({type(exc).__name__}); simplify the file"
         ) from None
     lines = _Lines(text, shape)
-    return _Checker(path, lines, _system(data, path, lines, system)).scenario(data)
+    given = None if system is None else resolve(system)
+    return _Checker(path, lines, _system(data, path, lines, given)).scenario(data)
 
 
-def _system(data: dict[str, Any], path: str, lines: _Lines, given: System | str | None) -> System:
-    """The scenario's system: its ``system`` key, else ``given`` (else the reference).
+def _system(data: dict[str, Any], path: str, lines: _Lines, given: System | None) -> System:
+    """The scenario's system: its ``system`` key, else ``given``, else the reference.
 
     A key naming another system than ``given`` (``--system``) is refused.
     """
     if "system" not in data:
-        return resolve(given)
+        return given if given is not None else resolve(DEFAULT_SYSTEM)
     line = lines.key("system")
     spec = data["system"]
     if not isinstance(spec, str) or not spec.strip():
@@ -235,15 +241,15 @@ def _system(data: dict[str, Any], path: str, lines: _Lines, given: System | str 
     if imports_code(spec):
         return _named_by_caller(spec.strip(), path, line, given)
     found = resolve(spec.strip(), where=f"{path}:{line}: system")
-    if given is not None and resolve(given) is not found:
+    if given is not None and given is not found:
         raise InputError(
             f"{path}:{line}: the scenario is for system {found.name}, but --system names"
-            f" {resolve(given).name}; drop --system or run another scenario"
+            f" {given.name}; drop --system or run another scenario"
         )
     return found
 
 
-def _named_by_caller(text: str, path: str, line: int, given: System | str | None) -> System:
+def _named_by_caller(text: str, path: str, line: int, given: System | None) -> System:
     """The system ``package.module:attribute`` of a scenario file, only when the
     command line (``--system``) or the caller (``race(system=...)``) names that same
     system: a scenario file is data and never has code imported on its own."""
@@ -253,13 +259,12 @@ def _named_by_caller(text: str, path: str, line: int, given: System | str | None
             f"{path}:{line}: system {text[:80]!r} is not an installed system, and a scenario"
             f" file alone never has a module imported; {fix}"
         )
-    chosen = resolve(given)
-    if loaded(text) is not chosen:
+    if loaded(text) is not given:
         raise InputError(
             f"{path}:{line}: the scenario is for system {text[:80]!r}, but --system names"
-            f" {chosen.name}; {fix}, or run another scenario"
+            f" {given.name}; {fix}, or run another scenario"
         )
-    return chosen
+    return given
 
 
 class _Checker:

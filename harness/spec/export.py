@@ -55,7 +55,7 @@ from racesim.provision.provide import Server
 from racesim.spec import written
 from racesim.spec.parse import quote_name, sql_block
 from racesim.spec.written import Meant
-from racesim.system import System, resolve
+from racesim.system import DEFAULT_SYSTEM, System, resolve
 
 __all__ = [
     "CLOCK_SESSION",
@@ -152,7 +152,7 @@ def export_spec(
     """The ``.spec`` of a run (``outcome``) of ``actors`` on ``store`` of ``system``
     (the reference system by default); ``server`` prepares the scratch database whose
     statements become the setup."""
-    found = resolve(system)
+    found = resolve(DEFAULT_SYSTEM if system is None else system)
     return write(outcome.history, actors, capture(server, found, store)).text
 
 

@@ -54,6 +54,8 @@ __all__ = ["PREFIX", "SHOW", "STORE", "from_name", "spec_system"]
 PREFIX = "spec:"
 STORE = "spec"
 """The one variant (store) of a spec's system."""
+RUNS_CODE = False
+"""A spec's system is SQL and data only: a scenario file may name one on its own."""
 ROWS_SHOWN = readonly.ROWS_SHOWN
 WATCH_BOUND = Options.step_bound
 """Seconds an invariant query may take: the engine's bound on a step."""

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import racesim
 from racesim.errors import InputError
+from racesim.formats.scenario import parse
+from racesim.registry import KINDS
 from racesim.system import GROUP, System, registered, resolve
 
 TINY = """
@@ -37,13 +43,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def dist(where: Path, name: str, entries: dict[str, str]) -> None:
-    """An installed distribution (metadata only) registering ``entries`` as systems."""
+def dist(where: Path, name: str, entries: dict[str, str], group: str = GROUP) -> None:
+    """An installed distribution (metadata only) registering ``entries`` in ``group``
+    (as systems, by default)."""
     info = where / f"{name}-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
     lines = "".join(f"{k} = {v}\n" for k, v in entries.items())
-    (info / "entry_points.txt").write_text(f"[{GROUP}]\n{lines}")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{lines}")
 
 
 def test_a_system_value_is_itself(project: Path) -> None:
@@ -127,3 +134,123 @@ def test_a_module_raising_at_import_is_input_error(project: Path) -> None:
         "--system: cannot load 'raisingsys:SYSTEM' (RuntimeError: no database configured);"
         " check the module is importable and defines the attribute"
     ]
+
+
+KIND = """
+import dataclasses
+
+from racesim.system import Call, Program, System, Variant
+
+def bump(ctx):
+    yield Call("read")
+    return "done"
+
+MADE = {}
+
+def from_name(text):
+    return MADE.setdefault(text, System(
+        name=text,
+        variants=(Variant("only", open=lambda session: None, watch=lambda conn: None),),
+        programs={"bump": Program(bump, frozenset({"read"}))},
+        invariants=lambda actors: None,
+        invariant_names=(),
+    ))
+
+def made(text):
+    return MADE.get(text)
+"""
+
+SCENARIO = """
+system = "{name}"
+stores = ["only"]
+schedule = ["T+0 a: read"]
+
+[actors]
+a = {{ program = "bump" }}
+
+[expect]
+only = "holds"
+"""
+
+
+@pytest.fixture
+def kinds(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two installed system kinds of a user's: ``datakind:`` makes systems of data alone
+    (``RUNS_CODE = False``, as ``spec:``), ``codekind:`` says nothing (so may run code)."""
+    site = project / "site"
+    (site / "datakind.py").parent.mkdir(parents=True)
+    (site / "datakind.py").write_text(KIND + "RUNS_CODE = False\n")
+    (site / "codekind.py").write_text(KIND)
+    dist(site, "kinds_dist", {"datakind": "datakind", "codekind": "codekind"}, group=KINDS)
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def test_a_prefix_names_a_system_of_an_installed_kind(kinds: Path) -> None:
+    found = resolve("datakind:one")
+    assert found.name == "datakind:one" and resolve("datakind:one") is found
+
+
+def test_a_kind_of_data_alone_may_be_named_by_a_scenario_file_on_its_own(kinds: Path) -> None:
+    scenario = parse(SCENARIO.format(name="datakind:one"), "x.toml")
+    assert scenario.system is resolve("datakind:one")
+
+
+def test_a_kind_that_may_run_code_is_named_by_the_caller_not_the_file(kinds: Path) -> None:
+    text = SCENARIO.format(name="codekind:one")
+    with pytest.raises(InputError) as caught:
+        parse(text, "x.toml")
+    (line,) = caught.value.problems
+    assert line.startswith("x.toml:2: system 'codekind:one' is not an installed system")
+    assert parse(text, "x.toml", "codekind:one").system is resolve("codekind:one")
+
+
+def _inner() -> list[tuple[str, Callable[..., Any]]]:
+    from racesim.engine.loop import Engine
+    from racesim.engine.pool import SessionPool
+    from racesim.engine.schema import preparer
+    from racesim.explore.drive import Drive
+    from racesim.explore.machines import race_machine
+    from racesim.explore.portfolio import portfolio
+    from racesim.explore.search import access, exhaustive, pct
+    from racesim.explore.shrink import shrink
+    from racesim.runner import databases, run_plan
+
+    found: list[Callable[..., Any]] = [
+        Engine,
+        SessionPool,
+        preparer,
+        Drive,
+        race_machine,
+        portfolio,
+        access,
+        exhaustive,
+        pct,
+        shrink,
+        databases,
+        run_plan,
+    ]
+    return [(f.__qualname__, f) for f in found]
+
+
+@pytest.mark.parametrize(("name", "inner"), _inner())
+def test_no_layer_beneath_the_edges_has_a_system_of_its_own(
+    name: str, inner: Callable[..., Any]
+) -> None:
+    """Only the command line, the plugin and the public functions name the reference
+    system; beneath them a System is always handed in (forgetting it is a TypeError,
+    never a run of the reference system)."""
+    param = inspect.signature(inner).parameters["system"]
+    assert param.default is inspect.Parameter.empty, name
+    assert param.annotation == "System", name
+
+
+def test_resolve_has_no_default_system() -> None:
+    assert inspect.signature(resolve).parameters["spec"].default is inspect.Parameter.empty
+    with pytest.raises(TypeError):
+        resolve()  # type: ignore[call-arg]
+
+
+def test_the_reference_invariant_names_are_no_top_level_name() -> None:
+    with pytest.raises(AttributeError, match=r'resolve\("NAME"\)\.invariant_names'):
+        racesim.INVARIANTS  # noqa: B018

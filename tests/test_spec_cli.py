@@ -62,19 +62,91 @@ def test_timeline_and_json(target15: Target, tmp_path: Path) -> None:
     done = racesim("run", str(path), "--format", "timeline", dsn=dsn)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert "permutation 1: s1u s2u s1c" in lines
-    waits = [ln for ln in lines if "s2u" in ln and "waiting (blocked on a lock held by s1)" in ln]
+    assert f"== {path} [spec] permutation 1: s1u s2u s1c" in lines
+    waits = [ln for ln in lines if "s2: s2u -> waiting (blocked on a lock held by s1)" in ln]
     assert len(waits) == 1
-    assert any(ln.endswith("s2u  -> UPDATE 0") or "s2u  -> (0 rows)" in ln for ln in lines)
+    assert any("s2: s2u -> (0 rows) (after waiting)" in ln for ln in lines)
+    assert "          UPDATE t SET id = 3 WHERE id = 1 RETURNING id;" in lines
+    assert lines[-2].split() == ["ok", "ran", "to", "its", "end"]
     done = racesim("run", str(path), "--json", dsn=dsn)
     assert done.returncode == 0, done.stderr
     records = [json.loads(ln) for ln in done.stdout.splitlines()]
-    kinds = [(r.get("kind"), r.get("step")) for r in records if r["type"] == "spec-event"]
-    assert (
-        kinds.index(("wait", "s2u")) < kinds.index(("done", "s1c")) < kinds.index(("done", "s2u"))
-    )
+    kinds = [(r["kind"], r["call"]) for r in records if r["type"] == "event"]
+    assert kinds == [("step", "s1u"), ("wait", "s2u"), ("step", "s1c"), ("done", "s2u")]
+    verdicts = [r for r in records if r["type"] == "verdict"]
+    assert [(v["name"], v["matches"]) for v in verdicts] == [("permutation 1: s1u s2u s1c", True)]
     assert records[-1]["type"] == "spec" and records[-1]["completed"] is True
     assert "<waiting ...>" in records[-1]["output"]
+
+
+SPEC_AND_SCENARIO = """
+setup { CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); }
+teardown { DROP TABLE t; }
+session s1
+setup { BEGIN; }
+step s1u { UPDATE t SET id = 2; }
+step s1c { COMMIT; }
+session s2
+setup { BEGIN; }
+step s2u { UPDATE t SET id = 3 WHERE id = 1 RETURNING id; }
+step s2x { SELECT 1/0; }
+permutation s1u s2u s1c s2x
+"""
+"""A wait, its completion and an error, as a .spec and (below) as a scenario of its system."""
+
+
+def test_spec_and_scenario_runs_write_one_json_event_schema(
+    target15: Target, tmp_path: Path
+) -> None:
+    """``racesim run FILE.spec --json`` and ``racesim run SCENARIO --json`` write their
+    events with the same keys, each key's values of the same JSON types: here the same
+    interleaving, once as isolationtester runs it and once as a scenario of the spec's
+    system that racesim's engine runs."""
+    dsn = target15.dbs.server.conninfo()
+    spec = _spec(tmp_path, SPEC_AND_SCENARIO)
+    spec.with_name(spec.name + ".toml").write_text('[invariants]\nnever = "SELECT 1 WHERE false"\n')
+    scenario = tmp_path / "simple.toml"
+    scenario.write_text(
+        f'system = "spec:{spec}"\nname = "the permutation"\nstores = ["spec"]\n'
+        'schedule = ["s1: s1u", "s2: s2u", "s1: s1c", "s2: s2x"]\n'
+        '[actors]\ns1 = { program = "s1" }\ns2 = { program = "s2" }\n'
+        '[expect]\nspec = "holds"\n'
+    )
+    by_spec = racesim("run", str(spec), "--json", dsn=dsn)
+    by_scenario = racesim("run", str(scenario), "--json", dsn=dsn)
+    assert by_spec.returncode == 0, by_spec.stderr
+    assert by_scenario.returncode == 0, by_scenario.stderr
+
+    def events(out: str) -> list[dict[str, object]]:
+        records = [json.loads(ln) for ln in out.splitlines()]
+        return [r for r in records if r["type"] == "event"]
+
+    def types(records: list[dict[str, object]]) -> dict[str, set[str]]:
+        seen: dict[str, set[str]] = {}
+        for r in records:
+            for key, value in r.items():
+                seen.setdefault(key, set()).add(type(value).__name__)
+        return seen
+
+    spec_events, scenario_events = events(by_spec.stdout), events(by_scenario.stdout)
+    kinds = [(r["kind"], r["call"]) for r in spec_events]
+    assert kinds == [(r["kind"], r["call"]) for r in scenario_events]
+    assert kinds == [
+        ("step", "s1u"),
+        ("wait", "s2u"),
+        ("step", "s1c"),
+        ("done", "s2u"),
+        ("step", "s2x"),
+    ]
+    assert spec_events[-1]["sqlstate"] == scenario_events[-1]["sqlstate"] == "22012"
+    spec_types, scenario_types = types(spec_events), types(scenario_events)
+    # The watched state goes under the system's key: a spec run watches nothing.
+    assert spec_types.pop("state") == {"NoneType"}
+    assert scenario_types.pop("broken") <= {"dict", "NoneType"}
+    assert set(spec_types) == set(scenario_types)
+    for key, found in spec_types.items():
+        # A spec run has no virtual clock: vtime is null where the engine has a time.
+        assert found - {"NoneType"} <= scenario_types[key], key
 
 
 BAD = "session a\nstep x { SELECT 1; }\nsession b\nstep x { SELECT 2; }\npermutation x y\n"

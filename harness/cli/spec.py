@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,11 +14,11 @@ from racesim.errors import EXIT_FOUND, EXIT_OK, InputError
 from racesim.formats.names import escaped, file_part
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
-from racesim.report.text import Reporter
+from racesim.report.text import Reporter, byte_writer
 from racesim.spec.databases import spec_databases as spec_databases
+from racesim.spec.history import Recorder
 from racesim.spec.parse import Spec, load
-from racesim.spec.report import byte_writer, event_json, timeline_line
-from racesim.spec.run import Event, Sink, SpecAborted, run_spec
+from racesim.spec.run import Sink, SpecAborted, run_spec
 
 if TYPE_CHECKING:  # the rest loads only when asked for (--html, --expected)
     from racesim.report.view import RunView
@@ -137,39 +137,24 @@ def cmd_run_spec(args: argparse.Namespace, reporter: Reporter) -> int:
     pages: list[RunView] = []
     with _place(args) as dbs:
         for spec in specs:
-            seen: list[Event] = []
-            keep = seen.append if page is not None else None
+            rendered = args.json or args.format == "timeline"
+            shown = reporter.view if rendered and expected is None else None
+            recorder = Recorder(spec.path, shown) if page is not None or shown else None
             if expected is not None:
                 bad, completed = _compare(
-                    spec, dbs, timeout, expected, args.expected, reporter, keep
+                    spec, dbs, timeout, expected, args.expected, reporter, recorder
                 )
             else:
-                completed = _show(spec, dbs, timeout, args, reporter, keep)
+                completed = _show(spec, dbs, timeout, args, reporter, recorder)
                 bad = not completed
             failed += bad
-            if page is not None:
-                from racesim.spec.view import views
-
-                pages += views(spec.path, seen, completed)
+            if page is not None and recorder is not None:
+                pages += recorder.views
     if page is not None:
         from racesim.report import html
 
         html.write(pages, page)
     return EXIT_FOUND if failed else EXIT_OK
-
-
-def _also(
-    first: Callable[[Event], object] | None, keep: Callable[[Event], object] | None
-) -> Callable[[Event], object] | None:
-    """Events to ``first`` and to ``keep`` (either may be None)."""
-    if first is None or keep is None:
-        return first or keep
-
-    def both(event: Event) -> None:
-        first(event)
-        keep(event)
-
-    return both
 
 
 def run_on(spec: Spec, dbs: Databases | Server, sink: Sink, timeout: float | None) -> bool:
@@ -198,11 +183,13 @@ def _compare(
     expected: bytes,
     name: str,
     reporter: Reporter,
-    keep: Callable[[Event], object] | None = None,
+    recorder: Recorder | None = None,
 ) -> tuple[bool, bool]:
     """(the output differs, the spec ran to its end)."""
     buf = io.BytesIO()
-    completed = run_on(spec, dbs, Sink(buf.write, buf.write, keep), timeout)
+    completed = run_on(spec, dbs, Sink(buf.write, buf.write, recorder), timeout)
+    if recorder is not None:
+        recorder.finish(completed)
     from racesim.spec.compare import diff
 
     lines = list(diff(expected, buf.getvalue(), name, f"racesim run {spec.path}"))
@@ -220,33 +207,20 @@ def _show(
     timeout: float | None,
     args: argparse.Namespace,
     reporter: Reporter,
-    keep: Callable[[Event], object] | None = None,
+    recorder: Recorder | None = None,
 ) -> bool:
-    """Run and print ``spec``; True if it ran to its end."""
-    events: Callable[[Event], object] | None = None
-    out: Callable[[bytes], object]
-    err: Callable[[bytes], object]
+    """Run ``spec`` and print isolationtester's output, or (``--json``, ``--format
+    timeline``) each permutation as the run it was, as the recorder shows it; True if
+    it ran to its end."""
     captured = io.BytesIO()
-    if args.json:
-        out = err = captured.write
-        events = lambda e: reporter.record(event_json(e))  # noqa: E731
-    elif args.format == "timeline":
-        widths = (
-            max(len(s.name) for s in spec.sessions),
-            max(len(st.name) for s in spec.sessions for st in s.steps),
-        )
-        reporter.line(f"{escaped(spec.path)}: {len(spec.sessions)} sessions")
-
-        def show(event: Event) -> None:
-            line = timeline_line(event, widths)
-            if line is not None:
-                reporter.line(line)
-
-        out = err = captured.write
-        events = show
+    rendered = args.json or args.format == "timeline"
+    if rendered:
+        sink = Sink(captured.write, captured.write, recorder)
     else:
-        out, err = byte_writer(reporter.out), byte_writer(reporter.err)
-    completed = run_on(spec, dbs, Sink(out, err, _also(events, keep)), timeout)
+        sink = Sink(byte_writer(reporter.out), byte_writer(reporter.err), recorder)
+    completed = run_on(spec, dbs, sink, timeout)
+    if recorder is not None:
+        recorder.finish(completed)
     if args.json:
         reporter.record(
             {
@@ -256,8 +230,6 @@ def _show(
                 "output": captured.getvalue().decode("utf-8", "replace"),
             }
         )
-    elif args.format == "timeline" and not completed:
-        reporter.line(f"{escaped(spec.path)}: stopped where isolationtester stops (exit status 1)")
     return completed
 
 

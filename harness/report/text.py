@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -31,6 +32,22 @@ def visible(text: str, newlines: bool = False) -> str:
     """``text`` with control and bidirectional-override characters escaped (``\\x1b``),
     so nothing read from a file can move the cursor, recolour or hide output."""
     return text.translate(_ESCAPES_KEEP_NL if newlines else _ESCAPES)
+
+
+def byte_writer(stream: TextIO) -> Callable[[bytes], None]:
+    """Write bytes to a text stream's buffer (exact bytes, as isolationtester prints
+    them), or decoded where it has none."""
+    buffer = getattr(stream, "buffer", None)
+
+    def write(data: bytes) -> None:
+        if buffer is not None:
+            stream.flush()
+            buffer.write(data)
+            buffer.flush()
+        else:
+            stream.write(data.decode("utf-8", "surrogateescape"))
+
+    return write
 
 
 def event_json(event: EventView, state_key: str) -> dict[str, Any]:

@@ -15,8 +15,8 @@ def clock(t: datetime | None) -> str:
 
 def show_result(event: Event, show: Show) -> str:
     """The call's result (or error) as the system writes it."""
-    if event.kind == "wait":
-        return "waiting (blocked in PostgreSQL)"
+    if event.kind == "wait":  # a result on a wait says why it waits (a spec's marker)
+        return f"waiting ({event.result or 'blocked in PostgreSQL'})"
     if event.kind == "clock":
         return f"clock now {clock(event.vtime)}"
     if event.kind == "stuck":

@@ -31,6 +31,7 @@ import select
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import pq
@@ -39,9 +40,11 @@ from psycopg.pq.abc import PGconn, PGresult
 from racesim.spec.parse import Permutation, PermutationStep, Spec, Step
 from racesim.spec.table import write
 
+if TYPE_CHECKING:
+    from racesim.spec.history import Recorder
+
 __all__ = [
     "POLL_STEPS",
-    "Event",
     "InvalidPermutation",
     "Runner",
     "Sink",
@@ -93,32 +96,12 @@ class InvalidPermutation(Exception):
     was unwound: steps canceled, sessions rolled back, teardown run."""
 
 
-@dataclass(frozen=True)
-class Event:
-    """One thing that happened in a run, for timelines and JSON.
-
-    ``kind``: ``permutation`` (text: the step names), ``send``, ``wait``, ``done``
-    (text: what the step printed), ``notice``, ``notify``, ``error`` (a line on
-    isolationtester's stderr). ``t`` is seconds since the run started.
-    """
-
-    t: float
-    kind: str
-    permutation: int
-    session: str = ""
-    step: str = ""
-    sql: str = ""
-    text: str = ""
-    blockers: tuple[str, ...] = ()
-    """For a ``wait`` on a lock: the sessions holding what it waits for (``pid N`` for
-    a backend of no session), asked only when events are kept."""
-
-
 @dataclass
 class Sink:
     out: Callable[[bytes], object]
     err: Callable[[bytes], object]
-    events: Callable[[Event], object] | None = None
+    record: Recorder | None = None
+    """Where the run is recorded as racesim's events (:mod:`racesim.spec.history`)."""
 
 
 def step_timeout_from_env(version: int, env: Mapping[str, str] | None = None) -> float:
@@ -194,7 +177,6 @@ class Runner:
         self.conns: list[_Conn] = []
         self.any_new_notice = False
         self.start = time.monotonic()
-        self.perm_index = -1
         self.targets: dict[tuple[int, int], int] = {}
         self.pids = b""
 
@@ -204,26 +186,15 @@ class Runner:
 
     def err(self, data: bytes) -> None:
         self.sink.err(data)
-        self.event("error", text=data.decode("utf-8", "replace").rstrip("\n"))
+        if self.sink.record is not None:
+            self.sink.record.problem(data.decode("utf-8", "replace").rstrip("\n"))
 
-    def event(
-        self, kind: str, step: Step | None = None, text: str = "", blockers: tuple[str, ...] = ()
-    ) -> None:
-        if self.sink.events is None:
-            return
-        session = self.spec.sessions[step.session].name if step else ""
-        self.sink.events(
-            Event(
-                time.monotonic() - self.start,
-                kind,
-                self.perm_index,
-                session,
-                step.name if step else "",
-                step.sql if step else "",
-                text,
-                blockers,
-            )
-        )
+    def waits(self, step: Step, why: str, blockers: tuple[str, ...] = ()) -> None:
+        """Record that ``step`` is shown waiting (on a ``lock``, a ``marker``, ``(*)``)."""
+        if self.sink.record is not None:
+            session = self.spec.sessions[step.session].name
+            t = time.monotonic() - self.start
+            self.sink.record.wait(session, step.name, step.sql, why, blockers, t)
 
     def abort(self, message: bytes) -> SpecAborted:
         self.err(message)
@@ -271,15 +242,14 @@ class Runner:
             self.out(prefix + message)
             conn.notices += 1
             self.any_new_notice = True
-            if self.sink.events is not None and conn.active_step is not None:
-                self.event("notice", conn.active_step, message.decode("utf-8", "replace").strip())
+            if self.sink.record is not None and conn.active_step is not None:
+                self.sink.record.notice(conn.name, message.decode("utf-8", "replace").strip())
 
         return notice
 
     # -- one permutation ------------------------------------------------------
     def run(self) -> None:
-        for index, perm in enumerate(self.spec.run_order()):
-            self.perm_index = index
+        for perm in self.spec.run_order():
             self.permutation(perm)
 
     def exec_print(self, conn: _Conn, sql: str, failure: bytes, fatal: bool) -> None:
@@ -359,7 +329,8 @@ class Runner:
     def permutation(self, perm: Permutation) -> None:
         names = " ".join(p.name for p in perm.steps)
         self.out(b"\nstarting permutation: %s\n" % _b(names))
-        self.event("permutation", text=names)
+        if self.sink.record is not None:
+            self.sink.record.permutation(names)
         control = self.conns[0]
         for sql in self.spec.setups:
             self.exec_print(control, sql, b"setup failed: ", fatal=True)
@@ -382,7 +353,6 @@ class Runner:
                 )
                 raise SpecAborted(f"failed to send query for step {step.name}") from None
             conn.active, conn.active_step = pstep, step
-            self.event("send", step)
             for k, marker in enumerate(pstep.markers):
                 if marker.kind == "notices" and marker.step is not None:
                     other = self.conns[1 + self.spec.step(marker.step).session]
@@ -411,9 +381,9 @@ class Runner:
 
     def unwind(self) -> None:
         """Cancel what runs, roll every session back and run the teardown, quietly."""
-        out, err, events = self.sink.out, self.sink.err, self.sink.events
+        out, err, record = self.sink.out, self.sink.err, self.sink.record
         self.sink.out = self.sink.err = lambda data: None
-        self.sink.events = None
+        self.sink.record = None
         try:
             for conn in self.conns[1:]:
                 what = b"rollback of session " + _b(conn.name)
@@ -426,7 +396,7 @@ class Runner:
                 self.execute(conn, b"ROLLBACK", what)
             self.teardown()
         finally:
-            self.sink.out, self.sink.err, self.sink.events = out, err, events
+            self.sink.out, self.sink.err, self.sink.record = out, err, record
 
     def per_session(self, what: str, *, fatal: bool) -> None:
         """Every session's setup (or teardown), in session order, as isolationtester runs
@@ -509,7 +479,7 @@ class Runner:
         waiting_line = b"step %s: %s <waiting ...>\n" % (_b(step.name), _b(step.sql))
         if not flags & _RETRY and any(m.kind == "once" for m in pstep.markers):
             self.out(waiting_line)
-            self.event("wait", step, "(*)")
+            self.waits(step, "(*)")
             return True
         started = time.monotonic()
         canceled = False
@@ -531,7 +501,7 @@ class Runner:
                     break
                 if not flags & _RETRY:
                     self.out(waiting_line)
-                    self.event("wait", step, "lock", self.blockers(conn))
+                    self.waits(step, "lock", self.blockers(conn))
                 return True
             elapsed = time.monotonic() - started
             if elapsed > self.max_wait and not canceled:
@@ -556,11 +526,12 @@ class Runner:
         if self.has_marker(pstep):
             if not flags & _RETRY:
                 self.out(waiting_line)
-                self.event("wait", step, "marker")
+                self.waits(step, "marker")
             return True
 
         captured: list[bytes] = []
-        emit = self.out if self.sink.events is None else _tee(self.out, captured)
+        emit = self.out if self.sink.record is None else _tee(self.out, captured)
+        sqlstate = b""
         if flags & _RETRY:
             emit(b"step %s: <... completed>\n" % _b(step.name))
         else:
@@ -574,6 +545,8 @@ class Runner:
             elif status == pq.ExecStatus.FATAL_ERROR:
                 sev = res.error_field(pq.DiagnosticField.SEVERITY)
                 msg = res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY)
+                if self.sink.record is not None:
+                    sqlstate = res.error_field(pq.DiagnosticField.SQLSTATE) or b""
                 if sev and msg:
                     emit(b"%s:  %s\n" % (sev, msg))
                 else:
@@ -602,9 +575,13 @@ class Runner:
                 pg.consume_input()
         conn.active = None
         conn.active_step = None
-        if self.sink.events is not None:
-            lines = b"".join(captured).decode("utf-8", "replace")
-            self.event("done", step, lines)
+        if self.sink.record is not None:
+            printed = b"".join(captured).decode("utf-8", "replace")
+            t = time.monotonic() - self.start
+            session = self.spec.sessions[step.session].name
+            self.sink.record.completed(
+                session, step.name, step.sql, bool(flags & _RETRY), printed, sqlstate.decode(), t
+            )
         return False
 
     def consume(self, conn: _Conn) -> None:
@@ -622,7 +599,7 @@ class Runner:
 
     def blockers(self, conn: _Conn) -> tuple[str, ...]:
         """The sessions ``conn`` waits on (only asked for events: it is one more query)."""
-        if self.sink.events is None:
+        if self.sink.record is None:
             return ()
         res = self.conns[0].pg.exec_params(
             b"SELECT unnest(pg_catalog.pg_blocking_pids($1::int))", [str(conn.pid).encode()]

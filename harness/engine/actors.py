@@ -56,6 +56,10 @@ class Run:
     """The runs its waiting call was seen waiting on."""
     sent_at: float = 0.0
     """When its last call was sent (``time.perf_counter()``)."""
+    held: Reply | None = None
+    """The waiting call's reply, taken before the schedule reached its completion."""
+    closed_cycle: bool = False
+    """Its waiting call closed a cycle of waits, which the server's deadlock check ends."""
 
     @property
     def name(self) -> str:
@@ -107,6 +111,17 @@ class Run:
         """Every backend of the run: its session, and the store's ``backend_pids()`` if any."""
         pids = getattr(self.store, "backend_pids", None)
         return (self.pid, *pids()) if callable(pids) else (self.pid,)
+
+    def waits_in_server(self) -> bool:
+        """True while its waiting call has not replied (it may still wait on a lock)."""
+        return self.pending is not None and self.held is None
+
+    def reply(self, timeout: float) -> Reply | None:
+        """The waiting call's reply: the one held, or the worker's within ``timeout``."""
+        held, self.held = self.held, None
+        if held is not None:
+            return held
+        return self.worker.reply(timeout) if self.worker is not None else None
 
     def stop(self) -> None:
         """The store's ``stop()``, if any: it ends what it started (a command's process)."""

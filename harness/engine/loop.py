@@ -11,6 +11,7 @@ with the system's watched state after it, and through the checks.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -206,14 +207,14 @@ class Engine:
             run.stop()
         if self.pool is not None:
             for run in self.runs.values():
-                if run.pending is not None and run.conn is not None and not run.conn.closed:
+                if run.waits_in_server() and run.conn is not None and not run.conn.closed:
                     run.conn.cancel_safe()
                     if run.worker is not None:
                         run.worker.reply(self.options.step_bound)
             return
         for run in self.runs.values():
             if run.conn is not None and not run.conn.closed:
-                if run.pending is not None:
+                if run.waits_in_server():
                     run.conn.cancel_safe()
                 if run.worker is not None:
                     run.worker.stop()
@@ -349,7 +350,7 @@ class Engine:
         """The failed completion of a step that was waiting when its session died."""
         if run.pending is None or run.worker is None:
             return []
-        ok, value = run.worker.reply(self.options.step_bound) or (
+        ok, value = run.reply(self.options.step_bound) or (
             False,
             HarnessError("no reply after the session died"),
         )
@@ -476,22 +477,26 @@ class Engine:
         reply = self._send(run, call)
         if reply is None:
             run.pending, run.pending_label, run.pending_line = call, step.label, step.line
-            self._record(
-                [
-                    self._event(
-                        "wait",
-                        step.actor,
-                        call.name,
-                        step.label,
-                        step.line,
-                        args=call.args,
-                        blocked_after=run.blocked_after,
-                        blocked_by=run.blocked_by,
-                        sent=sent(run.conn),
-                    )
-                ],
-                settle=True,
+            closed_cycle = run.closed_cycle
+            if closed_cycle:
+                self._resolve_deadlock(run)
+            wait = self._event(
+                "wait",
+                step.actor,
+                call.name,
+                step.label,
+                step.line,
+                args=call.args,
+                blocked_after=run.blocked_after,
+                blocked_by=run.blocked_by,
+                sent=sent(run.conn),
             )
+            if closed_cycle:
+                # What the deadlock ended is recorded as the schedule reaches it, and
+                # the state is read then: when the server's check ran is not recorded.
+                self._record([wait], watch=False)
+            else:
+                self._record([wait], settle=True)
             return
         first = self._complete(run, call, reply, "step", step.label, step.line)
         self._record([first], settle=True)
@@ -535,7 +540,7 @@ class Engine:
         """Before a step is sent, every waiting step has waited ``DEADLOCK_SETTLE``:
         its own deadlock check has run, so a cycle the new step closes is found by
         the new step's check, never by an older one racing it."""
-        waiting = [r.sent_at for r in self.runs.values() if r.pending is not None]
+        waiting = [r.sent_at for r in self.runs.values() if r.waits_in_server()]
         if waiting:
             delay = max(waiting) + DEADLOCK_SETTLE - time.perf_counter()
             if delay > 0:
@@ -551,14 +556,22 @@ class Engine:
         )
 
     def _wait(self, run: Run, first: bool = False) -> tuple[bool, Any] | None:
-        """Wait for the running call until it replies or is seen blocked."""
+        """Wait for the running call until it replies or is seen blocked.
+
+        For the call just sent (``first``), a wait that closes a cycle of waits
+        sets ``run.closed_cycle``; so does a reply that is the server's deadlock
+        error, seen before any look saw the wait (its check ran first): that call
+        waited, and its reply is held for the schedule to reach."""
         assert run.worker is not None
         deadline = time.perf_counter() + self.options.step_bound
         while True:
-            reply = run.worker.reply(self.options.poll)
+            reply = run.reply(self.options.poll)
             if reply is not None:
+                if first and _deadlock_victim(reply):
+                    run.held, run.closed_cycle = reply, True
+                    return None
                 return reply
-            if self._blocked(run):
+            if self._blocked(run, first):
                 return None
             if time.perf_counter() > deadline:
                 assert run.conn is not None
@@ -568,33 +581,111 @@ class Engine:
                     HarnessError(f"{run.actor.name}: step did not end after cancel"),
                 )
 
-    def _blocked(self, run: Run) -> bool:
+    def _blocked(self, run: Run, sent: bool = False) -> bool:
+        """True when the run's step is seen waiting; for the step just ``sent``, whether
+        its wait closed a cycle of waits too (``run.closed_cycle``)."""
+        if not self._is_blocked(run):
+            return False
+        pids = self._blocking_pids(run.step_pid())
+        run.blocked_by = self._names(pids)
+        if not sent:
+            return True
+        if self._closes_cycle(run, pids):
+            run.closed_cycle = True
+            return True
+        if pids and not pids & self._waiting_pids(run).keys():
+            return True  # waits only on sessions that are not waiting: no cycle
+        # It waited on a waiting session yet closed no cycle, or no blocker was left:
+        # the server's deadlock check may have ended its wait between the two looks.
+        return self._is_blocked(run)
+
+    def _is_blocked(self, run: Run) -> bool:
         assert self.monitor is not None
         pid = run.step_pid()
         others = [p for r in self.runs.values() for p in r.backend_pids() if p and p != pid]
         row = self.monitor.execute(
             "SELECT pg_isolation_test_session_is_blocked(%s, %s)", (pid, others)
         ).fetchone()
-        if not (row and row[0]):
-            return False
-        run.blocked_by = self._blockers(pid)
-        return True
+        return bool(row and row[0])
 
-    def _blockers(self, pid: int) -> tuple[str, ...]:
-        """The runs whose sessions hold what ``pid`` waits for (``pid N`` for others)."""
+    def _blocking_pids(self, pid: int) -> set[int]:
         assert self.monitor is not None
         row = self.monitor.execute("SELECT pg_blocking_pids(%s)", (pid,)).fetchone()
-        pids = set(row[0]) if row and row[0] else set()
+        return set(row[0]) if row and row[0] else set()
+
+    def _names(self, pids: set[int]) -> tuple[str, ...]:
+        """The runs whose sessions are ``pids`` (``pid N`` for the others)."""
         ours = [r for r in self.runs.values() if pids & set(r.backend_pids()) and not r.closed]
         others = pids - {p for r in ours for p in r.backend_pids()}
         return tuple(r.actor.name for r in ours) + tuple(f"pid {p}" for p in sorted(others))
+
+    def _waiting_pids(self, run: Run) -> dict[int, Run]:
+        """The backends of the other runs' steps that wait in the server, by pid."""
+        return {r.step_pid(): r for r in self.runs.values() if r is not run and r.waits_in_server()}
+
+    def _closes_cycle(self, run: Run, blockers: set[int]) -> bool:
+        """True when ``run``'s wait on ``blockers`` closes a cycle of waits: then the
+        server's deadlock check ends one of them (``run``'s own, see DEADLOCK_SETTLE)."""
+        assert self.monitor is not None
+        waiting = self._waiting_pids(run)
+        if not blockers & waiting.keys():
+            return False
+        rows = self.monitor.execute(
+            "SELECT p, pg_blocking_pids(p) FROM unnest(%s::int[]) AS p", (list(waiting),)
+        ).fetchall()
+        edges = {pid: set(blocking or ()) for pid, blocking in rows}
+        own = set(run.backend_pids())
+        seen: set[int] = set()
+        todo = [p for p in blockers if p in waiting]
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            if edges.get(pid, set()) & own:
+                return True
+            todo += [p for p in edges.get(pid, set()) if p in waiting]
+        return False
+
+    def _resolve_deadlock(self, run: Run) -> None:
+        """Wait until the server's deadlock check has ended the cycle ``run``'s step
+        closed, holding each reply it brings (``Run.held``) for the schedule to reach.
+
+        So the next step meets the deadlock over whenever the check ran, and what is
+        recorded is the same whether or not a look saw the wait before the check."""
+        assert run.worker is not None
+        deadline = time.perf_counter() + self.options.step_bound
+        while run.held is None:
+            run.held = run.worker.reply(self.options.poll)
+            if run.held is not None or time.perf_counter() > deadline:
+                break
+            checked = time.perf_counter() > run.sent_at + DEADLOCK_SETTLE
+            if checked and self._is_blocked(run):
+                pids = self._blocking_pids(run.step_pid())
+                if not self._closes_cycle(run, pids):
+                    break  # the check reordered the waits instead: it waits on
+        run.closed_cycle = False
+        gone: set[int] = set()
+        if run.held is not None:  # it ended: what it held is let go
+            gone = set(run.backend_pids())
+            named = _cycle_blockers(run.held[1], gone)
+            if named:
+                run.blocked_by = self._names(named)
+        for other in self.runs.values():
+            while other is not run and other.waits_in_server():
+                assert other.worker is not None
+                other.held = other.worker.reply(self.options.poll)
+                if other.held is not None or time.perf_counter() > deadline:
+                    break
+                if self._is_blocked(other) and not (self._blocking_pids(other.step_pid()) & gone):
+                    break
 
     def _await(self, run: Run, step: Step | None = None) -> bool:
         """Wait for a waiting step to complete; False (and the run stuck) if it never can."""
         assert run.worker is not None and run.pending is not None
         deadline = time.perf_counter() + self.options.wait_bound
         while True:
-            reply = run.worker.reply(self.options.poll)
+            reply = run.reply(self.options.poll)
             if reply is not None:
                 call = run.pending
                 run.pending = None
@@ -700,11 +791,13 @@ class Engine:
             **fields,
         )
 
-    def _record(self, drafts: list[Draft], settle: bool = False) -> None:
+    def _record(self, drafts: list[Draft], settle: bool = False, watch: bool = True) -> None:
         if settle:
             drafts += self._settle()
         last = len(drafts) - 1
-        state = self.state = self._watch()
+        state = self._watch() if watch else None
+        if watch:
+            self.state = state
         for i, draft in enumerate(drafts):
             self.seq += 1
             event = draft.event(self.seq, state if i == last else None)
@@ -746,6 +839,20 @@ def execute(
         return engine.run()
     finally:
         engine.close()
+
+
+def _deadlock_victim(reply: tuple[bool, Any]) -> bool:
+    ok, value = reply
+    return not ok and getattr(value, "sqlstate", None) == "40P01"
+
+
+def _cycle_blockers(error: Any, own: set[int]) -> set[int]:
+    """The backends a deadlock error says ``own``'s backend waited on (its detail
+    lists the cycle: ``Process P waits for ...; blocked by process Q.``)."""
+    diag = getattr(error, "diag", None)
+    detail = getattr(diag, "message_detail", None) or ""
+    found = re.findall(r"Process (\d+) waits for .*?; blocked by process (\d+)\.", detail)
+    return {int(q) for p, q in found if int(p) in own}
 
 
 def _mismatch(step: Step, actual: str | None, why: str) -> InputError:

@@ -374,9 +374,14 @@ def test_a_session_a_function_changed_is_as_new_for_the_next_run(database: Any) 
         session, _ = pool.session(0)
         deadlock_timeout = session.execute("SHOW deadlock_timeout").fetchone()
         for _ in range(2):  # the second run on the same session starts as the first did
-            plan = alone("alice", [1], 6)
+            plan = alone("alice", [1], 7)
             events = execute(plan, "only", pool=pool, system=STAGING).history.events
-            assert [e.error for e in events] == [None] * 6
+            assert [e.error for e in events] == [None] * 7
+            # the autocommit INSERT is two steps: itself in a transaction, its commit
+            assert [e.sql for e in events[1:3]] == [
+                "BEGIN; INSERT INTO staging VALUES (1)",
+                "COMMIT",
+            ]
             assert events[-1].finished == "'serializable'"
         pool.reset()
         assert session.execute("SHOW default_transaction_isolation").fetchone() == (

@@ -1,12 +1,14 @@
 """``racesim bench code``: a race of plain functions against the same statements run as
 a racesim program.
 
-Two actors, ten statements each, alternating (``alice: s1``, ``bob: s1``, ...), on
-the same pooled sessions of one database, in the same process, alternating rounds:
+Two actors, ten autocommit statements each, alternating (``alice: s1``, ``bob: s1``,
+...), on the same pooled sessions of one database, in the same process, alternating
+rounds. Each statement changes data, so it is two steps, itself and its ``COMMIT``
+(racesim.code.commits): twenty steps per actor.
 
 - functions: each actor's function (``racesim.code``) runs in its own thread on a
   gated connection; every statement waits for its step;
-- program: a generator yielding the very same ten statements as ``sql`` calls.
+- program: a generator yielding the very same twenty steps as ``sql`` calls.
 
 Both go through the one engine (same pool, same resets, same watched-state reads).
 The figure is function schedules/s divided by program schedules/s (target >= 0.7).
@@ -32,6 +34,8 @@ from racesim.system import Call, Program, ProgramRun, RunContext, Session, Syste
 
 TARGET_RATIO = 0.7
 STATEMENTS = 10
+STEPS = 2 * STATEMENTS
+"""Each statement and its commit."""
 SCHEMA = "CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL)"
 FRESH = "DELETE FROM counters; INSERT INTO counters VALUES (1, 0), (2, 0)"
 BUMP = "UPDATE counters SET n = n + 1 WHERE id = %s"
@@ -65,7 +69,8 @@ FUNCTIONS = system(
 def _program(ctx: RunContext) -> ProgramRun:
     counter = ctx.options["args"][0]
     for i in range(STATEMENTS):
-        yield Call(f"s{i + 1}", kind="sql", sql=BUMPS[counter])
+        yield Call(f"s{2 * i + 1}", kind="sql", sql=f"BEGIN; {BUMPS[counter]}")
+        yield Call(f"s{2 * i + 2}", kind="sql", sql="COMMIT")
     return "done"
 
 
@@ -77,7 +82,7 @@ def _program_system() -> System:
         variants=(
             Variant("program", open=_no_store, watch=watch(checks, WATCH, {}), reset=_fresh),
         ),
-        programs={"main": Program(_program, calls=frozenset(f"s{i + 1}" for i in range(10)))},
+        programs={"main": Program(_program, calls=frozenset(f"s{i + 1}" for i in range(STEPS)))},
         invariants=FUNCTIONS.invariants,
         invariant_names=FUNCTIONS.invariant_names,
         show=FUNCTIONS.show,
@@ -94,7 +99,7 @@ def _fresh(conn: psycopg.Connection[Any]) -> None:
 
 def _plan() -> Plan:
     actors = (Actor("alice", "main", {"args": [1]}), Actor("bob", "main", {"args": [2]}))
-    steps = tuple(Step(a, f"s{i + 1}") for i in range(STATEMENTS) for a in ("alice", "bob"))
+    steps = tuple(Step(a, f"s{i + 1}") for i in range(STEPS) for a in ("alice", "bob"))
     return Plan(actors, steps)
 
 
@@ -131,7 +136,8 @@ def run(pg: str = "auto", dsn: str | None = None, repeat: int = 5) -> list[str]:
     functions, programs = statistics.median(function_rates), statistics.median(program_rates)
     ratio = functions / programs
     return [
-        f"code throughput (two actors, {STATEMENTS} statements each, alternating;"
+        f"code throughput (two actors, {STATEMENTS} autocommit statements = {STEPS} steps"
+        " each, alternating;"
         f" {rounds} rounds x {per_round} schedules):",
         f"  functions   {functions:8.1f} schedules/s  (racesim.code: threads, gated connections)",
         f"  program     {programs:8.1f} schedules/s  (the same statements as sql calls)",

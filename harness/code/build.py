@@ -65,6 +65,7 @@ def system(
     configs: Mapping[str, Mapping[str, Invocation]] | None = None,
     autocommit: bool = True,
     gives: str = "connection",
+    commit_steps: bool = True,
 ) -> System:
     """The system racing ``variants`` (name -> function, or name -> {role: function}).
 
@@ -76,6 +77,9 @@ def system(
     reading an actor the run lacks, as shrinking drops actors, does not apply to it).
     Functions get a psycopg connection (``autocommit`` as given), or a SQLAlchemy
     engine with ``gives="engine"``; ``async def`` functions get an AsyncConnection.
+    An autocommit ``INSERT``, ``UPDATE``, ``DELETE`` or ``MERGE`` runs as two steps, the
+    statement and then its ``COMMIT`` (racesim.code.commits); ``commit_steps=False``
+    runs it to its commit in one.
     """
     roles = {v: _roles(name, v, fns) for v, fns in variants.items()}
     if not roles:
@@ -108,7 +112,7 @@ def system(
 
     def variant(v: str) -> Variant:
         def open_(session: Session) -> FunctionStore:
-            store = FunctionStore(session, roles[v], gives, autocommit)
+            store = FunctionStore(session, roles[v], gives, autocommit, commit_steps)
             store.run.told = told
             opened[session.actor] = live[session.actor] = store
             return store

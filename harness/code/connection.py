@@ -10,7 +10,9 @@ names), and ``close()`` leaves the session open: the session is racesim's.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -18,6 +20,7 @@ import psycopg
 from psycopg.abc import RV, PQGen
 from psycopg.pq import TransactionStatus
 
+from racesim.code.commits import COMMIT, apart
 from racesim.code.foreign import note
 from racesim.code.gate import FunctionRun
 from racesim.code.statements import Statement, describe_wait, own_file, user_frame
@@ -26,9 +29,19 @@ from racesim.engine.sessions import note_sent
 __all__ = ["AsyncGatedConnection", "GatedConnection", "gated", "gated_async"]
 
 
-def _arrive(conn: Any, gen: Any) -> tuple[FunctionRun, Any, str] | None:
-    """Park at the gate if ``gen`` sends a statement: the run, the object sending it
-    and its SQL; None when it sends none."""
+@dataclass(frozen=True)
+class _Arrived:
+    """A statement released at the gate: its run, the object sending it, its SQL, and
+    the step of its commit when it runs as two (racesim.code.commits)."""
+
+    run: FunctionRun
+    owner: Any
+    text: str
+    commit: Statement | None
+
+
+def _arrive(conn: Any, gen: Any) -> _Arrived | None:
+    """Park at the gate if ``gen`` sends a statement; None when it sends none."""
     run: FunctionRun | None = conn._racesim_run
     if run is None:
         return None
@@ -37,8 +50,15 @@ def _arrive(conn: Any, gen: Any) -> tuple[FunctionRun, Any, str] | None:
         return None
     file, line = user_frame(sys._getframe(2))
     owner = gen.gi_frame.f_locals.get("self") if getattr(gen, "gi_frame", None) else None
-    run.arrive(Statement(text, file, line))
-    return run, owner, text
+    commit = Statement(COMMIT, file, line) if apart(conn, gen, text) else None
+    run.arrive(Statement(f"BEGIN; {text}" if commit else text, file, line))
+    return _Arrived(run, owner, text, commit)
+
+
+def _ended(run: FunctionRun, result: Any) -> None:
+    """The commit step is over: its command status (``ROLLBACK`` after an error)."""
+    status = result.command_status if result is not None else None
+    run.finished_statement(True, status.decode() if isinstance(status, bytes) else COMMIT)
 
 
 def _status(owner: Any, text: str) -> str:
@@ -61,17 +81,38 @@ class GatedConnection(psycopg.Connection[Any]):
         arrived = _arrive(self, gen)
         if arrived is None:
             return super().wait(gen, interval, timeout)
-        run, owner, text = arrived
+        run = arrived.run
         synced = _in_block(self)
         try:
+            if arrived.commit is not None:
+                super().wait(self._exec_command(b"BEGIN"), interval, timeout)
             value = super().wait(gen, interval, timeout)
             if synced and self._pipeline is not None:  # its results, in its own step
                 super().wait(self._pipeline._sync_gen(), interval, timeout)
         except psycopg.Error as exc:
             run.finished_statement(False, exc)
+            if arrived.commit is not None:  # the failed transaction ends at its step
+                self._commit(run, arrived.commit)
             raise
-        run.finished_statement(True, _status(owner, text))
+        except BaseException:
+            if arrived.commit is not None:  # not the server's error: end it now, as before
+                with contextlib.suppress(psycopg.Error):
+                    super().wait(self._exec_command(b"COMMIT"), interval, timeout)
+            raise
+        run.finished_statement(True, _status(arrived.owner, arrived.text))
+        if arrived.commit is not None:
+            self._commit(run, arrived.commit)
         return value
+
+    def _commit(self, run: FunctionRun, commit: Statement) -> None:
+        """The commit step of a statement run as two: park, send ``COMMIT``."""
+        run.arrive(commit)
+        try:
+            result = super().wait(self._exec_command(COMMIT.encode()))
+        except psycopg.Error as exc:
+            run.finished_statement(False, exc)
+            raise
+        _ended(run, result)
 
     def pipeline(self) -> Any:
         """psycopg's pipeline, with a note when the function's own code opens one."""
@@ -95,17 +136,38 @@ class AsyncGatedConnection(psycopg.AsyncConnection[Any]):
         arrived = _arrive(self, gen)
         if arrived is None:
             return await super().wait(gen, interval, timeout)
-        run, owner, text = arrived
+        run = arrived.run
         synced = _in_block(self)
         try:
+            if arrived.commit is not None:
+                await super().wait(self._exec_command(b"BEGIN"), interval, timeout)
             value = await super().wait(gen, interval, timeout)
             if synced and self._pipeline is not None:  # its results, in its own step
                 await super().wait(self._pipeline._sync_gen(), interval, timeout)
         except psycopg.Error as exc:
             run.finished_statement(False, exc)
+            if arrived.commit is not None:  # the failed transaction ends at its step
+                await self._commit(run, arrived.commit)
             raise
-        run.finished_statement(True, _status(owner, text))
+        except BaseException:
+            if arrived.commit is not None:  # not the server's error: end it now, as before
+                with contextlib.suppress(psycopg.Error):
+                    await super().wait(self._exec_command(b"COMMIT"), interval, timeout)
+            raise
+        run.finished_statement(True, _status(arrived.owner, arrived.text))
+        if arrived.commit is not None:
+            await self._commit(run, arrived.commit)
         return value
+
+    async def _commit(self, run: FunctionRun, commit: Statement) -> None:
+        """The commit step of a statement run as two: park, send ``COMMIT``."""
+        run.arrive(commit)
+        try:
+            result = await super().wait(self._exec_command(COMMIT.encode()))
+        except psycopg.Error as exc:
+            run.finished_statement(False, exc)
+            raise
+        _ended(run, result)
 
     def pipeline(self) -> Any:
         """psycopg's pipeline, with a note when the function's own code opens one."""
@@ -146,10 +208,13 @@ def _pipeline_note(conn: Any, caller: FrameType) -> None:
     )
 
 
-def _adopt(conn: Any, session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool) -> None:
+def _adopt(
+    conn: Any, session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool, apart: bool
+) -> None:
     handlers = (session.pgconn.notice_handler, session.pgconn.notify_handler)
     conn.prepare_threshold = None
     conn._autocommit = autocommit
+    conn._racesim_commit_steps = apart
     conn._racesim_handlers = handlers
     conn._racesim_run = run
     run.on_release = lambda statement: note_sent(session, statement.sql)
@@ -162,17 +227,20 @@ def restore_handlers(conn: Any, session: psycopg.Connection[Any]) -> None:
         session.pgconn.notice_handler, session.pgconn.notify_handler = handlers
 
 
-def gated(session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool) -> GatedConnection:
-    """A gated connection over ``session``'s backend for ``run``."""
+def gated(
+    session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool, apart: bool = True
+) -> GatedConnection:
+    """A gated connection over ``session``'s backend for ``run``; with ``apart``, an
+    autocommit statement that changes data is two steps (racesim.code.commits)."""
     conn = GatedConnection(session.pgconn)
-    _adopt(conn, session, run, autocommit)
+    _adopt(conn, session, run, autocommit, apart)
     return conn
 
 
 def gated_async(
-    session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool
+    session: psycopg.Connection[Any], run: FunctionRun, autocommit: bool, apart: bool = True
 ) -> AsyncGatedConnection:
     """An async gated connection over ``session``'s backend for ``run``."""
     conn = AsyncGatedConnection(session.pgconn)
-    _adopt(conn, session, run, autocommit)
+    _adopt(conn, session, run, autocommit, apart)
     return conn

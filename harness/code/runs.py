@@ -67,12 +67,14 @@ class FunctionStore:
         functions: Mapping[str, Callable[..., Any]],
         gives: str,
         autocommit: bool,
+        commit_steps: bool = True,
     ) -> None:
         assert session.conn is not None
         self.session = session.conn
         self.functions = functions
         self.gives = gives
         self.autocommit = autocommit
+        self.commit_steps = commit_steps
         self.run = FunctionRun(session.actor)
         self.lasting = False
         """Whether the function sent a statement that may outlast its transaction."""
@@ -86,12 +88,12 @@ class FunctionStore:
         """Start the role's function with these arguments on a gated connection."""
         fn = self.functions[role]
         if inspect.iscoroutinefunction(fn):
-            conn = gated_async(self.session, self.run, self.autocommit)
+            conn = gated_async(self.session, self.run, self.autocommit, self.commit_steps)
             self.conn = conn
             self._watch_lasting()
             self.run.start(lambda: asyncio.run(fn(conn, *args, **kwargs)))
             return
-        sync = gated(self.session, self.run, self.autocommit)
+        sync = gated(self.session, self.run, self.autocommit, self.commit_steps)
         self.conn = sync
         self._watch_lasting()
         given: Any = sync if self.gives == "connection" else _engine(sync)

@@ -1,0 +1,88 @@
+"""An autocommit statement that changes data, raced as two steps: itself, then its commit.
+
+On an autocommit connection PostgreSQL runs each statement as a transaction of its
+own, and between the statement's work and its commit another session's statement
+may run: two ``INSERT INTO t SELECT ... WHERE NOT EXISTS (SELECT 1 FROM t WHERE k =
+...)`` both see no row and both insert; an ``UPDATE ... WHERE id = (SELECT id ...
+LIMIT 1)`` picks a row another session has changed but not committed, waits for its
+lock, and its re-check still matches. A step that runs the statement to its commit
+never leaves that window open, so racesim runs such a statement as two steps:
+
+- ``sN``: ``BEGIN; <the statement>`` (a plain ``BEGIN``, so the transaction takes the
+  session's default isolation level and access mode, as the statement alone would);
+- ``sN+1``: ``COMMIT``, the same line of the user's code (after an error it ends the
+  failed transaction: its result is then ``ROLLBACK``).
+
+The function sees what autocommit gives it: ``execute`` returns once the commit is
+done, with the statement's rows and status; it raises the statement's error, or the
+commit's (a deferred constraint), after the commit step. Each such statement adds one
+step to a run, no more.
+
+Only a single ``INSERT``, ``UPDATE``, ``DELETE`` or ``MERGE`` (or a ``WITH`` holding
+one) sent by ``execute`` outside a transaction block and outside a pipeline is split:
+never a statement that cannot run in a transaction block (``VACUUM``, ``CREATE INDEX
+CONCURRENTLY``), a ``CALL``, a ``COPY``, an ``executemany``, a ``stream()``, a
+``SELECT`` (a function it calls may write: racesim cannot tell), or a string of
+several statements. ``racesim.code.system(..., commit_steps=False)`` runs every
+statement to its commit in one step, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any
+
+from pglast.parser import ParseError, parse_sql_json
+from psycopg import pq
+
+__all__ = ["COMMIT", "apart", "changes_data"]
+
+COMMIT = "COMMIT"
+"""The SQL of a split statement's second step."""
+
+_KINDS = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"})
+_FIRST = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "WITH"})
+_LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)+", re.DOTALL)
+"""Blanks and comments before a statement's first word."""
+
+
+def apart(conn: Any, gen: Any, text: str) -> bool:
+    """Whether the statement ``conn.wait(gen)`` is about to send (``text``) runs as
+    itself and then its commit, as two steps."""
+    return (
+        getattr(conn, "_racesim_commit_steps", False)
+        and conn.autocommit
+        and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        and conn._pipeline is None
+        and getattr(getattr(gen, "gi_code", None), "co_name", "") == "_execute_gen"
+        and changes_data(text)
+    )
+
+
+@lru_cache(maxsize=4096)
+def changes_data(sql: str) -> bool:
+    """Whether ``sql`` is one ``INSERT``, ``UPDATE``, ``DELETE`` or ``MERGE``, or a ``WITH``
+    query one of whose parts is (PostgreSQL's parser says; unparsable SQL is not)."""
+    lead = _LEADING.match(sql)
+    words = sql[lead.end() if lead else 0 :].split(None, 1)
+    if not words or words[0].upper().rstrip("(") not in _FIRST:
+        return False  # most statements: no parse needed
+    try:
+        statements = json.loads(parse_sql_json(sql)).get("stmts", [])
+    except (ParseError, ValueError):
+        return False
+    if len(statements) != 1:
+        return False
+    (kind, body), *_ = statements[0].get("stmt", {"": None}).items()
+    return kind in _KINDS or (kind == "SelectStmt" and _writes(body))
+
+
+def _writes(node: object) -> bool:
+    """Whether a data-changing statement is anywhere under ``node`` (a WITH's part)."""
+    if isinstance(node, dict):
+        return any(k in _KINDS or _writes(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_writes(v) for v in node)
+    return False

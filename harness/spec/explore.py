@@ -38,11 +38,11 @@ from psycopg.pq.abc import PGconn
 from racesim.errors import InputError
 from racesim.formats.bounds import scan
 from racesim.formats.names import control_character, escaped
-from racesim.spec import readonly, statements, written
+from racesim.spec import readonly, statements
 from racesim.spec.footprints import conflict, footprints
-from racesim.spec.parse import Permutation, PermutationStep, Spec, quote_name, sql_block
+from racesim.spec.parse import Permutation, PermutationStep, Spec
 from racesim.spec.run import InvalidPermutation, Runner, Sink
-from racesim.spec.written import Meant
+from racesim.spec.written import Writer, ident
 from racesim.system import Footprint
 
 __all__ = [
@@ -440,53 +440,34 @@ def spec_text(spec: Spec, perm: Permutation, outcome: Outcome) -> str:
     right after the step that broke it."""
     assert outcome.broken is not None
     used = {p.name for p in perm.steps}
-    check = f"{CHECK_SESSION}_{_ident(outcome.broken.name)}"
-    lines = [
-        f"# Found by racesim explore in {escaped(Path(spec.path).name)}: invariant"
-        f" {escaped(outcome.broken.name)}",
-        f"# breaks after step {outcome.at + 1} of this permutation; the step"
-        f" {escaped(check)} prints the rows that show it (none while it holds).",
-        "",
-    ]
+    check = f"{CHECK_SESSION}_{ident(outcome.broken.name)}"
+    w = Writer()
+    w.comment(
+        f"Found by racesim explore in {Path(spec.path).name}: invariant {outcome.broken.name}"
+    )
+    w.comment(
+        f"breaks after step {outcome.at + 1} of this permutation; the step {check} prints"
+        " the rows that show it (none while it holds)."
+    )
+    w.blank()
     for sql in spec.setups:
-        lines.append(f"setup {sql_block(sql)}")
+        w.setup(sql)
     if spec.teardown is not None:
-        lines.append(f"teardown {sql_block(spec.teardown)}")
+        w.teardown(spec.teardown)
     for session in spec.sessions:
         steps = [st for st in session.steps if st.name in used]
         if not steps:
             continue
-        lines.append("")
-        lines.append(f"session {quote_name(session.name)}")
+        w.session(session.name)
         if session.setup is not None:
-            lines.append(f"setup {sql_block(session.setup)}")
+            w.setup(session.setup)
         for st in steps:
-            lines.append(f"step {quote_name(st.name)} {sql_block(st.sql)}")
+            w.step(st.name, st.sql)
         if session.teardown is not None:
-            lines.append(f"teardown {sql_block(session.teardown)}")
-    lines += [
-        "",
-        f"session {CHECK_SESSION}",
-        f"step {quote_name(check)} {sql_block(outcome.broken.sql + ';')}",
-        "",
-    ]
-    names = [p.text() for p in perm.steps]
-    names.insert(min(outcome.at + 1, len(names)), quote_name(check))
-    lines.append("permutation " + " ".join(names))
-    text = "\n".join(lines) + "\n"
-    order = [p.name for p in perm.steps]
-    order.insert(min(outcome.at + 1, len(order)), check)
-    sessions = [
-        (s.name, tuple(st.name for st in s.steps if st.name in used)) for s in spec.sessions
-    ]
-    meant = Meant(
-        len(spec.setups),
-        (*((n, steps) for n, steps in sessions if steps), (CHECK_SESSION, (check,))),
-        tuple(order),
-    )
-    written.check(text, meant, "racesim explore")
-    return text
-
-
-def _ident(name: str) -> str:
-    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+            w.teardown(session.teardown)
+    w.session(CHECK_SESSION)
+    w.step(check, outcome.broken.sql + ";")
+    order = [(p.name, "") for p in perm.steps]
+    order.insert(min(outcome.at + 1, len(order)), (check, ""))
+    w.permutation(order)
+    return w.text("racesim explore")

@@ -52,9 +52,8 @@ from racesim.model.outcome import Outcome
 from racesim.model.plan import Actor
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
-from racesim.spec import written
-from racesim.spec.parse import quote_name, sql_block
-from racesim.spec.written import Meant
+from racesim.spec.parse import sql_block
+from racesim.spec.written import Writer, ident
 from racesim.system import DEFAULT_SYSTEM, System, resolve
 
 __all__ = [
@@ -238,7 +237,7 @@ class _Builder:
     def end(self, actor: str, when: datetime | None, seq: int, label: str = "") -> None:
         """End ``actor``'s backend (its run crashed or was terminated) at ``when``."""
         self.at(when, seq, label)
-        self.add(CLOCK_SESSION, _ident(f"end_{actor}"), _terminate(actor), seq)
+        self.add(CLOCK_SESSION, ident(f"end_{actor}"), _terminate(actor), seq)
 
     def watch(self, seq: int) -> None:
         if self.watch_sql:
@@ -279,7 +278,7 @@ def write(history: History, actors: Sequence[Actor], setup: Setup) -> Exported:
         elif e.kind in ("step", "wait"):
             statements = done_of[e.seq].sent if e.kind == "wait" else e.sent
             groups = _groups(statements)
-            base = _ident(f"{e.actor}_{e.call}")
+            base = ident(f"{e.actor}_{e.call}")
             names = [base] if len(groups) == 1 else [f"{base}_{i + 1}" for i in range(len(groups))]
             upto = len(groups)
             if e.kind == "wait":
@@ -311,7 +310,6 @@ def write(history: History, actors: Sequence[Actor], setup: Setup) -> Exported:
             f" {waiting[actor][1].name}; isolationtester would wait for it for ever; fix:"
             " export a run that lets every step complete (without --stop-at-first)"
         )
-    text = _text(history, actors, setup, build, start, _schedule(events, build))
     for session, steps in build.sessions.items():  # names are written quoted, on one line
         for name in (session, *(s.name for s in steps)):
             if control_character(name) is not None:
@@ -319,14 +317,9 @@ def write(history: History, actors: Sequence[Actor], setup: Setup) -> Exported:
                     f"--export-spec: the name {escaped(name)[:60]!r} holds the control character"
                     f" {control_character(name)}, which no .spec name can hold; fix: rename it"
                 )
-    order = _order(actors, build)
-    meant = Meant(
-        1,
-        tuple((n, tuple(s.name for s in build.sessions[n])) for n in order),
-        tuple(s.name for s in build.permutation),
-    )
-    written.check(text, meant, "--export-spec")  # and what isolationtester would refuse
-    return Exported(text, tuple(build.permutation))
+    written = _text(history, actors, setup, build, start, _schedule(events, build))
+    # read back, as isolationtester would read it (and what it would refuse)
+    return Exported(written.text("--export-spec"), tuple(build.permutation))
 
 
 def _order(actors: Sequence[Actor], build: _Builder) -> list[str]:
@@ -348,7 +341,7 @@ def _schedule(events: list[Event], build: _Builder) -> list[str]:
         label = f"{e.label} " if e.label else ""
         became = ", ".join(made.get(e.seq, [])) or "sent no SQL"
         wait = ", waited" if e.kind == "wait" else ""
-        lines.append(escaped(f"#   {label}{e.actor}: {e.call} ({became}{wait})"))
+        lines.append(f"  {label}{e.actor}: {e.call} ({became}{wait})")
     return lines
 
 
@@ -406,10 +399,6 @@ def _ended(statement: str) -> str:
     return text + ("\n;" if "--" in text.rsplit("\n", 1)[-1] else ";")
 
 
-def _ident(text: str) -> str:
-    return "".join(c if c.isalnum() or c == "_" else "_" for c in text)
-
-
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -447,37 +436,34 @@ def _text(
     build: _Builder,
     start: datetime | None,
     schedule: list[str],
-) -> str:
+) -> Writer:
     statements = [f"SET search_path TO {SEARCH_PATH}", *setup.statements]
     if start is not None:
         statements.append(_set_clock(start))
     scenario = history.scenario or "a racesim run"
-    lines = [
-        escaped(f"# {scenario}, store {history.store}, written by racesim (--export-spec)."),
-        "# Each session is one run; each step the SQL it sent. The session racesim moves",
-        "# the virtual clock (NOW() reads racesim_clock.now()); racesim_watch reads the",
-        "# watched state where it changed. Run it with isolationtester.",
-        "#",
-        "# racesim's schedule, and the steps below each of its steps became:",
-        *schedule,
-        "",
-        "setup",
-        sql_block(_join(statements, "\n"), "--export-spec: the setup", _NO_BRACE, lines=True),
-    ]
+    w = Writer()
+    w.comment(f"{scenario}, store {history.store}, written by racesim (--export-spec).")
+    w.comment("Each session is one run; each step the SQL it sent. The session racesim moves")
+    w.comment("the virtual clock (NOW() reads racesim_clock.now()); racesim_watch reads the")
+    w.comment("watched state where it changed. Run it with isolationtester.")
+    w.comment()
+    w.comment("racesim's schedule, and the steps below each of its steps became:")
+    for line in schedule:
+        w.comment(line)
+    w.blank()
+    w.setup(_join(statements, "\n"), "--export-spec: the setup", _NO_BRACE, lines=True)
     if setup.drops:
-        lines += ["", "teardown", "{", *(f"{d};" for d in setup.drops), "}"]
+        w.blank()
+        w.teardown(
+            "\n".join(f"{d};" for d in setup.drops), "--export-spec: the teardown", lines=True
+        )
     for session in _order(actors, build):
-        steps = build.sessions[session]
-        lines += ["", f"session {quote_name(session)}"]
+        w.session(session)
         if session != CLOCK_SESSION:
             opened = history.opened.get(session, ())
             what = f"--export-spec: the setup of {session}"
-            lines.append(f"setup {sql_block(_session_setup(opened), what, _NO_BRACE)}")
-        lines += [f"step {quote_name(s.name)} {sql_block(s.sql)}" for s in steps]
-    lines.append("")
-    names = [
-        quote_name(s.name) + (f"({quote_name(s.marker)})" if s.marker else "")
-        for s in build.permutation
-    ]
-    lines.append("permutation " + " ".join(names))
-    return "\n".join(lines) + "\n"
+            w.setup(_session_setup(opened), what, _NO_BRACE)
+        for s in build.sessions[session]:
+            w.step(s.name, s.sql)
+    w.permutation([(s.name, s.marker) for s in build.permutation])
+    return w

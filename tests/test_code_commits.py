@@ -75,9 +75,14 @@ SYSTEM = rc.system(
 )
 '''
 
-COMMAND = "racesim explore --system booking:SYSTEM --store not-exists --out found"
+COMMANDS = """\
+racesim explore --system booking:SYSTEM --store not-exists --out found  # exit 1
+racesim explore --system booking:SYSTEM --store on-conflict --strategy exhaustive  # exit 0
+"""
+"""The page's ``sh`` block: each command and the exit status it has."""
 
 OUTPUT = """\
+$ racesim explore --system booking:SYSTEM --store not-exists --out found
 == found/not-exists-one_booking_per_seat-portfolio-seed0.toml [not-exists] one booking per seat (seed 0, 4 steps)
   T+0   alice: s1 -> INSERT 0 1
           booking.py:7: BEGIN; INSERT INTO bookings SELECT 1, 'alice' WHERE NOT EXISTS (SELECT FROM bookings WHERE seat = 1)
@@ -92,7 +97,12 @@ OUTPUT = """\
         !! one booking per seat: booked by alice and bob
    ok   breaks one booking per seat at T+3, as expected
 """
-"""What the command prints before its summary line (whose figures are timings)."""
+"""The page's ``console`` block: what the first command prints before its summary
+line (whose figures are timings)."""
+
+HOLDS = "exhaustive: all 4 distinct schedules explored, none violates (on-conflict"
+"""What the second prints: each INSERT ... ON CONFLICT is two steps, and a second
+one waits for the first's commit."""
 
 SCHEMA = "CREATE TABLE bookings (seat int, person text); CREATE TABLE seats (seat int PRIMARY KEY, person text)"
 FRESH = "DELETE FROM bookings; DELETE FROM seats"
@@ -100,7 +110,7 @@ FRESH = "DELETE FROM bookings; DELETE FROM seats"
 
 @pytest.fixture
 def booking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """``booking.py`` as the README shows it, in an empty folder that is the current one."""
+    """``booking.py`` as the page shows it, in an empty folder that is the current one."""
     (tmp_path / "booking.py").write_text(BOOKING)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -109,45 +119,38 @@ def booking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     sys.modules.pop("booking", None)
 
 
-def explore(server: Server, *argv: str) -> int:
-    return main(["explore", *argv, "--dsn", server.conninfo()])
-
-
-def test_the_default_explorer_finds_both_bookings_as_the_readme_shows(
+def test_the_pages_example_runs_and_prints_as_written(
     pg_server: Server, booking: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert explore(pg_server, *shlex.split(COMMAND)[2:]) == 1
-    out = capsys.readouterr().out
-    printed = [line.rstrip() for line in out.splitlines()]
-    assert printed[: len(OUTPUT.splitlines())] == OUTPUT.splitlines(), out
+    ran = []
+    for line in COMMANDS.splitlines():
+        command, status = line.split("  # exit ")
+        argv = shlex.split(command)
+        assert argv[:2] == ["racesim", "explore"]
+        assert main([*argv[1:], "--dsn", pg_server.conninfo()]) == int(status), command
+        ran.append((command, capsys.readouterr().out))
+    (first, found), (_, held) = ran
+    shown = OUTPUT.splitlines()
+    assert shown[0] == f"$ {first}"
+    printed = [line.rstrip() for line in found.splitlines()]
+    assert printed[: len(shown) - 1] == shown[1:], found
     assert re.search(
-        r"^found 1 violation\(s\) \(one booking per seat\) after \d+ schedules", out, re.M
-    ), out
+        r"^found 1 violation\(s\) \(one booking per seat\) after \d+ schedules", found, re.M
+    ), found
+    assert HOLDS in held, held
     (saved,) = Path("found").glob("*.toml")
-    assert (
-        main(["replay", str(saved), "--system", "booking:SYSTEM", "--dsn", pg_server.conninfo()])
-        == 1
-    )
+    replay = ["replay", str(saved), "--system", "booking:SYSTEM", "--dsn", pg_server.conninfo()]
+    assert main(replay) == 1
     assert "reproduced: one booking per seat" in capsys.readouterr().out
 
 
-def test_the_readme_shows_the_text_tested_here() -> None:
+def test_a_page_showing_the_example_shows_the_text_tested_here() -> None:
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     for page in pages:
         text = page.read_text()
         if "# file: booking.py\n" in text:
-            assert BOOKING in text, f"{page.name}: booking.py differs from {__file__}'s BOOKING"
-            assert COMMAND in text, f"{page.name}: the command differs from {__file__}'s"
-
-
-def test_unique_and_on_conflict_holds_on_every_interleaving(
-    pg_server: Server, booking: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    argv = ["--system", "booking:SYSTEM", "--store", "on-conflict", "--strategy", "exhaustive"]
-    assert explore(pg_server, *argv, "--out", "found") == 0
-    out = capsys.readouterr().out
-    # each INSERT ... ON CONFLICT is two steps; a second one waits for the first's commit
-    assert "exhaustive: all 4 distinct schedules explored, none violates (on-conflict" in out
+            for block in (BOOKING, COMMANDS, OUTPUT):
+                assert block in text, f"{page.name}: a block differs from {__file__}'s:\n{block}"
 
 
 def test_without_commit_steps_no_schedule_double_books(
@@ -206,7 +209,7 @@ def test_the_default_explorer_finds_a_job_claimed_twice(
     pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--system", "test_code_commits:JOBS", "--store", "limit-1", "--out", str(tmp_path)]
-    assert explore(pg_server, *argv) == 1
+    assert main(["explore", *argv, "--dsn", pg_server.conninfo()]) == 1
     out = capsys.readouterr().out
     assert "found 1 violation(s) (each claim is its worker's)" in out
     # w2's UPDATE waits on w1's uncommitted claim of job 1, then re-checks id = 1 only

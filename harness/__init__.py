@@ -23,7 +23,7 @@ installs it) pays for nothing but this file.
 
 >>> import racesim                                                    # doctest: +SKIP
 >>> scenario = racesim.load("scenarios/t0-t4-cron-wipes-user.toml")  # doctest: +SKIP
->>> outcome = racesim.execute(scenario.plan, "model")                # doctest: +SKIP
+>>> outcome = racesim.execute(scenario.plan, "model", system=scenario.system)  # doctest: +SKIP
 >>> outcome.checker.violations                                       # doctest: +SKIP
 []
 """

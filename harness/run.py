@@ -1,14 +1,15 @@
 """Running one schedule: a scenario file or a ``Plan``, executed and judged.
 
-A scenario file loads into a ``Scenario`` (its ``plan`` and what it expects of
-each store); ``execute`` runs a plan on one store of a system and returns its
-``Outcome`` (the ``History`` of events and the violations the checks found);
-``judge`` compares an outcome with the file's expectation::
+A scenario file loads into a ``Scenario`` (its ``plan``, its ``system`` and what
+it expects of each store); ``execute`` runs a plan on one store of a system (the
+reference system when none is given) and returns its ``Outcome`` (the ``History``
+of events and the violations the checks found); ``judge`` compares an outcome with
+the file's expectation::
 
     from racesim.run import execute, judge, load
 
     scenario = load("scenarios/t0-t4-cron-wipes-user.toml")
-    outcome = execute(scenario.plan, "model")
+    outcome = execute(scenario.plan, "model", system=scenario.system)
     print(judge(outcome, scenario.expect["model"]).summary)
 
 A plan built in Python is the same value a scenario file loads into::

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from spec_support import Target, target15
 
 import racesim.code as rc
 from racesim.cli.main import main
@@ -33,6 +34,7 @@ from racesim.runner import Prepared
 from racesim.system import System
 
 ROOT = Path(__file__).parent.parent
+__all__ = ["target15"]
 
 # -- the README's example, as written ----------------------------------------------
 
@@ -223,6 +225,32 @@ def test_skip_locked_holds_and_without_commit_steps_limit_1_holds(pg_server: Ser
     made = rc.system("jobs-whole", variants={"limit-1": claim}, commit_steps=False, **JOBS_GIVEN)
     result = _exhaustive(pg_server, made, "limit-1")
     assert result.complete and not result.found and result.explored == 2
+
+
+JOBS_WATCHED = rc.system(
+    "jobs-watched",
+    variants={"limit-1": claim},
+    watch_sql="SELECT id, worker FROM jobs ORDER BY id",
+    **JOBS_GIVEN,
+)
+
+
+def test_the_exported_spec_claims_a_job_twice_under_isolationtester(
+    target15: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["explore", "--system", "test_code_commits:JOBS_WATCHED", "--store", "limit-1"]
+    more = ["--strategy", "exhaustive", "--export-spec", "--out", str(tmp_path)]
+    assert main([*argv, *more, "--dsn", target15.dbs.server.conninfo()]) == 1
+    capsys.readouterr()
+    (spec,) = tmp_path.glob("*.spec")
+    text = spec.read_text()
+    assert "BEGIN; UPDATE jobs SET worker = " in text and "{ COMMIT; }" in text, text
+    status, output = target15.reference(spec)
+    assert status == 0, output.decode()
+    # isolationtester ends where racesim did: job 1 claimed by the second, job 2 free
+    last_watch = output.decode().rsplit("step watch", 1)[1]
+    assert re.search(r"^ +1\|w[12]\s*$", last_watch, re.M), last_watch
+    assert re.search(r"^ +2\|\s*$", last_watch, re.M), last_watch
 
 
 def _exhaustive(server: Server, system: System, store: str, reduce: bool = True) -> Any:

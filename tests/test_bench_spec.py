@@ -24,10 +24,35 @@ def few(tmp_path: Path) -> Path:
 def test_per_process_figure_runs_each_spec_as_a_program(few: Path) -> None:
     lines = bench_spec.run("local", repeat=1, folder=str(few), per_process=True)
     assert any("one process per spec" in line for line in lines)
+    assert any("byte-compiled as installed" in line for line in lines)
     rows = [line for line in lines if line.split()[:1] in (["nowait"], ["deadlock-simple"])]
     assert len(rows) == 2 and all(row.endswith("same") for row in rows)
-    assert "outputs identical on every spec" in lines[-1]
-    assert "ratio" in lines[-1] and "target <= 1.0" in lines[-1]
+    # reference, racesim, ratio, and racesim's in-process time beside them
+    assert all(len(row.split()) == 9 and row.split()[7] == "ms" for row in rows)
+    total, in_process = lines[-2:]
+    assert "outputs identical on every spec" in total
+    assert "ratio" in total and "target <= 1.0" in total
+    assert in_process.startswith("racesim in process: ") and "ms a spec" in in_process
+
+
+def test_racesim_programs_start_from_bytecode(few: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment that forbids writing bytecode still gets racesim as installed:
+    the programs the benchmark starts read and write theirs in a scratch folder."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    seen: list[dict[str, str]] = []
+    real = bench_spec._racesim_process
+
+    def spy(path: Path, env: dict[str, str]) -> tuple[float, bytes]:
+        seen.append(dict(env))
+        folder = Path(env["PYTHONPYCACHEPREFIX"])
+        result = real(path, env)
+        assert any(folder.rglob("spec/run*.pyc"))
+        return result
+
+    monkeypatch.setattr(bench_spec, "_racesim_process", spy)
+    bench_spec.run("local", repeat=1, folder=str(few), per_process=True)
+    assert seen and all("PYTHONDONTWRITEBYTECODE" not in env for env in seen)
+    assert not Path(seen[0]["PYTHONPYCACHEPREFIX"]).exists()  # removed afterwards
 
 
 def test_in_process_figure_is_still_the_default(few: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import psycopg
 import pytest
 
 from racesim.provision.binaries import BinariesNotFound, find_binaries
+from racesim.provision.connecting import Spare
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
 
@@ -115,3 +117,46 @@ def test_every_clone_strategy_works(server: Server, strategy: str) -> None:
         pytest.skip("STRATEGY needs PostgreSQL 15")
     with Databases(server, prepare, strategy=strategy) as dbs:  # type: ignore[arg-type]
         assert _rows(server, dbs.create()) == [(1, "seed")]
+
+
+def test_the_first_look_at_a_dsn_server_becomes_the_maintenance_connection(server: Server) -> None:
+    """The connection provide() opens to look at a server given by DSN is the one the
+    first Databases uses (one authentication less a run), and provide closes it."""
+    app = f"racesim_look_{os.getpid()}"
+    dsn = f"{server.conninfo()} application_name={app}"
+
+    with psycopg.connect(server.conninfo(), autocommit=True) as watch:
+
+        def backends() -> list[int]:
+            rows = watch.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app,)
+            ).fetchall()
+            return [pid for (pid,) in rows]
+
+        with provide("dsn", dsn) as given:
+            looked = backends()
+            assert len(looked) == 1
+            with Databases(given, None) as dbs:
+                name = dbs.create()
+                assert backends() == looked
+                assert name in _databases(server)
+        deadline = time.monotonic() + 5
+        while backends() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert backends() == []
+
+
+def test_a_spare_connection_is_handed_on_once(server: Server) -> None:
+    conn = psycopg.connect(server.conninfo(), autocommit=True)
+    spare = Spare(conn)
+    assert spare.take() is conn
+    assert spare.take() is None
+    spare.close()  # taken: not its to close
+    assert not conn.closed
+    conn.close()
+    closed = psycopg.connect(server.conninfo())
+    closed.close()
+    assert Spare(closed).take() is None
+    left = psycopg.connect(server.conninfo())
+    Spare(left).close()
+    assert left.closed

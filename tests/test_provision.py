@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -196,3 +198,26 @@ def test_dsn_choice_requires_a_dsn() -> None:
 def test_unknown_choice_is_an_input_error() -> None:
     with pytest.raises(InputError, match="--pg"), provide("cloud"):
         pass
+
+
+def test_a_server_given_by_dsn_loads_none_of_the_cluster_machinery(local: Server) -> None:
+    """Looking for binaries and starting clusters is code a run on a given server never
+    needs; a process that only connects does not load it (start-up time of
+    ``racesim run FILE.spec`` with RACESIM_DSN)."""
+    program = (
+        "import sys\n"
+        "from racesim.provision.provide import provide\n"
+        "with provide('dsn', sys.argv[1]) as server:\n"
+        "    assert server.source == 'dsn'\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('racesim.'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, local.conninfo()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = set(done.stdout.split())
+    assert "racesim.provision.provide" in loaded
+    assert not loaded & {"racesim.provision.binaries", "racesim.provision.cluster"}, loaded

@@ -8,11 +8,19 @@ started as a program per spec, as pg_isolation_regress starts it. The figure is
 racesim's total time over isolationtester's (target <= 0.7); each output is also
 compared, and a spec whose outputs differ is named.
 
-``--per-process`` measures each spec as a developer runs one from a shell: ``racesim
-run FILE.spec`` as a program of its own (interpreter, imports, its database made
-and dropped on the same server, given as ``RACESIM_DSN``) against ``createdb -T
-template0`` + ``isolationtester`` + ``dropdb``, three programs, as pg_regress makes
-the database isolationtester runs in (target <= 1.0).
+``--per-process`` measures each spec as a developer runs one from a shell, so each
+side pays for its own database: ``racesim run FILE.spec`` as a program of its own
+(interpreter, imports, its database made from ``template0`` and dropped, on the
+same server, given as ``RACESIM_DSN``) against ``createdb -T template0`` +
+``isolationtester`` + ``dropdb``, three programs, as pg_regress makes the database
+isolationtester runs in (target <= 1.0). Both reach the server the same way (libpq's
+``PG*`` variables, the same role and password). racesim runs as installed: its
+modules byte-compiled, as ``pip install`` leaves them (an untimed first run writes
+the bytecode to a scratch ``PYTHONPYCACHEPREFIX``; without it, an environment with
+``PYTHONDONTWRITEBYTECODE`` set would compile every module of an editable install on
+each start). Beside each row, the same spec run in the benchmark's own process
+(database made, spec run, database dropped, as ``racesim run`` does once started)
+shows how much of racesim's time is starting a program.
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from racesim.errors import InputError, ProvisionError
@@ -56,6 +66,17 @@ def _racesim(spec: Spec, dbs: Databases) -> tuple[float, bytes]:
         dbs.drop(name)
 
 
+def _racesim_started(spec: Spec, dbs: Databases) -> float:
+    """What ``racesim run FILE.spec`` does once started: a database made, the spec
+    run, the database dropped once its sessions left."""
+    from racesim.cli.spec import run_on
+
+    buf = io.BytesIO()
+    started = time.perf_counter()
+    run_on(spec, dbs, Sink(buf.write, buf.write), None)
+    return time.perf_counter() - started
+
+
 def _reference(tool: Path, path: Path, dbs: Databases) -> tuple[float, bytes]:
     name = dbs.create()
     try:
@@ -70,12 +91,24 @@ def _server_env(server: Server) -> dict[str, str]:
     """libpq's variables naming ``server`` (the password in PGPASSWORD, never on a
     command line), and RACESIM_DSN for racesim."""
     p = server.params
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "RACESIM_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PG", "RACESIM_")) and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env.update(PGHOST=p["host"], PGPORT=p["port"], PGUSER=p["user"], PGDATABASE=p["dbname"])
     if "password" in p:
         env["PGPASSWORD"] = p["password"]
     env["RACESIM_DSN"] = "postgresql://"
     return env
+
+
+@contextmanager
+def _bytecode(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """``env`` with a scratch folder for the bytecode racesim's programs write and
+    read (removed afterwards), so they start as an installed racesim does."""
+    with tempfile.TemporaryDirectory(prefix="racesim-bench-pyc-") as folder:
+        yield {**env, "PYTHONPYCACHEPREFIX": folder}
 
 
 def _racesim_program() -> list[str]:
@@ -153,18 +186,28 @@ def run(
             f"isolationtester {tool}"
         )
         if per_process:
-            env = _server_env(dbs.server)
             lines.append(
-                "createdb+isolationtester+dropdb, racesim run FILE.spec: one process per spec"
+                "createdb+isolationtester+dropdb, racesim run FILE.spec: one process per spec;"
+                " racesim byte-compiled as installed; 'in process': the same spec made, run"
+                " and dropped in this process"
             )
-            return lines + _table(
-                paths,
-                rounds,
-                lambda path: _reference_process(tool, path, env),
-                lambda path: _racesim_process(path, env),
-                "reference",
-                PER_PROCESS_TARGET,
-            )
+            loaded = dict(zip(paths, specs, strict=True))
+            # In process, databases are made as racesim run makes them on a server
+            # given by DSN (the server's own clone strategy).
+            with (
+                _bytecode(_server_env(dbs.server)) as env,
+                Databases(dbs.server, None, label="racesim_spec", strategy="default") as own,
+            ):
+                _racesim_process(paths[0], env)  # writes the bytecode; not measured
+                return lines + _table(
+                    paths,
+                    rounds,
+                    lambda path: _reference_process(tool, path, env),
+                    lambda path: _racesim_process(path, env),
+                    "reference",
+                    PER_PROCESS_TARGET,
+                    started=lambda path: _racesim_started(loaded[path], own),
+                )
         loaded = dict(zip(paths, specs, strict=True))
         return lines + _table(
             paths,
@@ -183,13 +226,17 @@ def _table(
     ours: Callable[[Path], tuple[float, bytes]],
     baseline: str,
     target: float,
+    *,
+    started: Callable[[Path], float] | None = None,
 ) -> list[str]:
-    """A row per spec (best of ``rounds``, the two sides in turn) and the total's ratio."""
-    lines = [f"{'spec':<28} {baseline:>16} {'racesim':>10} {'ratio':>7}  output"]
-    total_ref = total_ours = 0.0
+    """A row per spec (best of ``rounds``, the two sides in turn) and the total's ratio;
+    with ``started``, racesim's in-process time of each spec beside it."""
+    head = f"{'spec':<28} {baseline:>16} {'racesim':>10} {'ratio':>7}"
+    lines = [head + (f" {'in process':>13}" if started else "") + "  output"]
+    total_ref = total_ours = total_in = 0.0
     differ: list[str] = []
     for path in paths:
-        ref_times, our_times = [], []
+        ref_times, our_times, in_times = [], [], []
         same = True
         for k in range(rounds):
             if k % 2 == 0:
@@ -198,6 +245,8 @@ def _table(
             else:
                 t_ours, out_ours = ours(path)
                 t_ref, out_ref = reference(path)
+            if started is not None:
+                in_times.append(started(path))
             ref_times.append(t_ref)
             our_times.append(t_ours)
             same = same and out_ref == out_ours
@@ -206,10 +255,14 @@ def _table(
         total_ours += best_ours
         if not same:
             differ.append(path.stem)
-        lines.append(
+        row = (
             f"{path.stem:<28} {best_ref * 1000:>13.1f} ms {best_ours * 1000:>7.1f} ms "
-            f"{best_ours / best_ref:>7.2f}  {'same' if same else 'DIFFERS'}"
+            f"{best_ours / best_ref:>7.2f}"
         )
+        if in_times:
+            total_in += min(in_times)
+            row += f" {min(in_times) * 1000:>10.1f} ms"
+        lines.append(f"{row}  {'same' if same else 'DIFFERS'}")
     ratio = total_ours / total_ref
     verdict = "met" if ratio <= target else "NOT met"
     lines.append(
@@ -217,4 +270,10 @@ def _table(
         f" (target <= {target}: {verdict}); outputs "
         + ("identical on every spec" if not differ else f"differ on {', '.join(differ)}")
     )
+    if started is not None:
+        start_ms = (total_ours - total_in) / len(paths) * 1000
+        lines.append(
+            f"racesim in process: {total_in:.2f} s (ratio {total_in / total_ref:.2f}); starting"
+            f" racesim (interpreter, imports, connecting) costs the rest, {start_ms:.0f} ms a spec"
+        )
     return lines

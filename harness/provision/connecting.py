@@ -23,12 +23,13 @@ Example::
 
 from __future__ import annotations
 
+import threading
 import traceback
 from typing import Any
 
 import psycopg
 
-__all__ = ["connect"]
+__all__ = ["Spare", "connect"]
 
 
 def connect(
@@ -43,3 +44,28 @@ def connect(
         # clearing their variables closes it now. The traceback itself stays whole.
         traceback.clear_frames(exc.__traceback__)
         raise
+
+
+class Spare:
+    """An open connection handed on once: whoever opened it for a look at the server
+    (its version, its role's rights) leaves it here, and the first that needs a
+    maintenance connection to the same database takes it instead of opening its own
+    (one authentication less). The owner closes it if no one took it."""
+
+    def __init__(self, conn: psycopg.Connection[Any] | None = None) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def take(self) -> psycopg.Connection[Any] | None:
+        """The connection (at most once), or None when there is none or it closed."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is None or conn.closed:
+            return None
+        return conn
+
+    def close(self) -> None:
+        """Close the connection if no one took it."""
+        conn = self.take()
+        if conn is not None:
+            conn.close()

@@ -138,26 +138,42 @@ class Databases:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = connect(self.server.conninfo(), autocommit=True)
+            # The connection provide() opened to look at the server, if still unused
+            # (one authentication less), else a new one.
+            self._conn = self.server.spare.take() or connect(
+                self.server.conninfo(), autocommit=True
+            )
             # The lease: held as long as this instance's session lives, so another
-            # racesim can tell our databases from those of a process that died.
-            self._conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LEASE, self._prefix))
+            # racesim can tell our databases from those of a process that died. The
+            # first time, the same round trip lists the databases to look at.
+            row = self._conn.execute(
+                "SELECT CASE WHEN %s THEN array(SELECT datname FROM pg_database"
+                " WHERE datname ~ %s ORDER BY datname) END"
+                " FROM (SELECT pg_advisory_lock(%s, hashtext(%s))) AS lease",
+                (not self._reaped, _OURS_SQL, LEASE, self._prefix),
+            ).fetchone()
             if not self._reaped:
                 self._reaped = True
-                self.reap_stale(self._conn)
+                self.reap_stale(self._conn, row[0] if row is not None else None)
         return self._conn
 
-    def reap_stale(self, conn: psycopg.Connection[Any]) -> list[str]:
-        """Drop databases left by racesim processes that died without cleaning up.
+    def reap_stale(
+        self, conn: psycopg.Connection[Any], names: list[str] | None = None
+    ) -> list[str]:
+        """Drop databases left by racesim processes that died without cleaning up
+        (``names``: racesim's databases on the server, when already listed).
 
         A database belongs to a live racesim while its owner's lease (a session
         advisory lock) is held; a lease we can take ourselves has no owner left.
         """
-        rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname ~ %s ORDER BY datname", (_OURS_SQL,)
-        ).fetchall()
+        if names is None:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname ~ %s ORDER BY datname",
+                (_OURS_SQL,),
+            ).fetchall()
+            names = [name for (name,) in rows]
         owners: dict[str, list[str]] = {}
-        for (name,) in rows:
+        for name in names:
             m = _OURS.match(name)
             if m and m.group("prefix") != self._prefix:
                 owners.setdefault(m.group("prefix"), []).append(name)

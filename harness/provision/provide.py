@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -33,7 +33,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from racesim import config
 from racesim.errors import InputError, ProvisionError
 from racesim.provision import connecting
-from racesim.provision.binaries import Search, VersionNotFound, find_binaries
+from racesim.provision.connecting import Spare
 from racesim.provision.masking import (
     MASK,
     SECRET_KEYS,
@@ -43,6 +43,9 @@ from racesim.provision.masking import (
     remember,
 )
 from racesim.provision.privileges import cannot_set_note, may_set
+
+if TYPE_CHECKING:  # the binaries are looked for only when racesim starts its own cluster
+    from racesim.provision.binaries import Search
 
 __all__ = [
     "CHOICES",
@@ -89,6 +92,10 @@ class Server:
     """Restart the server in place (racesim's own local cluster only)."""
     notes: tuple[str, ...] = ()
     """Lines to tell the user once (e.g. a setting the DSN's role may not change)."""
+    spare: Spare = field(default_factory=Spare, compare=False, repr=False)
+    """The connection :func:`provide` opened to look at a server given by DSN, left
+    open (autocommit, to the maintenance database) for the first
+    :class:`~racesim.provision.databases.Databases` to take."""
 
     def conninfo(self, dbname: str | None = None) -> str:
         """Full conninfo (may contain a password): for connecting, never for printing."""
@@ -155,7 +162,11 @@ def provide(
             "or set RACESIM_DSN"
         )
     if choice in ("auto", "dsn") and dsn is not None:
-        yield _from_dsn(dsn, origin)
+        server = _from_dsn(dsn, origin)
+        try:
+            yield server
+        finally:
+            server.spare.close()
         return
 
     attempts: list[tuple[str, Callable[[], AbstractContextManager[Server]]]] = []
@@ -168,6 +179,8 @@ def provide(
         failures.append("dsn: no --dsn given and RACESIM_DSN is not set")
     with ExitStack() as stack:
         for name, attempt in attempts:
+            from racesim.provision.binaries import VersionNotFound
+
             try:
                 server = stack.enter_context(attempt())
             except VersionNotFound as exc:
@@ -231,20 +244,32 @@ def _from_dsn(dsn: str, origin: str) -> Server:
         ) from None
     remember(params)
     try:
-        with connect(make_conninfo(**params), connect_timeout=10) as conn:
-            version = conn.info.server_version // 10000
-            # Pin what libpq defaulted (user, dbname, socket dir) so every later
-            # connection reaches the same place.
-            info = conn.info
-            params.update(host=info.host, port=str(info.port), user=info.user, dbname=info.dbname)
-            notes = _notes(conn)
+        conn = connect(make_conninfo(**params), connect_timeout=10, autocommit=True)
     except psycopg.OperationalError as exc:
-        raise ProvisionError(
-            f"{origin}: cannot connect to {masked_conninfo(make_conninfo(**params))}: "
-            f"{' '.join(mask_dsn(str(exc)).split())}; "
-            f"fix: check the server is up and {origin} is right"
-        ) from None
-    return Server(source="dsn", params=params, version=version, notes=notes)
+        raise _cannot_connect(origin, params, exc) from None
+    try:
+        version = conn.info.server_version // 10000
+        # Pin what libpq defaulted (user, dbname, socket dir) so every later
+        # connection reaches the same place.
+        info = conn.info
+        params.update(host=info.host, port=str(info.port), user=info.user, dbname=info.dbname)
+        notes = _notes(conn)
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, psycopg.OperationalError):
+            raise _cannot_connect(origin, params, exc) from None
+        raise
+    return Server(source="dsn", params=params, version=version, notes=notes, spare=Spare(conn))
+
+
+def _cannot_connect(
+    origin: str, params: dict[str, str], exc: psycopg.OperationalError
+) -> ProvisionError:
+    return ProvisionError(
+        f"{origin}: cannot connect to {masked_conninfo(make_conninfo(**params))}: "
+        f"{' '.join(mask_dsn(str(exc)).split())}; "
+        f"fix: check the server is up and {origin} is right"
+    )
 
 
 def _notes(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
@@ -259,7 +284,8 @@ def _notes(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
 @contextmanager
 def local_cluster(prefer: str | None = None, *, search: Search | None = None) -> Iterator[Server]:
     """A throwaway local cluster as a :class:`Server` (``prefer``: which binaries)."""
-    from racesim.provision.cluster import Cluster  # not loaded for a server given by DSN
+    from racesim.provision.binaries import find_binaries  # not loaded for a server given by DSN
+    from racesim.provision.cluster import Cluster
 
     binaries = find_binaries(prefer or "auto", search=search)
     with Cluster(binaries) as cluster:

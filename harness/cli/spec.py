@@ -16,12 +16,12 @@ from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
 from racesim.report.text import Reporter, byte_writer
 from racesim.spec.databases import spec_databases as spec_databases
-from racesim.spec.history import Recorder
 from racesim.spec.parse import Spec, load
 from racesim.spec.run import Sink, SpecAborted, run_spec
 
 if TYPE_CHECKING:  # the rest loads only when asked for (--html, --expected)
     from racesim.report.view import RunView
+    from racesim.spec.history import Recorder
 
 __all__ = ["cmd_run_spec", "is_spec", "spec_databases"]
 
@@ -139,7 +139,11 @@ def cmd_run_spec(args: argparse.Namespace, reporter: Reporter) -> int:
         for spec in specs:
             rendered = args.json or args.format == "timeline"
             shown = reporter.view if rendered and expected is None else None
-            recorder = Recorder(spec.path, shown) if page is not None or shown else None
+            recorder: Recorder | None = None
+            if page is not None or shown:  # events are recorded only for these
+                from racesim.spec.history import Recorder
+
+                recorder = Recorder(spec.path, shown)
             if expected is not None:
                 bad, completed = _compare(
                     spec, dbs, timeout, expected, args.expected, reporter, recorder

@@ -462,3 +462,33 @@ def test_what_changes_data() -> None:
         "INSERT INTO",
     ):
         assert not changes_data(sql), sql
+
+
+SAVED_WHOLE = """
+system = "code_bank:ROLES"
+name = "saved when each autocommit statement was one step"
+stores = ["autocommit"]
+schedule = ["T+0 alice: s1", "T+1 auditor: s1", "T+2 alice: s2"]
+
+[actors]
+alice = { program = "pay", args = [1, 2, 30], statements = [
+  "UPDATE accounts SET balance = balance + 30 WHERE id = 2",
+  "UPDATE accounts SET balance = balance - 30 WHERE id = 1",
+] }
+auditor = { program = "audit", args = [], statements = ["SELECT sum(balance) FROM accounts"] }
+
+[expect]
+autocommit = { breaks = "audit sees whole transfers", at = "T+2" }
+"""
+
+
+def test_a_run_saved_with_whole_statements_replays_as_saved(
+    pg_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "saved.toml"
+    path.write_text(SAVED_WHOLE)
+    argv = ["run", str(path), "--system", "code_bank:ROLES", "--dsn", pg_server.conninfo()]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "breaks audit sees whole transfers at T+2, as expected" in out, out
+    assert "BEGIN;" not in out, out

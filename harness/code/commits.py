@@ -50,7 +50,8 @@ _LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)+", re.DOTALL)
 
 def apart(conn: Any, gen: Any, text: str) -> bool:
     """Whether the statement ``conn.wait(gen)`` is about to send (``text``) runs as
-    itself and then its commit, as two steps."""
+    itself and then its commit, as two steps. A replay of a run saved with the
+    statement as one step (before racesim split them) runs it as saved."""
     return (
         getattr(conn, "_racesim_commit_steps", False)
         and conn.autocommit
@@ -58,7 +59,14 @@ def apart(conn: Any, gen: Any, text: str) -> bool:
         and conn._pipeline is None
         and getattr(getattr(gen, "gi_code", None), "co_name", "") == "_execute_gen"
         and changes_data(text)
+        and not _saved_whole(conn, text)
     )
+
+
+def _saved_whole(conn: Any, text: str) -> bool:
+    saved: tuple[str, ...] | None = getattr(conn, "_racesim_saved", None)
+    at = conn._racesim_run.count  # the statements sent before this one
+    return saved is not None and at < len(saved) and saved[at] == text
 
 
 @lru_cache(maxsize=4096)

@@ -84,16 +84,25 @@ class FunctionStore:
         """(saved, sent) when a replay's function no longer sends the statements saved."""
         weakref.finalize(self, _stop, self.run)
 
-    def start(self, role: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-        """Start the role's function with these arguments on a gated connection."""
+    def start(
+        self,
+        role: str,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        saved: tuple[str, ...] | None = None,
+    ) -> None:
+        """Start the role's function with these arguments on a gated connection
+        (``saved``: the statements a replay's run sent, racesim.code.commits.apart)."""
         fn = self.functions[role]
         if inspect.iscoroutinefunction(fn):
             conn = gated_async(self.session, self.run, self.autocommit, self.commit_steps)
+            conn._racesim_saved = saved  # type: ignore[attr-defined]
             self.conn = conn
             self._watch_lasting()
             self.run.start(lambda: asyncio.run(fn(conn, *args, **kwargs)))
             return
         sync = gated(self.session, self.run, self.autocommit, self.commit_steps)
+        sync._racesim_saved = saved  # type: ignore[attr-defined]
         self.conn = sync
         self._watch_lasting()
         given: Any = sync if self.gives == "connection" else _engine(sync)
@@ -163,7 +172,7 @@ def program(role: str, opened: dict[str, FunctionStore]) -> Callable[[RunContext
         args = tuple(ctx.options.get("args", ()))
         kwargs = dict(ctx.options.get("kwargs", {}))
         saved = ctx.options.get("statements")
-        store.start(role, args, kwargs)
+        store.start(role, args, kwargs, None if saved is None else tuple(saved))
         run = store.run
         sent: list[str] = []
         while (statement := run.next_statement()) is not None:

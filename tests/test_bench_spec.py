@@ -64,3 +64,9 @@ def test_per_process_outside_bench_spec_is_refused(capsys: pytest.CaptureFixture
     assert main(["bench", "engine", "--per-process"]) == 2
     err = capsys.readouterr().err
     assert "--per-process: only bench spec" in err and len(err.strip().splitlines()) == 1
+
+
+def test_in_process_rows_drop_as_racesim_run_drops() -> None:
+    from racesim.cli import spec as cli_spec
+
+    assert bench_spec.SETTLE == cli_spec.SETTLE

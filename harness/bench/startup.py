@@ -41,7 +41,6 @@ from racesim.provision.cluster import (
     SUPERUSER,
     Cluster,
     ServerUser,
-    copy_tree,
     run_root,
     server_env,
     server_user,
@@ -241,3 +240,15 @@ def _fresh_databases(
                 base.append((time.perf_counter() - start) * 1000)
                 conn.execute(sql.SQL("DROP DATABASE {}").format(name))
     return ours, base
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy a data directory keeping owners and modes (``cp -a``)."""
+    cp = shutil.which("cp")
+    if cp is not None:
+        subprocess.run([cp, "-a", str(source), str(target)], check=True)
+        return
+    shutil.copytree(source, target, symlinks=True)
+    st = source.stat()
+    for path in [target, *target.rglob("*")]:
+        os.lchown(path, st.st_uid, st.st_gid)

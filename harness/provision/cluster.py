@@ -36,18 +36,15 @@ synchronous_commit, full_page_writes); it is disposable.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -60,7 +57,9 @@ from racesim.errors import ProvisionError
 from racesim.provision import cache, cleanup, connecting, paths
 from racesim.provision.account import SUPERUSER, ServerUser, server_env, server_user
 from racesim.provision.binaries import Binaries, find_binaries
+from racesim.provision.bincopy import usable_binaries
 from racesim.provision.cache import cache_root
+from racesim.provision.initdb import scram_verifier
 from racesim.provision.masking import remember
 from racesim.provision.paths import run_root
 
@@ -72,7 +71,6 @@ __all__ = [
     "Cluster",
     "ServerUser",
     "cache_root",
-    "copy_tree",
     "run_root",
     "server_env",
     "server_user",
@@ -270,7 +268,7 @@ class Cluster:
             run.chmod(0o711)  # the server user may pass through, never rename inside
         self.cache_dir = cache.ensure_root(self.cache_dir, self.user)
         held = self._holds.enter_context(cache.hold(self.cache_dir))
-        self.binaries = cache.usable_binaries(self.binaries, self.user, self.cache_dir, held=held)
+        self.binaries = usable_binaries(self.binaries, self.user, self.cache_dir, held=held)
         entry, self.initdb_ran = cache.data_entry(
             self.binaries, self.user, self.cache_dir, held=held
         )
@@ -312,7 +310,7 @@ class Cluster:
                 cwd=self.data_dir,
                 env=server_env(),
                 start_new_session=True,  # Ctrl-C goes to racesim, which stops us in order
-                preexec_fn=_pdeathsig_preexec() if self.use_janitor else None,
+                preexec_fn=cleanup.parent_death_preexec() if self.use_janitor else None,
                 user=self.user.run_uid,
                 group=self.user.run_gid,
                 extra_groups=self.user.run_groups,
@@ -326,7 +324,7 @@ class Cluster:
         remember({"password": password})
         conn.execute(
             sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                sql.Identifier(SUPERUSER), sql.Literal(cache.scram_verifier(password))
+                sql.Identifier(SUPERUSER), sql.Literal(scram_verifier(password))
             )
         )
         self._password = password
@@ -378,44 +376,3 @@ def _stop_all() -> None:
     # Clusters not used as context managers still go away on a normal interpreter exit.
     for cluster in list(_running):
         cluster.stop()
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A preexec_fn asking the kernel to SIGQUIT the postmaster when racesim dies.
-
-    The signal fires when the *thread* that forked exits, so it is used only from the
-    main thread. CPython runs preexec_fn after the uid switch, which matters:
-    changing credentials clears the setting.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGQUIT), 0, 0, 0)
-        if os.getppid() != parent:  # racesim died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-def copy_tree(source: Path, target: Path) -> None:
-    """Copy a data directory keeping owners and modes (``cp -a``)."""
-    cp = shutil.which("cp")
-    if cp is not None:
-        subprocess.run([cp, "-a", str(source), str(target)], check=True)
-        return
-    shutil.copytree(source, target, symlinks=True)
-    st = source.stat()
-    for path in [target, *target.rglob("*")]:
-        os.lchown(path, st.st_uid, st.st_gid)

@@ -16,7 +16,9 @@ never leaves that window open, so racesim runs such a statement as two steps:
 The function sees what autocommit gives it: ``execute`` returns once the commit is
 done, with the statement's rows and status; it raises the statement's error, or the
 commit's (a deferred constraint), after the commit step. Each such statement adds one
-step to a run, no more.
+step to a run, no more. For the search's reduction (racesim.code.reduce) the first step
+is a statement inside a transaction and the commit step writes everything the
+statement read or wrote, so it is ordered against every step touching those tables.
 
 Only a single ``INSERT``, ``UPDATE``, ``DELETE`` or ``MERGE`` (or a ``WITH`` holding
 one) sent by ``execute`` outside a transaction block and outside a pipeline is split:
@@ -24,7 +26,8 @@ never a statement that cannot run in a transaction block (``VACUUM``, ``CREATE I
 CONCURRENTLY``), a ``CALL``, a ``COPY``, an ``executemany``, a ``stream()``, a
 ``SELECT`` (a function it calls may write: racesim cannot tell), or a string of
 several statements. ``racesim.code.system(..., commit_steps=False)`` runs every
-statement to its commit in one step, as before.
+statement to its commit in one step (the window is then never tried), and a replay
+of a run saved with a statement as one step runs it as saved.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from racesim.engine import loop
+from racesim.engine import waits
 from racesim.engine.loop import execute
 from racesim.model.history import Event
 from racesim.model.plan import Actor, Plan, Step
@@ -38,14 +38,14 @@ def summary(events: list[Event]) -> list[tuple[Any, ...]]:
 def slow_observation(monkeypatch: pytest.MonkeyPatch, delay: float) -> None:
     """Every look at whether b's step waits comes ``delay`` seconds late: longer than
     the 20 ms after which the server's deadlock check ends b's wait."""
-    original = loop.Engine._is_blocked
+    original = waits.Monitor.is_blocked
 
-    def late(self: loop.Engine, run: Any) -> bool:
+    def late(self: waits.Monitor, run: Any) -> bool:
         if run.actor.name == "b":
             time.sleep(delay)
         return original(self, run)
 
-    monkeypatch.setattr(loop.Engine, "_is_blocked", late)
+    monkeypatch.setattr(waits.Monitor, "is_blocked", late)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,18 @@
+"""How the engine runs a plan: what it checks, and its bounds on waiting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Options:
+    stop_at_first: bool = False
+    compare_model: bool = True
+    """Run the system's model beside a variant that follows it, and check that they agree."""
+    wait_bound: float = 2.0
+    """Seconds a waiting step may stay blocked when nothing else can run any more."""
+    step_bound: float = 10.0
+    """Seconds any one step may take before the harness cancels it."""
+    poll: float = 0.001
+    """How often a running step is looked at (seconds); bounds blocked-step detection."""

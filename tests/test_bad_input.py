@@ -17,7 +17,7 @@ import pytest
 
 from racesim.cli.main import main
 from racesim.errors import InputError
-from racesim.formats.scenario import MAX_BYTES, load
+from racesim.formats.scenario import MAX_BYTES, load, parse
 
 BAD = Path(__file__).parent / "bad_scenarios"
 EXPECTED = dict(
@@ -348,3 +348,16 @@ def test_too_many_actors_is_one_line(capsys: pytest.CaptureFixture[str]) -> None
         f"{path}:265: 260 actors, more than 64 (each holds a PostgreSQL session of its own);"
         " split the scenario"
     ]
+
+
+@pytest.mark.parametrize(("system", "program"), [(None, "cron"), ("jobqueue", "producer")])
+def test_the_fix_for_a_missing_or_bad_actor_names_a_program_of_the_system(
+    system: str | None, program: str
+) -> None:
+    """The example in the fix is a program the scenario's system has, not the reference's."""
+    for text, line in (('name = "x"\n', 1), ("[actors]\na = 3\n", 2)):
+        with pytest.raises(InputError) as caught:
+            parse(text, "x.toml", system)
+        first = caught.value.problems[0]
+        assert first.startswith(f"x.toml:{line}: "), first
+        assert f'program = "{program}" }}' in first, first

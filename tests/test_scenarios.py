@@ -12,7 +12,6 @@ from racesim.engine.loop import Options
 from racesim.formats.scenario import load
 from racesim.provision.databases import Databases
 from racesim.runner import Prepared, run_one
-from racesim.system import resolve
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.toml"))
 CASES = [(p, store) for p in SCENARIOS for store in load(p).stores]
@@ -24,7 +23,7 @@ def test_scenario_meets_its_expectation(
     path: Path, store: str, version: int, prepared_of: Callable[[int], Prepared]
 ) -> None:
     scenario = load(path)
-    dbs = prepared_of(version).for_system(resolve(scenario.system))
+    dbs = prepared_of(version).for_system(scenario.system)
     assert dbs.server.version == version
     result = run_one(scenario, store, dbs, Options())
     assert result.verdict.matches, result.verdict.summary

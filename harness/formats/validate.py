@@ -99,6 +99,8 @@ class Validator:
         self.lines = lines
         self.system = system
         self.names = system.variant_names
+        self.example = next(iter(system.programs), "PROGRAM")
+        """A program of the system, for the examples in messages."""
         self.problems: list[Problem] = []
 
     def bad(self, line: int, message: str) -> None:
@@ -148,7 +150,8 @@ class Validator:
 
     def actors(self, value: Any) -> list[Actor]:
         if value is None:
-            self.bad(1, 'no [actors] table; add one, e.g. [actors] user = { program = "refresh" }')
+            example = f'[actors] a = {{ program = "{self.example}" }}'
+            self.bad(1, f"no [actors] table; add one, e.g. {example}")
             return []
         if not isinstance(value, dict) or not value:
             self.bad(self.lines.key("actors"), "actors must be a table of name = { program = ... }")
@@ -168,7 +171,8 @@ class Validator:
                 )
                 continue
             if not isinstance(spec, dict):
-                self.bad(line, f'actor {name} must be a table: {name} = {{ program = "cron" }}')
+                example = f'{name} = {{ program = "{self.example}" }}'
+                self.bad(line, f"actor {name} must be a table: {example}")
                 continue
             actor = self.actor(name, spec, line)
             if actor:

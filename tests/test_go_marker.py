@@ -1,9 +1,9 @@
 """The reference system's marker in Go with pgx (examples/go-marker), raced through
 racesim's proxy: the T+0..T+4 wipe is found in the Go code on the legacy flag, and
-every interleaving holds on the owner token. The README's "Racing any language"
-section runs here as written: each ``$`` line in a shell, ``echo $?`` showing the
-status of the line before it, and each line shown after a command among its output
-in that order (a shown line ending in ``...`` matches any line it starts)."""
+every interleaving holds on the owner token. The "Racing any language" section of
+docs/racing-any-language.md runs here as written: each ``$`` line in a shell, ``echo
+$?`` showing the status of the line before it, and each line shown after a command
+among its output in that order (a shown line ending in ``...`` matches any line it starts)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,17 @@ from toolchains import ROOT, go_marker
 
 from racesim.provision.provide import Server
 
+PAGE = "docs/racing-any-language.md"
 SECTION = "## Racing any language"
 
 
 def _section() -> list[tuple[str, list[str]]]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / PAGE).read_text(encoding="utf-8")
     start = text.index(SECTION)
     end = text.find("\n## ", start + len(SECTION))
     body = text[start : end if end != -1 else len(text)]
     blocks = re.findall(r"^```console\n(.*?)^```", body, re.MULTILINE | re.DOTALL)
-    assert blocks, f"README.md: {SECTION} has no console block"
+    assert blocks, f"{PAGE}: {SECTION} has no console block"
     steps: list[tuple[str, list[str]]] = []
     for block in blocks:
         for line in block.splitlines():
@@ -43,7 +44,7 @@ def _matches(shown: str, printed: str) -> bool:
     return printed == shown
 
 
-def test_readme_go_section_runs_as_written(tmp_path: Path, pg_server: Server) -> None:
+def test_the_go_section_runs_as_written(tmp_path: Path, pg_server: Server) -> None:
     go_marker()
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     racesim = f"{sys.executable} -m racesim.cli.main"
@@ -67,7 +68,7 @@ def test_readme_go_section_runs_as_written(tmp_path: Path, pg_server: Server) ->
         lines = iter(line.rstrip() for line in printed.splitlines())
         for want in (s for s in shown if s.strip()):
             assert any(_matches(want, got) for got in lines), (
-                f"README.md {SECTION}: `{command}` did not print, in this order:\n{want}\n"
+                f"{PAGE} {SECTION}: `{command}` did not print, in this order:\n{want}\n"
                 f"it printed:\n{printed}"
             )
     assert list((tmp_path / "found").glob("legacy-no-foreign-clear-*.toml"))

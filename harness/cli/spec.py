@@ -271,7 +271,8 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
     """``racesim explore FILE.spec``: search interleavings for a broken SQL invariant."""
     from racesim.errors import EXIT_FLAKY
     from racesim.formats.writer import save
-    from racesim.spec.explore import Search, companion, load_invariants
+    from racesim.spec.explore import Search
+    from racesim.spec.invariants import companion, load_invariants
 
     args = _explore_parser().parse_args(argv)
     problems = []

@@ -16,7 +16,7 @@ from racesim.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_OK
 from racesim.explore.run import ExploreOptions, explore
 from racesim.report.text import Reporter
 from racesim.runner import databases
-from racesim.spec.explore import companion
+from racesim.spec.invariants import companion
 from racesim.spec.system import PREFIX, STORE
 from racesim.system import resolve
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from racesim.errors import InputError
+from racesim.spec.scan import Token, describe, quote_name, scan, sql_block
 
 __all__ = [
     "MAX_PERMUTATIONS",
@@ -52,10 +53,6 @@ MAX_SPEC_BYTES = 4 * 1024 * 1024
 """Bigger files are refused: no real spec comes near it."""
 MAX_PERMUTATIONS = 20_000
 """A spec without permutation lines runs every interleaving; beyond this many it is refused."""
-
-KEYWORDS = ("notices", "permutation", "session", "setup", "step", "teardown")
-_SPACE = " \t\r\f"
-_PUNCT = ",()*"
 
 
 @dataclass(frozen=True)
@@ -178,27 +175,6 @@ def _next_order(seq: list[int]) -> bool:
     return True
 
 
-def quote_name(name: str) -> str:
-    """``name`` as a spec writes it: bare when it is a plain identifier, else quoted."""
-    plain = (
-        name
-        and name not in KEYWORDS
-        and _ident_start(name[0])
-        and all(_ident_char(c) for c in name[1:])
-    )
-    return name if plain else '"' + name.replace('"', '""') + '"'
-
-
-def sql_block(
-    sql: str, what: str = "an SQL text", fix: str = "avoid } in SQL", *, lines: bool = False
-) -> str:
-    """``sql`` as a spec writes it, ``{ sql }`` (with ``lines``, ``{``, the SQL and ``}``
-    on lines of their own); InputError when it holds ``}``, which ends a block."""
-    if "}" in sql:
-        raise InputError(f"{what} holds '}}', which no .spec block can hold; fix: {fix}")
-    return "{\n" + sql + "\n}" if lines else "{ " + sql + " }"
-
-
 def load(path: str | Path) -> Spec:
     """Read and check one ``.spec`` file; :class:`InputError` lists every problem."""
     p = Path(path)
@@ -217,135 +193,32 @@ def load(path: str | Path) -> Spec:
     return parse_text(data.decode("utf-8", "surrogateescape"), str(p))
 
 
-def _ident_start(c: str) -> bool:
-    return (c.isascii() and (c.isalpha() or c == "_")) or ord(c) >= 0x80
-
-
-def _ident_char(c: str) -> bool:
-    return _ident_start(c) or (c.isdigit() and c.isascii()) or c == "$"
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # keyword text, "name", "sql", "int", a punctuation char, or "end"
-    value: str
-    line: int
-
-
-def _describe(tok: _Token) -> str:
-    if tok.kind == "end":
-        return "the end of the file"
-    if tok.kind == "sql":
-        return "an SQL block"
-    if tok.kind == "name":
-        return f"name {tok.value!r}"
-    if tok.kind == "int":
-        return f"number {tok.value}"
-    return repr(tok.value)
-
-
-def _scan(text: str, path: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    i, line, n = 0, 1, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\n":
-            line += 1
-            i += 1
-        elif c in _SPACE:
-            i += 1
-        elif c == "#":
-            while i < n and text[i] not in "\n\r":
-                i += 1
-        elif c == '"':
-            start, buf = line, []
-            i += 1
-            while True:
-                if i >= n:
-                    raise InputError(
-                        f'{path}:{start}: unterminated quoted name; fix: close it with "'
-                    )
-                ch = text[i]
-                if ch == "\n":
-                    raise InputError(
-                        f"{path}:{start}: newline in a quoted name; fix: close the quote on the same line"
-                    )
-                if ch == '"':
-                    if text.startswith('""', i):
-                        buf.append('"')
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                buf.append(ch)
-                i += 1
-            tokens.append(_Token("name", "".join(buf), start))
-        elif c == "{":
-            start = line
-            i += 1
-            while i < n and text[i] in _SPACE:
-                i += 1
-            end = text.find("}", i)
-            if end < 0:
-                raise InputError(
-                    f"{path}:{start}: unterminated SQL block; fix: close it with }} (an SQL "
-                    "block cannot hold a }, isolationtester ends it at the first one)"
-                )
-            body = text[i:end].rstrip(_SPACE)
-            line += text.count("\n", i, end)
-            tokens.append(_Token("sql", body, start))
-            i = end + 1
-        elif c.isascii() and c.isdigit():
-            j = i
-            while j < n and text[j].isascii() and text[j].isdigit():
-                j += 1
-            tokens.append(_Token("int", text[i:j], line))
-            i = j
-        elif _ident_start(c):
-            j = i + 1
-            while j < n and _ident_char(text[j]):
-                j += 1
-            word = text[i:j]
-            tokens.append(_Token(word if word in KEYWORDS else "name", word, line))
-            i = j
-        elif c in _PUNCT:
-            tokens.append(_Token(c, c, line))
-            i += 1
-        else:
-            raise InputError(
-                f"{path}:{line}: unexpected character {c!r}; fix: names are identifiers or "
-                '"quoted", SQL goes inside { }'
-            )
-    tokens.append(_Token("end", "", line))
-    return tokens
-
-
 class _Parser:
-    def __init__(self, tokens: list[_Token], path: str) -> None:
+    def __init__(self, tokens: list[Token], path: str) -> None:
         self.tokens = tokens
         self.pos = 0
         self.path = path
 
-    def peek(self) -> _Token:
+    def peek(self) -> Token:
         return self.tokens[self.pos]
 
-    def take(self, kind: str, what: str) -> _Token:
+    def take(self, kind: str, what: str) -> Token:
         tok = self.peek()
         if tok.kind != kind:
             raise InputError(
-                f"{self.path}:{tok.line}: syntax error: expected {what}, found {_describe(tok)}"
+                f"{self.path}:{tok.line}: syntax error: expected {what}, found {describe(tok)}"
                 f"; fix: {_FIXES.get(kind, 'see the spec grammar in docs/isolation-specs.md of racesim')}"
             )
         self.pos += 1
         return tok
 
-    def accept(self, kind: str) -> _Token | None:
+    def accept(self, kind: str) -> Token | None:
         if self.peek().kind == kind:
             self.pos += 1
             return self.peek_prev()
         return None
 
-    def peek_prev(self) -> _Token:
+    def peek_prev(self) -> Token:
         return self.tokens[self.pos - 1]
 
     def spec(self) -> tuple[list[str], str | None, list[Session], list[Permutation]]:
@@ -430,7 +303,7 @@ _FIXES = {
 
 def parse_text(text: str, path: str) -> Spec:
     """Parse and check spec source ``text`` read from ``path`` (used in messages)."""
-    setups, teardown, sessions, permutations = _Parser(_scan(text, path), path).spec()
+    setups, teardown, sessions, permutations = _Parser(scan(text, path), path).spec()
     unused = _check(path, sessions, permutations)
     spec = Spec(path, tuple(setups), teardown, tuple(sessions), tuple(permutations), unused)
     if not permutations and spec.count_permutations(MAX_PERMUTATIONS) > MAX_PERMUTATIONS:

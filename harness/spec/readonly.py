@@ -27,9 +27,10 @@ import psycopg
 from psycopg import errors, pq, sql
 
 from racesim.engine.sessions import note_sent
+from racesim.spec.sessions import Bound
 
 if TYPE_CHECKING:
-    from racesim.spec.run import Runner
+    from racesim.spec.sessions import Sessions
 
 __all__ = ["MAX_ROWS", "ROWS_SHOWN", "Answer", "Failed", "on_connection", "on_runner"]
 
@@ -88,7 +89,7 @@ def _milliseconds(bound: float) -> int:
     return max(1, int(bound * 1000))
 
 
-def on_runner(runner: Runner, query: str, what: bytes) -> Answer:
+def on_runner(runner: Sessions, query: str, what: bytes) -> Answer:
     """``query`` on the runner's control connection, read-only, within its step bound."""
     control = runner.conns[0]
     pg = control.pg
@@ -110,9 +111,7 @@ def on_runner(runner: Runner, query: str, what: bytes) -> Answer:
         runner.execute(control, end, what)
 
 
-def _read(runner: Runner, query: str, what: bytes) -> Answer:
-    from racesim.spec.run import Bound  # (run imports nothing of this module)
-
+def _read(runner: Sessions, query: str, what: bytes) -> Answer:
     control = runner.conns[0]
     pg = control.pg
     # The extended protocol runs one statement; rows come one at a time.

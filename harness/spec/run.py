@@ -27,21 +27,16 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import select
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
 import psycopg
 from psycopg import pq
-from psycopg.pq.abc import PGconn, PGresult
+from psycopg.pq.abc import PGconn
 
 from racesim.spec.parse import Permutation, PermutationStep, Spec, Step
-from racesim.spec.table import write
-
-if TYPE_CHECKING:
-    from racesim.spec.history import Recorder
+from racesim.spec.sessions import Bound, Conn, Sessions, Sink, SpecAborted, table
+from racesim.spec.sessions import encoded as _b
 
 __all__ = [
     "POLL_STEPS",
@@ -55,53 +50,23 @@ __all__ = [
 
 POLL_STEPS = (0.001, 0.01)
 """Seconds between looks at a running step: racesim's schedule (isolationtester: 10 ms)."""
-CONNECT_TIMEOUT = 60.0
+
 DEFAULT_STEP_TIMEOUT = 300.0
 """isolationtester's default bound on one step up to PostgreSQL 15 (PGISOLATIONTIMEOUT
 overrides it)."""
+
 DEFAULT_TEST_TIMEOUT = 180
 """``PG_TEST_TIMEOUT_DEFAULT`` when unset: from PostgreSQL 16 on, isolationtester's step
 bound is twice this (360 s)."""
 
-# Session setups and teardowns made only of these touch nothing another session sees.
-_LOCAL_SETUP = re.compile(
-    r"\s*(?:(?:BEGIN|START\s+TRANSACTION|SET)\b[^;\"$]*;\s*)*"
-    r"(?:(?:BEGIN|START\s+TRANSACTION|SET)\b[^;\"$]*)?;?\s*",
-    re.IGNORECASE,
-)
-_LOCAL_TEARDOWN = re.compile(
-    r"\s*(?:(?:ROLLBACK|ABORT|RESET|UNLISTEN)\b[^;\"$]*;\s*)*"
-    r"(?:(?:ROLLBACK|ABORT|RESET|UNLISTEN)\b[^;\"$]*)?;?\s*",
-    re.IGNORECASE,
-)
 _NONBLOCK = 1
 _RETRY = 2
-_LOOK_MS = 100
-"""Longest look at a connection without the interpreter running (a signal's handler
-runs between looks, so SIGTERM and Ctrl-C stop racesim whatever it waits for)."""
-_BLOCKED_SQL = b"SELECT pg_catalog.pg_isolation_test_session_is_blocked($1::int, $2::int[])"
-_APPNAME_SQL = (
-    b"SELECT set_config('application_name',\n"
-    b"  current_setting('application_name') || '/' || $1,\n  false)"
-)
-
-
-class SpecAborted(Exception):
-    """The spec stopped where isolationtester exits with status 1 (message already printed)."""
 
 
 class InvalidPermutation(Exception):
     """(Exploring) a step was due on a session still blocked in its previous step: no
     client can send that, so the interleaving is not a real one. The permutation
     was unwound: steps canceled, sessions rolled back, teardown run."""
-
-
-@dataclass
-class Sink:
-    out: Callable[[bytes], object]
-    err: Callable[[bytes], object]
-    record: Recorder | None = None
-    """Where the run is recorded as racesim's events (:mod:`racesim.spec.history`)."""
 
 
 def step_timeout_from_env(version: int, env: Mapping[str, str] | None = None) -> float:
@@ -127,33 +92,9 @@ def _atoi(text: str) -> int:
     return number if -(2**31) <= number < 2**31 else 0
 
 
-def _b(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
+class Runner(Sessions):
+    """isolationtester's permutations, stepped on a spec run's sessions."""
 
-
-_COPY = (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH)
-
-
-@dataclass
-class Bound:
-    """When a wait began, and whether its query was canceled for running past the bound."""
-
-    started: float
-    canceled: bool = False
-
-
-@dataclass
-class _Conn:
-    pg: PGconn
-    name: str
-    pid: int = 0
-    active: PermutationStep | None = None
-    active_step: Step | None = None
-    notices: int = 0
-    poll: select.poll = field(default_factory=select.poll)
-
-
-class Runner:
     def __init__(
         self,
         spec: Spec,
@@ -167,27 +108,12 @@ class Runner:
         number of steps once every step completed); ``refuse_blocked`` raises
         :class:`InvalidPermutation` where isolationtester would wait for a blocked
         session."""
+        super().__init__(spec, sink, step_timeout)
         self.check = check
         self.refuse_blocked = refuse_blocked
         self.typical = 0.0
         """Running mean of how long a step takes when it does not wait."""
-        self.spec = spec
-        self.sink = sink
-        self.max_wait = step_timeout
-        self.conns: list[_Conn] = []
-        self.any_new_notice = False
-        self.start = time.monotonic()
         self.targets: dict[tuple[int, int], int] = {}
-        self.pids = b""
-
-    # -- output ---------------------------------------------------------------
-    def out(self, data: bytes) -> None:
-        self.sink.out(data)
-
-    def err(self, data: bytes) -> None:
-        self.sink.err(data)
-        if self.sink.record is not None:
-            self.sink.record.problem(data.decode("utf-8", "replace").rstrip("\n"))
 
     def waits(self, step: Step, why: str, blockers: tuple[str, ...] = ()) -> None:
         """Record that ``step`` is shown waiting (on a ``lock``, a ``marker``, ``(*)``)."""
@@ -196,135 +122,9 @@ class Runner:
             t = time.monotonic() - self.start
             self.sink.record.wait(session, step.name, step.sql, why, blockers, t)
 
-    def abort(self, message: bytes) -> SpecAborted:
-        self.err(message)
-        return SpecAborted(message.decode("utf-8", "replace").strip())
-
-    # -- connections ----------------------------------------------------------
-    def connect(self, conninfo: str) -> None:
-        """Open the control connection and one per session, all at once (isolationtester
-        opens them one after the other; the outcome is the same)."""
-        names = ["control connection"] + [s.name for s in self.spec.sessions]
-        pgs = _connect_all(conninfo, len(names), CONNECT_TIMEOUT)
-        for name, pg in zip(names, pgs, strict=True):
-            conn = _Conn(pg, name)
-            self.conns.append(conn)
-        for i, conn in enumerate(self.conns):
-            pg = conn.pg
-            if pg.status != pq.ConnStatus.OK:
-                raise self.abort(b"Connection %d failed: %s" % (i, pg.error_message))
-            pg.notice_handler = self._blackhole if i == 0 else self._notice_for(conn)
-            pg.send_query_params(_APPNAME_SQL, [_b(conn.name)])
-        for conn in self.conns:
-            pg = conn.pg
-            failed = False
-            while (res := pg.get_result()) is not None:
-                failed = failed or res.status != pq.ExecStatus.TUPLES_OK
-            if failed:
-                raise self.abort(b"setting of application name failed: %s" % pg.error_message)
-            conn.pid = pg.backend_pid
-            conn.poll.register(pg.socket, select.POLLIN)
-        self.pids = ("{" + ",".join(str(c.pid) for c in self.conns[1:]) + "}").encode()
-
-    def close(self) -> None:
-        for conn in self.conns:
-            conn.pg.finish()
-
-    @staticmethod
-    def _blackhole(res: PGresult) -> None:
-        return None
-
-    def _notice_for(self, conn: _Conn) -> Callable[[PGresult], None]:
-        prefix = _b(conn.name) + b": "
-
-        def notice(res: PGresult) -> None:
-            message = res.error_message
-            self.out(prefix + message)
-            conn.notices += 1
-            self.any_new_notice = True
-            if self.sink.record is not None and conn.active_step is not None:
-                self.sink.record.notice(conn.name, message.decode("utf-8", "replace").strip())
-
-        return notice
-
-    # -- one permutation ------------------------------------------------------
     def run(self) -> None:
         for perm in self.spec.run_order():
             self.permutation(perm)
-
-    def exec_print(self, conn: _Conn, sql: str, failure: bytes, fatal: bool) -> None:
-        res = self.execute(conn, _b(sql), failure.removesuffix(b" failed: "))
-        self.print_last(conn, res, failure, fatal)
-
-    def print_last(self, conn: _Conn, res: PGresult | None, failure: bytes, fatal: bool) -> None:
-        """Print PQexec's answer as isolationtester does: its table, or its failure."""
-        if res is not None and res.status == pq.ExecStatus.TUPLES_OK:
-            _table(res, self.out)
-        elif res is None or res.status != pq.ExecStatus.COMMAND_OK:
-            message = failure + conn.pg.error_message
-            if fatal:
-                raise self.abort(message)
-            self.err(message)
-
-    # -- bounded waits ----------------------------------------------------------
-    def execute(
-        self, conn: _Conn, sql: bytes, what: bytes, params: list[bytes | None] | None = None
-    ) -> PGresult | None:
-        """PQexec (with ``params``, PQexecParams: one statement) within the step bound:
-        its last result, or None when the query could not be sent."""
-        try:
-            if params is None:
-                conn.pg.send_query(sql)
-            else:
-                conn.pg.send_query_params(sql, params)
-        except psycopg.OperationalError:
-            return None
-        return self.last_result(conn, what)
-
-    def last_result(self, conn: _Conn, what: bytes) -> PGresult | None:
-        """The rest of PQexec for a query already sent: every result read, the last one
-        returned (a COPY state stops it, as in PQexec)."""
-        bound = Bound(time.monotonic())
-        last = None
-        while True:
-            res = self.next_result(conn, what, bound)
-            if res is None:
-                return last
-            last = res
-            if res.status in _COPY:
-                return last
-
-    def next_result(self, conn: _Conn, what: bytes, bound: Bound) -> PGresult | None:
-        """PQgetResult, waited for within the bound (see :meth:`ready`)."""
-        self.ready(conn, what, bound)
-        return conn.pg.get_result()
-
-    def ready(self, conn: _Conn, what: bytes, bound: Bound) -> None:
-        """Wait until ``conn``'s next result can be read without blocking.
-
-        isolationtester waits for ever here (PQexec); racesim cancels the query once
-        it ran past the step bound and gives up (status 1, as a step past twice its
-        bound) past twice the bound. It looks at least every 100 ms, so a signal's
-        handler runs and SIGTERM or Ctrl-C stop racesim at once."""
-        pg = conn.pg
-        while pg.is_busy():
-            if conn.poll.poll(_LOOK_MS):
-                self.consume(conn)
-                continue
-            elapsed = time.monotonic() - bound.started
-            if elapsed > 2 * self.max_wait:
-                raise self.abort(b"racesim: %s timed out after %d seconds\n" % (what, int(elapsed)))
-            if elapsed > self.max_wait and not bound.canceled:
-                bound.canceled = True
-                try:
-                    pg.get_cancel().cancel()
-                except psycopg.OperationalError as exc:
-                    self.err(b"PQcancel failed: %s\n" % str(exc).encode())
-                else:
-                    self.err(
-                        b"racesim: canceling %s after %d seconds (the step bound)\n"
-                        % (what, int(elapsed))
-                    )
 
     def permutation(self, perm: Permutation) -> None:
         names = " ".join(p.name for p in perm.steps)
@@ -379,61 +179,7 @@ class Runner:
                     raise InvalidPermutation(f"session {session.name} left its transaction open")
         self.teardown()
 
-    def unwind(self) -> None:
-        """Cancel what runs, roll every session back and run the teardown, quietly."""
-        out, err, record = self.sink.out, self.sink.err, self.sink.record
-        self.sink.out = self.sink.err = lambda data: None
-        self.sink.record = None
-        try:
-            for conn in self.conns[1:]:
-                what = b"rollback of session " + _b(conn.name)
-                if conn.active is not None:
-                    with contextlib.suppress(psycopg.OperationalError):
-                        conn.pg.get_cancel().cancel()
-                    with contextlib.suppress(psycopg.OperationalError):
-                        self.last_result(conn, what)
-                    conn.active = conn.active_step = None
-                self.execute(conn, b"ROLLBACK", what)
-            self.teardown()
-        finally:
-            self.sink.out, self.sink.err, self.sink.record = out, err, record
-
-    def per_session(self, what: str, *, fatal: bool) -> None:
-        """Every session's setup (or teardown), in session order, as isolationtester runs
-        them. When each is only session-local statements (BEGIN, SET, ROLLBACK, ...),
-        they are sent side by side and their results read in order: the same output,
-        one round trip instead of one per session."""
-        todo = [
-            (self.conns[i + 1], sql)
-            for i, session in enumerate(self.spec.sessions)
-            if (sql := session.setup if what == "setup" else session.teardown) is not None
-        ]
-        local = _LOCAL_SETUP if what == "setup" else _LOCAL_TEARDOWN
-        side_by_side = len(todo) > 1 and all(local.fullmatch(sql) for _, sql in todo)
-        if side_by_side:
-            for conn, sql in todo:
-                conn.pg.send_query(_b(sql))
-        for conn, sql in todo:
-            failure = b"%s of session %s failed: " % (what.encode(), _b(conn.name))
-            if side_by_side:
-                self.read_print(conn, failure, fatal)
-            else:
-                self.exec_print(conn, sql, failure, fatal)
-
-    def read_print(self, conn: _Conn, failure: bytes, fatal: bool) -> None:
-        """The rest of ``exec_print`` for SQL already sent: PQexec's last result counts."""
-        last = self.last_result(conn, failure.removesuffix(b" failed: "))
-        self.print_last(conn, last, failure, fatal)
-
-    def teardown(self) -> None:
-        control = self.conns[0]
-        self.per_session("teardown", fatal=False)
-        if self.spec.teardown is not None:
-            self.exec_print(control, self.spec.teardown, b"teardown failed: ", fatal=False)
-
-    def wait_for_session(
-        self, conn: _Conn, waiting: list[PermutationStep]
-    ) -> list[PermutationStep]:
+    def wait_for_session(self, conn: Conn, waiting: list[PermutationStep]) -> list[PermutationStep]:
         """The session's earlier step is still running: wait for it, as isolationtester does."""
         started = time.monotonic()
         while conn.active is not None:
@@ -541,7 +287,7 @@ class Runner:
         while (res := self.next_result(conn, what, bound)) is not None:
             status = res.status
             if status == pq.ExecStatus.TUPLES_OK:
-                _table(res, emit)
+                table(res, emit)
             elif status == pq.ExecStatus.FATAL_ERROR:
                 sev = res.error_field(pq.DiagnosticField.SEVERITY)
                 msg = res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY)
@@ -584,32 +330,6 @@ class Runner:
             )
         return False
 
-    def consume(self, conn: _Conn) -> None:
-        try:
-            conn.pg.consume_input()
-        except psycopg.OperationalError:
-            raise self.abort(b"PQconsumeInput failed: %s\n" % conn.pg.error_message) from None
-
-    def blocked(self, conn: _Conn) -> bool:
-        control = self.conns[0].pg
-        res = control.exec_params(_BLOCKED_SQL, [str(conn.pid).encode(), self.pids])
-        if res.status != pq.ExecStatus.TUPLES_OK or res.ntuples != 1:
-            raise self.abort(b"lock wait query failed: %s" % control.error_message)
-        return (res.get_value(0, 0) or b"f")[:1] == b"t"
-
-    def blockers(self, conn: _Conn) -> tuple[str, ...]:
-        """The sessions ``conn`` waits on (only asked for events: it is one more query)."""
-        if self.sink.record is None:
-            return ()
-        res = self.conns[0].pg.exec_params(
-            b"SELECT unnest(pg_catalog.pg_blocking_pids($1::int))", [str(conn.pid).encode()]
-        )
-        if res.status != pq.ExecStatus.TUPLES_OK:
-            return ()
-        pids = [int(res.get_value(i, 0) or b"0") for i in range(res.ntuples)]
-        names = {c.pid: c.name for c in self.conns[1:]}
-        return tuple(names.get(pid, f"pid {pid}") for pid in pids)
-
     def has_marker(self, pstep: PermutationStep) -> bool:
         for k, marker in enumerate(pstep.markers):
             if marker.kind == "once" or marker.step is None:
@@ -624,71 +344,12 @@ class Runner:
         return False
 
 
-def _connect_all(conninfo: str, count: int, timeout: float) -> list[PGconn]:
-    """``count`` connections, established side by side (libpq's non-blocking connect).
-
-    Interrupted (a signal, see :mod:`racesim.provision.connecting`), it closes the
-    connections at once: a backend left waiting in authentication would hold up the
-    ``DROP DATABASE`` of the cleanup until the server's authentication_timeout.
-    """
-    pgs: list[PGconn] = []
-    try:
-        for _ in range(count):
-            pgs.append(pq.PGconn.connect_start(conninfo.encode()))
-        return _establish(pgs, timeout)
-    except BaseException:
-        for pg in pgs:
-            pg.finish()
-        raise
-
-
-def _establish(pgs: list[PGconn], timeout: float) -> list[PGconn]:
-    count = len(pgs)
-    status = {i: pq.PollingStatus.WRITING for i in range(count)}
-    deadline = time.monotonic() + timeout
-    while True:
-        for i in list(status):
-            if pgs[i].status == pq.ConnStatus.BAD:
-                del status[i]
-                continue
-            if status[i] in (pq.PollingStatus.OK, pq.PollingStatus.FAILED):
-                del status[i]
-        if not status:
-            return pgs
-        poller = select.poll()
-        for i, st in status.items():
-            poller.register(
-                pgs[i].socket, select.POLLIN if st == pq.PollingStatus.READING else select.POLLOUT
-            )
-        left = deadline - time.monotonic()
-        if left <= 0:
-            for i in status:
-                pgs[i].finish()
-            raise SpecAborted("connecting timed out")
-        ready = {fd for fd, _ in poller.poll(min(left, 1.0) * 1000)}
-        for i in list(status):
-            if pgs[i].socket in ready:
-                status[i] = pq.PollingStatus(pgs[i].connect_poll())
-
-
 def _tee(out: Callable[[bytes], None], captured: list[bytes]) -> Callable[[bytes], None]:
     def emit(data: bytes) -> None:
         out(data)
         captured.append(data)
 
     return emit
-
-
-def _table(res: PGresult, out: Callable[[bytes], object]) -> None:
-    """Print ``res`` as PQprint does, a piece at a time, straight from the result."""
-    names = [res.fname(j) or b"" for j in range(res.nfields)]
-    columns = range(res.nfields)
-
-    def rows() -> Iterator[list[bytes | None]]:
-        for i in range(res.ntuples):
-            yield [res.get_value(i, j) for j in columns]
-
-    write(names, rows, out)
 
 
 def run_spec(spec: Spec, conninfo: str, sink: Sink, *, step_timeout: float | None = None) -> None:

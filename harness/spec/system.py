@@ -32,8 +32,8 @@ from racesim.engine.loop import Options
 from racesim.errors import InputError
 from racesim.model.plan import Actor
 from racesim.spec import readonly
-from racesim.spec.explore import Invariant, companion, invariant_failed, load_invariants
 from racesim.spec.footprints import footprints
+from racesim.spec.invariants import Invariant, companion, invariant_failed, load_invariants
 from racesim.spec.parse import Session as SpecSession
 from racesim.spec.parse import Spec, load
 from racesim.spec.split import BEGIN, COMMIT, after, splittable

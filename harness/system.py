@@ -51,7 +51,7 @@ read-then-write, which loses an update::
                 return [Violation("no-lost-update", event.seq, event.label, event.actor,
                                   (event.actor,), f"{self.done} writes, counter {event.state}")]
             return []
-        def holder(self) -> str:
+        def note(self) -> str:
             return ""
 
     COUNTER = System(
@@ -144,14 +144,16 @@ __all__ = [
 class Invariants(Protocol):
     """The checks of one run: fed every event in order, in the order they happened.
 
-    ``feed`` returns the violations this event reveals. ``holder`` names the run
-    that the invariants' own record says holds the watched thing ("" for none);
-    the timeline shows it beside the watched state.
+    ``feed`` returns the violations this event reveals. ``note`` is a short label
+    of what the invariants' own record says is held now, and by whom ("" for
+    nothing); the timeline shows it beside the watched state after each event.
+    ``holder`` is its former name: invariants that have no ``note`` still have
+    their ``holder`` shown, with a DeprecationWarning, until the next release.
     """
 
     def feed(self, event: Event) -> list[Violation]: ...
 
-    def holder(self) -> str: ...
+    def note(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ class MarkerChecks:
             }
         )
 
-    def holder(self) -> str:
+    def note(self) -> str:
+        """The run that holds the marker, by the results the runs saw ("" for none)."""
         return self.claim.run if self.claim else ""
 
     def feed(self, event: Event) -> list[Violation]:

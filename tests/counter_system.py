@@ -98,7 +98,7 @@ class NoLostUpdate:
             ]
         return []
 
-    def holder(self) -> str:
+    def note(self) -> str:
         return ""
 
 

@@ -270,8 +270,8 @@ class _Trace:
         order = " ".join(self.seen)
         return [Violation("order", event.seq, event.label, event.actor, (), order, cause=order)]
 
-    def holder(self) -> str:
-        return self.inner.holder()
+    def note(self) -> str:
+        return self.inner.note()
 
 
 @pytest.mark.parametrize("config", ["cron+user", "cron+cron"])

@@ -80,7 +80,7 @@ def test_a_second_claim_inside_the_lease_is_a_double_claim() -> None:
     assert v.runs == ("w2", "w1")
     assert v.key == "one-holder/claimed-while-held"
     assert v.message == "w2 claimed job 1 while w1 holds it (lease until 12:00:30)"
-    assert checker.holder() == "w1 #1, w2 #1"
+    assert checker.note() == "w1 #1, w2 #1"
 
 
 def test_a_claim_once_the_lease_ran_out_is_the_designed_takeover() -> None:
@@ -115,7 +115,7 @@ def test_a_refused_processing_gives_up_the_claim() -> None:
     checker = check(h.events)
     assert checker.violations == []
     assert [x.run for x in checker.holds[1]] == ["w2"]
-    assert checker.holder() == "w2 #1"
+    assert checker.note() == "w2 #1"
 
 
 def test_finding_the_queue_empty_while_a_job_waits_is_a_lost_job() -> None:

@@ -90,7 +90,7 @@ def test_taking_over_a_stale_marker_is_the_designed_recovery() -> None:
     )
     checker = check(h.events)
     assert checker.violations == []
-    assert checker.holders == ["a", "b", "b"]
+    assert checker.notes == ["a", "b", "b"]
 
 
 def test_replacing_a_fresh_marker_is_a_foreign_clear() -> None:
@@ -120,7 +120,7 @@ def test_the_token_passes_to_the_invocation_that_takes_the_lock() -> None:
         .add("second", "clear", NO_MARKER)
     )
     checker = check(h.events, actors=ASYNC[:3])
-    assert checker.holders[3] == "first"
+    assert checker.notes[3] == "first"
     assert next((v.invariant, v.runs) for v in checker.violations) == (
         NO_FOREIGN_CLEAR,
         ("second", "first"),

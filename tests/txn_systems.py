@@ -147,7 +147,7 @@ class Checks:
             )
         return found
 
-    def holder(self) -> str:
+    def note(self) -> str:
         return ""
 
 

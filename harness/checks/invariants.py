@@ -8,7 +8,8 @@ system's sequential model, every call's result must equal the model's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,26 +27,38 @@ class _NoInvariants:
     def feed(self, event: Event) -> list[Violation]:
         return []
 
-    def holder(self) -> str:
+    def note(self) -> str:
         return ""
 
 
 @dataclass
 class Checker:
-    """Feed events in order; collect violations and the holder after each event."""
+    """Feed events in order; collect violations and the invariants' note after each event."""
 
     invariants: Invariants = field(default_factory=_NoInvariants)
     compare_model: bool = False
     violations: list[Violation] = field(default_factory=list)
-    holders: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What ``Invariants.note()`` said after each event (the timeline's ``holder:``)."""
+
+    def __post_init__(self) -> None:
+        self._note = note_of(self.invariants)
 
     def feed(self, event: Event) -> list[Violation]:
         found = self.invariants.feed(event)
         if self.compare_model:
             found += self._model(event)
         self.violations += found
-        self.holders.append(self.invariants.holder())
+        self.notes.append(self._note())
         return found
+
+    @property
+    def holders(self) -> list[str]:
+        """Deprecated: the former name of ``notes`` (removed in the next release)."""
+        warnings.warn(
+            "Checker.holders is deprecated: use Checker.notes", DeprecationWarning, stacklevel=2
+        )
+        return self.notes
 
     def _model(self, event: Event) -> list[Violation]:
         if event.kind not in ("step", "done") or event.model is NOT_COMPARED:
@@ -97,8 +110,26 @@ class FirstBroken:
             )
         return found
 
-    def holder(self) -> str:
+    def note(self) -> str:
         return ""
+
+
+def note_of(invariants: Any) -> Callable[[], str]:
+    """The invariants' ``note``; for invariants written before it was named so, their
+    ``holder`` (with a DeprecationWarning: the alias goes in the next release)."""
+    note = getattr(invariants, "note", None)
+    if callable(note):
+        return note  # type: ignore[no-any-return]
+    holder = getattr(invariants, "holder", None)
+    if not callable(holder):
+        raise TypeError(f"{type(invariants).__name__} has no note() (see racesim.Invariants)")
+    warnings.warn(
+        f"{type(invariants).__name__}.holder() is deprecated: name it note()"
+        " (the timeline shows it as before)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return holder  # type: ignore[no-any-return]
 
 
 def check(

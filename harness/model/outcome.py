@@ -10,13 +10,13 @@ from racesim.model.violation import Violation
 
 
 class Checks(Protocol):
-    """The checks' results: violations found, and the holder after each event."""
+    """The checks' results: violations found, and the invariants' note after each event."""
 
     @property
     def violations(self) -> list[Violation]: ...
 
     @property
-    def holders(self) -> list[str]: ...
+    def notes(self) -> list[str]: ...
 
 
 @dataclass

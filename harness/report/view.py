@@ -123,8 +123,8 @@ class RunView:
 
 
 def build(title: str, path: str, outcome: Outcome, verdict: Verdict) -> RunView:
-    """The view of one run, from its history, the checker's holders and the verdict."""
-    history, holders, show = outcome.history, outcome.checker.holders, outcome.history.show
+    """The view of one run, from its history, the checker's notes and the verdict."""
+    history, holders, show = outcome.history, outcome.checker.notes, outcome.history.show
     by_seq: dict[int, list[ViolationView]] = {}
     for v in outcome.checker.violations:
         by_seq.setdefault(v.seq, []).append(v)

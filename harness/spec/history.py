@@ -77,7 +77,7 @@ class _Unchecked:
     violations: list[Violation] = field(default_factory=list)
 
     @property
-    def holders(self) -> list[str]:
+    def notes(self) -> list[str]:
         return [""] * self.events
 
 

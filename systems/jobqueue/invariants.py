@@ -43,7 +43,7 @@ class Hold:
 
 @dataclass
 class QueueChecker:
-    """Feed events in order; collect violations. ``holder()`` names who holds what."""
+    """Feed events in order; collect violations. ``note()`` names who holds what."""
 
     actors: tuple[object, ...] = ()
     """The plan's actors (the checks need none of their settings)."""
@@ -56,7 +56,7 @@ class QueueChecker:
     _lost_reported: set[tuple[int, datetime]] = field(default_factory=set)
     _now: datetime | None = None
 
-    def holder(self) -> str:
+    def note(self) -> str:
         """The runs whose claims are inside their lease, with their jobs: ``w1 #1, w2 #2``."""
         now = self._now
         held = [

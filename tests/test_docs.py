@@ -99,3 +99,41 @@ def test_the_anchors_are_made_as_github_makes_them() -> None:
         "writing-your-own-race-tests-pytest-plugin"
     )
     assert _slug("Exit statuses") == "exit-statuses"
+
+
+TOPS = ("harness", "store", "systems", "tests", "scenarios", "examples", "docs", ".ci")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_every_repository_path_named_exists(page: Path) -> None:
+    for m in INLINE.finditer(_prose(page)):
+        path = m[0].strip("`").split("::")[0]
+        if path.split("/")[0] in TOPS and "/" in path and not re.search(r"[*<]", path):
+            assert (ROOT / path).exists(), f"{_name(page)}: `{path}` does not exist"
+
+
+def test_every_module_the_layout_names_exists() -> None:
+    """A ``name.py`` (or ``.css``, ``.js``) on the layout page is a file of a folder its
+    paragraph or list item names (``code/``, ``store/``), or of ``harness/``."""
+    page = ROOT / "docs" / "layout.md"
+    for block in re.split(r"\n\n|\n(?=- )", _prose(page)):
+        names = [m[0].strip("`") for m in INLINE.finditer(block)]
+        folders = [ROOT / "harness", ROOT]
+        folders += [base / n for n in names if n.endswith("/") for base in (ROOT / "harness", ROOT)]
+        for name in names:
+            if re.fullmatch(r"[\w/]+\.(py|css|js)", name):
+                assert any((f / name).is_file() for f in folders), (
+                    f"docs/layout.md: `{name}` is in none of {[_name(f) for f in folders]}"
+                )
+
+
+def test_no_sentence_is_said_twice() -> None:
+    seen: dict[str, str] = {}
+    for page in PAGES:
+        prose = re.sub(r"\s+", " ", _prose(page))
+        for sentence in re.split(r"(?<=[.;:])\s+", prose):
+            if len(sentence) > 60:
+                assert sentence not in seen, (
+                    f"said on {seen[sentence]} and {_name(page)}: {sentence}"
+                )
+                seen[sentence] = _name(page)

@@ -89,7 +89,7 @@ def scan(text: str, path: str, what: str = "a scenario", needs: int = 2) -> Shap
             if parts > MAX_KEY_PARTS:
                 raise InputError(
                     f"{path}:{line}: a key of more than {MAX_KEY_PARTS} dotted parts;"
-                    " write tables and keys as the README shows"
+                    " write tables and keys as docs/scenario-files.md shows"
                 )
         elif ch == "=":
             items += 1

@@ -66,7 +66,7 @@ def options_from(args: argparse.Namespace, system: System) -> ExploreOptions:
         system=system,
         html=args.html,
         example_db=example_db,
-        clock_moves=moves,
+        clock_moves=moves or 0,
     )
 
 

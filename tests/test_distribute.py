@@ -21,6 +21,7 @@ import pytest
 from commands import racesim
 
 from racesim.explore.distribute import gateway_specs, parts
+from racesim.explore.parts import NODES_PER_WORKER, subtree_parts
 from racesim.explore.run import ExploreOptions
 from racesim.provision.provide import Server
 
@@ -58,20 +59,41 @@ def test_bad_worker_options_are_refused(args: list[str], message: str, tmp_path:
 
 @pytest.mark.fast
 def test_parts_are_disjoint_shards_or_seeds() -> None:
-    opts = ExploreOptions(store="model", strategy="exhaustive", shard=(2, 3), max_examples=10)
-    split = parts(opts, 2)
-    assert [p.options["shard"] for p in split] == [[2, 6], [5, 6]]
-    assert [p.options["max_examples"] for p in split] == [5, 5]
+    opts = ExploreOptions(store="model", strategy="exhaustive", shard=(2, 3), max_examples=16)
+    split = parts(opts, 2)  # 4 shards per worker
+    assert [p.options["shard"] for p in split] == [[2 + 3 * j, 24] for j in range(8)]
+    assert [p.options["max_examples"] for p in split] == [2] * 8
     # Shard K/N cut into M parts: each schedule prefix index lands in exactly one part,
     # and only the indices of shard K/N land in any.
     for index in range(500):
-        owners = [p for p in split if index % 6 == p.options["shard"][0] - 1]
+        owners = [p for p in split if index % 24 == p.options["shard"][0] - 1]
         assert len(owners) == (1 if index % 3 == 1 else 0)
     seeded = parts(ExploreOptions(store="model", strategy="hypothesis", seed=7), 3)
     assert [p.options["seed"] for p in seeded] == [7, 8, 9]
     assert all(p.options["max_examples"] == 67 for p in seeded)  # ceil(200 / 3), profile dev
 
 
+@pytest.mark.fast
+def test_an_unsharded_exhaustive_search_starts_with_its_split() -> None:
+    [first] = parts(ExploreOptions(store="model", strategy="exhaustive", clock_moves=1), 3)
+    assert first.label == "split" and first.options["split"] == NODES_PER_WORKER * 3
+    assert first.options["clock_moves"] == 1 and first.options["subtree"] is None
+    made = subtree_parts(first, [{"variant": 0, "frames": []}] * 2, 1)
+    assert [(p.index, p.label) for p in made] == [(1, "subtree 1/2"), (2, "subtree 2/2")]
+    assert all(p.options["split"] == 0 and p.options["subtree"] for p in made)
+
+
+def _subtrees(text: str) -> int:
+    """How many subtrees the split made, by the search's last line."""
+    found = re.search(r"of the split and (\d+) disjoint subtrees", text)
+    if found is None:
+        found = re.search(r"in (\d+) parts on", text)
+        assert found is not None, text
+        return int(found.group(1)) - 1
+    return int(found.group(1))
+
+
+@pytest.mark.fast
 def test_popen_workers_merge_counterexamples_and_their_pages(
     pg_server: Server, tmp_path: Path
 ) -> None:
@@ -83,12 +105,14 @@ def test_popen_workers_merge_counterexamples_and_their_pages(
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     assert "worker 1 (popen): ready" in done.stdout and "worker 2 (popen): ready" in done.stdout
-    assert all(f"shard {k}/8:" in done.stdout for k in range(1, 9))  # 4 shards per worker
-    # Both shards find both violations; one file per violation is kept.
+    count = _subtrees(done.stdout)
+    assert count >= 2 * NODES_PER_WORKER and "split: " in done.stdout
+    assert all(f"subtree {k}/{count}:" in done.stdout for k in range(1, count + 1))
+    # Several subtrees find both violations; one file per violation is kept.
     saved = sorted(out.glob("*.toml"))
     assert len(saved) == 2, saved
     assert "found 2 violation(s)" in done.stdout.splitlines()[-1]
-    assert "in 8 parts on 2 worker(s)" in done.stdout
+    assert f"in {count + 1} parts on 2 worker(s)" in done.stdout
     for path in saved:
         assert f"== {path}" in done.stdout  # its timeline, under its saved name
         # what the worker wrote beside it comes back too
@@ -100,7 +124,7 @@ def test_popen_workers_merge_counterexamples_and_their_pages(
         assert "reproduced: one-holder" in again.stdout
 
 
-def test_exhaustive_shards_cover_the_search(pg_server: Server, tmp_path: Path) -> None:
+def test_exhaustive_subtrees_are_the_search(pg_server: Server, tmp_path: Path) -> None:
     dsn = pg_server.conninfo()
     whole = racesim(
         "explore", *JOBQUEUE, "--store", "skiplocked", "--config", "2workers",
@@ -113,8 +137,9 @@ def test_exhaustive_shards_cover_the_search(pg_server: Server, tmp_path: Path) -
     assert whole.returncode == 0 and spread.returncode == 0, spread.stdout + spread.stderr
     count = int(whole.stdout.split("all ")[1].split()[0])
     last = spread.stdout.splitlines()[-1]
-    assert last.startswith("exhaustive: all ") and "of 8 disjoint shards explored" in last
-    assert int(last.split("all ")[1].split()[0]) >= count  # sleep sets stop at shard edges
+    assert last.startswith(f"exhaustive: all {count} schedules of the split and "), last
+    # the same moves and faults as the whole search, summed over the parts
+    assert last.endswith(whole.stdout.splitlines()[-1].split("; exhaustive: ")[1]), last
 
 
 @contextmanager
@@ -181,8 +206,9 @@ def _explore_until_ready(args: list[str], spec: str) -> tuple[subprocess.Popen[s
 def test_a_lost_worker_part_runs_again(pg_server: Server, tmp_path: Path) -> None:
     with socket_gateway(tmp_path) as (spec, server):
         proc, seen = _explore_until_ready(
-            [*JOBQUEUE, "--store", "skiplocked", "--config", "crash", "--tx", "popen",
-             "--tx", spec, "--dsn", pg_server.conninfo(), "--out", str(tmp_path / "out")],
+            [*JOBQUEUE, "--store", "skiplocked", "--config", "crash", "--clock-moves", "0",
+             "--tx", "popen", "--tx", spec, "--dsn", pg_server.conninfo(),
+             "--out", str(tmp_path / "out")],
             spec,
         )  # fmt: skip
         time.sleep(2)  # mid-part: a part of this search runs for seconds
@@ -190,10 +216,11 @@ def test_a_lost_worker_part_runs_again(pg_server: Server, tmp_path: Path) -> Non
         out, err = proc.communicate(timeout=900)
     text = "".join(seen) + out
     assert proc.returncode == 0, text + err
-    lost = re.search(rf"worker 2 \({spec}\): lost during (shard \d/8) .*; it runs again", text)
+    lost = re.search(rf"worker 2 \({spec}\): lost during (split|subtree \d+/\d+) .*; it runs", text)
     assert lost is not None, text
     assert f"worker 1 (popen): {lost.group(1)}:" in text  # its part, run again
-    assert all(f"shard {k}/8:" in text for k in range(1, 9))
+    count = _subtrees(text)
+    assert all(f"subtree {k}/{count}:" in text for k in range(1, count + 1))
     last = text.splitlines()[-1]
     assert "exhaustive: all " in last and "1 worker(s) lost, their parts run again" in last
 
@@ -201,8 +228,8 @@ def test_a_lost_worker_part_runs_again(pg_server: Server, tmp_path: Path) -> Non
 def test_a_part_no_worker_finishes_is_named(pg_server: Server, tmp_path: Path) -> None:
     with socket_gateway(tmp_path) as (spec, server):
         proc, seen = _explore_until_ready(
-            [*JOBQUEUE, "--store", "skiplocked", "--config", "crash", "--tx", spec,
-             "--dsn", pg_server.conninfo(), "--out", str(tmp_path / "out")],
+            [*JOBQUEUE, "--store", "skiplocked", "--config", "crash", "--clock-moves", "0",
+             "--tx", spec, "--dsn", pg_server.conninfo(), "--out", str(tmp_path / "out")],
             spec,
         )  # fmt: skip
         time.sleep(1)
@@ -211,8 +238,8 @@ def test_a_part_no_worker_finishes_is_named(pg_server: Server, tmp_path: Path) -
     text = "".join(seen) + out
     assert proc.returncode == 4, text + err
     last = text.splitlines()[-1]
-    assert "search incomplete: NOT searched: shard 1/4 (worker 1 (" in last
-    assert all(f"shard {k}/4 (" in last for k in range(1, 5))
+    # the split was lost: no subtree was ever made, the whole search is named
+    assert "search incomplete: NOT searched: split (worker 1 (" in last, last
     assert "exhaustive: all" not in text
 
 

@@ -59,9 +59,9 @@ def _explore(dbs: Databases, out: Path, **kw: object) -> tuple[Explored, str]:
 
 
 def test_exhaustive_moves_the_clock_to_the_leases_end(late_dbs: Databases, tmp_path: Path) -> None:
-    result, text = _explore(
-        late_dbs, tmp_path, strategy="exhaustive", max_examples=40, clock_moves=1
-    )
+    """No options: one move per schedule, to the lease's exact end, right after a
+    step that took a lease; and each crash a worker may have."""
+    result, text = _explore(late_dbs, tmp_path, strategy="exhaustive")
     assert LEASE_RAN_OUT in result.found, text
     assert "exhaustive: " in text and "schedule(s) with a clock move" in text
     # the counterexample: w1 holds the job, the clock goes to its lease's end, w2 looks
@@ -69,8 +69,20 @@ def test_exhaustive_moves_the_clock_to_the_leases_end(late_dbs: Databases, tmp_p
     assert calls[-2:] == ["clock", "find"], calls
 
 
+def test_exhaustive_default_moves_are_bounded_and_counted(
+    late_dbs: Databases, tmp_path: Path
+) -> None:
+    """On the sound store the default search ends: every interleaving, each also with a
+    move to the lease's end right after it is taken, and with each crash added."""
+    result, text = _explore(late_dbs, tmp_path, strategy="exhaustive", store="skiplocked")
+    assert result.complete and not result.found, text
+    assert "exhaustive: all 138 distinct schedules explored, none violates" in text
+    assert "exhaustive: 78 schedule(s) with a clock move, 90 with an added fault" in text
+
+
 def test_pct_moves_the_clock_and_adds_the_crash(late_dbs: Databases, tmp_path: Path) -> None:
-    result, text = _explore(late_dbs, tmp_path, strategy="pct", seed=1, max_examples=200)
+    """No options but the seed: pct's 200 schedules make a clock move in half of them."""
+    result, text = _explore(late_dbs, tmp_path, strategy="pct", seed=1)
     assert LEASE_RAN_OUT in result.found, text
     assert "pct: " in text and "with an added fault" in text
 
@@ -78,10 +90,39 @@ def test_pct_moves_the_clock_and_adds_the_crash(late_dbs: Databases, tmp_path: P
 def test_exhaustive_without_clock_moves_never_sees_the_lease_run_out(
     late_dbs: Databases, tmp_path: Path
 ) -> None:
-    result, text = _explore(late_dbs, tmp_path, strategy="exhaustive")
+    result, text = _explore(late_dbs, tmp_path, strategy="exhaustive", clock_moves=0)
     assert result.complete and not result.found, text
     assert "exhaustive: all 20 distinct schedules explored, none violates" in text
-    assert "exhaustive: 0 schedule(s) with a clock move, 0 with an added fault" in text
+    assert "exhaustive: 0 schedule(s) with a clock move" not in text
+
+
+def test_spread_exhaustive_search_makes_the_same_moves(
+    late_dbs: Databases, tmp_path: Path, racesim_server: Server
+) -> None:
+    """The default moves go to every worker's part: the spread search runs the same
+    138 schedules and counts the same moves and faults."""
+    from racesim.explore.distribute import spread
+
+    text = io.StringIO()
+    opts = ExploreOptions(
+        out=tmp_path,
+        system="jobqueue",
+        store="skiplocked",
+        config="2workers",
+        strategy="exhaustive",
+    )
+    status = spread(
+        opts,
+        ["popen", "popen"],
+        pg="dsn",
+        dsn=racesim_server.conninfo(),
+        reporter=Reporter(text),
+        system="jobqueue",
+    )
+    last = text.getvalue().strip().splitlines()[-1]
+    assert status == 0, text.getvalue()
+    assert last.startswith("exhaustive: all 138 schedules of the split and "), last
+    assert last.endswith("; 78 schedule(s) with a clock move, 90 with an added fault"), last
 
 
 @pytest.mark.parametrize(
@@ -89,10 +130,6 @@ def test_exhaustive_without_clock_moves_never_sees_the_lease_run_out(
     [
         (["--clock-moves", "1"], "--clock-moves: only the exhaustive strategy takes it"),
         (["--strategy", "exhaustive", "--clock-moves", "9"], "--clock-moves: expected 0 to 3"),
-        (
-            ["--strategy", "exhaustive", "--clock-moves", "1", "--workers", "2"],
-            "--clock-moves: not with --workers or --tx",
-        ),
     ],
 )
 def test_clock_moves_is_refused_where_it_cannot_take_effect(

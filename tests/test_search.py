@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from racesim.engine.pool import SessionPool
+from racesim.explore.drive import Driven
 from racesim.explore.run import ExploreOptions, explore
-from racesim.explore.search import access, exhaustive, independent, pct
+from racesim.explore.search import Subtree, access, exhaustive, independent, pct, split
 from racesim.model.plan import Actor
 from racesim.provision.databases import Databases
 from racesim.report.text import Reporter
@@ -29,7 +30,10 @@ def test_token_holds_on_every_cron_user_schedule(
     assert f"exhaustive: all {result.schedules} distinct schedules explored, none violates" in (
         text.getvalue()
     )
-    assert result.schedules == 40 and result.skipped > 0
+    assert result.schedules == 125 and result.skipped > 0
+    # by default each interleaving (40) also with one move to the stale marker's
+    # boundary, right after a step that set a marker
+    assert "exhaustive: 85 schedule(s) with a clock move, 0 with an added fault" in text.getvalue()
 
 
 def test_legacy_cron_user_breaks_exhaustively(racesim_databases: Databases, tmp_path: Path) -> None:
@@ -131,3 +135,56 @@ def test_shards_cover_every_schedule_of_the_whole() -> None:
     assert all(p.complete for p in parts)
     # disjoint shards: together exactly the schedules one search runs
     assert sum(p.explored for p in parts) == 11644
+
+
+def _ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Record the schedule (its steps' actors) of every run a search counts."""
+    import racesim.explore.search as search
+
+    ran: list[tuple[str, ...]] = []
+    keep = search._keep
+
+    def spy(result: search.SearchResult, driven: Driven) -> None:
+        ran.append(tuple(getattr(e, "actor", "clock") for e in driven.plan.entries))
+        keep(result, driven)
+
+    monkeypatch.setattr(search, "_keep", spy)
+    return ran
+
+
+@pytest.mark.parametrize(
+    ("config", "nodes"), [("cron+user", 6), ("user-async+2bg", 16), ("cron+cron", 40)]
+)
+def test_subtrees_are_exactly_the_whole_search(
+    monkeypatch: pytest.MonkeyPatch, config: str, nodes: int
+) -> None:
+    """The split's own schedules and each subtree's, explored apart (sent as plain
+    values, as to another process), are the schedules of one whole search, each once,
+    with the same sleep-set skips."""
+    ran = _ran(monkeypatch)
+    actors = CONFIGS[config].actors
+    whole = exhaustive(actors, "model", system=SYSTEM)
+    every = sorted(ran)
+    ran.clear()
+    top, subtrees = split(actors, "model", nodes, system=SYSTEM)
+    assert top.complete and len(subtrees) >= nodes
+    parts = [
+        exhaustive(actors, "model", system=SYSTEM, subtree=Subtree.from_plain(s.plain()))
+        for s in subtrees
+    ]
+    assert all(p.complete for p in parts)
+    assert sorted(ran) == every and len(set(ran)) == len(ran)
+    assert top.explored + sum(p.explored for p in parts) == whole.explored
+    assert top.skipped + sum(p.skipped for p in parts) == whole.skipped
+    assert set(top.found).union(*(p.found for p in parts)) == set(whole.found)
+
+
+def test_a_split_deepens_until_it_has_enough_nodes() -> None:
+    actors = CONFIGS["cron+user"].actors
+    few = split(actors, "model", 2, system=SYSTEM)[1]
+    many = split(actors, "model", 20, system=SYSTEM)[1]
+    assert {len(s.frames) for s in few} == {1} and len(few) == 2
+    assert len(many) >= 20 and len({len(s.frames) for s in many}) == 1
+    # more nodes than the tree has at any depth: it stops where deeper gives no more
+    top, most = split(actors, "model", 1000, system=SYSTEM)
+    assert top.complete and 20 <= len(most) < 40

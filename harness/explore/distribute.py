@@ -1,22 +1,19 @@
 """Spread one exploration over execnet gateways (``--workers N``, ``--tx SPEC``).
 
-The search is cut into parts, each an ordinary exploration:
-
-``exhaustive``  ``M`` = 4 per worker disjoint shards (``--shard``'s split: part ``j``
-                is shard ``j + 1``/``M``; under ``--shard K/N`` it is shard
-                ``K + N*j``/``N*M``, which together cover exactly shard ``K/N``);
-``hypothesis``, ``pct``  one part per worker: seed ``S + j`` for part ``j`` of a
-                search with seed ``S``, with ``1/M`` of the examples (rounded up;
-                ``--max-examples``, else the profile's or pct's default);
-                ``--budget`` is the whole search's wall time: a part is handed
-                out only before it is spent, with what is left of it.
+The search is cut into parts, each an ordinary exploration
+(:mod:`racesim.explore.parts` says how: an exhaustive search is split into
+subtrees handed out one at a time as workers come free; the other strategies
+into one seed per worker). ``--budget`` is the whole search's wall time: a part
+is handed out only before it is spent, with what is left of it; so is
+``--max-examples`` of an exhaustive search (a part gets what is left of it).
 
 Each worker (:mod:`racesim.explore.worker`) brings up its own PostgreSQL as a
-run would (or uses ``--dsn``) and takes parts as it comes free until none is left. Counterexamples
-come back as files and are merged: per invariant and cause the smallest is saved
-under ``--out``. A worker lost mid-part is reported and its part is run again on a
-worker still up (at most twice in all); a part no worker finished is named as
-not searched, and the search is never called complete.
+run would (or uses ``--dsn``), keeps one database for all its parts, and takes
+parts as it comes free until none is left. Counterexamples come back as files
+and are merged (:mod:`racesim.explore.merge`): per invariant and cause the
+smallest is saved under ``--out``. A worker lost mid-part is reported and its
+part is run again on a worker still up (at most twice in all); a part no worker
+finished is named as not searched, and the search is never called complete.
 
 Example::
 
@@ -27,138 +24,44 @@ Example::
 
 from __future__ import annotations
 
-import math
-import re
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import execnet
 
-from racesim.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_HARNESS, EXIT_INPUT, EXIT_OK, InputError
-from racesim.explore.profiles import profile_name
-from racesim.explore.run import SHRINK_ALLOWANCE
-from racesim.formats.names import escaped
-from racesim.formats.writer import save
+from racesim.explore.keeper import SHRINK_ALLOWANCE
+from racesim.explore.merge import REACHED, SPENT, Outcome, merge
+from racesim.explore.parts import SPLIT, Done, Part, gateway_specs, parts, subtree_parts
 from racesim.report.text import Reporter
 
 if TYPE_CHECKING:
-    from racesim.explore.run import ExploreOptions
+    from racesim.explore.options import ExploreOptions
 
 __all__ = ["ATTEMPTS", "Part", "gateway_specs", "parts", "spread"]
 
 ATTEMPTS = 2
 """A part is run at most this many times (a lost worker's part once more)."""
 READY_SECONDS = 600.0
+"""How long a worker may take to bring up its PostgreSQL."""
 GRACE_SECONDS = 120.0
 """Beyond its budget and shrinking allowance, how long a part may take to answer."""
-"""How long a worker may take to bring up its PostgreSQL."""
-SPENT = "budget spent before it started"
-PCT_DEFAULT = 200
-"""Schedules of a pct search given neither --max-examples nor --budget."""
-SHARDS_PER_WORKER = 4
-"""An exhaustive search is cut into this many shards per worker, handed out as
-workers come free: shards differ in size, and more of them even out the load."""
-_SOCKET = re.compile(r"^[A-Za-z0-9_.:\[\]-]+:\d{1,5}$")
 _LOST = (EOFError, OSError, execnet.HostNotFound, execnet.RemoteError, execnet.TimeoutError)
-
-
-@dataclass(frozen=True)
-class Part:
-    """One worker's share of the search: its label and its explore options."""
-
-    index: int
-    label: str
-    options: dict[str, Any]
-
-
-def gateway_specs(workers: int | None, tx: list[str] | None) -> list[str]:
-    """The execnet gateway specs of ``--workers N`` (``N`` times ``popen``) and each
-    ``--tx`` (``popen``, ``socket=HOST:PORT``, ``ssh=HOST``, optionally ``K*SPEC``)."""
-    specs: list[str] = []
-    if workers is not None:
-        if not 1 <= workers <= 256:
-            raise InputError(f"--workers: expected 1 to 256 worker processes, got {workers}")
-        specs += ["popen"] * workers
-    for text in tx or ():
-        times = re.match(r"^(\d+)\*(.*)$", text)
-        count, spec = (times.group(1), times.group(2)) if times else ("1", text)
-        if not 1 <= int(count) <= 256:
-            raise InputError(f"--tx: expected K*SPEC with K from 1 to 256, got {text!r}")
-        try:
-            parsed = execnet.XSpec(spec)
-        except (ValueError, AttributeError) as exc:
-            raise InputError(f"--tx: cannot read {text!r} ({exc})") from None
-        kinds = [k for k in ("popen", "socket", "ssh") if getattr(parsed, k, None)]
-        if len(kinds) != 1 or (parsed.socket and not _SOCKET.match(parsed.socket)):
-            raise InputError(
-                f"--tx: expected an execnet gateway: popen, socket=HOST:PORT or ssh=HOST"
-                f" (e.g. --tx socket=10.0.0.2:8888), got {text!r}"
-            )
-        specs += [spec] * int(count)
-    return specs
-
-
-def parts(opts: ExploreOptions, count: int) -> list[Part]:
-    """``opts`` cut into ``count`` parts (see the module's notes)."""
-    k, n = opts.shard
-    base = {
-        "seed": opts.seed,
-        "budget": opts.budget,
-        "max_examples": opts.max_examples,
-        "strategy": opts.strategy,
-        "profile": opts.profile,
-        "shard": [1, 1],
-        "config": opts.config,
-        "html": opts.html,
-        "example_db": opts.example_db,
-        "export_spec": False,
-    }
-    examples = opts.max_examples
-    if examples is None and opts.budget is None and opts.strategy != "exhaustive":
-        if opts.strategy == "pct":
-            examples = PCT_DEFAULT
-        elif opts.strategy == "portfolio":
-            from racesim.explore.portfolio import DEFAULT_SCHEDULES
-
-            examples = DEFAULT_SCHEDULES
-        else:
-            from hypothesis import settings
-
-            examples = settings.get_profile(profile_name(opts.profile)).max_examples
-    share = None if examples is None else max(1, math.ceil(examples / count))
-    out = []
-    for j in range(count):
-        options = {**base, "max_examples": share}
-        if opts.strategy == "exhaustive":
-            options["shard"] = [k + n * j, n * count]
-            label = f"shard {k + n * j}/{n * count}"
-        else:
-            options["seed"] = opts.seed + j
-            label = f"seed {opts.seed + j}"
-        out.append(Part(j, label, options))
-    return out
-
-
-@dataclass
-class _Done:
-    part: Part
-    worker: str
-    answer: dict[str, Any]
 
 
 @dataclass
 class _State:
     """What the worker threads share, under one lock."""
 
-    pending: list[Part]
+    todo: list[Part]
+    """Every part made so far (a split adds its subtrees)."""
     reporter: Reporter
+    pending: list[Part] = field(default_factory=list)
     lock: threading.Condition = field(default_factory=threading.Condition)
     running: int = 0
     tries: dict[int, int] = field(default_factory=dict)
-    done: list[_Done] = field(default_factory=list)
+    done: list[Done] = field(default_factory=list)
     given_up: dict[int, str] = field(default_factory=dict)
     why: dict[int, str] = field(default_factory=dict)
     """Why each part's last try failed."""
@@ -166,6 +69,10 @@ class _State:
     refused: list[str] = field(default_factory=list)
     deadline: float | None = None
     """When the budget is spent (a ``time.monotonic()`` value); no part starts after it."""
+    limit: int | None = None
+    """Schedules the whole search may run (exhaustive --max-examples): each part gets
+    what is left of it, and none starts once it is reached."""
+    counted: int = 0
 
     def say(self, text: str) -> None:
         with self.lock:
@@ -173,24 +80,35 @@ class _State:
 
     def take(self) -> Part | None:
         """The next part to run; None when none is left and none may come back, or
-        the budget is spent (what is left stays pending: not searched)."""
+        the budget or --max-examples is spent (what is left stays pending: not searched)."""
         with self.lock:
             while not self.pending and self.running:
                 self.lock.wait()
             left = None if self.deadline is None else self.deadline - time.monotonic()
             if not self.pending or (left is not None and left <= 0):
                 return None
+            if self.limit is not None and self.counted >= self.limit:
+                return None
             part = self.pending.pop(0)
             if left is not None:
                 part = Part(part.index, part.label, {**part.options, "budget": left})
+            if self.limit is not None:
+                rest = self.limit - self.counted
+                part = Part(part.index, part.label, {**part.options, "max_examples": rest})
             self.running += 1
             self.tries[part.index] = self.tries.get(part.index, 0) + 1
             return part
 
-    def finish(self, done: _Done) -> None:
+    def finish(self, done: Done) -> None:
         with self.lock:
             self.running -= 1
             self.done.append(done)
+            self.counted += int(done.answer["schedules"])
+            subtrees = done.answer.get("subtrees") or []
+            if done.part.label == SPLIT and subtrees:
+                made = subtree_parts(self.todo[0], subtrees, len(self.todo))
+                self.todo += made
+                self.pending += made
             self.lock.notify_all()
 
     def fail(self, part: Part, worker: str, why: str) -> None:
@@ -208,6 +126,16 @@ class _State:
                 self.reporter.line(f"{worker}: lost during {part.label} ({why}); given up")
             self.lock.notify_all()
 
+    def unsearched(self) -> dict[int, str]:
+        """The parts no worker finished, and why."""
+        with self.lock:
+            spent = self.deadline is not None and time.monotonic() >= self.deadline
+            reached = self.limit is not None and self.counted >= self.limit
+            unstarted = SPENT if spent else REACHED if reached else "no worker was up to take it"
+            out = {p.index: self.why.get(p.index) or unstarted for p in self.pending}
+            out.update(self.given_up)
+            return out
+
 
 def spread(
     opts: ExploreOptions,
@@ -224,11 +152,13 @@ def spread(
     the exit status (as ``racesim explore``'s)."""
     from racesim.explore import worker
 
-    todo = parts(opts, len(specs) * (SHARDS_PER_WORKER if opts.strategy == "exhaustive" else 1))
+    todo = parts(opts, len(specs))
     for part in todo:
         part.options["export_spec"] = export_spec
     deadline = None if opts.budget is None else time.monotonic() + opts.budget
-    state = _State(list(todo), reporter, deadline=deadline)
+    state = _State(list(todo), reporter, pending=list(todo), deadline=deadline)
+    if todo[0].label == SPLIT and opts.max_examples is not None:
+        state.limit = opts.max_examples
     setup = {"pg": pg, "dsn": dsn, "system": system, "store": opts.store}
     group = execnet.Group()
     threads = [
@@ -244,14 +174,10 @@ def spread(
             t.join()
     finally:
         group.terminate(timeout=10.0)
-    with state.lock:
-        spent = state.deadline is not None and time.monotonic() >= state.deadline
-        unsearched = {
-            p.index: state.why.get(p.index) or (SPENT if spent else "no worker was up to take it")
-            for p in state.pending
-        }
-        unsearched.update(state.given_up)
-    return _merge(opts, todo, state, unsearched, reporter)
+    outcome = Outcome(
+        state.todo, state.done, state.unsearched(), state.lost, state.refused, len(specs)
+    )
+    return merge(opts, outcome, reporter)
 
 
 def _serve(
@@ -321,7 +247,7 @@ def _work(
             raise ValueError(f"the worker's answer lacks {sorted(_ANSWER - set(answer))}")
         state.say(f"{name}: {part.label}: {summary}")
         current.clear()
-        state.finish(_Done(part, name, answer))
+        state.finish(Done(part, name, answer))
     try:
         channel.send(None)
         channel.waitclose(timeout=READY_SECONDS)
@@ -343,103 +269,3 @@ _ANSWER = frozenset({"schedules", "skipped", "complete", "seconds", "summary", "
 def _why(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:300]
-
-
-def _merge(
-    opts: ExploreOptions,
-    todo: list[Part],
-    state: _State,
-    unsearched: dict[int, str],
-    reporter: Reporter,
-) -> int:
-    """Save the smallest counterexample per key, print them and the summary."""
-    done = sorted(state.done, key=lambda d: d.part.index)
-    best: dict[str, tuple[list[int], int, dict[str, Any]]] = {}
-    flaky: dict[str, dict[str, Any]] = {}
-    for d in done:
-        for f in d.answer["found"]:
-            rank = (f["size"], d.part.index)
-            if f["key"] not in best or rank < best[f["key"]][:2]:
-                best[f["key"]] = (f["size"], d.part.index, f)
-        for f in d.answer["flaky"]:
-            flaky.setdefault(f["key"], f)
-    for key in best:
-        flaky.pop(key, None)
-    saved: dict[str, Path] = {}
-    for key in sorted(best):
-        found = best[key][2]
-        paths = _save(opts.out, found["files"])
-        saved[key] = next((p for p in paths if p.name == found["name"]), opts.out / found["name"])
-        reporter.line(found["timeline"].replace(found["path"], str(saved[key])).rstrip("\n"))
-        for path in paths:
-            if path.suffix in _BESIDE:
-                reporter.line(f"   {_BESIDE[path.suffix]}: {escaped(str(path))}")
-    for key in sorted(flaky):
-        _save(opts.out, flaky[key]["files"])
-        reporter.line(flaky[key]["line"])
-    schedules = sum(d.answer["schedules"] for d in done)
-    workers = len({d.worker for d in done})
-    where = f"{len(todo)} parts on {workers} worker(s)"
-    missed = {i: why for i, why in unsearched.items() if why != SPENT}
-    lost = ""
-    if state.lost:
-        lost = f"; {len(state.lost)} worker(s) lost" + ("" if missed else ", their parts run again")
-    gap = ""
-    if missed:
-        names = ", ".join(f"{todo[i].label} ({why})" for i, why in sorted(missed.items()))
-        gap = f"; search incomplete: NOT searched: {names}"
-    if len(missed) < len(unsearched):
-        gap += f"; {len(unsearched) - len(missed)} part(s) not started: budget spent"
-    if best:
-        reporter.line(
-            f"found {len(best)} violation(s) ({', '.join(sorted(best))}) after {schedules}"
-            f" schedules in {where} (seed {opts.seed}){lost}; saved: "
-            + ", ".join(escaped(str(saved[k])) for k in sorted(best))
-            + gap
-        )
-        return EXIT_FOUND
-    if flaky:
-        reporter.line(
-            f"no violation reproduced after {schedules} schedules in {where}; "
-            f"{len(flaky)} flaky, not counted ({', '.join(sorted(flaky))}){lost}{gap}"
-        )
-        return EXIT_FLAKY
-    if unsearched and any(why != SPENT for why in unsearched.values()):
-        reporter.line(f"none found after {schedules} schedules in {where}{lost}{gap}")
-        if not done and len(state.refused) == len(todo) and not state.lost:
-            return EXIT_INPUT  # no worker came up (e.g. no PostgreSQL anywhere)
-        return EXIT_HARNESS
-    complete = not unsearched and all(d.answer["complete"] for d in done)
-    if opts.strategy == "exhaustive" and complete:
-        skipped = sum(d.answer["skipped"] for d in done)
-        reporter.line(
-            f"exhaustive: all {schedules} schedules of {len(todo)} disjoint shards explored"
-            f" on {workers} worker(s), none violates ({opts.store}, {skipped} redundant"
-            f" branches skipped){lost}"
-        )
-    elif opts.strategy == "exhaustive":
-        reporter.line(
-            f"{'budget spent' if opts.budget else '--max-examples reached'} after"
-            f" {schedules} schedules in {where}: none found, search"
-            f" incomplete ({opts.store}, exhaustive){lost}{gap}"
-        )
-    else:
-        reporter.line(
-            f"none found after {schedules} schedules in {where} ({opts.store},"
-            f" {opts.strategy}, seeds {opts.seed}..{opts.seed + len(todo) - 1}){lost}{gap}"
-        )
-    return EXIT_OK
-
-
-_BESIDE = {".html": "page", ".spec": "as a .spec"}
-_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-
-
-def _save(out: Path, files: list[tuple[str, bytes]]) -> list[Path]:
-    """Write one counterexample's files (scenario, page, .spec) under ``out``."""
-    paths = []
-    for name, data in files:
-        if not _FILE.match(name) or len(name) > 240:
-            raise InputError(f"a worker sent a file name racesim does not write: {name!r}")
-        paths.append(save(bytes(data).decode("utf-8"), out / name))
-    return paths

@@ -33,7 +33,8 @@ from datetime import timedelta
 from racesim.engine.loop import Options
 from racesim.engine.pool import SessionPool
 from racesim.explore.drive import Aim, Drive, Driven, clock_moves
-from racesim.explore.search import MAX_STEPS, SearchResult, change_points, prioritised
+from racesim.explore.pct import MAX_STEPS, change_points, prioritised
+from racesim.explore.steps import SearchResult
 from racesim.model.plan import Actor
 from racesim.system import Config, System
 

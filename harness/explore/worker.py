@@ -21,7 +21,8 @@ import os
 import shutil
 import socket
 import tempfile
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ from racesim.report.text import Reporter
 from racesim.report.view import RunView
 
 if TYPE_CHECKING:
+    from racesim.engine.pool import SessionPool
+    from racesim.provision.databases import Databases
     from racesim.system import System
 
 __all__ = ["serve"]
@@ -54,21 +57,45 @@ def serve(channel: Any) -> None:
             if needs
             else nullcontext()
         )
-        with context as dbs:
+        with context as dbs, ExitStack() as kept:
             channel.send({"ready": True, "where": where, "notes": notes})
+            pool = None
             while True:
                 part = channel.receive()
                 if part is None:
                     break
                 try:
-                    channel.send(_part(part, setup, dbs, system))
+                    if pool is None and dbs is not None:
+                        pool = kept.enter_context(_pool(dbs, system, setup["store"]))
+                    channel.send(_part(part, setup, dbs, system, pool))
                 except RacesimError as exc:
                     channel.send({"error": mask_dsn(str(exc).splitlines()[0])})
     except RacesimError as exc:
         channel.send({"ready": False, "error": mask_dsn(" ".join(str(exc).split()))})
 
 
-def _part(part: dict[str, Any], setup: dict[str, Any], dbs: Any, system: System) -> dict[str, Any]:
+@contextmanager
+def _pool(dbs: Databases, system: System, store: str) -> Iterator[SessionPool]:
+    """One database and its sessions for all of a worker's parts (each schedule
+    starts from a reset, as on a fresh database): a part costs no database made and
+    no sessions opened."""
+    from racesim.engine.pool import SessionPool
+
+    name = dbs.create()
+    try:
+        with SessionPool(dbs.server.conninfo(name), store, system) as pool:
+            yield pool
+    finally:
+        dbs.drop(name)
+
+
+def _part(
+    part: dict[str, Any],
+    setup: dict[str, Any],
+    dbs: Any,
+    system: System,
+    pool: SessionPool | None,
+) -> dict[str, Any]:
     from racesim.explore.run import ExploreOptions, explore
     from racesim.explore.shrink import size
 
@@ -88,8 +115,11 @@ def _part(part: dict[str, Any], setup: dict[str, Any], dbs: Any, system: System)
             system=system,
             html=part["html"],
             example_db=part["example_db"],
+            clock_moves=part["clock_moves"],
+            split=part["split"],
+            subtree=part["subtree"],
         )
-        result = explore(opts, dbs, reporter)
+        result = explore(opts, dbs, reporter, pool=pool)
         if part["export_spec"] and dbs is not None:
             from racesim.explore.export import export_found
 
@@ -121,6 +151,7 @@ def _part(part: dict[str, Any], setup: dict[str, Any], dbs: Any, system: System)
             "summary": result.summary,
             "found": found,
             "flaky": flaky,
+            "subtrees": result.subtrees,
         }
     finally:
         shutil.rmtree(folder, ignore_errors=True)

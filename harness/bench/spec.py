@@ -12,9 +12,11 @@ compared, and a spec whose outputs differ is named.
 side pays for its own database: ``racesim run FILE.spec`` as a program of its own
 (interpreter, imports, its database made from ``template0`` and dropped, on the
 same server, given as ``RACESIM_DSN``) against ``createdb -T template0`` +
-``isolationtester`` + ``dropdb``, three programs, as pg_regress makes the database
-isolationtester runs in (target <= 1.0). Both reach the server the same way (libpq's
-``PG*`` variables, the same role and password). racesim runs as installed: its
+``isolationtester`` + ``dropdb``, three programs (target <= 1.0). That baseline is the
+lightest way to give isolationtester a fresh database: pg_regress makes its own
+from ``template0`` too, but through psql, with six ``ALTER DATABASE ... SET`` after
+it. Both reach the server the same way (libpq's ``PG*`` variables, the same role and
+password), and each database is made with the server's default clone strategy. racesim runs as installed: its
 modules byte-compiled, as ``pip install`` leaves them (an untimed first run writes
 the bytecode to a scratch ``PYTHONPYCACHEPREFIX``; without it, an environment with
 ``PYTHONDONTWRITEBYTECODE`` set would compile every module of an editable install on

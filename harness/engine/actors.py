@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from racesim.engine.commit_steps import commit_step
 from racesim.engine.sessions import Worker
 from racesim.model.history import NOT_COMPARED
 from racesim.model.plan import SESSION_SETTINGS as SESSION_SETTINGS
@@ -60,6 +61,11 @@ class Run:
     """The waiting call's reply, taken before the schedule reached its completion."""
     closed_cycle: bool = False
     """Its waiting call closed a cycle of waits, which the server's deadlock check ends."""
+    split: bool = False
+    """The ``sql`` call being sent runs as ``BEGIN`` and its statement; its ``COMMIT``
+    is the run's next step (``commit_steps``)."""
+    statement: Reply | None = None
+    """A split statement's reply, handed to the program once its commit step has ended."""
 
     @property
     def name(self) -> str:
@@ -82,11 +88,32 @@ class Run:
     def job(self, call: Call) -> Callable[[], Any]:
         """The call as a function to run on the session's worker thread."""
         if call.kind == "sql":
-            conn, text = self.conn, call.sql
+            conn, text, begin = self.conn, call.sql, self.split
             assert conn is not None
-            return lambda: statement_result(conn.execute(text))  # fixed text of a program
+
+            def run_sql() -> str:  # the fixed text of a program
+                if begin:
+                    conn.execute("BEGIN")
+                return statement_result(conn.execute(text))
+
+            return run_sql
         method = getattr(self.store, call.name)
         return lambda: method(*call.args)
+
+    def answer(self, call: Call, reply: Reply) -> None:
+        """Hand the call's reply to the program and fetch its next call. A split
+        statement's reply waits for its commit step, which comes next; the program
+        then gets the statement's result or error, or the commit's error."""
+        ok, value = reply
+        if self.split:
+            self.split, self.statement = False, reply
+            self.next_call = commit_step(call)
+            return
+        if self.statement is not None:
+            statement, self.statement = self.statement, None
+            if ok or not statement[0]:
+                ok, value = statement
+        self.advance(None if ok else value, value if ok else None)
 
     def note_transaction(self, call: Call) -> None:
         """After a ``sql`` step, remember whether the session is inside a transaction."""
@@ -140,7 +167,8 @@ class Run:
 
     def crash(self, why: str) -> None:
         """The run's process is gone: no further steps, no deferred work."""
-        self.pending = self.next_call = None
+        self.pending = self.next_call = self.statement = None
+        self.split = False
         self.finished = self.finished or why
         self.program.close()
         self.end_session()

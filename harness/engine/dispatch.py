@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from racesim.engine.actors import Reply, Run, describe, direct
+from racesim.engine.commit_steps import changes_data
 from racesim.engine.options import Options
 from racesim.engine.pool import SessionPool
 from racesim.engine.record import Draft, Recorder
@@ -60,6 +61,7 @@ class Dispatch:
         if step.call and step.call != call.name:
             raise mismatch(step, call.name, f"makes {call.name} next")
         run.started = True
+        run.split = self._splits(run, call)
         sent(run.conn, forget=True)
         self._let_waits_settle()
         reply = self._send(run, call)
@@ -124,6 +126,17 @@ class Dispatch:
         reply = self.wait(run, first=True)
         run.blocked_after = time.perf_counter() - run.sent_at
         return reply
+
+    def _splits(self, run: Run, call: Call) -> bool:
+        """Whether ``call`` runs as a statement and then its commit, two steps."""
+        return (
+            self.options.split_commits
+            and call.kind == "sql"
+            and not call.fault
+            and run.conn is not None
+            and run.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            and changes_data(call.sql)
+        )
 
     def _let_waits_settle(self) -> None:
         """Before a step is sent, every waiting step has waited ``DEADLOCK_SETTLE``:
@@ -278,7 +291,7 @@ class Dispatch:
             )
         run.note_transaction(call)
         model, model_error = run.model_result(call)
-        run.advance(None if ok else value, value if ok else None)
+        run.answer(call, reply)
         error = sqlstate = None
         if not ok:
             error = describe(value)

@@ -16,3 +16,6 @@ class Options:
     """Seconds any one step may take before the harness cancels it."""
     poll: float = 0.001
     """How often a running step is looked at (seconds); bounds blocked-step detection."""
+    split_commits: bool = False
+    """Run a program's autocommit ``sql`` statement that changes data as two steps: the
+    statement in a transaction, then its ``COMMIT`` (``NAME/commit``; see commit_steps)."""

@@ -1,0 +1,55 @@
+"""A program's autocommit statement that changes data, raced as two steps: the
+statement in a transaction of its own, then that transaction's ``COMMIT``.
+
+On an autocommit session PostgreSQL runs each statement as a transaction of its
+own, and between the statement's work and its commit another session's statement
+may run: two ``INSERT INTO t SELECT ... WHERE NOT EXISTS (SELECT 1 FROM t ...)``
+both see no row and both insert. A step that runs the statement to its commit
+never leaves that window open. With ``Options.split_commits`` the engine runs such
+a ``sql`` call as two steps, as ``spec:`` systems run a spec's statements:
+
+- ``NAME``: ``BEGIN``, then the statement (a plain ``BEGIN``: the session's default
+  isolation level, as the statement alone would have);
+- ``NAME/commit``: ``COMMIT`` (after an error it ends the failed transaction, and
+  its result is then ``ROLLBACK``).
+
+The program sees what autocommit gives it, once the commit step has ended: the
+statement's result, or its error, or the commit's (a deferred constraint, a
+serialization failure). Only a single ``INSERT``, ``UPDATE``, ``DELETE`` or
+``MERGE`` (or a ``WITH`` query holding one) sent outside a transaction block is
+split; a ``SELECT`` is not (a function it calls may write: the engine cannot tell).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pglast import ast
+
+from racesim.sql_tree import parse, walk
+from racesim.system import Call
+
+COMMIT = "/commit"
+"""What a split statement's second step adds to the call's name."""
+
+_WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+
+
+@lru_cache(maxsize=1024)
+def changes_data(sql: str) -> bool:
+    """Whether ``sql`` is one data-changing statement (PostgreSQL's parser says;
+    unparsable SQL is not)."""
+    statements = parse(sql)
+    if statements is None or len(statements) != 1:
+        return False
+    (statement,) = statements
+    if isinstance(statement, _WRITES):
+        return True
+    return isinstance(statement, ast.SelectStmt) and any(
+        isinstance(node, _WRITES) for node in walk(statement)
+    )
+
+
+def commit_step(call: Call) -> Call:
+    """The step that commits split statement ``call``."""
+    return Call(call.name + COMMIT, kind="sql", sql="COMMIT")

@@ -20,6 +20,16 @@ import psycopg
 
 __all__ = ["cannot_set_note", "may_set"]
 
+_GRANTED = (
+    "SELECT context IN ('superuser', 'superuser-backend'), has_parameter_privilege(name, 'SET')"
+    " FROM pg_settings WHERE name = %s"
+)
+"""From PostgreSQL 15 a superuser setting may be granted (GRANT SET ON PARAMETER)."""
+_SUPERUSER = (
+    "SELECT context IN ('superuser', 'superuser-backend'),"
+    " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+    " FROM pg_settings WHERE name = %s"
+)
 _lock = threading.Lock()
 _known: dict[tuple[str, int, str, str], bool] = {}
 
@@ -35,17 +45,10 @@ def may_set(conn: psycopg.Connection[Any], setting: str) -> bool:
     with _lock:
         if key in _known:
             return _known[key]
-    row = conn.execute("SELECT context FROM pg_settings WHERE name = %s", (setting,)).fetchone()
-    if row is None or row[0] not in ("superuser", "superuser-backend"):
-        allowed = row is not None
-    elif info.server_version >= 150000:
-        granted = conn.execute("SELECT has_parameter_privilege(%s, 'SET')", (setting,)).fetchone()
-        allowed = bool(granted and granted[0])
-    else:
-        superuser = conn.execute(
-            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
-        ).fetchone()
-        allowed = bool(superuser and superuser[0])
+    # One round trip: whether only a superuser may set it, and whether this role may.
+    query = _GRANTED if info.server_version >= 150000 else _SUPERUSER
+    row = conn.execute(query, (setting,)).fetchone()
+    allowed = row is not None and (not row[0] or bool(row[1]))
     with _lock:
         _known[key] = allowed
     return allowed

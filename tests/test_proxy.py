@@ -19,31 +19,51 @@ import pytest
 
 from racesim.proxy import framing
 from racesim.proxy.gate import Gate
+from racesim.proxy.link import Link
 from racesim.proxy.listener import Listener
 from racesim.proxy.upstream import open_upstream
 
 
 class AutoRelease:
-    """Releases every round parked at ``gate`` (in arrival order), noting its SQL."""
+    """Releases every round parked at ``gate`` (in arrival order), noting its SQL; each
+    round is sent and answered on a thread of its own, so a round waiting on a lock
+    does not hold up the client's other connections (as isolationtester's)."""
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
         self.seen: list[tuple[str, ...]] = []
         self.stopped = False
+        self.sending: set[int] = set()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
+    def _next(self) -> Link | None:
+        parked = [
+            link
+            for link in self.gate.links
+            if link.parked is not None and not link.closed and id(link) not in self.sending
+        ]
+        return min(parked, key=lambda link: link.parked.order if link.parked else 0, default=None)
+
     def _loop(self) -> None:
         while not self.stopped:
-            with self.gate.cond:
-                link = self.gate.oldest()
-                if link is None:
-                    self.gate.cond.wait(0.05)
-                    continue
-            self.seen.append(self.gate.release(link).sql)
+            if self.gate.wait_for(lambda: self.stopped or self._next() is not None, 0.05):
+                with self.gate.cond:
+                    link = self._next()
+                    if link is None:
+                        continue
+                    self.sending.add(id(link))
+                threading.Thread(target=self._release, args=(link,), daemon=True).start()
+
+    def _release(self, link: Link) -> None:
+        self.seen.append(self.gate.release(link).sql)
+        with self.gate.cond:
+            self.sending.discard(id(link))
+        self.gate.notify()
 
     def stop(self) -> None:
         self.stopped = True
+        self.gate.notify()
         self.thread.join(timeout=5)
 
 
@@ -239,6 +259,11 @@ def test_a_round_released_at_flush_goes_on_to_its_sync(unix: tuple[Gate, Listene
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(str(lst.dir / ".s.PGSQL.5432"))
         reader = _startup(s)
+        # The gate's waiting thread reads the client (as a store's settling does).
+        waiting = threading.Thread(
+            target=gate.wait_for, args=(lambda: gate.oldest() is not None, 10)
+        )
+        waiting.start()
         parse = framing.message(framing.PARSE, b"st\0SELECT 40 + $1::int\0\0\0")
         describe = framing.message(framing.DESCRIBE, b"Sst\0")
         s.sendall(parse + describe + framing.message(framing.FLUSH))
@@ -247,6 +272,7 @@ def test_a_round_released_at_flush_goes_on_to_its_sync(unix: tuple[Gate, Listene
         bind = framing.message(framing.BIND, b"\0st\0\0\0\0\x01\0\0\0\x012\0\0")
         execute = framing.message(framing.EXECUTE, b"\0\0\0\0\0")
         s.sendall(bind + execute + framing.message(framing.SYNC))
+        waiting.join(timeout=10)
         assert gate.wait_for(lambda: gate.oldest() is not None, 10)
         link = gate.oldest()
         assert link is not None and link.parked is not None

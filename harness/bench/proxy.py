@@ -101,7 +101,8 @@ def _client(direct: str, proxied: str, batches: int) -> tuple[float, float]:
 
 
 class _Releaser:
-    """Lets every parked round of ``gate`` go, as the engine's steps do."""
+    """Releases every parked round of ``gate`` as the engine's steps do: the thread
+    that waits at the gate for the round sends it and relays its answer."""
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
@@ -112,13 +113,10 @@ class _Releaser:
     def _loop(self) -> None:
         gate = self.gate
         while not self.stopped:
-            with gate.cond:
+            if gate.wait_for(lambda: self.stopped or gate.oldest() is not None, 0.1):
                 link = gate.oldest()
-                while link is None and not self.stopped:
-                    gate.cond.wait(0.1)
-                    link = gate.oldest()
-            if link is not None:
-                gate.release(link)
+                if link is not None:
+                    gate.release(link)
 
     def stop(self) -> None:
         self.stopped = True

@@ -4,8 +4,9 @@ connections come through racesim's proxy.
 Opening the run starts the command with ``PGHOST``/``PGPORT``/``DATABASE_URL`` (and
 the rest of libpq's variables) pointing at a listener of its own, and waits until it
 has parked its first round at the gate or exited. Each ``round()`` releases the
-oldest parked round, returns when its ``ReadyForQuery`` went back to the command,
-then waits until the command has parked its next round or exited. The command's
+oldest parked round, sending it and relaying the answer in the calling thread until
+its ``ReadyForQuery`` went back to the command, then waits (reading what the
+command sends) until the command has parked its next round or exited. The command's
 exit status and output are the run's result.
 """
 
@@ -25,7 +26,8 @@ from psycopg.conninfo import make_conninfo
 
 from racesim.engine.sessions import note_sent
 from racesim.errors import HarnessError, InputError
-from racesim.proxy.gate import Gate, LinkState
+from racesim.proxy.gate import Gate
+from racesim.proxy.link import Link
 from racesim.proxy.listener import Listener
 from racesim.proxy.upstream import open_upstream, proxied
 from racesim.system import Session
@@ -162,7 +164,7 @@ class CommandStore:
         self.listener = Listener(
             self.gate, lambda p: open_upstream(conninfo, p, self.actor), tcp=tcp
         )
-        self.current: LinkState | None = None
+        self.current: Link | None = None
         self.rounds = 0
         self.trails: dict[int, list[str]] = {}
         """The SQL each connection (by its state's id) has sent, round by round."""
@@ -241,11 +243,11 @@ class CommandStore:
             note_sent(self.conn, text)
         self.trails.setdefault(id(link), []).append(sql)
         self.current = link
+        # This thread sends the round and relays the answer. No bound of its own:
+        # the round may wait on a lock as long as the schedule says; the engine ends
+        # the run (closing the connection, so this wait ends) when it gives up.
         self.gate.release(link)
         self.rounds += 1
-        # No bound of its own here: the round may wait on a lock as long as the
-        # schedule says; the engine ends the run (and so this wait) when it gives up.
-        self.gate.wait_for(lambda: link.running is None or link.closed, 24 * 3600)
         self.current = None
         result = link.result
         self._settle()

@@ -2,128 +2,182 @@
 
 A round is what a client sends up to the point where it waits for the server: a
 simple ``Query``, or extended-protocol messages up to their ``Sync``. Each client
-connection parks its next round here; ``Gate.release`` sends the oldest parked
-round of the actor, and the round is done when its ``ReadyForQuery`` has gone back
-to the client.
+connection parks its next round here; ``Gate.release`` sends the round and relays
+the answer until its ``ReadyForQuery`` has gone back to the client, in the calling
+thread.
+
+The proxy has no thread of its own per connection: a thread in ``Gate.wait_for``
+reads what the clients send (one thread at a time; the others wait on ``cond``), and
+the thread in ``Gate.release`` does the round. So the round trip through the proxy
+hands off between threads no more than a direct statement does: the client's bytes
+wake the thread that waits at the gate, and the server's answer the thread that
+released the round.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from racesim.proxy.framing import Message
+from racesim.proxy.link import Link
+from racesim.proxy.rounds import Round, RoundResult
 
-_ORDER = itertools.count()
-
-
-@dataclass
-class Round:
-    """One protocol round a client sent (not yet released)."""
-
-    messages: list[Message]
-    sql: tuple[str, ...]
-    """The SQL of its Query or Parse messages, in order ("" for a bound prepared one)."""
-    syncs: int
-    """ReadyForQuery messages that end it (1)."""
-    order: int = field(default_factory=lambda: next(_ORDER))
-
-
-@dataclass
-class RoundResult:
-    """What the server answered to one round."""
-
-    tags: list[str] = field(default_factory=list)
-    """CommandComplete tags, in order."""
-    error: tuple[str, str] | None = None
-    """(SQLSTATE, message) of the first ErrorResponse, if any."""
-    status: str = "I"
-    """The transaction status ReadyForQuery gave (I, T or E)."""
+__all__ = ["Gate", "Round", "RoundResult"]
 
 
 class Gate:
-    """The parked rounds of one actor's connections, and the condition that wakes on any change.
+    """The connections of one actor, their parked rounds, and the condition that
+    wakes on any change.
 
-    Links (client connections) call ``park``, ``finished`` and ``fail`` from their own
-    threads; the actor's store calls ``release`` and waits with ``wait_for``.
+    Connections join with ``joined`` once through their startup; the actor's store
+    waits with ``wait_for`` and calls ``release``.
     """
 
     def __init__(self, actor: str) -> None:
         self.actor = actor
         self.cond = threading.Condition()
-        self.links: list[LinkState] = []
+        self.links: list[Link] = []
         self.failure: str | None = None
         """The first protocol problem of any of the actor's connections (one line)."""
         self.connecting = 0
         """Connections accepted but not yet through their startup."""
+        self._reading = threading.Lock()
+        """Held by the thread reading the clients (in ``wait_for``)."""
+        self._reader = 0
+        """The thread reading the clients (0: none)."""
+        self._waiting = 0
+        """Threads waiting on ``cond`` (notified only when there are some)."""
+        self._closed = False
+        self._wake, self._waker = socket.socketpair()
+        self._wake.setblocking(False)
+        self._waker.setblocking(False)
+
+    # -- the store's side -----------------------------------------------------
 
     def wait_for(self, ready: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not ready():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
+        """Wait until ``ready()`` (False after ``timeout`` seconds), reading what the
+        clients send meanwhile: rounds park, rounds that only prepare pass."""
+        if ready():
             return True
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if not self._closed and self._reading.acquire(blocking=False):
+                self._reader = threading.get_ident()
+                try:
+                    self._read(left)
+                finally:
+                    self._reader = 0
+                    self._reading.release()
+                if self._waiting:
+                    with self.cond:
+                        self.cond.notify_all()
+            else:
+                with self.cond:
+                    self._waiting += 1
+                    try:
+                        if not ready():
+                            self.cond.wait(min(left, 0.05))
+                    finally:
+                        self._waiting -= 1
+            if ready():
+                return True
 
-    def notify(self) -> None:
+    def _read(self, timeout: float) -> None:
+        """Act on every client's whole rounds, waiting up to ``timeout`` for bytes."""
+        idle = [k for k in self.links if not (k.closed or k.parked or k.running)]
+        buffered = [k for k in idle if k.has_round()]
+        if buffered:
+            for link in buffered:
+                link.take(read=False)
+            return
+        try:
+            readable, _, _ = select.select([self._wake, *(k.client for k in idle)], [], [], timeout)
+        except (OSError, ValueError):  # a connection closed meanwhile: look again
+            return
+        if self._wake in readable:
+            with contextlib.suppress(OSError):
+                while self._wake.recv(4096):
+                    pass
+        for link in idle:
+            if link.client in readable:
+                link.take(read=True)
+
+    def oldest(self) -> Link | None:
+        """The link whose parked round arrived first (None when none is parked)."""
+        parked = [link for link in self.links if link.parked is not None and not link.closed]
+        return min(parked, key=lambda link: link.parked.order if link.parked else 0, default=None)
+
+    def release(self, link: Link) -> Round:
+        """Send ``link``'s parked round and relay its answer (returns when its
+        ``ReadyForQuery`` has gone back to the client, or the link has closed)."""
+        round_ = link.parked
+        assert round_ is not None
+        link.result = RoundResult()
+        link.target = link.readies + round_.syncs
+        link.running = round_  # before it is no longer parked: never seen idle meanwhile
+        link.parked = None
+        link.run()
+        if self._reader and self._reader != threading.get_ident():
+            self.notify()  # the thread reading the clients looks at this one again
+        return round_
+
+    def busy(self) -> bool:
+        """A connection is in its startup."""
+        return self.connecting > 0
+
+    def close(self) -> None:
+        self._closed = True
+        self.notify()
+        self._wake.close()
+        self._waker.close()
+
+    # -- the connections' side ------------------------------------------------
+
+    def accepted(self) -> None:
         with self.cond:
-            self.cond.notify_all()
+            self.connecting += 1
+
+    def joined(self, link: Link | None) -> None:
+        """A connection is through its startup (``link``), or gave up (None)."""
+        with self.cond:
+            self.connecting -= 1
+            if link is not None:
+                self.links.append(link)
+        self.notify()
+
+    def park(self, link: Link, round_: Round) -> None:
+        link.parked = round_  # before it is no longer running: never seen idle meanwhile
+        link.running = None
+        if self._waiting:
+            with self.cond:
+                self.cond.notify_all()
+
+    def closing(self, link: Link) -> bool:
+        """``link`` closes: True the first time."""
+        with self.cond:
+            if link.closed:
+                return False
+            link.closed = True
+        self.notify()
+        return True
 
     def fail(self, problem: str) -> None:
         with self.cond:
             if self.failure is None:
                 self.failure = problem
-            self.cond.notify_all()
+        self.notify()
 
-    def oldest(self) -> LinkState | None:
-        """The link whose parked round arrived first (None when none is parked)."""
-        parked = [link for link in self.links if link.parked is not None and not link.closed]
-        return min(parked, key=lambda link: link.parked.order if link.parked else 0, default=None)
-
-    def release(self, link: LinkState) -> Round:
-        """Let ``link``'s parked round go; it is done when ``link.running`` is None again."""
+    def notify(self) -> None:
+        """Wake whoever waits in ``wait_for``."""
         with self.cond:
-            round_ = link.parked
-            assert round_ is not None
-            link.parked, link.running = None, round_
-            link.result = RoundResult()
-            link.target = link.readies + round_.syncs
-            link.let_go()
-            return round_
-
-    def busy(self) -> bool:
-        """A connection is in its startup or has a released round not yet answered."""
-        return self.connecting > 0 or any(link.running and not link.closed for link in self.links)
-
-
-def _held() -> threading.Lock:
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
-@dataclass
-class LinkState:
-    """What the gate sees of one client connection."""
-
-    pid: int = 0
-    """The upstream backend's pid (its BackendKeyData)."""
-    parked: Round | None = None
-    running: Round | None = None
-    result: RoundResult = field(default_factory=RoundResult)
-    readies: int = 0
-    """ReadyForQuery messages relayed to the client so far."""
-    target: int = 0
-    """The ``readies`` count at which the running round is done."""
-    closed: bool = False
-    go: threading.Lock = field(default_factory=_held)
-    """Held while a round is parked; released to let it go (or when the link closes)."""
-
-    def let_go(self) -> None:
-        if self.go.locked():
-            self.go.release()
+            self.cond.notify_all()
+        if not self._closed:
+            with contextlib.suppress(OSError):
+                self._waker.send(b"\0")

@@ -1,242 +1,301 @@
-"""One client connection through the proxy: its startup, then its rounds through the gate.
+"""One client connection through the proxy, after its startup: its rounds.
 
-One thread per connection: it reads the client's messages, groups them into rounds,
-parks each at the gate until it is released, sends it, and copies what the server
-answers back to the client until the round's ``ReadyForQuery`` (one thread, so no
-two threads of a connection contend for the interpreter on every round). Rounds
-that run no statement (a ``Parse``/``Describe``/``Sync`` that only prepares) pass
-without waiting; a round released at a ``Flush`` goes on to its ``Sync``, and
-``COPY`` data passes, with both sides watched. What the server says between
-rounds (a notification) reaches the client with the next round's answer.
+No thread of its own. The thread waiting at the gate (``Gate.wait_for``) reads what
+the client sent, without waiting for more: a round that runs statements is parked
+there; one that runs none (a ``Parse``/``Describe``/``Sync`` that only prepares)
+is sent at once, and that thread relays the answer. The thread that releases a
+parked round (``Gate.release``) sends it and relays the server's answer to the client
+up to the round's ``ReadyForQuery`` itself. So a round through the proxy wakes no
+thread but the one that drives it.
+
+A round released at a ``Flush`` goes on to its ``Sync``, and ``COPY`` data passes,
+with both sides watched. Client bytes are forwarded as they came, in blocks; only
+message headers are read, and the SQL of ``Query``, ``Parse`` and ``Bind``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
-import secrets
 import select
 import socket
 import struct
 import threading
 from collections.abc import Callable
-
-import psycopg
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from racesim.proxy import framing as f
-from racesim.proxy.gate import Gate, LinkState, Round, RoundResult
+from racesim.proxy.rounds import Round, RoundResult
 from racesim.proxy.upstream import Upstream
 
 RUNS_STATEMENTS = frozenset({f.QUERY, f.EXECUTE, f.FUNCTION_CALL})
 ENDS_ROUND = frozenset({f.QUERY, f.SYNC, f.FUNCTION_CALL})
+_COPY = frozenset({f.COPY_DATA, f.COPY_DONE, f.COPY_FAIL})
 _NOTED = frozenset({f.READY, f.ERROR, f.COPY_IN, ord("C")})
 """Server messages whose content a round's result records (C is CommandComplete)."""
+_HEADER = struct.Struct("!I")
 
-_KEYS: dict[tuple[int, int], Upstream] = {}
+KEYS: dict[tuple[int, int], Upstream] = {}
 """Cancel keys handed to clients -> the upstream session they cancel."""
-_KEYS_LOCK = threading.Lock()
+KEYS_LOCK = threading.Lock()
 
 
+class Gate(Protocol):
+    """What a link tells its gate (``racesim.proxy.gate.Gate``)."""
+
+    actor: str
+
+    def park(self, link: Link, round_: Round) -> None: ...
+    def closing(self, link: Link) -> bool: ...
+    def fail(self, problem: str) -> None: ...
+
+
+@dataclass
+class Batch:
+    """A client's messages up to a ``Query``, ``Sync`` or ``Flush``."""
+
+    data: bytes
+    sql: tuple[str, ...]
+    runs: bool
+    """It runs statements (a ``Query``, ``Execute`` or ``FunctionCall``)."""
+    ends: bool
+    """It ends a round (not at a ``Flush``)."""
+
+
+TERMINATED = Batch(b"", (), False, True)
+
+
+def take_batch(buf: bytearray, prepared: dict[str, str]) -> Batch | None:
+    """The first whole batch in ``buf`` (removed from it); None when it is not all there.
+    ``prepared`` learns each ``Parse`` on the way (statement name -> SQL)."""
+    at, end, kinds = 0, len(buf), []
+    while end - at >= 5:
+        kind = buf[at]
+        if kind not in f.FRONTEND:
+            raise f.ProtocolError(f"unexpected message type {chr(kind)!r}")
+        (length,) = _HEADER.unpack_from(buf, at + 1)
+        if length < 4 or length > f.MAX_MESSAGE:
+            raise f.ProtocolError(f"message {chr(kind)!r} of length {length}")
+        if end - at < 1 + length:
+            return None
+        if kind == f.TERMINATE:
+            del buf[:]
+            return TERMINATED
+        if kind == f.PASSWORD:
+            raise f.ProtocolError("a password message after startup")
+        if kind in _COPY:
+            raise f.ProtocolError("COPY data outside COPY")
+        kinds.append((kind, at))
+        at += 1 + length
+        if kind in ENDS_ROUND or kind == f.FLUSH:
+            data = bytes(buf[:at])
+            del buf[:at]
+            sql = f.statements_of(
+                [
+                    f.Message(k, data[s + 5 : s + 1 + _HEADER.unpack_from(data, s + 1)[0]])
+                    for k, s in kinds
+                    if k in (f.QUERY, f.PARSE, f.BIND)
+                ],
+                prepared,
+            )
+            runs = any(k in RUNS_STATEMENTS for k, _ in kinds)
+            return Batch(data, sql, runs, kind != f.FLUSH)
+    return None
+
+
+def whole(buf: bytearray) -> bool:
+    """``buf`` holds at least one whole client message (its header is checked as
+    soon as it is there)."""
+    if len(buf) < 5:
+        return False
+    kind = buf[0]
+    if kind not in f.FRONTEND:
+        raise f.ProtocolError(f"unexpected message type {chr(kind)!r}")
+    length: int = _HEADER.unpack_from(buf, 1)[0]
+    if length < 4 or length > f.MAX_MESSAGE:
+        raise f.ProtocolError(f"message {chr(kind)!r} of length {length}")
+    return len(buf) >= 1 + length
+
+
+@dataclass
 class Link:
-    """A client connection of one actor (started with ``start``)."""
+    """A client connection of one actor and its server session."""
 
-    def __init__(
-        self,
-        client: socket.socket,
-        gate: Gate,
-        connect: Callable[[dict[str, str]], Upstream],
-        password: str | None,
-    ) -> None:
-        self.client = client
-        self.gate = gate
-        self.connect = connect
-        self.password = password
-        self.state = LinkState()
-        self.upstream: Upstream | None = None
-        self.key: tuple[int, int] | None = None
-        self.prepared: dict[str, str] = {}
-        """Statement name -> SQL, from the client's Parse messages."""
-        self.thread = threading.Thread(target=self._main, name="racesim-proxy-link", daemon=True)
+    client: socket.socket
+    upstream: Upstream
+    gate: Gate
+    key: tuple[int, int]
+    pid: int = 0
+    """The upstream backend's pid (its BackendKeyData)."""
+    parked: Round | None = None
+    running: Round | None = None
+    result: RoundResult = field(default_factory=RoundResult)
+    readies: int = 0
+    """ReadyForQuery messages relayed to the client so far."""
+    target: int = 0
+    """The ``readies`` count at which the running round is done."""
+    closed: bool = False
+    inbuf: bytearray = field(default_factory=bytearray)
+    """Client bytes not yet sent on."""
+    upbuf: bytes = b""
+    """Server bytes short of a whole message."""
+    open: bool = False
+    """The current round was sent up to a Flush: its messages up to Sync follow."""
+    copy_in: bool = False
+    """The server waits for the client's COPY data."""
+    gated: bool = False
+    """The current round waited at the gate (an open one that only prepared did not)."""
+    short: bool = True
+    """What ``inbuf`` holds is short of a round: the client has more to send."""
+    prepared: dict[str, str] = field(default_factory=dict)
+    """Statement name -> SQL, from the client's Parse messages."""
+    on_close: list[Callable[[], None]] = field(default_factory=list)
 
-    def start(self) -> None:
-        self.thread.start()
+    def __post_init__(self) -> None:
+        self.pid = self.upstream.pid
+        self.up = self.upstream.sock
 
-    # -- the client's side ----------------------------------------------------
+    # -- driven by the gate ---------------------------------------------------
 
-    def _main(self) -> None:
-        actor = self.gate.actor
-        started = False
+    def has_round(self) -> bool:
+        """A whole round may be buffered already (no need to wait for the client)."""
+        return not self.short
+
+    def take(self, read: bool) -> None:
+        """Act on what the client sent: read it first if ``read`` (the socket is
+        readable), then park a round that runs statements or pass one that does not.
+        Never waits for the client."""
+        self._guarded(self._take, read)
+
+    def run(self) -> None:
+        """The released round: send it, relay the answer until its ReadyForQuery."""
+        self._guarded(self._run)
+
+    def _guarded(self, work: Callable[..., None], *args: bool) -> None:
         try:
-            if not self._startup():
-                return
-            started = True
-            with self.gate.cond:
-                self.gate.connecting -= 1
-                self.gate.links.append(self.state)
-                self.gate.cond.notify_all()
-            self._rounds()
+            work(*args)
         except f.Closed:
-            pass
+            self.close()
         except f.ProtocolError as exc:
-            what = "broke the protocol" if started else "is not a PostgreSQL client"
-            self.gate.fail(f"{actor}: a connection to the proxy {what} ({exc})")
+            self.gate.fail(
+                f"{self.gate.actor}: a connection to the proxy broke the protocol ({exc})"
+            )
             with contextlib.suppress(OSError):
                 self.client.sendall(f.error(f"racesim proxy: {exc}"))
-        except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self.gate.fail(f"{actor}: racesim could not open the server session ({first})")
-            with contextlib.suppress(OSError):
-                self.client.sendall(f.error("racesim proxy: no server session", "08006"))
-        except OSError:
-            pass
-        finally:
-            if not started:
-                with self.gate.cond:
-                    self.gate.connecting -= 1
+            self.close()
+        except (OSError, ValueError):  # ValueError: a socket closed under us
             self.close()
 
-    def _startup(self) -> bool:
-        reader = f.Reader(self.client)
-        while True:
-            code, rest = reader.startup()
-            if code in (f.SSL_REQUEST, f.GSSENC_REQUEST):
-                self.client.sendall(b"N")
-                continue
-            if code == f.CANCEL_REQUEST:
-                if len(rest) == 8:
-                    _cancel(*struct.unpack("!ii", rest))
-                return False
-            if code != f.PROTOCOL_3:
-                raise f.ProtocolError(f"protocol version {code >> 16}.{code & 0xFFFF}")
-            params = f.startup_parameters(rest)
-            break
-        if self.password is not None:
-            self.client.sendall(f.auth_cleartext())
-            answer = reader.message(frozenset({f.PASSWORD}))
-            if not hmac.compare_digest(answer.body.rstrip(b"\0"), self.password.encode()):
-                self.client.sendall(
-                    f.error("password authentication failed for the racesim proxy", "28P01")
-                )
-                raise f.ProtocolError("wrong password")
-        if params.get("replication", "false").lower() not in ("false", "off", "no", "0"):
-            raise f.ProtocolError("replication connections are not proxied")
-        upstream = self.upstream = self.connect(params)
-        self.state.pid = upstream.pid
-        secret = secrets.randbits(31)
-        self.key = (upstream.pid, secret)
-        with _KEYS_LOCK:
-            _KEYS[self.key] = upstream
-        hello = [f.auth_ok()]
-        hello += [f.parameter_status(n, v) for n, v in upstream.statuses()]
-        hello += [f.key_data(upstream.pid, secret), f.ready()]
-        self.client.sendall(b"".join(hello))
-        self.reader = reader
-        return True
+    def _take(self, read: bool) -> None:
+        if read:
+            self._fill()
+        while self.parked is None and not self.closed:
+            batch = take_batch(self.inbuf, self.prepared) if whole(self.inbuf) else None
+            if batch is None:
+                self.short = True
+                return
+            if batch is TERMINATED:
+                raise f.Closed()
+            self.open = not batch.ends
+            if batch.runs:
+                self.gated = True
+                self.gate.park(self, Round(batch.data, batch.sql, 1))
+                return
+            self.gated = False
+            self._start(Round(batch.data, (), 1))
+            self.up.sendall(batch.data)
+            self._finish()
 
-    def _rounds(self) -> None:
-        assert self.upstream is not None
-        up = self.upstream.sock
-        self.upbuf = b""
-        self.open = False
-        """The running round was sent up to a Flush: its messages up to Sync follow."""
-        self.copy_in = False
-        """The server waits for the client's COPY data."""
-        self.gated = False
-        """The running round waited at the gate (an open one that only prepared did not)."""
-        while True:
-            if self.state.running is None and not self.open:
-                batch, ends = self._next_batch()
-                if batch is None:
-                    return
-                gated = any(m.kind in RUNS_STATEMENTS for m in batch)
-                sql = f.statements_of(batch, self.prepared)
-                if gated:
-                    self._park(Round(batch, sql, 1))  # release() marks it running
-                else:
-                    self._expect(batch)
-                self.gated, self.open = gated, not ends
-                up.sendall(b"".join(m.encode() for m in batch))
-                continue
+    def _run(self) -> None:
+        assert self.running is not None
+        self.up.sendall(self.running.data)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Relay until the running round is done (or, one that only prepared, parked)."""
+        while self.running is not None and not self.closed:
             if self.open or self.copy_in:
                 self._exchange()
             else:
                 self._relay()
 
-    def _next_batch(self, first: f.Message | None = None) -> tuple[list[f.Message] | None, bool]:
-        """The client's next messages up to a Query, Sync or Flush (None: it terminated)."""
-        messages: list[f.Message] = []
-        while True:
-            msg, first = first or self.reader.message(f.FRONTEND), None
-            if msg.kind == f.TERMINATE:
-                return None, False
-            if msg.kind == f.PASSWORD:
-                raise f.ProtocolError("a password message after startup")
-            if msg.kind in (f.COPY_DATA, f.COPY_DONE, f.COPY_FAIL):
-                raise f.ProtocolError("COPY data outside COPY")
-            messages.append(msg)
-            if msg.kind in ENDS_ROUND:
-                return messages, True
-            if msg.kind == f.FLUSH:
-                return messages, False
+    def _start(self, round_: Round) -> None:
+        """A round that runs no statement is running from now on (before it is sent)."""
+        self.target = self.readies + round_.syncs
+        self.running = round_
+
+    def _answered(self, readies: int) -> None:
+        """``readies`` ReadyForQuery messages went back to the client."""
+        self.readies += readies
+        if self.running is not None and self.readies >= self.target:
+            self.running = None
+
+    def _fill(self) -> None:
+        chunk = self.client.recv(65536)
+        if not chunk:
+            raise f.Closed()
+        self.inbuf += chunk
+        self.short = False
 
     def _exchange(self) -> None:
         """While a round is open or in COPY IN: whichever side speaks first is relayed."""
-        assert self.upstream is not None
-        up = self.upstream.sock
-        if not self.reader.pending():
-            ready, _, _ = select.select([self.client, up], [], [])
-            if up in ready:
-                self._relay()
-                return
-        msg = self.reader.message(f.FRONTEND)
-        if msg.kind in (f.COPY_DATA, f.COPY_DONE, f.COPY_FAIL):
-            self.copy_in = msg.kind == f.COPY_DATA
-            up.sendall(msg.encode())
-        elif self.open:  # the rest of the round, up to its Sync
-            batch, ends = self._next_batch(msg)
-            if batch is None:
-                raise f.Closed()
-            sql = f.statements_of(batch, self.prepared)
-            if not self.gated and any(m.kind in RUNS_STATEMENTS for m in batch):
-                self.gated = True  # it prepared first; it runs statements now
-                self._park(Round(batch, sql, 1))
-            self.open = not ends
-            up.sendall(b"".join(m.encode() for m in batch))
+        if whole(self.inbuf) and self._from_client():
+            return
+        ready, _, _ = select.select([self.client, self.up], [], [])
+        if self.up in ready:
+            self._relay()
         else:
-            raise f.ProtocolError(f"message {chr(msg.kind)!r} while the server copies in")
+            self._fill()
 
-    def _park(self, round_: Round) -> None:
-        state = self.state
-        with self.gate.cond:
-            state.parked = round_
-            self.gate.cond.notify_all()
-        state.go.acquire()  # until released (or closed)
-        if state.closed:  # woken by close: the round is never sent
+    def _from_client(self) -> bool:
+        """Send on the client's COPY data or the rest of its open round; False when
+        what is buffered is not all there yet."""
+        kind, buf = self.inbuf[0], self.inbuf
+        if kind in _COPY:
+            at = 0
+            while len(buf) - at >= 5 and buf[at] in _COPY:
+                (length,) = _HEADER.unpack_from(buf, at + 1)
+                if len(buf) - at < 1 + length:
+                    break
+                self.copy_in = buf[at] == f.COPY_DATA
+                at += 1 + length
+            self.up.sendall(buf[:at])
+            del buf[:at]
+            return True
+        if not self.open:
+            raise f.ProtocolError(f"message {chr(kind)!r} while the server copies in")
+        batch = take_batch(buf, self.prepared)  # the rest of the round, up to its Sync
+        if batch is None:
+            return False
+        if batch is TERMINATED:
             raise f.Closed()
-
-    def _expect(self, batch: list[f.Message]) -> None:
-        """A round that runs no statement is running from now on (before it is sent)."""
-        state = self.state
-        with self.gate.cond:
-            state.running = Round(batch, (), 1)
-            state.target = state.readies + 1
-
-    # -- the server's side ----------------------------------------------------
+        self.open = not batch.ends
+        if not self.gated and batch.runs:
+            self.gated = True  # it prepared first; it runs statements now
+            self.gate.park(self, Round(batch.data, batch.sql, 1))
+        else:
+            self.up.sendall(batch.data)
+        return True
 
     def _relay(self) -> None:
         """Copy what the server has said to the client (waiting for it); note where
         the running round ends."""
-        assert self.upstream is not None
-        chunk = self.upstream.sock.recv(65536)
+        chunk = self.up.recv(65536)
         if not chunk:
             raise f.Closed()
-        state = self.state
         buf = self.upbuf + chunk if self.upbuf else chunk
-        unpack = struct.unpack_from
+        at = self._scan(buf, self.result)
+        if at:
+            self.client.sendall(buf if at == len(buf) else memoryview(buf)[:at])
+        self.upbuf = buf[at:]
+
+    def _scan(self, buf: bytes, result: RoundResult) -> int:
+        """Note the server messages of ``buf`` in ``result``; the end of its last whole one."""
+        unpack = _HEADER.unpack_from
         at, end, readies = 0, len(buf), 0
         while end - at >= 5:
             kind = buf[at]
-            (length,) = unpack("!I", buf, at + 1)
+            (length,) = unpack(buf, at + 1)
             if end - at < 1 + length:
                 break
             if kind in _NOTED:
@@ -246,54 +305,43 @@ class Link:
                     self.copy_in = True
                     at += 1 + length
                     continue
-                _note(state.result, kind, buf[at + 5 : at + 1 + length])
+                note(result, kind, buf[at + 5 : at + 1 + length])
             at += 1 + length
-        if at:
-            self.client.sendall(buf if at == end else buf[:at])
-        self.upbuf = buf[at:]
         if readies:
             self.copy_in = False
-            with self.gate.cond:
-                state.readies += readies
-                if state.running is not None and state.readies >= state.target:
-                    state.running = None
-                self.gate.cond.notify_all()
+            self._answered(readies)
+        return at
 
     def close(self) -> None:
-        with self.gate.cond:
-            if self.state.closed:
-                return
-            self.state.closed = True
-            self.state.let_go()
-            self.gate.cond.notify_all()
-        if self.key is not None:
-            with _KEYS_LOCK:
-                _KEYS.pop(self.key, None)
+        """End both sides (from any thread); a thread relaying for it stops."""
+        if not self.gate.closing(self):
+            return
+        for hook in self.on_close:
+            hook()
+        with KEYS_LOCK:
+            KEYS.pop(self.key, None)
         with contextlib.suppress(OSError):
             self.client.shutdown(socket.SHUT_RDWR)
         self.client.close()
-        if self.upstream is not None:
-            self.upstream.close()
+        self.upstream.close()
 
 
-def _note(result: RoundResult, kind: int, body: bytes) -> bool:
+def note(result: RoundResult, kind: int, body: bytes) -> None:
     if kind == f.READY:
         result.status = body[:1].decode() or "I"
-        return True
-    if kind == f.ERROR:
+    elif kind == f.ERROR:
         fields: dict[str, str] = {}
         for part in body.split(b"\0"):
             if part:
                 fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
         if result.error is None:
             result.error = (fields.get("C", ""), fields.get("M", ""))
-        return False
-    result.tags.append(body.rstrip(b"\0").decode("utf-8", "replace"))
-    return False
+    else:
+        result.tags.append(body.rstrip(b"\0").decode("utf-8", "replace"))
 
 
-def _cancel(pid: int, secret: int) -> None:
-    with _KEYS_LOCK:
-        upstream = _KEYS.get((pid, secret))
+def cancel(pid: int, secret: int) -> None:
+    with KEYS_LOCK:
+        upstream = KEYS.get((pid, secret))
     if upstream is not None:
         upstream.cancel()

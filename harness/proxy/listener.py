@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from racesim.proxy.gate import Gate
-from racesim.proxy.link import Link
+from racesim.proxy.handshake import handshake
 from racesim.proxy.upstream import Upstream
 
 PORT = 5432
@@ -35,7 +35,8 @@ class Listener:
     ) -> None:
         self.gate = gate
         self.connect = connect
-        self.links: list[Link] = []
+        self.startups: list[tuple[threading.Thread, socket.socket]] = []
+        """Connections in their startup (a thread each)."""
         self.password: str | None = None
         self.dir: Path | None = None
         if tcp:
@@ -88,30 +89,38 @@ class Listener:
                 if self._closed:
                     client.close()
                     return
-                link = Link(client, self.gate, self.connect, self.password)
-                self.links.append(link)
-            with self.gate.cond:
-                self.gate.connecting += 1
-            link.start()
+                self.gate.accepted()
+                thread = threading.Thread(
+                    target=handshake,
+                    args=(client, self.gate, self.connect, self.password),
+                    name="racesim-proxy-startup",
+                    daemon=True,
+                )
+                self.startups = [s for s in self.startups if s[0].is_alive()] + [(thread, client)]
+                thread.start()
 
     def close(self) -> None:
         """Stop accepting, end every connection (client and server side), remove the socket."""
         with self._lock:
             self._closed = True
-            links = list(self.links)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self.thread.join(timeout=5)
+        for thread, client in self.startups:
+            if thread.is_alive():
+                with contextlib.suppress(OSError):
+                    client.shutdown(socket.SHUT_RDWR)
+            thread.join(timeout=5)
+        with self.gate.cond:
+            links = list(self.gate.links)
         for link in links:
             link.close()
-        for link in links:
-            link.thread.join(timeout=5)
+        self.gate.close()
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def pids(self) -> tuple[int, ...]:
         """The server backends of the connections still open."""
-        return tuple(
-            link.state.pid for link in list(self.links) if link.state.pid and not link.state.closed
-        )
+        with self.gate.cond:
+            return tuple(link.pid for link in self.gate.links if link.pid and not link.closed)

@@ -5,6 +5,7 @@ cannot be raced end the run with one line naming the actor."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -111,12 +112,15 @@ def test_each_step_records_its_sql(tmp_path: Path, pg_server: Server) -> None:
             """
         )
     )
+    spec = tmp_path / "serial.spec"
     done = racesim(
         "run",
         str(scenario),
         "--system",
         f"commands:{config}",
         "--json",
+        "--export-spec",
+        str(spec),
         "--dsn",
         pg_server.conninfo(),
     )
@@ -126,6 +130,14 @@ def test_each_step_records_its_sql(tmp_path: Path, pg_server: Server) -> None:
     assert [s["result"] for s in steps[:2]] == ["SELECT 1", "UPDATE 1"]
     assert steps[0]["sql"] == "SELECT n FROM counter"
     assert steps[-1]["finished"] == "exit 0: bumped to 2"
+    # The written .spec's sessions carry their actor's name, as the proxied ones did.
+    setups = {
+        line.split()[1]: next_line
+        for line, next_line in itertools.pairwise(spec.read_text().splitlines())
+        if line.startswith("session ")
+    }
+    assert "SET racesim.actor = 'b1';" in setups["b1"]
+    assert "SET racesim.actor = 'b2';" in setups["b2"]
 
 
 LOCKS = """\

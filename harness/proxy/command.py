@@ -154,6 +154,9 @@ class CommandStore:
         self.actor = session.actor
         self.conn = session.conn
         self.timeout = timeout
+        # The command's sessions carry the actor's name (racesim.proxy.upstream); noted
+        # as the run's session opening, so a .spec written of the run sets it too.
+        note_sent(self.conn, f"SET racesim.actor = '{self.actor.replace(chr(39), chr(39) * 2)}'")
         self.gate = Gate(self.actor)
         info = session.conn.info
         params = info.get_parameters()

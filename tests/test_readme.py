@@ -69,17 +69,20 @@ WALKTHROUGHS = (
     "## Racing any language",
 )
 """Sections run as a whole by tests of their own: tests/test_walkthrough.py (from a
-separate project) and tests/test_go_marker.py (its shell lines too)."""
+separate project) and tests/test_go_marker.py (its shell lines too). Any other
+section holding a ``# file: NAME`` block is a project of its own too, and
+tests/test_walkthrough.py runs it."""
+FILE_BLOCK = re.compile(r"^```[^\n`]*\n# file: ", re.MULTILINE)
 
 
 def _page_blocks(page: Path) -> list[Block]:
     text = page.read_text(encoding="utf-8")
     spans = []
-    for title in WALKTHROUGHS:
-        start = text.find(title + "\n")
-        if start != -1:
-            end = text.find("\n## ", start + 1)
-            spans.append((start, end if end != -1 else len(text)))
+    for m in re.finditer(r"^## .*$", text, re.MULTILINE):
+        end = text.find("\n## ", m.end())
+        end = end if end != -1 else len(text)
+        if m[0] in WALKTHROUGHS or FILE_BLOCK.search(text, m.end(), end):
+            spans.append((m.start(), end))
     name = page.relative_to(ROOT).as_posix()
     return [
         Block(m[1].strip(), m[2], name, text.count("\n", 0, m.start()) + 1)

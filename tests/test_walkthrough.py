@@ -1,12 +1,15 @@
-""" "Writing a system of your own" and "Racing code you already have" (each on the
-one page of README.md and docs/ that holds it), run exactly as written, from outside
-the repository, against racesim installed from a wheel (not the editable checkout).
+"""Every section of README.md and docs/ that holds a ``# file: NAME`` block ("Writing
+a system of your own", "Racing code you already have", ...), run exactly as
+written, from outside the repository, against racesim installed from a wheel (not
+the editable checkout).
 
 Every fenced block of the section whose first line is ``# file: NAME`` is written
 to NAME in an empty folder; every ``sh`` block's lines are run there in order,
-each ending in ``# exit N``, the exit status it must have. ``pip`` in the
-environment is the test environment's pip aimed at it, offline (no index, builds
-with the setuptools already installed).
+each ending in ``# exit N``, the exit status it must have; every ``console``
+block's ``$ command`` lines are run there too, and each line shown after one is
+among what it printed, in that order (a shown line ending in ``...`` matches any
+line it starts). ``pip`` in the environment is the test environment's pip aimed
+at it, offline (no index, builds with the setuptools already installed).
 """
 
 from __future__ import annotations
@@ -26,10 +29,25 @@ FILE = re.compile(r"^# file: (?P<name>[\w.-]+)\n")
 COMMAND = re.compile(r"^(?P<command>.+?)\s+# exit (?P<status>\d+)$")
 
 
+PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+
+
+def walkthroughs() -> list[str]:
+    """The ``## `` titles of every section, on any page, that holds a ``# file:`` block."""
+    titles = []
+    for page in PAGES:
+        text = page.read_text()
+        for m in re.finditer(r"^## .*$", text, re.M):
+            end = text.find("\n## ", m.end())
+            body = text[m.end() : end if end != -1 else len(text)]
+            if any(FILE.match(b.group("body")) for b in FENCE.finditer(body)):
+                titles.append(m[0])
+    return titles
+
+
 def section(title: str = SECTION) -> str:
     """The section under ``title``, up to the next ``## `` heading, from its page."""
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    texts = [p.read_text() for p in pages if f"{title}\n" in p.read_text()]
+    texts = [p.read_text() for p in PAGES if f"{title}\n" in p.read_text()]
     assert len(texts) == 1, f"{title!r} is on {len(texts)} pages, not one"
     text = texts[0]
     start = text.index(f"{title}\n")
@@ -38,13 +56,24 @@ def section(title: str = SECTION) -> str:
 
 
 def steps(title: str = SECTION) -> list[tuple[str, str, str]]:
-    """("file", name, text) and ("run", command, status), in the page's order."""
+    """("file", name, text), ("run", command, status) and ("show", command, the
+    lines shown after it), in the page's order."""
     found = []
     for block in FENCE.finditer(section(title)):
         body = block.group("body")
         named = FILE.match(body)
         if named:
             found.append(("file", named.group("name"), body))
+        elif block.group("info") == "console":
+            for line in body.splitlines():
+                if line.startswith("$ "):
+                    found.append(("show", line[2:], ""))
+                else:
+                    assert found and found[-1][0] == "show", (
+                        f"{title}: a console block starts with $"
+                    )
+                    kind, command, shown = found[-1]
+                    found[-1] = (kind, command, shown + line.rstrip() + "\n")
         elif block.group("info") == "sh":
             for line in body.splitlines():
                 if line.strip():
@@ -87,7 +116,15 @@ def test_the_code_section_has_the_pieces_it_promises() -> None:
     assert len(bank.splitlines()) <= 35
 
 
-@pytest.mark.parametrize("title", [SECTION, CODE_SECTION])
+def test_the_walkthroughs_are_found() -> None:
+    assert {SECTION, CODE_SECTION} <= set(walkthroughs())
+
+
+def _shown(want: str, printed: str) -> bool:
+    return printed.startswith(want[:-3]) if want.endswith("...") else printed == want
+
+
+@pytest.mark.parametrize("title", walkthroughs())
 def test_the_walkthrough_runs_as_written(installed: Installed, tmp_path: Path, title: str) -> None:
     project = tmp_path / "project"
     project.mkdir()
@@ -97,6 +134,15 @@ def test_the_walkthrough_runs_as_written(installed: Installed, tmp_path: Path, t
             (project / what).write_text(text)
             continue
         done = installed.run(*shlex.split(what), cwd=project, timeout=300)
+        if kind == "show":
+            assert "Traceback" not in done.stderr, done.stderr
+            printed = iter(line.rstrip() for line in done.stdout.splitlines())
+            for want in (line for line in text.splitlines() if line.strip()):
+                assert any(_shown(want, got) for got in printed), (
+                    f"{title}: `{what}` did not print, in this order:\n{want}\n"
+                    f"it printed:\n{done.stdout}"
+                )
+            continue
         assert done.returncode == int(text), (
             f"{what}: exit {done.returncode}, the page says {text}\n{done.stdout}{done.stderr}"
         )

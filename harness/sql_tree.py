@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from pglast import ast, enums
 from pglast.parser import ParseError, parse_sql
@@ -13,6 +14,7 @@ from pglast.parser import ParseError, parse_sql
 __all__ = [
     "ISOLATION_NAMES",
     "PURE",
+    "changes_data",
     "function",
     "is_control",
     "isolation",
@@ -66,6 +68,34 @@ def parse(sql: str) -> tuple[ast.Node, ...] | None:
         return None
     out = tuple(r.stmt for r in raw if r.stmt is not None)
     return out
+
+
+_WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+_FIRST = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "WITH"})
+_LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)+", re.DOTALL)
+"""Blanks and comments before a statement's first word."""
+
+
+@lru_cache(maxsize=4096)
+def changes_data(sql: str) -> bool:
+    """Whether ``sql`` is one ``INSERT``, ``UPDATE``, ``DELETE`` or ``MERGE``, or a
+    ``WITH`` query one of whose parts is (PostgreSQL's parser says; unparsable SQL,
+    several statements and a ``SELECT`` calling a function that may write are not):
+    the statements an autocommit session may have raced between their work and
+    their commit."""
+    lead = _LEADING.match(sql)
+    words = sql[lead.end() if lead else 0 :].split(None, 1)
+    if not words or words[0].upper().rstrip("(") not in _FIRST:
+        return False  # most statements: no parse needed
+    statements = parse(sql)
+    if statements is None or len(statements) != 1:
+        return False
+    (statement,) = statements
+    if isinstance(statement, _WRITES):
+        return True
+    return isinstance(statement, ast.SelectStmt) and any(
+        isinstance(node, _WRITES) for node in walk(statement)
+    )
 
 
 def walk(node: object) -> Iterator[ast.Node]:

@@ -64,8 +64,9 @@ def test_the_default_explorer_finds_both_inserting(
 
 
 def test_without_the_split_no_schedule_double_books(
-    racesim_server: Server, spec: Path, tmp_path: Path
+    racesim_server: Server, spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("RACESIM_SPLIT_COMMITS", "0")  # nor does the engine split them
     whole = spec_system(
         load(spec), load_invariants(spec.with_suffix(".spec.toml")), "whole", split=False
     )

@@ -32,23 +32,16 @@ of a run saved with a statement as one step runs it as saved.
 
 from __future__ import annotations
 
-import json
-import re
-from functools import lru_cache
 from typing import Any
 
-from pglast.parser import ParseError, parse_sql_json
 from psycopg import pq
+
+from racesim.sql_tree import changes_data as changes_data
 
 __all__ = ["COMMIT", "apart", "changes_data"]
 
 COMMIT = "COMMIT"
 """The SQL of a split statement's second step."""
-
-_KINDS = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"})
-_FIRST = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "WITH"})
-_LEADING = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)+", re.DOTALL)
-"""Blanks and comments before a statement's first word."""
 
 
 def apart(conn: Any, gen: Any, text: str) -> bool:
@@ -70,30 +63,3 @@ def _saved_whole(conn: Any, text: str) -> bool:
     saved: tuple[str, ...] | None = getattr(conn, "_racesim_saved", None)
     at = conn._racesim_run.count  # the statements sent before this one
     return saved is not None and at < len(saved) and saved[at] == text
-
-
-@lru_cache(maxsize=4096)
-def changes_data(sql: str) -> bool:
-    """Whether ``sql`` is one ``INSERT``, ``UPDATE``, ``DELETE`` or ``MERGE``, or a ``WITH``
-    query one of whose parts is (PostgreSQL's parser says; unparsable SQL is not)."""
-    lead = _LEADING.match(sql)
-    words = sql[lead.end() if lead else 0 :].split(None, 1)
-    if not words or words[0].upper().rstrip("(") not in _FIRST:
-        return False  # most statements: no parse needed
-    try:
-        statements = json.loads(parse_sql_json(sql)).get("stmts", [])
-    except (ParseError, ValueError):
-        return False
-    if len(statements) != 1:
-        return False
-    (kind, body), *_ = statements[0].get("stmt", {"": None}).items()
-    return kind in _KINDS or (kind == "SelectStmt" and _writes(body))
-
-
-def _writes(node: object) -> bool:
-    """Whether a data-changing statement is anywhere under ``node`` (a WITH's part)."""
-    if isinstance(node, dict):
-        return any(k in _KINDS or _writes(v) for k, v in node.items())
-    if isinstance(node, list):
-        return any(_writes(v) for v in node)
-    return False

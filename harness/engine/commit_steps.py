@@ -22,34 +22,13 @@ split; a ``SELECT`` is not (a function it calls may write: the engine cannot tel
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from pglast import ast
-
-from racesim.sql_tree import parse, walk
+from racesim.formats.commits import COMMIT as COMMIT
+from racesim.sql_tree import changes_data as changes_data
 from racesim.system import Call
 
-COMMIT = "/commit"
-"""What a split statement's second step adds to the call's name."""
-
-_WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
-
-
-@lru_cache(maxsize=1024)
-def changes_data(sql: str) -> bool:
-    """Whether ``sql`` is one data-changing statement (PostgreSQL's parser says;
-    unparsable SQL is not)."""
-    statements = parse(sql)
-    if statements is None or len(statements) != 1:
-        return False
-    (statement,) = statements
-    if isinstance(statement, _WRITES):
-        return True
-    return isinstance(statement, ast.SelectStmt) and any(
-        isinstance(node, _WRITES) for node in walk(statement)
-    )
+__all__ = ["COMMIT", "changes_data", "commit_step"]
 
 
 def commit_step(call: Call) -> Call:
-    """The step that commits split statement ``call``."""
+    """The step that commits split statement ``call`` (``NAME/commit``)."""
     return Call(call.name + COMMIT, kind="sql", sql="COMMIT")

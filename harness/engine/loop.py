@@ -10,6 +10,7 @@ with the system's watched state after it, and through the checks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,6 +59,8 @@ class Engine:
         self.pool = pool if database else None
         self.restart_server = restart_server if database else None
         self.store = store
+        if plan.split_commits is not None:  # the scenario file's, over the caller's
+            options = replace(options, split_commits=plan.split_commits)
         self.options = options
         self.conninfo = conninfo if database else None
         self.history = History(scenario="", store=store, show=self.system.show)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from racesim.formats.commits import split_by_default
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,8 @@ class Options:
     """Seconds any one step may take before the harness cancels it."""
     poll: float = 0.001
     """How often a running step is looked at (seconds); bounds blocked-step detection."""
-    split_commits: bool = False
+    split_commits: bool = field(default_factory=split_by_default)
     """Run a program's autocommit ``sql`` statement that changes data as two steps: the
-    statement in a transaction, then its ``COMMIT`` (``NAME/commit``; see commit_steps)."""
+    statement in a transaction, then its ``COMMIT`` (``NAME/commit``; see commit_steps).
+    On unless ``RACESIM_SPLIT_COMMITS=0``; a plan's ``split_commits`` (a scenario
+    file's) decides over it."""

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from racesim.errors import InputError, Problem
+from racesim.formats import commits
 from racesim.formats.bounds import Shape
+from racesim.formats.commits import KEY
 from racesim.model.plan import (
     LABEL,
     SESSION_SETTINGS,
@@ -56,7 +58,7 @@ UNITS: dict[str, Decimal] = {
     "h": Decimal(3600),
     "d": Decimal(86400),
 }
-TOP_KEYS = {"system", "name", "description", "stores", "seed", "schedule", "actors", "expect"}
+TOP_KEYS = {"system", "name", "description", "stores", "seed", "schedule", "actors", "expect", KEY}
 
 
 class Checked(NamedTuple):
@@ -129,10 +131,13 @@ class Validator:
         stores = self.stores(data.get("stores", list(self.names)))
         actors = self.actors(data.get("actors"))
         entries = self.schedule(data.get("schedule"), {a.name: a for a in actors})
+        calls = {a.name: self.system.programs[a.program].calls for a in actors}
+        split, wrong = commits.checked(data.get(KEY), self.lines.key(KEY), calls, entries)
+        self.problems += [Problem(message, self.path, line) for line, message in wrong]
         expect = self.expect(data.get("expect"), stores, entries)
         if self.problems:
             raise InputError(capped(self.problems))
-        plan = Plan(actors=tuple(actors), entries=tuple(entries), seed=seed)
+        plan = Plan(tuple(actors), tuple(entries), seed, split)
         return Checked(name.strip(), description, plan, stores, expect)
 
     def stores(self, value: Any) -> tuple[str, ...]:
@@ -306,7 +311,7 @@ class Validator:
             )
             return None
         calls = self.system.programs[actors[actor].program].calls
-        if call not in calls:
+        if call not in calls and commits.base(call, calls) is None:
             self.bad(
                 line,
                 f"{actor} ({actors[actor].program}) never calls {call[:40]!r}; its calls: {', '.join(sorted(calls))}",

@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from racesim.files import check_target, open_folder, save
+from racesim.formats.commits import KEY, split_by_default
 from racesim.model.plan import ClockMove, Plan, Step, spell_delta
 
 __all__ = ["check_target", "open_folder", "save", "scenario_text"]
@@ -60,12 +61,17 @@ def scenario_text(
     """The scenario file for ``plan``, expected to break ``breaks`` at label ``at``.
 
     ``system`` is the file's ``system =`` value (left out for the reference system).
+    ``split_commits = false`` is written when the run did not split commits (a file
+    without it splits them; racesim.formats.commits).
     """
     lines = [f"system = {_value(system)}"] if system else []
     lines.append(f"name = {_value(name)}")
     if description:
         lines.append(f"description = {_value(description)}")
-    lines += [f"stores = [{_value(store)}]", f"seed = {plan.seed}", "", "schedule = ["]
+    lines += [f"stores = [{_value(store)}]", f"seed = {plan.seed}"]
+    if not (split_by_default() if plan.split_commits is None else plan.split_commits):
+        lines.append(f"{KEY} = false")  # runs split commits unless a file says otherwise
+    lines += ["", "schedule = ["]
     for entry in plan.entries:
         if isinstance(entry, ClockMove):
             text = f"{entry.label} {spell_delta(entry.delta)}".strip()

@@ -65,6 +65,9 @@ class Plan:
     actors: tuple[Actor, ...]
     entries: tuple[Entry, ...]
     seed: int = 0
+    split_commits: bool | None = None
+    """Whether the run splits commits (a scenario file's ``split_commits``); None: the
+    engine's ``Options.split_commits`` decides."""
 
     def start_offset(self) -> timedelta:
         """Where the clock starts, from the earliest label (``T-3`` comes before ``T+0``)."""

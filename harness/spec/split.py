@@ -12,7 +12,8 @@ three steps: ``NAME/begin`` (``BEGIN``), ``NAME`` (the statement) and
 schedule can put other sessions' steps in between. ``racesim run FILE.spec``, which
 prints what isolationtester prints, runs every step as written.
 
-Only single ``INSERT``, ``UPDATE``, ``DELETE`` and ``MERGE`` statements are split
+Only single ``INSERT``, ``UPDATE``, ``DELETE`` and ``MERGE`` statements (or a ``WITH``
+query holding one; racesim.sql_tree.changes_data) are split
 (nothing that cannot run in a transaction block), and only while the session is
 not inside one it opened itself (``BEGIN`` / ``START TRANSACTION`` in its setup or
 an earlier step, until ``COMMIT``, ``END``, ``ABORT``, ``ROLLBACK`` or ``PREPARE
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import re
 
+from racesim.sql_tree import changes_data as splittable
+
 __all__ = ["BEGIN", "COMMIT", "after", "splittable"]
 
 BEGIN = "/begin"
@@ -30,19 +33,6 @@ COMMIT = "/commit"
 """Suffixes of the two steps a split statement adds, after the step's name."""
 
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
-_SPLIT = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE"})
-
-
-def _words(sql: str) -> list[str]:
-    return _COMMENTS.sub(" ", sql).strip().rstrip(";").split()
-
-
-def splittable(sql: str) -> bool:
-    """A single data-changing statement (no ``;`` inside: a block of several, or a
-    literal holding one, is left as written)."""
-    words = _words(sql)
-    body = _COMMENTS.sub(" ", sql).strip().rstrip(";").rstrip()
-    return bool(words) and words[0].upper() in _SPLIT and ";" not in body
 
 
 def after(sql: str, inside: bool) -> bool:

@@ -14,9 +14,9 @@ import pytest
 from racesim.cli.spec import spec_databases
 from racesim.provision.binaries import BinariesNotFound, find_binaries
 from racesim.provision.databases import Databases
-from racesim.spec.isolation.run import Sink, SpecAborted, run_spec
-from racesim.spec.isolation.tool import find_isolationtester, run_isolationtester
 from racesim.spec.parse import Spec, parse_text
+from racesim.spec.run import Sink, SpecAborted, run_spec
+from racesim.spec.tool import find_isolationtester, run_isolationtester
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "isolation" / "pg15"
 SPECS = sorted((SHARED / "specs").glob("*.spec")) if SHARED.is_dir() else []

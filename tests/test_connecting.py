@@ -19,7 +19,7 @@ import pytest
 
 from racesim.engine.sessions import open_session
 from racesim.provision import connecting, provide
-from racesim.spec.isolation.sessions import connect_all as _connect_all
+from racesim.spec.sessions import connect_all as _connect_all
 
 
 class _SilentServer:

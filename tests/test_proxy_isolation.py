@@ -15,7 +15,7 @@ from test_proxy import AutoRelease
 from racesim.proxy.gate import Gate
 from racesim.proxy.listener import Listener
 from racesim.proxy.upstream import open_upstream
-from racesim.spec.isolation.tool import run_isolationtester
+from racesim.spec.tool import run_isolationtester
 
 __all__ = ["target15"]
 

@@ -19,8 +19,8 @@ from commands import racesim
 from psycopg import sql
 from spec_support import Target, target, write_spec
 
-from racesim.spec.isolation.run import step_timeout_from_env
-from racesim.spec.isolation.tool import run_isolationtester
+from racesim.spec.run import step_timeout_from_env
+from racesim.spec.tool import run_isolationtester
 
 __all__ = ["target"]
 

@@ -1,4 +1,4 @@
-"""racesim.spec.isolation.table and racesim.spec.isolation.compare: result tables as isolationtester
+"""racesim.spec.table and racesim.spec.compare: result tables as isolationtester
 prints them (libpq's PQprint), and the diff against an expected ``.out``."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from spec_support import SHARED
 
-from racesim.spec.isolation.compare import diff
-from racesim.spec.isolation.table import render
+from racesim.spec.compare import diff
+from racesim.spec.table import render
 
 # -- render -------------------------------------------------------------------
 

@@ -13,8 +13,8 @@ import pytest
 
 from racesim.errors import InputError
 from racesim.provision.binaries import BinariesNotFound, find_binaries
-from racesim.spec.isolation.tool import find_isolationtester
 from racesim.spec.parse import MAX_PERMUTATIONS, Blocker, load, parse_text, quote_name
+from racesim.spec.tool import find_isolationtester
 
 
 def test_full_grammar() -> None:

@@ -43,9 +43,9 @@ from racesim.errors import InputError, ProvisionError
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
 from racesim.spec.databases import spec_databases
-from racesim.spec.isolation.run import Sink, SpecAborted, run_spec
-from racesim.spec.isolation.tool import run_isolationtester, tool_for_version
 from racesim.spec.parse import Spec, load
+from racesim.spec.run import Sink, SpecAborted, run_spec
+from racesim.spec.tool import run_isolationtester, tool_for_version
 
 __all__ = ["DEFAULT_SPECS", "PER_PROCESS_TARGET", "TARGET_RATIO", "run"]
 

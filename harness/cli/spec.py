@@ -16,8 +16,8 @@ from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
 from racesim.report.text import Reporter, byte_writer
 from racesim.spec.databases import spec_databases as spec_databases
-from racesim.spec.isolation.run import Sink, SpecAborted, run_spec
 from racesim.spec.parse import Spec, load
+from racesim.spec.run import Sink, SpecAborted, run_spec
 
 if TYPE_CHECKING:  # the rest loads only when asked for (--html, --expected)
     from racesim.report.view import RunView
@@ -54,7 +54,7 @@ def _place(args: argparse.Namespace) -> Iterator[Databases | Server]:
 
 def step_timeout(value: str | None) -> float | None:
     """``--step-timeout`` in seconds; None when not given (the server's isolationtester
-    bound then applies, see :func:`racesim.spec.isolation.run.step_timeout_from_env`)."""
+    bound then applies, see :func:`racesim.spec.run.step_timeout_from_env`)."""
     if value is None:
         return None
     try:
@@ -194,7 +194,7 @@ def _compare(
     completed = run_on(spec, dbs, Sink(buf.write, buf.write, recorder), timeout)
     if recorder is not None:
         recorder.finish(completed)
-    from racesim.spec.isolation.compare import diff
+    from racesim.spec.compare import diff
 
     lines = list(diff(expected, buf.getvalue(), name, f"racesim run {spec.path}"))
     if not lines:

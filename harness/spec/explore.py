@@ -32,8 +32,8 @@ from racesim.errors import InputError
 from racesim.spec import readonly
 from racesim.spec.footprints import conflict, footprints
 from racesim.spec.invariants import Invariant, companion, invariant_failed, load_invariants
-from racesim.spec.isolation.run import InvalidPermutation, Runner, Sink
 from racesim.spec.parse import Permutation, PermutationStep, Spec
+from racesim.spec.run import InvalidPermutation, Runner, Sink
 from racesim.spec.written import Writer, ident
 from racesim.system import Footprint
 

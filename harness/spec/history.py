@@ -89,7 +89,7 @@ class _Permutation:
 
 
 class Recorder:
-    """Collects what a :class:`racesim.spec.isolation.run.Runner` reports, as model events."""
+    """Collects what a :class:`racesim.spec.run.Runner` reports, as model events."""
 
     def __init__(self, path: str, shown: Callable[[RunView], object] | None = None) -> None:
         self.path = path

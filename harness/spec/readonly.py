@@ -27,10 +27,10 @@ import psycopg
 from psycopg import errors, pq, sql
 
 from racesim.engine.sessions import note_sent
-from racesim.spec.isolation.sessions import Bound
+from racesim.spec.sessions import Bound
 
 if TYPE_CHECKING:
-    from racesim.spec.isolation.sessions import Sessions
+    from racesim.spec.sessions import Sessions
 
 __all__ = ["MAX_ROWS", "ROWS_SHOWN", "Answer", "Failed", "on_connection", "on_runner"]
 

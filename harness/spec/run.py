@@ -34,9 +34,9 @@ import psycopg
 from psycopg import pq
 from psycopg.pq.abc import PGconn
 
-from racesim.spec.isolation.sessions import Bound, Conn, Sessions, Sink, SpecAborted, table
-from racesim.spec.isolation.sessions import encoded as _b
 from racesim.spec.parse import Permutation, PermutationStep, Spec, Step
+from racesim.spec.sessions import Bound, Conn, Sessions, Sink, SpecAborted, table
+from racesim.spec.sessions import encoded as _b
 
 __all__ = [
     "POLL_STEPS",

@@ -3,8 +3,7 @@ connection (the global setup and teardown, and the question whether a step waits
 a lock) and one per session, opened side by side; PQexec within the step bound;
 the sessions' setups and teardowns; output as bytes, to isolationtester's stdout
 (``Sink.out``) and stderr (``Sink.err``), and to a :class:`racesim.spec.history.Recorder`
-when the run is recorded. :mod:`racesim.spec.isolation.run` steps the permutations
-on them.
+when the run is recorded. :mod:`racesim.spec.run` steps the permutations on them.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ import psycopg
 from psycopg import pq
 from psycopg.pq.abc import PGconn, PGresult
 
-from racesim.spec.isolation.table import write
 from racesim.spec.parse import PermutationStep, Spec, Step
+from racesim.spec.table import write
 
 if TYPE_CHECKING:
     from racesim.spec.history import Recorder

@@ -171,6 +171,26 @@ def test_a_round_waits_at_the_gate_until_released(
     assert conn.execute("SELECT count(*) FROM gated").fetchone() == (1,)
 
 
+def test_a_notification_reaches_an_idle_client_as_it_arrives(
+    unix: tuple[Gate, Listener], conn: psycopg.Connection[Any]
+) -> None:
+    """Between its rounds a client hears what it listens for when it is sent, not
+    only with its next round's answer (it may send none while it waits)."""
+    gate, lst = unix
+    releaser = AutoRelease(gate)
+    try:
+        with psycopg.connect(lst.env()["DATABASE_URL"], autocommit=True) as c:
+            c.execute("LISTEN racesim_channel")
+            conn.execute("NOTIFY racesim_channel, 'hello'")
+            got = [n.payload for n in c.notifies(timeout=10, stop_after=1)]
+            conn.execute("SELECT pg_notify('racesim_channel', 'again')")
+            got += [n.payload for n in c.notifies(timeout=10, stop_after=1)]
+            assert c.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        releaser.stop()
+    assert got == ["hello", "again"]
+
+
 def test_tls_requests_are_answered_n(unix: tuple[Gate, Listener]) -> None:
     _, lst = unix
     assert lst.dir is not None

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from racesim.proxy.idle import IdleWatch
 from racesim.proxy.link import Link
 from racesim.proxy.rounds import Round, RoundResult
 
@@ -52,6 +53,7 @@ class Gate:
         self._waiting = 0
         """Threads waiting on ``cond`` (notified only when there are some)."""
         self._closed = False
+        self._idle: IdleWatch | None = None
         self._wake, self._waker = socket.socketpair()
         self._wake.setblocking(False)
         self._waker.setblocking(False)
@@ -135,6 +137,8 @@ class Gate:
     def close(self) -> None:
         self._closed = True
         self.notify()
+        if self._idle is not None:
+            self._idle.close()
         self._wake.close()
         self._waker.close()
 
@@ -150,7 +154,20 @@ class Gate:
             self.connecting -= 1
             if link is not None:
                 self.links.append(link)
+                if self._idle is None and not self._closed:
+                    self._idle = IdleWatch()
+        if link is not None:
+            self.watch(link)
         self.notify()
+
+    def watch(self, link: Link) -> None:
+        """Relay what the server says to ``link`` between rounds as it arrives."""
+        if self._idle is not None:
+            self._idle.watch(link)
+
+    def unwatch(self, link: Link) -> None:
+        if self._idle is not None:
+            self._idle.unwatch(link)
 
     def park(self, link: Link, round_: Round) -> None:
         link.parked = round_  # before it is no longer running: never seen idle meanwhile

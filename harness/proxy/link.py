@@ -10,7 +10,9 @@ thread but the one that drives it.
 
 A round released at a ``Flush`` goes on to its ``Sync``, and ``COPY`` data passes,
 with both sides watched. Client bytes are forwarded as they came, in blocks; only
-message headers are read, and the SQL of ``Query``, ``Parse`` and ``Bind``.
+message headers are read, and the SQL of ``Query``, ``Parse`` and ``Bind``. What the
+server says between rounds (a notification) goes to the client as it arrives
+(``racesim.proxy.idle``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ _COPY = frozenset({f.COPY_DATA, f.COPY_DONE, f.COPY_FAIL})
 _NOTED = frozenset({f.READY, f.ERROR, f.COPY_IN, ord("C")})
 """Server messages whose content a round's result records (C is CommandComplete)."""
 _HEADER = struct.Struct("!I")
+_ASYNC = frozenset(b"ANS")
+"""Server messages that may come between rounds: NotificationResponse, NoticeResponse,
+ParameterStatus."""
 
 KEYS: dict[tuple[int, int], Upstream] = {}
 """Cancel keys handed to clients -> the upstream session they cancel."""
@@ -46,6 +51,8 @@ class Gate(Protocol):
     actor: str
 
     def park(self, link: Link, round_: Round) -> None: ...
+    def watch(self, link: Link) -> None: ...
+    def unwatch(self, link: Link) -> None: ...
     def closing(self, link: Link) -> bool: ...
     def fail(self, problem: str) -> None: ...
 
@@ -149,7 +156,8 @@ class Link:
     """What ``inbuf`` holds is short of a round: the client has more to send."""
     prepared: dict[str, str] = field(default_factory=dict)
     """Statement name -> SQL, from the client's Parse messages."""
-    on_close: list[Callable[[], None]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held by the thread doing a round (and by the idle watch while it relays)."""
 
     def __post_init__(self) -> None:
         self.pid = self.upstream.pid
@@ -169,7 +177,50 @@ class Link:
 
     def run(self) -> None:
         """The released round: send it, relay the answer until its ReadyForQuery."""
-        self._guarded(self._run)
+        self._begin()
+        try:
+            self._guarded(self._run)
+        finally:
+            self._end()
+
+    def _begin(self) -> None:
+        """A round starts: the idle watch lets go of the server side."""
+        self.lock.acquire()
+        self.gate.unwatch(self)
+
+    def _end(self) -> None:
+        if not self.closed and self.running is None:
+            self.gate.watch(self)
+        self.lock.release()
+
+    def relay_idle(self) -> None:
+        """Between rounds: relay what the server said (notifications, notices,
+        parameter changes) now. Anything else is left for the next round, unwatched."""
+        if not self.lock.acquire(blocking=False):
+            return  # a round has the connection; it relays
+        try:
+            if self.closed or self.running is not None:
+                return
+            try:
+                chunk = self.up.recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            buf = self.upbuf + chunk if self.upbuf else chunk
+            at, end = 0, len(buf)
+            while end - at >= 5 and buf[at] in _ASYNC:
+                (length,) = _HEADER.unpack_from(buf, at + 1)
+                if end - at < 1 + length:
+                    break
+                at += 1 + length
+            if at:
+                self.client.sendall(buf[:at])
+            self.upbuf = buf[at:]
+            if not chunk or (len(self.upbuf) >= 5 and self.upbuf[0] not in _ASYNC):
+                self.gate.unwatch(self)  # closed, or not between rounds: the next round sees it
+        except OSError:
+            self.gate.unwatch(self)
+        finally:
+            self.lock.release()
 
     def _guarded(self, work: Callable[..., None], *args: bool) -> None:
         try:
@@ -202,9 +253,13 @@ class Link:
                 self.gate.park(self, Round(batch.data, batch.sql, 1))
                 return
             self.gated = False
-            self._start(Round(batch.data, (), 1))
-            self.up.sendall(batch.data)
-            self._finish()
+            self._begin()
+            try:
+                self._start(Round(batch.data, (), 1))
+                self.up.sendall(batch.data)
+                self._finish()
+            finally:
+                self._end()
 
     def _run(self) -> None:
         assert self.running is not None
@@ -281,13 +336,13 @@ class Link:
         """Copy what the server has said to the client (waiting for it); note where
         the running round ends."""
         chunk = self.up.recv(65536)
-        if not chunk:
-            raise f.Closed()
         buf = self.upbuf + chunk if self.upbuf else chunk
         at = self._scan(buf, self.result)
         if at:
             self.client.sendall(buf if at == len(buf) else memoryview(buf)[:at])
         self.upbuf = buf[at:]
+        if not chunk:  # what it said before it closed went on
+            raise f.Closed()
 
     def _scan(self, buf: bytes, result: RoundResult) -> int:
         """Note the server messages of ``buf`` in ``result``; the end of its last whole one."""
@@ -316,14 +371,13 @@ class Link:
         """End both sides (from any thread); a thread relaying for it stops."""
         if not self.gate.closing(self):
             return
-        for hook in self.on_close:
-            hook()
+        self.gate.unwatch(self)
         with KEYS_LOCK:
             KEYS.pop(self.key, None)
         with contextlib.suppress(OSError):
             self.client.shutdown(socket.SHUT_RDWR)
         self.client.close()
-        self.upstream.close()
+        self.upstream.close(wait=self.running is None)  # a round's lock wait is not waited for
 
 
 def note(result: RoundResult, kind: int, body: bytes) -> None:

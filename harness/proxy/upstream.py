@@ -41,6 +41,9 @@ REPORTED = (
 NOT_PASSED = frozenset({"user", "database", "replication"})
 """Startup parameters racesim sets itself (its own role and the run's database)."""
 
+CLOSE_WAIT = 1.0
+"""Seconds a session closed between rounds is given to end on the server."""
+
 _AS_KEYWORD = frozenset({"application_name", "client_encoding"})
 
 _OURS: set[int] = set()
@@ -77,11 +80,19 @@ class Upstream:
         with contextlib.suppress(Exception):
             self.conn.cancel_safe(timeout=2.0)
 
-    def close(self) -> None:
-        with _OURS_LOCK:
-            _OURS.discard(self.pid)
+    def close(self, wait: bool = False) -> None:
+        """End the session; with ``wait``, return once the server has ended it (so
+        no look at pg_stat_activity finds it lingering), or after ``CLOSE_WAIT``."""
         with contextlib.suppress(OSError):
             self.sock.sendall(b"X\x00\x00\x00\x04")
+        if wait:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+                self.sock.settimeout(CLOSE_WAIT)
+                while self.sock.recv(65536):
+                    pass
+        with _OURS_LOCK:
+            _OURS.discard(self.pid)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()

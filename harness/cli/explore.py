@@ -66,7 +66,7 @@ def options_from(args: argparse.Namespace, system: System) -> ExploreOptions:
         system=system,
         html=args.html,
         example_db=example_db,
-        clock_moves=moves or 0,
+        clock_moves=moves,
     )
 
 
@@ -107,11 +107,6 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
     from racesim.explore.distribute import gateway_specs
 
     specs = gateway_specs(args.workers, args.tx)
-    if specs and opts.clock_moves:
-        raise InputError(
-            "--clock-moves: not with --workers or --tx (their parts search the"
-            " interleavings alone); drop one of them"
-        )
     if specs:
         from racesim.explore.distribute import spread
         from racesim.system import DEFAULT_SYSTEM
@@ -147,6 +142,7 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
     does not expect the violation on (where a fix holds), a run without it is
     reported as such (exit 0), never as flaky."""
     from racesim.cli.export import export_spec, exportable
+    from racesim.cli.options import split_agrees
     from racesim.formats.names import escaped
     from racesim.formats.writer import check_target
     from racesim.report import html
@@ -155,6 +151,7 @@ def cmd_replay(args: argparse.Namespace, reporter: Reporter) -> int:
     page = html.check_target(args.html) if args.html is not None else None
     spec_out = check_target(args.export_spec, "--export-spec") if args.export_spec else None
     [scenario] = load_all([args.file], named_system(args))
+    split_agrees([scenario], args.split_commits)
     system = scenario.system
     breaking = [s for s in scenario.stores if scenario.expect[s].breaks]
     if not breaking:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from racesim import config
 from racesim.errors import InputError
+from racesim.formats import commits
 
-__all__ = ["BENCH_REPEAT", "pin_version", "refuse_ignored"]
+if TYPE_CHECKING:
+    from racesim.formats.scenario import Scenario
+
+__all__ = ["BENCH_REPEAT", "pin_version", "refuse_ignored", "split_agrees"]
 
 BENCH_REPEAT = 5
 """Rounds of ``bench startup|engine|parallel`` when ``--repeat`` is not given."""
@@ -38,6 +43,14 @@ def refuse_ignored(args: argparse.Namespace) -> None:
         )
     if args.command == "run" and args.in_database:
         _in_database(pg, dsn)
+    split = getattr(args, "split_commits", None)
+    if split is False and getattr(args, "tx", None):
+        raise InputError(
+            "--no-split-commits: workers on --tx gateways split commits (the setting reaches"
+            " only the processes started here); drop --no-split-commits or --tx"
+        )
+    if split is not None:  # for this process and the worker processes it starts
+        os.environ[commits.ENV] = "1" if split else "0"
     if args.command == "soak":
         _soak(args)
     if args.command == "bench":
@@ -111,3 +124,20 @@ def _bench(args: argparse.Namespace, pg: str | None, dsn: str | None) -> None:
     least = _ENGINE_ROUNDS if what == "engine" else 1
     if args.repeat is not None and args.repeat < least:
         raise InputError(f"--repeat: bench {what} needs {least} or more, got {args.repeat}")
+
+
+def split_agrees(scenarios: list[Scenario], given: bool | None) -> None:
+    """InputError when ``--split-commits`` or ``--no-split-commits`` contradicts a
+    scenario file that says (``split_commits =``) or whose schedule needs (a
+    ``NAME/commit`` step) how its statements run: the file decides."""
+    for s in scenarios:
+        if given is None or s.plan.split_commits in (None, given):
+            continue
+        steps = [e for e in s.plan.entries if getattr(e, "call", "").endswith(commits.COMMIT)]
+        where = f"{s.path}:{steps[0].line or 1}" if steps else s.path
+        why = "its schedule has commit steps" if steps else f"it sets {commits.KEY} = false"
+        flag = "--split-commits" if given else "--no-split-commits"
+        raise InputError(
+            f"{where}: {flag}: the file runs {'without' if given else 'with'} split commits"
+            f" ({why}); drop {flag}"
+        )

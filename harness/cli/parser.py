@@ -44,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
             " system key)",
         )
 
+    def split_option(p: argparse.ArgumentParser, default: str) -> None:
+        p.add_argument(
+            "--split-commits",
+            action=argparse.BooleanOptionalAction,
+            help="run a program's autocommit INSERT, UPDATE, DELETE or MERGE as two steps,"
+            " NAME and NAME/commit, so another session may run between its work and its"
+            f" commit; --no-split-commits: one step each (default: {default})",
+        )
+
     run = sub.add_parser("run", help="run scenario files (or folders of them) or .spec files")
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--store", help="run only this store (a variant of the system)")
@@ -70,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the run (one scenario, one store on the database) as a .spec"
         " that isolationtester replays",
     )
+    split_option(run, "split, unless a file says split_commits = false")
     pg_options(run)
 
     explore = sub.add_parser(
@@ -103,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--clock-moves",
         type=int,
         metavar="K",
-        help="(exhaustive) also try up to K clock moves per schedule at the system's time"
-        " windows, and each fault a run may have added (default 0)",
+        help="(exhaustive) try up to K clock moves per schedule at the system's time"
+        " windows, and each fault a run may have added; 0: the interleavings alone"
+        " (default: one move per schedule, to each window's exact boundary, and each fault)",
     )
     explore.add_argument(
         "--config",
@@ -149,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write each counterexample's run as a .spec next to its scenario file",
     )
+    split_option(explore, "split, for every strategy")
     pg_options(explore)
 
     replay = sub.add_parser("replay", help="re-run a saved counterexample")
@@ -165,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the replay as a .spec that isolationtester replays",
     )
     system_option(replay)
+    split_option(replay, "as the file says; split when it says nothing")
     pg_options(replay)
 
     soak = sub.add_parser("soak", help="explore for minutes and watch memory, backends, speed")

@@ -18,6 +18,11 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     from racesim.cli.spec import cmd_run_spec, is_spec
 
     if any(is_spec(p) for p in args.paths):
+        if args.split_commits is not None:
+            raise InputError(
+                "racesim run: --split-commits applies to scenario files (a .spec runs every"
+                " step as written; racesim explore FILE.spec splits them); fix: drop it"
+            )
         return cmd_run_spec(args, reporter)
     for flag, given in (("--expected", args.expected), ("--format", args.format)):
         if given is not None:
@@ -29,6 +34,7 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     from contextlib import nullcontext
 
     from racesim.cli.export import export_spec, exportable
+    from racesim.cli.options import split_agrees
     from racesim.engine.loop import Options
     from racesim.formats.names import escaped
     from racesim.formats.writer import check_target
@@ -41,6 +47,7 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.store is not None and system is not None:
         system.variant(args.store)  # an unknown store is refused before anything runs
     scenarios = load_all(args.paths, system)
+    split_agrees(scenarios, args.split_commits)
     systems = {id(s.system): s.system for s in scenarios}
     if args.store is not None and all(args.store not in x.variant_names for x in systems.values()):
         names = sorted({n for x in systems.values() for n in x.variant_names})

@@ -79,6 +79,22 @@ def test_timeline_and_json(target15: Target, tmp_path: Path) -> None:
     assert "<waiting ...>" in records[-1]["output"]
 
 
+def test_timeline_keeps_isolationtester_stderr_lines(target15: Target, tmp_path: Path) -> None:
+    """``--format timeline`` replaces isolationtester's stdout; what it writes to stderr
+    (an unused step, a failed setup) still reaches stderr, and the verdict says where
+    the spec stopped."""
+    text = SIMPLE.replace("step s1c { COMMIT; }", "step s1c { COMMIT; }\nstep s1x { SELECT 1; }")
+    text = text.replace("setup { BEGIN; }", "setup { SELECT 1/0; }")
+    path = _spec(tmp_path, text)
+    done = racesim("run", str(path), "--format", "timeline", dsn=target15.dbs.server.conninfo())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "unused step name: s1x" in done.stderr.splitlines()
+    assert "setup of session s1 failed: ERROR:  division by zero" in done.stderr
+    verdict = done.stdout.splitlines()[-2].split(None, 1)
+    assert verdict[0] == "FAIL"
+    assert verdict[1].startswith("stopped where isolationtester stops (exit 1): setup of session")
+
+
 SPEC_AND_SCENARIO = """
 setup { CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); }
 teardown { DROP TABLE t; }

@@ -214,12 +214,14 @@ def _show(
     recorder: Recorder | None = None,
 ) -> bool:
     """Run ``spec`` and print isolationtester's output, or (``--json``, ``--format
-    timeline``) each permutation as the run it was, as the recorder shows it; True if
-    it ran to its end."""
+    timeline``) each permutation as the run it was, as the recorder shows it (with the
+    timeline, what isolationtester writes to stderr still goes to stderr); True if it
+    ran to its end."""
     captured = io.BytesIO()
-    rendered = args.json or args.format == "timeline"
-    if rendered:
+    if args.json:
         sink = Sink(captured.write, captured.write, recorder)
+    elif args.format == "timeline":  # isolationtester's stderr lines stay on stderr
+        sink = Sink(captured.write, byte_writer(reporter.err), recorder)
     else:
         sink = Sink(byte_writer(reporter.out), byte_writer(reporter.err), recorder)
     completed = run_on(spec, dbs, sink, timeout)

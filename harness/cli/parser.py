@@ -113,9 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--clock-moves",
         type=int,
         metavar="K",
-        help="(exhaustive) try up to K clock moves per schedule at the system's time"
-        " windows, and each fault a run may have added; 0: the interleavings alone"
-        " (default: one move per schedule, to each window's exact boundary, and each fault)",
+        help="(exhaustive) also try up to K clock moves per schedule at the system's time"
+        " windows, and each fault a run may have added (default 0)",
     )
     explore.add_argument(
         "--config",

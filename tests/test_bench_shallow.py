@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from racesim.bench import explore as bench_explore
 from racesim.bench.breakdown import PARTS, Breakdown
+from racesim.bench.plain import bare_double_claim
 from racesim.engine import loop
 from racesim.explore import run as explore_run
 from racesim.provision.databases import Databases
@@ -35,7 +36,7 @@ def test_the_bare_double_claim_is_found_on_each_seed(databases: Databases) -> No
     queue = bench_explore.resolve("jobqueue")
     made = bench_explore.Prepared(databases.server)
     try:
-        found, calls, setups = bench_explore._bare_double_claim(made.for_system(queue), 2)
+        found, calls, setups = bare_double_claim(made.for_system(queue), 2)
     finally:
         made.close()
     assert len(found) == 2 and calls == [4, 4]

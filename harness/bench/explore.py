@@ -22,33 +22,25 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import io
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from hypothesis import Phase, given, settings
-from hypothesis import seed as hseed
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
-
 from racesim.bench.breakdown import Breakdown, median_lines
+from racesim.bench.plain import BareMachine, bare_double_claim, bare_foreign_clear, rate
 from racesim.engine.pool import SessionPool
 from racesim.engine.sessions import open_session
-from racesim.explore.machines import RaceFound, race_machine
+from racesim.explore.machines import race_machine
 from racesim.explore.run import ExploreOptions, explore
 from racesim.explore.search import exhaustive, pct
 from racesim.model.plan import Actor
 from racesim.provision.databases import Databases
 from racesim.report.text import Reporter
 from racesim.runner import Prepared, databases
-from racesim.store import baseline
 from racesim.system import DEFAULT_SYSTEM, System, resolve
 
 __all__ = ["run"]
@@ -145,7 +137,7 @@ def _legacy_race(dbs: Databases, seeds: int) -> list[str]:
     opts = ExploreOptions(store="legacy", max_examples=1000, example_db=False)
     ours = _timed_explore(opts, dbs, seeds)
     found, total, steps = ours.found, ours.total, ours.steps
-    base_found, base_steps, base_setup = _bare_hypothesis(dbs, seeds)
+    base_found, base_steps, base_setup = bare_foreign_clear(dbs, seeds)
     ok = len(found) == seeds and max(steps, default=99) <= 5
     return [
         f"legacy foreign clear, racesim explore: found in {_ms(found) if found else 'never'}"
@@ -168,7 +160,7 @@ def _double_claim(dbs: Databases, seeds: int) -> list[str]:
         qdbs = made.for_system(queue)
         opts = ExploreOptions(store="naive", system="jobqueue", max_examples=300, example_db=False)
         ours = _timed_explore(opts, qdbs, seeds)
-        base_found, base_calls, base_setup = _bare_double_claim(qdbs, seeds)
+        base_found, base_calls, base_setup = bare_double_claim(qdbs, seeds)
     finally:
         made.close()
     return [
@@ -180,106 +172,6 @@ def _double_claim(dbs: Databases, seeds: int) -> list[str]:
         f" seeds), shrunk to {statistics.median(base_calls) if base_calls else 0:.0f} calls",
         *_versus("job queue double claim", ours, base_found, base_setup, seeds),
     ]
-
-
-_RESET_QUEUE = "TRUNCATE jobs, job_results RESTART IDENTITY"
-_ENQUEUE = "INSERT INTO jobs (payload, enqueued_at) VALUES ('job', NOW())"
-_FIND = (
-    "SELECT id FROM jobs WHERE (status = 'queued' OR (status = 'running' AND lease_until"
-    " <= NOW())) ORDER BY id LIMIT 1"
-)
-_CLAIM = (
-    "UPDATE jobs SET status = 'running', claimed_by = %s, attempts = attempts + 1,"
-    " lease_until = NOW() + interval '30 seconds' WHERE id = %s RETURNING id"
-)
-
-
-def _bare_double_claim(dbs: Databases, seeds: int) -> tuple[list[float], list[int], list[float]]:
-    return _bare(dbs, seeds, _bare_claim_seed)
-
-
-BareSeed = Callable[[list[psycopg.Connection[Any]], int, float], tuple[list[float], list[int]]]
-
-
-def _bare(dbs: Databases, seeds: int, one: BareSeed) -> tuple[list[float], list[int], list[float]]:
-    """A plain Hypothesis test per seed, timed as racesim's search is: from before its
-    fresh database and its two sessions to its first finding. One round first is not
-    measured (a process's first Hypothesis run pays more, as its first search does)."""
-    found: list[float] = []
-    calls: list[int] = []
-    setups: list[float] = []
-    for seed in (seeds, *range(seeds)):
-        start = time.perf_counter()
-        name = dbs.create()
-        try:
-            conns = [open_session(dbs.server.conninfo(name)) for _ in range(2)]
-            setup = time.perf_counter() - start
-            try:
-                first, last = one(conns, seed, start)
-            finally:
-                for c in conns:
-                    c.close()
-        finally:
-            dbs.drop(name)
-        if seed != seeds:
-            found += first
-            calls += last
-            setups += [setup] if first else []
-    return found, calls, setups
-
-
-def _bare_claim_seed(
-    conns: list[psycopg.Connection[Any]], seed: int, start: float
-) -> tuple[list[float], list[int]]:
-    """Plain Hypothesis: one job, two workers each finding then claiming; found when
-    both hold a claim on the same job."""
-
-    def double_claim(steps: list[tuple[int, str]]) -> bool:
-        conns[0].execute(_RESET_QUEUE)
-        conns[0].execute(_ENQUEUE)
-        seen: list[int | None] = [None, None]
-        holders: dict[int, set[int]] = {}
-        for who, op in steps:
-            if op == "find":
-                row = conns[who].execute(_FIND).fetchone()
-                seen[who] = int(row[0]) if row else None
-                continue
-            job = seen[who]
-            if job is None:
-                continue
-            if conns[who].execute(_CLAIM, (f"w{who}", job)).fetchone() is not None:
-                holders.setdefault(job, set()).add(who)
-            if len(holders.get(job, ())) > 1:
-                return True
-        return False
-
-    return _plain(seed, start, ["find", "claim"], double_claim)
-
-
-def _plain(
-    seed: int, start: float, ops: list[str], broken: Callable[[list[tuple[int, str]]], bool]
-) -> tuple[list[float], list[int]]:
-    """Plain Hypothesis (seed ``seed``, up to 1000 examples, shrunk) over lists of
-    (worker 0 or 1, one of ``ops``): the seconds from ``start`` to the first list that
-    ``broken`` says breaks the store, and the length of the last such list it shrank to."""
-    first: list[float] = []
-    last: list[int] = []
-
-    @settings(
-        database=None, deadline=None, max_examples=1000, phases=[Phase.generate, Phase.shrink]
-    )
-    @hseed(seed)
-    @given(st.lists(st.tuples(st.integers(0, 1), st.sampled_from(ops))))
-    def bare(steps: list[tuple[int, str]]) -> None:
-        if broken(steps):
-            if not first:
-                first.append(time.perf_counter() - start)
-            last[:] = [len(steps)]
-            raise AssertionError("broken")
-
-    with contextlib.suppress(AssertionError):
-        bare()
-    return first, last
 
 
 DUPLICATE_CLEAR = "no-foreign-clear/cleared-by-clear"
@@ -334,71 +226,14 @@ def _ratio(ours: list[float], base: list[float]) -> str:
     return f"{statistics.median(ours) / statistics.median(base):.1f}x"
 
 
-def _bare_hypothesis(dbs: Databases, seeds: int) -> tuple[list[float], list[int], list[float]]:
-    return _bare(dbs, seeds, _bare_seed)
-
-
-def _bare_seed(
-    conns: list[psycopg.Connection[Any]], seed: int, start: float
-) -> tuple[list[float], list[int]]:
-    """Plain Hypothesis over the two bare statements: time to the first foreign clear."""
-
-    def foreign_clear(calls: list[tuple[int, str]]) -> bool:
-        conns[0].execute(baseline.RESET)
-        holder = None
-        for who, op in calls:
-            if op == "take":
-                if conns[who].execute(baseline.TAKE).rowcount == 1:
-                    holder = who
-                continue
-            conns[who].execute(baseline.DROP)
-            if holder is not None and holder != who:
-                return True
-            holder = None
-        return False
-
-    return _plain(seed, start, ["take", "drop"], foreign_clear)
-
-
-class _Bare(RuleBasedStateMachine):
-    conn: Any = None
-
-    @rule()
-    def update(self) -> None:
-        self.conn.execute(baseline.TOUCH)
-
-
-def _rate(machine: type[RuleBasedStateMachine], examples: int) -> float:
-    count = [0]
-    original = machine.teardown
-
-    def teardown(self: RuleBasedStateMachine) -> None:
-        count[0] += 1
-        original(self)
-
-    machine.teardown = teardown  # type: ignore[method-assign]
-    s = settings(
-        max_examples=examples,
-        stateful_step_count=20,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        derandomize=True,
-    )
-    start = time.perf_counter()
-    with contextlib.suppress(RaceFound):
-        run_state_machine_as_test(machine, settings=s)
-    return count[0] / (time.perf_counter() - start)
-
-
 def _machines(dbs: Databases) -> list[str]:
     name = dbs.create()
     try:
         with SessionPool(dbs.server.conninfo(name), "token", _reference()) as pool:
-            ours = _rate(race_machine("token", pool, system=_reference()), 200)
+            ours = rate(race_machine("token", pool, system=_reference()), 200)
         with open_session(dbs.server.conninfo(name)) as conn:
-            _Bare.conn = conn
-            bare = _rate(_Bare, 200)
+            BareMachine.conn = conn
+            bare = rate(BareMachine, 200)
     finally:
         dbs.drop(name)
     verdict = "met" if ours >= 100 else "NOT met"

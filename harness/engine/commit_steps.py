@@ -24,11 +24,31 @@ from __future__ import annotations
 
 from racesim.formats.commits import COMMIT as COMMIT
 from racesim.sql_tree import changes_data as changes_data
-from racesim.system import Call
+from racesim.system import Call, Footprint, System
 
-__all__ = ["COMMIT", "changes_data", "commit_step"]
+__all__ = ["COMMIT", "changes_data", "commit_footprint", "commit_step"]
 
 
 def commit_step(call: Call) -> Call:
     """The step that commits split statement ``call`` (``NAME/commit``)."""
     return Call(call.name + COMMIT, kind="sql", sql="COMMIT")
+
+
+def commit_footprint(system: System, call: str, made: Call | None) -> Footprint | None:
+    """What the commit step ``call`` (``made``) of a split statement touches, for the
+    search's reduction: it writes everything its statement reads or writes, by the
+    system's footprint of the statement's call. Its ``COMMIT`` makes the statement's
+    writes visible and releases its row locks, and a serializable transaction's
+    commit may fail on what the statement read, so it is ordered against every step
+    touching those resources. None (everything) when the statement's footprint is
+    unknown, or when ``call`` is not a step the engine added (a program's own call
+    of that name, such as a ``spec:`` session's ``NAME/commit``, which may end a
+    longer transaction)."""
+    if made is None or made != Call(call, kind="sql", sql="COMMIT") or not call.endswith(COMMIT):
+        return None
+    if any(call in program.calls for program in system.programs.values()):
+        return None
+    statement = system.footprint(call.removesuffix(COMMIT))
+    if statement is None:
+        return None
+    return Footprint(writes=statement.reads | statement.writes)

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from racesim.engine.commit_steps import COMMIT, commit_footprint
 from racesim.explore.drive import Driven
 from racesim.model.plan import Actor
 from racesim.system import Call, System
@@ -95,10 +96,13 @@ def access(
     """The resources a step of ``call`` (``made``, when known) reads and writes, by the
     system's footprints, and whether the system's invariants can see it."""
     footprint = system.footprint(call, made)
+    if footprint is None:  # a split statement's commit step: what its statement touched
+        footprint = commit_footprint(system, call, made)
     if footprint is None:
         return Access(actor, call, frozenset(), frozenset({EVERYTHING}), finishes)
     reads = system.reads()
-    seen = reads is None or call in reads or bool(footprint.writes & reads)
+    statement = call.removesuffix(COMMIT)  # a commit step is seen where its statement is
+    seen = reads is None or call in reads or statement in reads or bool(footprint.writes & reads)
     return Access(actor, call, footprint.reads, footprint.writes, finishes, seen)
 
 

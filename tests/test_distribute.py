@@ -238,8 +238,13 @@ def test_a_part_no_worker_finishes_is_named(pg_server: Server, tmp_path: Path) -
     text = "".join(seen) + out
     assert proc.returncode == 4, text + err
     last = text.splitlines()[-1]
-    # the split was lost: no subtree was ever made, the whole search is named
-    assert "search incomplete: NOT searched: split (worker 1 (" in last, last
+    assert "search incomplete: NOT searched: " in last and "(worker 1 (" in last, last
+    named = re.search(r"NOT searched: subtree \d+/(\d+) ", last)
+    if named is None:  # the split was lost: no subtree was ever made, the split is named
+        assert "NOT searched: split (worker 1 (" in last, last
+    else:  # lost after the split: every subtree is named
+        count = int(named.group(1))
+        assert all(f"subtree {k}/{count} (" in last for k in range(1, count + 1)), last
     assert "exhaustive: all" not in text
 
 
@@ -266,3 +271,20 @@ def test_pct_splits_seeds_and_schedules(pg_server: Server, tmp_path: Path) -> No
     parts = [line for line in done.stdout.splitlines() if ": seed " in line]
     assert {p.split(": seed ")[1].split(":")[0] for p in parts} == {"0", "1"}
     assert "in 2 parts on 2 worker(s)" in done.stdout.splitlines()[-1]
+
+
+def test_max_examples_bounds_the_whole_spread_exhaustive_search(
+    pg_server: Server, tmp_path: Path
+) -> None:
+    """Each part gets a share of what no other part has: together at most 30."""
+    done = racesim(
+        "explore", *JOBQUEUE, "--store", "skiplocked", "--config", "2workers",
+        "--max-examples", "30", "--workers", "2", "--dsn", pg_server.conninfo(),
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("--max-examples reached after "), last
+    assert 20 <= int(last.split("after ")[1].split()[0]) <= 30, last
+    assert "search incomplete" in last and "NOT searched" not in last
+    assert "part(s) not started: --max-examples reached" in last

@@ -70,9 +70,12 @@ class _State:
     deadline: float | None = None
     """When the budget is spent (a ``time.monotonic()`` value); no part starts after it."""
     limit: int | None = None
-    """Schedules the whole search may run (exhaustive --max-examples): each part gets
-    what is left of it, and none starts once it is reached."""
+    """Schedules the whole search may run (exhaustive --max-examples): a part gets a
+    share of what no finished or running part has, and none starts once none is left."""
     counted: int = 0
+    reserved: dict[int, int] = field(default_factory=dict)
+    """What each running part may run of ``limit``."""
+    workers: int = 1
 
     def say(self, text: str) -> None:
         with self.lock:
@@ -82,26 +85,33 @@ class _State:
         """The next part to run; None when none is left and none may come back, or
         the budget or --max-examples is spent (what is left stays pending: not searched)."""
         with self.lock:
-            while not self.pending and self.running:
+            while (not self.pending or self._free() == 0) and self.running:
                 self.lock.wait()
             left = None if self.deadline is None else self.deadline - time.monotonic()
-            if not self.pending or (left is not None and left <= 0):
-                return None
-            if self.limit is not None and self.counted >= self.limit:
+            if not self.pending or (left is not None and left <= 0) or self._free() == 0:
                 return None
             part = self.pending.pop(0)
             if left is not None:
                 part = Part(part.index, part.label, {**part.options, "budget": left})
-            if self.limit is not None:
-                rest = self.limit - self.counted
-                part = Part(part.index, part.label, {**part.options, "max_examples": rest})
+            free = self._free()
+            if free is not None:
+                share = -(-free // self.workers)  # rounded up
+                self.reserved[part.index] = share
+                part = Part(part.index, part.label, {**part.options, "max_examples": share})
             self.running += 1
             self.tries[part.index] = self.tries.get(part.index, 0) + 1
             return part
 
+    def _free(self) -> int | None:
+        """Of ``limit``, what no finished or running part has (None: no limit)."""
+        if self.limit is None:
+            return None
+        return max(0, self.limit - self.counted - sum(self.reserved.values()))
+
     def finish(self, done: Done) -> None:
         with self.lock:
             self.running -= 1
+            self.reserved.pop(done.part.index, None)
             self.done.append(done)
             self.counted += int(done.answer["schedules"])
             subtrees = done.answer.get("subtrees") or []
@@ -114,6 +124,7 @@ class _State:
     def fail(self, part: Part, worker: str, why: str) -> None:
         with self.lock:
             self.running -= 1
+            self.reserved.pop(part.index, None)
             self.lost.append(f"{worker} lost during {part.label}: {why}")
             self.why[part.index] = f"{worker}: {why}"
             if self.tries[part.index] < ATTEMPTS:
@@ -130,7 +141,7 @@ class _State:
         """The parts no worker finished, and why."""
         with self.lock:
             spent = self.deadline is not None and time.monotonic() >= self.deadline
-            reached = self.limit is not None and self.counted >= self.limit
+            reached = self._free() == 0
             unstarted = SPENT if spent else REACHED if reached else "no worker was up to take it"
             out = {p.index: self.why.get(p.index) or unstarted for p in self.pending}
             out.update(self.given_up)
@@ -158,7 +169,7 @@ def spread(
     deadline = None if opts.budget is None else time.monotonic() + opts.budget
     state = _State(list(todo), reporter, pending=list(todo), deadline=deadline)
     if todo[0].label == SPLIT and opts.max_examples is not None:
-        state.limit = opts.max_examples
+        state.limit, state.workers = opts.max_examples, len(specs)
     setup = {"pg": pg, "dsn": dsn, "system": system, "store": opts.store}
     group = execnet.Group()
     threads = [

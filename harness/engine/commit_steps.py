@@ -5,8 +5,10 @@ On an autocommit session PostgreSQL runs each statement as a transaction of its
 own, and between the statement's work and its commit another session's statement
 may run: two ``INSERT INTO t SELECT ... WHERE NOT EXISTS (SELECT 1 FROM t ...)``
 both see no row and both insert. A step that runs the statement to its commit
-never leaves that window open. With ``Options.split_commits`` the engine runs such
-a ``sql`` call as two steps, as ``spec:`` systems run a spec's statements:
+never leaves that window open. With ``Options.split_commits`` (on by default;
+``--no-split-commits`` or ``RACESIM_SPLIT_COMMITS=0`` turn it off, and a scenario
+file's ``split_commits`` decides for its plan) the engine runs such a ``sql`` call
+as two steps, as ``spec:`` systems run a spec's statements:
 
 - ``NAME``: ``BEGIN``, then the statement (a plain ``BEGIN``: the session's default
   isolation level, as the statement alone would have);
@@ -18,6 +20,8 @@ statement's result, or its error, or the commit's (a deferred constraint, a
 serialization failure). Only a single ``INSERT``, ``UPDATE``, ``DELETE`` or
 ``MERGE`` (or a ``WITH`` query holding one) sent outside a transaction block is
 split; a ``SELECT`` is not (a function it calls may write: the engine cannot tell).
+Each such statement adds one step to a run. For the search's reduction the commit
+step writes what its statement read or wrote (``commit_footprint``).
 """
 
 from __future__ import annotations

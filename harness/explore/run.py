@@ -1,18 +1,21 @@
 """``racesim explore``: search schedules for violations, shrink them, save them as scenarios.
 
-Three strategies share one way of reporting:
+Four strategies share one way of reporting:
 
-``hypothesis``  schedules as Hypothesis data (:mod:`racesim.explore.strategies`); failures
-                are shrunk by Hypothesis to fewer runs, steps and context switches;
-``exhaustive``  every distinct schedule of a small configuration (:mod:`racesim.explore.search`);
-``pct``         seeded PCT sampling of a larger configuration.
+``portfolio``   several seeded searches taking turns (:mod:`racesim.explore.portfolio`);
+``hypothesis``  schedules as Hypothesis data (:mod:`racesim.explore.hypothesis_search`);
+                failures are shrunk by Hypothesis to fewer runs, steps and context switches;
+``exhaustive``  every distinct schedule of a small configuration (:mod:`racesim.explore.search`),
+                or, for a spread search, its split or one subtree of it;
+``pct``         seeded PCT sampling of a larger configuration (:mod:`racesim.explore.pct`).
 
 Every strategy runs the configuration ``--config`` names (the system's named
 configurations; without it, the strategy's default, or runs drawn from the
 system's run kinds). Each distinct violation (by invariant and cause) is saved
-under ``out`` as a scenario file, *then* printed as a timeline; the file's name
-and bytes depend only on the store, invariant, cause, strategy and seed. The summary never calls an
-unfinished search a pass.
+under ``out`` as a scenario file (:mod:`racesim.explore.keeper`), *then* printed
+as a timeline; the file's name and bytes depend only on the store, invariant,
+cause, strategy and seed. The summary (:mod:`racesim.explore.summary`) never calls
+an unfinished search a pass.
 
 Example::
 

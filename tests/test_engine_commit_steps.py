@@ -153,3 +153,18 @@ def test_a_statement_inside_the_programs_own_transaction_is_not_split(conninfo: 
 )
 def test_only_one_data_changing_statement_is_split(sql: str, split: bool) -> None:
     assert changes_data(sql) is split
+
+
+def test_runs_split_commits_by_default_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RACESIM_SPLIT_COMMITS", raising=False)
+    assert Options().split_commits is True
+    monkeypatch.setenv("RACESIM_SPLIT_COMMITS", "0")
+    assert Options().split_commits is False
+
+
+def test_a_plans_split_commits_decides_over_the_callers(conninfo: str) -> None:
+    steps = (Step("a", "claim"), Step("b", "claim"), Step("a", "count"), Step("b", "count"))
+    plan = Plan(actors=TWO, entries=steps, split_commits=False)
+    out = execute(plan, "db", conninfo, Options(split_commits=True), system=SEATS)
+    assert [e.call for e in out.history.events[:2]] == ["claim", "claim"]
+    assert not out.checker.violations  # each claim committed in its own step

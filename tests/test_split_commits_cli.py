@@ -228,3 +228,21 @@ def test_a_counterexample_of_a_run_without_split_commits_says_so_and_reads_back(
     whole = scenario_text(plan, "racy", "", "", name="n", system="seats:SEATS")
     assert "\nsplit_commits = false\n" in whole
     assert parse(whole, "x.toml", system).plan.split_commits is False
+
+
+def test_a_file_written_before_split_commits_is_told_how_to_run_as_it_was(
+    racesim_server: Server, seats: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A hand-written schedule that names each statement once, as files did before
+    # statements were split: the second step is the commit of a's claim, not b's claim.
+    (seats / "old.toml").write_text(
+        SCENARIO.format(key="", second="b: claim")
+        .replace('  "T+2 a: claim/commit",\n  "T+3 b: claim/commit",\n', "")
+        .replace('at = "T+3"', 'at = "T+1"')
+        .replace('"T+1 b: claim"', '"T+1 a: claim"')
+    )
+    status = main(["run", "old.toml", *_pg(racesim_server)])
+    err = capsys.readouterr().err
+    assert status == EXIT_INPUT, err
+    assert "write 'a: claim/commit'" in err
+    assert "or set split_commits = false" in err

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 
 from racesim.engine.actors import Reply, Run, describe, direct
-from racesim.engine.commit_steps import changes_data
+from racesim.engine.commit_steps import COMMIT, changes_data
 from racesim.engine.options import Options
 from racesim.engine.pool import SessionPool
 from racesim.engine.record import Draft, Recorder
@@ -317,6 +317,9 @@ class Dispatch:
 def mismatch(step: Step, actual: str | None, why: str) -> InputError:
     """The error for a schedule step that is not what its run does next."""
     fix = f"write '{step.actor}: {actual}'" if actual else f"remove this step of {step.actor}"
+    if actual and actual.endswith(COMMIT):
+        # A file written before split commits names the statement alone.
+        fix += " (or set split_commits = false to run each statement to its commit in one step)"
     return InputError(
         Problem(
             ("" if step.line else "schedule: ")

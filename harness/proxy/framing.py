@@ -1,8 +1,8 @@
 """PostgreSQL's wire protocol (version 3), as far as a proxy in front of a server needs it.
 
 A message is a type byte and a length-prefixed body; the startup packet has no type
-byte. Only what the proxy reads is decoded: the startup parameters, the SQL of
-``Query`` and ``Parse``, and the few server messages that end a round.
+byte. Here: reading whole messages during the startup, and the messages the proxy
+itself sends (the rounds are read in ``racesim.proxy.link``).
 """
 
 from __future__ import annotations
@@ -110,41 +110,6 @@ def startup_parameters(rest: bytes) -> dict[str, str]:
         return {items[i].decode(): items[i + 1].decode() for i in range(0, len(items), 2)}
     except UnicodeDecodeError:
         raise ProtocolError("startup parameters are not UTF-8") from None
-
-
-def cstring(body: bytes, start: int = 0) -> tuple[str, int]:
-    end = body.find(b"\0", start)
-    if end < 0:
-        raise ProtocolError("string not terminated")
-    return body[start:end].decode("utf-8", "replace"), end + 1
-
-
-def parsed(msg: Message) -> tuple[str, str]:
-    """(statement name, SQL) of a Parse message."""
-    name, at = cstring(msg.body)
-    return name, cstring(msg.body, at)[0]
-
-
-def bound(msg: Message) -> str:
-    """The statement name a Bind message binds."""
-    _, at = cstring(msg.body)
-    return cstring(msg.body, at)[0]
-
-
-def statements_of(messages: list[Message], prepared: dict[str, str]) -> tuple[str, ...]:
-    """The SQL each Query or Bind of ``messages`` runs, in order; ``prepared`` (statement
-    name -> SQL) learns each Parse on the way, so a Bind of a statement prepared in an
-    earlier round is named by its SQL too."""
-    found = []
-    for msg in messages:
-        if msg.kind == QUERY:
-            found.append(cstring(msg.body)[0])
-        elif msg.kind == PARSE:
-            name, sql = parsed(msg)
-            prepared[name] = sql
-        elif msg.kind == BIND:
-            found.append(prepared.get(bound(msg), ""))
-    return tuple(found)
 
 
 def auth_ok() -> bytes:

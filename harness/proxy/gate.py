@@ -113,8 +113,12 @@ class Gate:
 
     def oldest(self) -> Link | None:
         """The link whose parked round arrived first (None when none is parked)."""
-        parked = [link for link in self.links if link.parked is not None and not link.closed]
-        return min(parked, key=lambda link: link.parked.order if link.parked else 0, default=None)
+        found, first = None, 0
+        for link in self.links:
+            parked = link.parked
+            if parked is not None and not link.closed and (found is None or parked.order < first):
+                found, first = link, parked.order
+        return found
 
     def release(self, link: Link) -> Round:
         """Send ``link``'s parked round and relay its answer (returns when its
@@ -154,16 +158,16 @@ class Gate:
             self.connecting -= 1
             if link is not None:
                 self.links.append(link)
-                if self._idle is None and not self._closed:
-                    self._idle = IdleWatch()
-        if link is not None:
-            self.watch(link)
         self.notify()
 
     def watch(self, link: Link) -> None:
         """Relay what the server says to ``link`` between rounds as it arrives."""
-        if self._idle is not None:
-            self._idle.watch(link)
+        with self.cond:
+            if self._idle is None and not self._closed:
+                self._idle = IdleWatch()  # the first connection that listens
+            idle = self._idle
+        if idle is not None:
+            idle.watch(link)
 
     def unwatch(self, link: Link) -> None:
         if self._idle is not None:

@@ -1,10 +1,13 @@
-"""What the server says to a connection between its rounds (a notification of a
-channel it listens on, a notice, a changed parameter) goes to the client as it
+"""What the server says to a connection that listens, between its rounds (a
+notification of a channel it listens on, a notice), goes to the client as it
 arrives, as it would on a direct connection.
 
-One thread per gate waits on the server sides of the connections that are not in a
-round (epoll); a round takes its connection out of the watch before it sends and
-puts it back when it is done, so the thread never wakes for a round's answer.
+One thread per gate, started when a connection first sends a LISTEN, waits on the
+server sides of such connections while they are not in a round (epoll); a round
+takes its connection out of the watch before it sends and puts it back when it is
+done, so the thread never wakes for a round's answer. Connections that never
+listened are not watched (nothing comes between their rounds but rare notices,
+which reach the client with the next round's answer).
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ up to the round's ``ReadyForQuery`` itself. So a round through the proxy wakes n
 thread but the one that drives it.
 
 A round released at a ``Flush`` goes on to its ``Sync``, and ``COPY`` data passes,
-with both sides watched. Client bytes are forwarded as they came, in blocks; only
-message headers are read, and the SQL of ``Query``, ``Parse`` and ``Bind``. What the
-server says between rounds (a notification) goes to the client as it arrives
+with both sides watched. Bytes are forwarded as they came, in blocks (the server's
+before they are read); only message headers are read, the SQL of ``Query``,
+``Parse`` and ``Bind``, and what ends a round. What the server says between rounds
+of a connection that listens (a notification) goes to the client as it arrives
 (``racesim.proxy.idle``).
 """
 
@@ -36,9 +37,6 @@ _COPY = frozenset({f.COPY_DATA, f.COPY_DONE, f.COPY_FAIL})
 _NOTED = frozenset({f.READY, f.ERROR, f.COPY_IN, ord("C")})
 """Server messages whose content a round's result records (C is CommandComplete)."""
 _HEADER = struct.Struct("!I")
-_ASYNC = frozenset(b"ANS")
-"""Server messages that may come between rounds: NotificationResponse, NoticeResponse,
-ParameterStatus."""
 
 KEYS: dict[tuple[int, int], Upstream] = {}
 """Cancel keys handed to clients -> the upstream session they cancel."""
@@ -72,42 +70,63 @@ class Batch:
 TERMINATED = Batch(b"", (), False, True)
 
 
+_PLAIN = frozenset(f.FRONTEND - {f.TERMINATE, f.PASSWORD, *_COPY})
+"""Client messages a round may hold."""
+_QUERY, _PARSE, _BIND, _FLUSH = f.QUERY, f.PARSE, f.BIND, f.FLUSH
+
+
 def take_batch(buf: bytearray, prepared: dict[str, str]) -> Batch | None:
     """The first whole batch in ``buf`` (removed from it); None when it is not all there.
     ``prepared`` learns each ``Parse`` on the way (statement name -> SQL)."""
-    at, end, kinds = 0, len(buf), []
+    unpack = _HEADER.unpack_from
+    at, end, sql, runs = 0, len(buf), [], False
     while end - at >= 5:
         kind = buf[at]
-        if kind not in f.FRONTEND:
-            raise f.ProtocolError(f"unexpected message type {chr(kind)!r}")
-        (length,) = _HEADER.unpack_from(buf, at + 1)
-        if length < 4 or length > f.MAX_MESSAGE:
-            raise f.ProtocolError(f"message {chr(kind)!r} of length {length}")
-        if end - at < 1 + length:
+        (length,) = unpack(buf, at + 1)
+        if kind not in _PLAIN or length < 4 or length > f.MAX_MESSAGE:
+            return _refused(buf, at, kind, length)
+        stop = at + 1 + length
+        if end < stop:
             return None
-        if kind == f.TERMINATE:
-            del buf[:]
-            return TERMINATED
-        if kind == f.PASSWORD:
-            raise f.ProtocolError("a password message after startup")
-        if kind in _COPY:
-            raise f.ProtocolError("COPY data outside COPY")
-        kinds.append((kind, at))
-        at += 1 + length
-        if kind in ENDS_ROUND or kind == f.FLUSH:
+        if kind == _BIND:  # the portal's name, then the statement's
+            name = _string(buf, _string(buf, at + 5, stop)[1], stop)[0]
+            sql.append(prepared.get(name, ""))
+        elif kind == _QUERY:
+            sql.append(_string(buf, at + 5, stop)[0])
+            runs = True
+        elif kind == _PARSE:
+            name, after = _string(buf, at + 5, stop)
+            prepared[name] = _string(buf, after, stop)[0]
+        elif kind in RUNS_STATEMENTS:
+            runs = True
+        at = stop
+        if kind in ENDS_ROUND or kind == _FLUSH:
             data = bytes(buf[:at])
             del buf[:at]
-            sql = f.statements_of(
-                [
-                    f.Message(k, data[s + 5 : s + 1 + _HEADER.unpack_from(data, s + 1)[0]])
-                    for k, s in kinds
-                    if k in (f.QUERY, f.PARSE, f.BIND)
-                ],
-                prepared,
-            )
-            runs = any(k in RUNS_STATEMENTS for k, _ in kinds)
-            return Batch(data, sql, runs, kind != f.FLUSH)
+            return Batch(data, tuple(sql), runs, kind != _FLUSH)
     return None
+
+
+def _string(buf: bytearray, start: int, stop: int) -> tuple[str, int]:
+    """The NUL-ended string at ``start`` of a message ending at ``stop``; where it ends."""
+    end = buf.find(0, start, stop)
+    if end < 0:
+        raise f.ProtocolError("string not terminated")
+    return buf[start:end].decode("utf-8", "replace"), end + 1
+
+
+def _refused(buf: bytearray, at: int, kind: int, length: int) -> Batch:
+    """A message no round may hold: Terminate ends the connection, the rest are errors."""
+    if kind == f.TERMINATE:
+        del buf[:]
+        return TERMINATED
+    if kind == f.PASSWORD:
+        raise f.ProtocolError("a password message after startup")
+    if kind in _COPY:
+        raise f.ProtocolError("COPY data outside COPY")
+    if kind not in f.FRONTEND:
+        raise f.ProtocolError(f"unexpected message type {chr(kind)!r}")
+    raise f.ProtocolError(f"message {chr(kind)!r} of length {length}")
 
 
 def whole(buf: bytearray) -> bool:
@@ -144,8 +163,9 @@ class Link:
     closed: bool = False
     inbuf: bytearray = field(default_factory=bytearray)
     """Client bytes not yet sent on."""
-    upbuf: bytes = b""
-    """Server bytes short of a whole message."""
+    tail: bytes = b""
+    """The server's last bytes short of a whole message (sent on already; read for
+    what they say once the rest has come)."""
     open: bool = False
     """The current round was sent up to a Flush: its messages up to Sync follow."""
     copy_in: bool = False
@@ -156,6 +176,8 @@ class Link:
     """What ``inbuf`` holds is short of a round: the client has more to send."""
     prepared: dict[str, str] = field(default_factory=dict)
     """Statement name -> SQL, from the client's Parse messages."""
+    listens: bool = False
+    """It has sent a LISTEN: the idle watch relays what comes between its rounds."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     """Held by the thread doing a round (and by the idle watch while it relays)."""
 
@@ -186,16 +208,16 @@ class Link:
     def _begin(self) -> None:
         """A round starts: the idle watch lets go of the server side."""
         self.lock.acquire()
-        self.gate.unwatch(self)
+        if self.listens:
+            self.gate.unwatch(self)
 
     def _end(self) -> None:
-        if not self.closed and self.running is None:
+        if self.listens and not self.closed and self.running is None:
             self.gate.watch(self)
         self.lock.release()
 
     def relay_idle(self) -> None:
-        """Between rounds: relay what the server said (notifications, notices,
-        parameter changes) now. Anything else is left for the next round, unwatched."""
+        """Between rounds: send on what the server said (a notification) now."""
         if not self.lock.acquire(blocking=False):
             return  # a round has the connection; it relays
         try:
@@ -205,18 +227,10 @@ class Link:
                 chunk = self.up.recv(65536, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
-            buf = self.upbuf + chunk if self.upbuf else chunk
-            at, end = 0, len(buf)
-            while end - at >= 5 and buf[at] in _ASYNC:
-                (length,) = _HEADER.unpack_from(buf, at + 1)
-                if end - at < 1 + length:
-                    break
-                at += 1 + length
-            if at:
-                self.client.sendall(buf[:at])
-            self.upbuf = buf[at:]
-            if not chunk or (len(self.upbuf) >= 5 and self.upbuf[0] not in _ASYNC):
-                self.gate.unwatch(self)  # closed, or not between rounds: the next round sees it
+            if chunk:
+                self._pass(chunk, RoundResult())
+            else:  # the server ended the session: the next round finds it
+                self.gate.unwatch(self)
         except OSError:
             self.gate.unwatch(self)
         finally:
@@ -248,8 +262,11 @@ class Link:
             if batch is TERMINATED:
                 raise f.Closed()
             self.open = not batch.ends
+            if not self.listens and any("listen" in sql.lower() for sql in batch.sql):
+                self.listens = True  # notifications may come between rounds from now on
             if batch.runs:
                 self.gated = True
+                self.short = not self.inbuf
                 self.gate.park(self, Round(batch.data, batch.sql, 1))
                 return
             self.gated = False
@@ -333,16 +350,19 @@ class Link:
         return True
 
     def _relay(self) -> None:
-        """Copy what the server has said to the client (waiting for it); note where
-        the running round ends."""
+        """Copy what the server says to the client (waiting for it); note where the
+        running round ends."""
         chunk = self.up.recv(65536)
-        buf = self.upbuf + chunk if self.upbuf else chunk
-        at = self._scan(buf, self.result)
-        if at:
-            self.client.sendall(buf if at == len(buf) else memoryview(buf)[:at])
-        self.upbuf = buf[at:]
-        if not chunk:  # what it said before it closed went on
+        if not chunk:
             raise f.Closed()
+        self._pass(chunk, self.result)
+
+    def _pass(self, chunk: bytes, result: RoundResult) -> None:
+        """Send ``chunk`` on to the client at once, then read what it says."""
+        self.client.sendall(chunk)
+        buf = self.tail + chunk if self.tail else chunk
+        at = self._scan(buf, result)
+        self.tail = buf[at:] if at < len(buf) else b""
 
     def _scan(self, buf: bytes, result: RoundResult) -> int:
         """Note the server messages of ``buf`` in ``result``; the end of its last whole one."""

@@ -140,6 +140,51 @@ def test_the_spec_system_explores_through_the_generic_command(
     assert set(system.programs) == {"alice", "bob"}
 
 
+ONE_EACH = """
+setup { CREATE TABLE a (n int); CREATE TABLE b (n int); INSERT INTO a VALUES (0); INSERT INTO b VALUES (0); }
+teardown { DROP TABLE a; DROP TABLE b; }
+session s1
+step s1a { UPDATE a SET n = n + 1; }
+session s2
+step s2a { UPDATE b SET n = n + 1; }
+"""
+
+
+@pytest.mark.parametrize(
+    ("invariant", "shown"),
+    [
+        (
+            "SELECT n FROM b WHERE n > 5",
+            "all 11 distinct schedules explored, none violates (spec, 2",
+        ),
+        ("SELECT 1 FROM a, b WHERE a.n = 1 AND b.n = 0", "found 1 violation(s) (both)"),
+    ],
+    ids=["reordered", "kept"],
+)
+def test_the_system_reorders_steps_its_invariants_cannot_see(
+    target15: Target, tmp_path: Path, invariant: str, shown: str
+) -> None:
+    """s1's autocommit UPDATE runs as BEGIN, UPDATE, COMMIT on a, which an invariant over
+    b alone cannot see: its orders against s2's steps are one schedule (20 without the
+    reduction); an invariant over both tables keeps every order that shows it."""
+    path, _spec = write_spec(tmp_path, ONE_EACH)
+    (tmp_path / "t.spec.toml").write_text(f'[invariants]\nboth = "{invariant}"\n')
+    done = racesim(
+        "explore",
+        "--system",
+        f"spec:{path}",
+        "--store",
+        "spec",
+        "--strategy",
+        "exhaustive",
+        "--out",
+        str(tmp_path / "o"),
+        "--dsn",
+        target15.dbs.server.conninfo(),
+    )
+    assert shown in done.stdout, done.stdout + done.stderr
+
+
 LOCKING = """
 setup { CREATE TABLE acct (id int PRIMARY KEY, bal int); INSERT INTO acct VALUES (1, 100); }
 teardown { DROP TABLE acct; }

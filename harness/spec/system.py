@@ -40,6 +40,7 @@ from racesim.spec.split import BEGIN, COMMIT, after, splittable
 from racesim.system import (
     Call,
     Config,
+    Footprint,
     Program,
     ProgramRun,
     RunContext,
@@ -150,6 +151,10 @@ def spec_system(
         prepare(conn)
 
     sessions = {s.name: s for s in spec.sessions}
+    prints = footprints(spec, invariants)
+    # A split statement's BEGIN touches nothing (a snapshot is taken by the statement
+    # after it); its COMMIT step writes what the statement touched (explore/'s rule).
+    prints.update({f"{name}{BEGIN}": Footprint() for name in prints if split})
     actors = tuple(Actor(s.name, s.name) for s in spec.sessions)
     config = Config(f"the sessions of {Path(spec.path).name}", actors=actors, clock=False)
     return System(
@@ -166,7 +171,8 @@ def spec_system(
         invariants=_Checks,
         invariant_names=tuple(inv.name for inv in invariants),
         prepare=prepare,
-        footprints=footprints(spec, invariants),
+        footprints=prints,
+        invariant_reads=frozenset(f"invariant:{inv.name}" for inv in invariants),
         configs={"sessions": config},
         show=SHOW,
         defaults={"hypothesis": "sessions", "exhaustive": "sessions", "pct": "sessions"},

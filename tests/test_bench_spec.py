@@ -70,3 +70,20 @@ def test_in_process_rows_drop_as_racesim_run_drops() -> None:
     from racesim.cli import spec as cli_spec
 
     assert bench_spec.SETTLE == cli_spec.SETTLE
+
+
+def test_a_dsn_password_from_the_environment_reaches_the_programs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A DSN without a password (libpq found it in PGPASSWORD) still gets one to
+    createdb, isolationtester and racesim, which would otherwise wait at a prompt."""
+    from racesim.provision.provide import Server
+
+    monkeypatch.setenv("PGPASSWORD", "from-the-environment")
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=1MB")  # any other PG variable: replaced
+    given = Server("dsn", {"host": "/run/pg", "port": "5432", "user": "u", "dbname": "d"}, 15)
+    env = bench_spec._server_env(given)
+    assert env["PGPASSWORD"] == "from-the-environment"
+    assert "PGOPTIONS" not in env and env["PGHOST"] == "/run/pg"
+    own = Server("dsn", {**given.params, "password": "in-the-dsn"}, 15)
+    assert bench_spec._server_env(own)["PGPASSWORD"] == "in-the-dsn"

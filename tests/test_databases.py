@@ -160,3 +160,21 @@ def test_a_spare_connection_is_handed_on_once(server: Server) -> None:
     left = psycopg.connect(server.conninfo())
     Spare(left).close()
     assert left.closed
+
+
+def test_asking_for_the_dsn_databases_conninfo_closes_the_spare(server: Server) -> None:
+    """Whoever connects to the database the DSN names itself (a spec run in it with
+    --in-database) finds no idle session of racesim's there."""
+    app = f"racesim_spare_{os.getpid()}"
+    with (
+        psycopg.connect(server.conninfo(), autocommit=True) as watch,
+        provide("dsn", f"{server.conninfo()} application_name={app}") as given,
+    ):
+        query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        assert watch.execute(query, (app,)).fetchone() == (1,)
+        given.conninfo()
+        assert given.spare.take() is None
+        deadline = time.monotonic() + 5
+        while watch.execute(query, (app,)).fetchone() != (0,) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watch.execute(query, (app,)).fetchone() == (0,)

@@ -97,7 +97,8 @@ def _reference(tool: Path, path: Path, dbs: Databases) -> tuple[float, bytes]:
 
 def _server_env(server: Server) -> dict[str, str]:
     """libpq's variables naming ``server`` (the password in PGPASSWORD, never on a
-    command line), and RACESIM_DSN for racesim."""
+    command line; a DSN without one keeps where libpq found it, PGPASSWORD or
+    PGPASSFILE), and RACESIM_DSN for racesim."""
     p = server.params
     env = {
         k: v
@@ -107,6 +108,8 @@ def _server_env(server: Server) -> dict[str, str]:
     env.update(PGHOST=p["host"], PGPORT=p["port"], PGUSER=p["user"], PGDATABASE=p["dbname"])
     if "password" in p:
         env["PGPASSWORD"] = p["password"]
+    else:
+        env.update({k: os.environ[k] for k in ("PGPASSWORD", "PGPASSFILE") if k in os.environ})
     env["RACESIM_DSN"] = "postgresql://"
     return env
 
@@ -147,7 +150,8 @@ def _reference_process(tool: Path, path: Path, env: dict[str, str]) -> tuple[flo
         return str(bindir / what) if bindir is not None else what
 
     started = time.perf_counter()
-    subprocess.run([program("createdb"), "-T", "template0", name], env=env, check=True)
+    # -w: never ask for a password (a missing one fails instead of waiting on a prompt)
+    subprocess.run([program("createdb"), "-w", "-T", "template0", name], env=env, check=True)
     try:
         with path.open("rb") as stdin:
             done = subprocess.run(
@@ -160,7 +164,7 @@ def _reference_process(tool: Path, path: Path, env: dict[str, str]) -> tuple[flo
                 check=False,
             )
     finally:
-        subprocess.run([program("dropdb"), name], env=env, check=True)
+        subprocess.run([program("dropdb"), "-w", name], env=env, check=True)
     return time.perf_counter() - started, done.stdout
 
 

@@ -98,10 +98,18 @@ class Server:
     :class:`~racesim.provision.databases.Databases` to take."""
 
     def conninfo(self, dbname: str | None = None) -> str:
-        """Full conninfo (may contain a password): for connecting, never for printing."""
+        """Full conninfo (may contain a password): for connecting, never for printing.
+
+        Without ``dbname`` (the database the DSN names), the spare connection is
+        closed first: the caller connects there itself, and a run in that database
+        (``racesim run FILE.spec --in-database``) has only its own sessions in it, as
+        under isolationtester.
+        """
         params = dict(self.params)
         if dbname is not None:
             params["dbname"] = dbname
+        else:
+            self.spare.close()
         return make_conninfo(**params)
 
     def describe(self) -> str:

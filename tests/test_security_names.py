@@ -23,7 +23,7 @@ from racesim.errors import InputError
 from racesim.formats.bounds import MAX_DIGITS
 from racesim.formats.scenario import parse
 from racesim.provision.databases import Databases
-from racesim.spec.explore import Invariant, Outcome, load_invariants, spec_text
+from racesim.spec.explore import Invariant, load_invariants, permutation_steps, spec_text
 from racesim.spec.parse import Permutation, PermutationStep, load, parse_text
 
 __all__ = ["target15"]
@@ -111,7 +111,7 @@ def test_spec_text_escapes_names_in_comments_and_quotes_the_check_step(
     evil = Invariant(f"y\r{INJECTED}\n#", "SELECT 1", 1)
     names = ("a_book", "b_book", "a_commit", "b_commit")
     perm = Permutation(tuple(PermutationStep(n) for n in names))
-    text = spec_text(spec, perm, Outcome(evil, 1, ("1",)))
+    text = spec_text(spec, permutation_steps(spec, perm), 1, evil)
     again = parse_text(text, "saved.spec")
     assert len(again.setups) == 1 and again.teardown is not None
     assert [s.name for s in again.sessions] == ["alice", "bob", "racesim_check"]

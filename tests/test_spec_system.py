@@ -18,6 +18,7 @@ from racesim.system import resolve
 __all__ = ["target15"]
 
 BOOKING = Path(__file__).resolve().parent / "specs" / "double-booking.spec"
+AUTOCOMMIT = BOOKING.with_name("autocommit-booking.spec")
 
 TWO_TABLES = """
 setup { CREATE TABLE a (n int); CREATE TABLE b (n int); INSERT INTO a VALUES (0); INSERT INTO b VALUES (0); }
@@ -90,30 +91,43 @@ def test_reduction_keeps_the_interleaving_that_breaks(target15: Target, tmp_path
     assert "invariant in-step broken" in done.stdout
 
 
-@pytest.mark.parametrize("strategy", ["hypothesis", "pct"])
-def test_strategies_of_any_system_find_replay_and_export(
-    target15: Target, tmp_path: Path, strategy: str
+@pytest.mark.parametrize(
+    ("strategy", "spec", "permutation"),
+    [
+        ("hypothesis", BOOKING, "b_commit"),
+        ("pct", BOOKING, "b_commit"),
+        ("hypothesis", AUTOCOMMIT, "_commit"),
+    ],
+    ids=["hypothesis", "pct", "split-statements"],
+)
+def test_strategies_of_any_system_find_replay_and_save_a_spec(
+    target15: Target, tmp_path: Path, strategy: str, spec: Path, permutation: str
 ) -> None:
     dsn = target15.dbs.server.conninfo()
     done = racesim(
-        "explore", str(BOOKING), "--strategy", strategy, "--out", str(tmp_path), "--dsn", dsn
+        "explore", str(spec), "--strategy", strategy, "--out", str(tmp_path), "--dsn", dsn
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "found 1 violation(s) (one-person-per-seat)" in done.stdout
     [scenario] = tmp_path.glob("*.toml")
-    spec = scenario.with_suffix(".spec")
-    assert f"as a .spec: {spec}" in done.stdout
+    saved = tmp_path / f"{spec.stem}-one-person-per-seat.spec"
+    assert f"as a .spec: {saved} (isolationtester reproduces it" in done.stdout
     # The saved scenario names the spec's system, so it replays as any counterexample.
-    assert f'system = "spec:{BOOKING}"' in scenario.read_text()
+    assert f'system = "spec:{spec}"' in scenario.read_text()
     again = racesim("replay", str(scenario), "--dsn", dsn)
     assert again.returncode == 1, again.stdout + again.stderr
     assert "reproduced: one-person-per-seat" in again.stdout
-    # isolationtester itself shows the second booking: the last watch prints the seat.
-    status, reference = target15.reference(spec)
+    # isolationtester itself shows the second booking: the racesim_check step prints it.
+    text = saved.read_text()
+    order = text.rsplit("permutation ", 1)[1].split()
+    assert order[-1] == "racesim_check_one_person_per_seat"
+    assert order[-2].endswith(permutation)
+    status, reference = target15.reference(saved)
     assert status == 0, reference.decode()
+    assert b"step racesim_check_one_person_per_seat:" in reference
     assert reference.rstrip().endswith(b"seat|people\n----+------\n   1|     2\n(1 row)")
-    assert b"setup { SET search_path" not in reference
-    assert "BEGIN; }" in spec.read_text()  # the sessions' own setup
+    completed, ours = target15.racesim(load(saved))
+    assert completed and ours == reference
 
 
 def test_the_spec_system_explores_through_the_generic_command(

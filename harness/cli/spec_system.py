@@ -1,9 +1,10 @@
 """``racesim explore FILE.spec --strategy hypothesis|pct``: the spec as a System.
 
 The search is racesim's own (``racesim.explore``), on the system
-``racesim.spec.system`` makes of the spec; each counterexample is saved as a
-scenario file naming that system (``racesim replay`` re-runs it) and, beside it, as
-a ``.spec`` of the same run (``--export-spec``), which isolationtester replays.
+``racesim.spec.system`` makes of the spec; each confirmed counterexample is saved as
+a scenario file naming that system (``racesim replay`` re-runs it) and as a ``.spec``
+with a ``racesim_check`` step (:func:`racesim.spec.explore.spec_text`, as the
+exhaustive strategy saves one), which isolationtester replays, printing the rows.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from racesim.cli.export import export_found
-from racesim.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_OK
-from racesim.explore.run import ExploreOptions, explore
+from racesim.engine.loop import Options
+from racesim.errors import EXIT_FLAKY, EXIT_FOUND, EXIT_OK, InputError
+from racesim.explore.run import Explored, ExploreOptions, explore
+from racesim.files import escaped, save
+from racesim.formats.names import file_part
+from racesim.provision.databases import Databases
 from racesim.report.text import Reporter
-from racesim.runner import databases
-from racesim.spec.invariants import companion
+from racesim.runner import databases, run_plan
+from racesim.spec.explore import first_broken, sent_steps, spec_text
+from racesim.spec.invariants import companion, load_invariants
+from racesim.spec.parse import load
 from racesim.spec.system import PREFIX, STORE
-from racesim.system import resolve
+from racesim.system import System, resolve
 
 __all__ = ["explore_system"]
 
@@ -45,7 +51,41 @@ def explore_system(
     )
     with databases(args.pg, args.dsn, system, say=reporter.problem) as dbs:
         result = explore(opts, dbs, reporter)
-        export_found(result, dbs, system, STORE, reporter)
+        _save_specs(result, spec, invariants, dbs, system, out, reporter)
     if result.found:
         return EXIT_FOUND
     return EXIT_FLAKY if result.flaky else EXIT_OK
+
+
+def _save_specs(
+    result: Explored,
+    spec_path: Path,
+    invariants_path: Path,
+    dbs: Databases,
+    system: System,
+    out: Path,
+    reporter: Reporter,
+) -> None:
+    """Each confirmed counterexample as a ``.spec``: the run's steps to its end (run
+    once more past the violation, so that every session ends as its steps end it),
+    and the broken invariant's check right after the step that broke it."""
+    if not result.found:
+        return
+    spec = load(spec_path)
+    by_name = {inv.name: inv for inv in load_invariants(invariants_path)}
+    stem = file_part(spec_path.name.removesuffix(".spec"))
+    for key in sorted(result.found):
+        driven = result.found[key]
+        broken = first_broken(driven.outcome.history.events)
+        if broken is None:  # a confirmed counterexample shows its broken invariant
+            raise InputError(f"{spec_path}: counterexample {key} shows no broken invariant")
+        full = run_plan(driven.plan, STORE, dbs, Options(), system=system)
+        steps = sent_steps(spec, full.history.events)
+        inv = by_name[broken.name]
+        saved = save(
+            spec_text(spec, steps, broken.at, inv), out / f"{stem}-{file_part(inv.name)}.spec"
+        )
+        reporter.line(
+            f"   as a .spec: {escaped(str(saved))} (isolationtester reproduces it: its"
+            " racesim_check step prints the rows)"
+        )

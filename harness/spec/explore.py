@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from psycopg import pq
 from psycopg.pq.abc import PGconn
 
 from racesim.errors import InputError
+from racesim.model.history import Event
 from racesim.spec import readonly
 from racesim.spec.footprints import conflict, footprints
 from racesim.spec.invariants import Invariant, companion, invariant_failed, load_invariants
@@ -39,17 +41,87 @@ from racesim.system import Footprint
 
 __all__ = [
     "CHECK_SESSION",
+    "Broken",
     "Finding",
     "Flaky",
     "Invariant",
     "Outcome",
     "Search",
+    "Sent",
     "companion",
+    "first_broken",
     "load_invariants",
+    "permutation_steps",
+    "sent_steps",
     "spec_text",
 ]
 
 CHECK_SESSION = "racesim_check"
+_SENDS = ("step", "wait")
+"""Events at which a session of the spec's system sent a step (``wait``: sent, and
+seen blocked)."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One step of a permutation as a saved ``.spec`` writes it."""
+
+    session: str
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class Broken:
+    """The first broken invariant of a run of the spec's system: its name, after which
+    sent step (an index into the run's sends) it was seen, and its first rows."""
+
+    name: str
+    at: int
+    rows: tuple[str, ...]
+
+
+def first_broken(events: Sequence[Event]) -> Broken | None:
+    """Where the spec system's watched state (the broken invariants and their rows)
+    first shows a broken invariant."""
+    sends = -1
+    for e in events:
+        sends += e.kind in _SENDS
+        state: Any = e.state
+        if state:
+            name, rows = state[0]
+            return Broken(name, max(sends, 0), tuple(rows))
+    return None
+
+
+def sent_steps(spec: Spec, events: Sequence[Event]) -> list[Sent]:
+    """The steps a run of the spec's system sent, in order. A spec's step keeps its name
+    and SQL; a step the system added (an autocommit statement's ``NAME/begin`` and
+    ``NAME/commit``) is named as a plain identifier no other step has, and holds the
+    statements it sent."""
+    own = {(s.name, st.name): st.sql for s in spec.sessions for st in s.steps}
+    taken = {name for _session, name in own}
+    out: list[Sent] = []
+    for e in events:
+        if e.kind not in _SENDS:
+            continue
+        sql = own.get((e.actor, e.call))
+        if sql is not None and len(e.sent) <= 1:
+            out.append(Sent(e.actor, e.call, sql))
+            continue
+        name = ident(e.call)
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        sent = e.sent or (e.sql,)
+        out.append(Sent(e.actor, name, "; ".join(q.strip().rstrip(";") for q in sent) + ";"))
+    return out
+
+
+def permutation_steps(spec: Spec, perm: Permutation) -> list[Sent]:
+    """The spec's steps ``perm`` names, in its order."""
+    of = {st.name: (s.name, st.sql) for s in spec.sessions for st in s.steps}
+    return [Sent(of[p.name][0], p.name, of[p.name][1]) for p in perm.steps]
 
 
 @dataclass(frozen=True)
@@ -151,9 +223,10 @@ class Search:
                     self.flaky.append(Flaky(perm, first, second))
                     continue
                 small, outcome = self._shrink(runner, outcome_box, perm, first)
-                return Finding(
-                    small, outcome, perm, self.tried, spec_text(self.spec, small, outcome)
-                )
+                assert outcome.broken is not None
+                steps = permutation_steps(self.spec, small)
+                text = spec_text(self.spec, steps, outcome.at, outcome.broken)
+                return Finding(small, outcome, perm, self.tried, text)
             return None
         finally:
             runner.close()
@@ -276,19 +349,15 @@ def _first_of_class(
     return True
 
 
-def spec_text(spec: Spec, perm: Permutation, outcome: Outcome) -> str:
-    """A .spec of ``spec``'s setup, teardown and the steps ``perm`` uses, with ``perm``
-    as its one permutation and a ``racesim_check`` step running the broken invariant
-    right after the step that broke it."""
-    assert outcome.broken is not None
-    used = {p.name for p in perm.steps}
-    check = f"{CHECK_SESSION}_{ident(outcome.broken.name)}"
+def spec_text(spec: Spec, steps: Sequence[Sent], at: int, broken: Invariant) -> str:
+    """A .spec of ``spec``'s setup and teardown, its sessions with the ``steps`` (in
+    each session's order), those steps as its one permutation, and a ``racesim_check``
+    step running the broken invariant right after step ``at`` (an index into them)."""
+    check = f"{CHECK_SESSION}_{ident(broken.name)}"
     w = Writer()
+    w.comment(f"Found by racesim explore in {Path(spec.path).name}: invariant {broken.name}")
     w.comment(
-        f"Found by racesim explore in {Path(spec.path).name}: invariant {outcome.broken.name}"
-    )
-    w.comment(
-        f"breaks after step {outcome.at + 1} of this permutation; the step {check} prints"
+        f"breaks after step {at + 1} of this permutation; the step {check} prints"
         " the rows that show it (none while it holds)."
     )
     w.blank()
@@ -297,19 +366,19 @@ def spec_text(spec: Spec, perm: Permutation, outcome: Outcome) -> str:
     if spec.teardown is not None:
         w.teardown(spec.teardown)
     for session in spec.sessions:
-        steps = [st for st in session.steps if st.name in used]
-        if not steps:
+        mine = [s for s in steps if s.session == session.name]
+        if not mine:
             continue
         w.session(session.name)
         if session.setup is not None:
             w.setup(session.setup)
-        for st in steps:
-            w.step(st.name, st.sql)
+        for s in mine:
+            w.step(s.name, s.sql)
         if session.teardown is not None:
             w.teardown(session.teardown)
     w.session(CHECK_SESSION)
-    w.step(check, outcome.broken.sql + ";")
-    order = [(p.name, "") for p in perm.steps]
-    order.insert(min(outcome.at + 1, len(order)), (check, ""))
+    w.step(check, broken.sql + ";")
+    order = [(s.name, "") for s in steps]
+    order.insert(min(at + 1, len(order)), (check, ""))
     w.permutation(order)
     return w.text("racesim explore")

@@ -93,11 +93,14 @@ class Gate:
 
     def _read(self, timeout: float) -> None:
         """Act on every client's whole rounds, waiting up to ``timeout`` for bytes."""
-        idle = [k for k in self.links if not (k.closed or k.parked or k.running)]
-        buffered = [k for k in idle if k.has_round()]
+        idle, buffered = [], False
+        for link in self.links:
+            if not (link.closed or link.parked or link.running):
+                idle.append(link)
+                if link.has_round():
+                    link.take(read=False)
+                    buffered = True
         if buffered:
-            for link in buffered:
-                link.take(read=False)
             return
         try:
             readable, _, _ = select.select([self._wake, *(k.client for k in idle)], [], [], timeout)

@@ -23,7 +23,6 @@ import select
 import socket
 import struct
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,6 +36,7 @@ _COPY = frozenset({f.COPY_DATA, f.COPY_DONE, f.COPY_FAIL})
 _NOTED = frozenset({f.READY, f.ERROR, f.COPY_IN, ord("C")})
 """Server messages whose content a round's result records (C is CommandComplete)."""
 _HEADER = struct.Struct("!I")
+_READY, _COMPLETE = f.READY, ord("C")
 
 KEYS: dict[tuple[int, int], Upstream] = {}
 """Cancel keys handed to clients -> the upstream session they cancel."""
@@ -65,6 +65,8 @@ class Batch:
     """It runs statements (a ``Query``, ``Execute`` or ``FunctionCall``)."""
     ends: bool
     """It ends a round (not at a ``Flush``)."""
+    listens: bool = False
+    """Its SQL may LISTEN (says ``listen`` somewhere)."""
 
 
 TERMINATED = Batch(b"", (), False, True)
@@ -79,7 +81,7 @@ def take_batch(buf: bytearray, prepared: dict[str, str]) -> Batch | None:
     """The first whole batch in ``buf`` (removed from it); None when it is not all there.
     ``prepared`` learns each ``Parse`` on the way (statement name -> SQL)."""
     unpack = _HEADER.unpack_from
-    at, end, sql, runs = 0, len(buf), [], False
+    at, end, sql, runs, listens = 0, len(buf), [], False, False
     while end - at >= 5:
         kind = buf[at]
         (length,) = unpack(buf, at + 1)
@@ -92,18 +94,20 @@ def take_batch(buf: bytearray, prepared: dict[str, str]) -> Batch | None:
             name = _string(buf, _string(buf, at + 5, stop)[1], stop)[0]
             sql.append(prepared.get(name, ""))
         elif kind == _QUERY:
-            sql.append(_string(buf, at + 5, stop)[0])
-            runs = True
+            text = _string(buf, at + 5, stop)[0]
+            sql.append(text)
+            runs, listens = True, listens or "listen" in text.lower()
         elif kind == _PARSE:
             name, after = _string(buf, at + 5, stop)
-            prepared[name] = _string(buf, after, stop)[0]
+            text = prepared[name] = _string(buf, after, stop)[0]
+            listens = listens or "listen" in text.lower()
         elif kind in RUNS_STATEMENTS:
             runs = True
         at = stop
         if kind in ENDS_ROUND or kind == _FLUSH:
             data = bytes(buf[:at])
             del buf[:at]
-            return Batch(data, tuple(sql), runs, kind != _FLUSH)
+            return Batch(data, tuple(sql), runs, kind != _FLUSH, listens)
     return None
 
 
@@ -195,13 +199,20 @@ class Link:
         """Act on what the client sent: read it first if ``read`` (the socket is
         readable), then park a round that runs statements or pass one that does not.
         Never waits for the client."""
-        self._guarded(self._take, read)
+        try:
+            self._take(read)
+        except (f.Closed, f.ProtocolError, OSError, ValueError) as exc:
+            self._failed(exc)
 
     def run(self) -> None:
         """The released round: send it, relay the answer until its ReadyForQuery."""
         self._begin()
         try:
-            self._guarded(self._run)
+            assert self.running is not None
+            self.up.sendall(self.running.data)
+            self._finish()
+        except (f.Closed, f.ProtocolError, OSError, ValueError) as exc:
+            self._failed(exc)
         finally:
             self._end()
 
@@ -236,33 +247,29 @@ class Link:
         finally:
             self.lock.release()
 
-    def _guarded(self, work: Callable[..., None], *args: bool) -> None:
-        try:
-            work(*args)
-        except f.Closed:
-            self.close()
-        except f.ProtocolError as exc:
+    def _failed(self, exc: Exception) -> None:
+        """The connection ends: the client closed, broke the protocol (named), or a
+        socket failed (ValueError: one closed under us)."""
+        if isinstance(exc, f.ProtocolError):
             self.gate.fail(
                 f"{self.gate.actor}: a connection to the proxy broke the protocol ({exc})"
             )
             with contextlib.suppress(OSError):
                 self.client.sendall(f.error(f"racesim proxy: {exc}"))
-            self.close()
-        except (OSError, ValueError):  # ValueError: a socket closed under us
-            self.close()
+        self.close()
 
     def _take(self, read: bool) -> None:
         if read:
             self._fill()
         while self.parked is None and not self.closed:
-            batch = take_batch(self.inbuf, self.prepared) if whole(self.inbuf) else None
+            batch = take_batch(self.inbuf, self.prepared)
             if batch is None:
                 self.short = True
                 return
             if batch is TERMINATED:
                 raise f.Closed()
             self.open = not batch.ends
-            if not self.listens and any("listen" in sql.lower() for sql in batch.sql):
+            if batch.listens:
                 self.listens = True  # notifications may come between rounds from now on
             if batch.runs:
                 self.gated = True
@@ -278,18 +285,17 @@ class Link:
             finally:
                 self._end()
 
-    def _run(self) -> None:
-        assert self.running is not None
-        self.up.sendall(self.running.data)
-        self._finish()
-
     def _finish(self) -> None:
         """Relay until the running round is done (or, one that only prepared, parked)."""
+        recv, result = self.up.recv, self.result
         while self.running is not None and not self.closed:
             if self.open or self.copy_in:
                 self._exchange()
-            else:
-                self._relay()
+                continue
+            chunk = recv(65536)
+            if not chunk:
+                raise f.Closed()
+            self._pass(chunk, result)
 
     def _start(self, round_: Round) -> None:
         """A round that runs no statement is running from now on (before it is sent)."""
@@ -374,13 +380,15 @@ class Link:
             if end - at < 1 + length:
                 break
             if kind in _NOTED:
-                if kind == f.READY:
+                if kind == _READY:
                     readies += 1
+                    result.status = chr(buf[at + 5]) if length > 4 else "I"
+                elif kind == _COMPLETE:
+                    result.tags.append(buf[at + 5 : at + length].decode("utf-8", "replace"))
                 elif kind == f.COPY_IN:
                     self.copy_in = True
-                    at += 1 + length
-                    continue
-                note(result, kind, buf[at + 5 : at + 1 + length])
+                else:
+                    note(result, kind, buf[at + 5 : at + 1 + length])
             at += 1 + length
         if readies:
             self.copy_in = False
@@ -401,17 +409,13 @@ class Link:
 
 
 def note(result: RoundResult, kind: int, body: bytes) -> None:
-    if kind == f.READY:
-        result.status = body[:1].decode() or "I"
-    elif kind == f.ERROR:
-        fields: dict[str, str] = {}
-        for part in body.split(b"\0"):
-            if part:
-                fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
-        if result.error is None:
-            result.error = (fields.get("C", ""), fields.get("M", ""))
-    else:
-        result.tags.append(body.rstrip(b"\0").decode("utf-8", "replace"))
+    """An ErrorResponse: the first one's (SQLSTATE, message) is the round's error."""
+    fields: dict[str, str] = {}
+    for part in body.split(b"\0"):
+        if part:
+            fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
+    if result.error is None:
+        result.error = (fields.get("C", ""), fields.get("M", ""))
 
 
 def cancel(pid: int, secret: int) -> None:

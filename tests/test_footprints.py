@@ -258,7 +258,7 @@ def test_the_reduced_search_finds_what_needs_both_tables(
     target15: Target, tmp_path: Path, text: str, invariant: str, broken: list[str]
 ) -> None:
     _path, spec = write_spec(tmp_path, text)
-    search = Search(spec, (Invariant("inv", invariant, 1),), "exhaustive")
+    search = Search(spec, (Invariant("inv", invariant, 1),))
     name = target15.dbs.create()
     try:
         found = search.run(target15.dbs.server.conninfo(name))

@@ -70,7 +70,7 @@ def test_exhaustive_runs_one_interleaving_per_class(target15: Target, tmp_path: 
     name = target15.dbs.create()
     try:
         invariants = (Invariant("b-small", "SELECT n FROM b WHERE n > 5", 1),)
-        search = Search(spec, invariants, "exhaustive")
+        search = Search(spec, invariants)
         assert search.run(target15.dbs.server.conninfo(name)) is None
     finally:
         target15.dbs.drop(name)

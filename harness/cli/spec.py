@@ -252,12 +252,10 @@ def _explore_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strategy",
         default="exhaustive",
-        help="exhaustive (default) or random, through an isolationtester-faithful runner;"
-        " hypothesis or pct, through the spec's system (as for any system)",
+        help="exhaustive (default), through an isolationtester-faithful runner; hypothesis"
+        " or pct, through the spec's system (as for any system)",
     )
-    p.add_argument(
-        "--seed", type=int, help="seed of the random, hypothesis and pct strategies (default 0)"
-    )
+    p.add_argument("--seed", type=int, help="seed of the hypothesis and pct strategies (default 0)")
     p.add_argument("--max-examples", type=int, default=1000, help="interleavings to try at most")
     p.add_argument(
         "--out", help="folder for the .spec of a finding (default .cache/racesim/counterexamples)"
@@ -278,19 +276,19 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
 
     args = _explore_parser().parse_args(argv)
     problems = []
-    if args.strategy not in ("exhaustive", "random", "hypothesis", "pct"):
+    if args.strategy not in ("exhaustive", "hypothesis", "pct"):
+        fix = "; fix: --strategy pct draws seeded random schedules" * (args.strategy == "random")
         problems.append(
-            "--strategy: expected exhaustive, random, hypothesis or pct, got"
-            f" {args.strategy[:40]!r}"
+            f"--strategy: expected exhaustive, hypothesis or pct, got {args.strategy[:40]!r}{fix}"
         )
     if args.strategy in ("hypothesis", "pct") and args.step_timeout is not None:
         problems.append(
             f"--step-timeout: --strategy {args.strategy} runs the spec's system, whose steps"
-            " racesim's engine bounds; fix: drop --step-timeout or use exhaustive or random"
+            " racesim's engine bounds; fix: drop --step-timeout or use exhaustive"
         )
     if args.seed is not None and args.strategy == "exhaustive":
         problems.append(
-            "--seed: the exhaustive strategy draws nothing; fix: drop --seed or use random,"
+            "--seed: the exhaustive strategy draws nothing; fix: drop --seed or use"
             " hypothesis or pct"
         )
     args.seed = args.seed or 0
@@ -323,7 +321,7 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
 
         return explore_system(args, Path(args.spec), inv_path, out_dir, reporter)
     timeout = step_timeout(args.step_timeout) or 30.0
-    search = Search(spec, invariants, args.strategy, args.seed, args.max_examples, timeout)
+    search = Search(spec, invariants, args.max_examples, timeout)
     with spec_databases(args.pg, args.dsn) as dbs:
         name = dbs.create()
         try:
@@ -347,11 +345,7 @@ def cmd_explore_spec(argv: list[str], reporter: Reporter) -> int:
                 else ""
             )
             + "), no invariant broken"
-            + (
-                ""
-                if search.tried < args.max_examples or args.strategy == "random"
-                else "; --max-examples reached"
-            )
+            + ("" if search.tried < args.max_examples else "; --max-examples reached")
         )
         return EXIT_FLAKY if search.flaky else EXIT_OK
     assert finding.outcome.broken is not None

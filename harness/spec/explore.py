@@ -1,5 +1,11 @@
 """Exploring a spec: interleavings beyond its permutation lines, checked by SQL invariants.
 
+``racesim explore FILE.spec`` runs its hypothesis and pct strategies through racesim's
+explorer on the spec's system (:mod:`racesim.cli.spec_system`); the exhaustive one,
+with its reduction to one interleaving per class of reorderings, is :class:`Search`
+below, through the isolationtester-faithful runner. Both save a counterexample with
+:func:`spec_text`.
+
 Invariants are SQL queries that return no rows while they hold
 (:mod:`racesim.spec.invariants`). After every step of an interleaving (and once all its steps completed) each query
 runs on the control connection, which sees what the sessions committed. A
@@ -13,14 +19,13 @@ the offending rows.
 Example::
 
     invariants = load_invariants(Path("seats.spec.toml"))
-    search = Search(spec, invariants, strategy="exhaustive")
+    search = Search(spec, invariants)
     finding = search.run(conninfo)
 """
 
 from __future__ import annotations
 
 import io
-import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +39,7 @@ from racesim.model.history import Event
 from racesim.spec import readonly
 from racesim.spec.footprints import conflict, footprints
 from racesim.spec.invariants import Invariant, companion, invariant_failed, load_invariants
-from racesim.spec.parse import Permutation, PermutationStep, Spec
+from racesim.spec.parse import Permutation, Spec
 from racesim.spec.run import InvalidPermutation, Runner, Sink
 from racesim.spec.written import Writer, ident
 from racesim.system import Footprint
@@ -162,25 +167,12 @@ def interleavings(spec: Spec) -> Iterator[Permutation]:
     yield from Spec(spec.path, (), None, spec.sessions, ()).run_order()
 
 
-def random_interleaving(spec: Spec, rng: random.Random) -> Permutation:
-    """A uniformly random interleaving of the sessions' steps."""
-    piles = [list(s.steps) for s in spec.sessions]
-    out: list[PermutationStep] = []
-    while any(piles):
-        weights = [len(p) for p in piles]
-        i = rng.choices(range(len(piles)), weights)[0]
-        out.append(PermutationStep(piles[i].pop(0).name))
-    return Permutation(tuple(out))
-
-
 @dataclass
 class Search:
-    """One exploration of ``spec`` against ``invariants``."""
+    """One exhaustive exploration of ``spec`` against ``invariants``."""
 
     spec: Spec
     invariants: tuple[Invariant, ...]
-    strategy: str = "exhaustive"
-    seed: int = 0
     max_examples: int = 1000
     step_timeout: float = 30.0
     tried: int = 0
@@ -189,26 +181,12 @@ class Search:
     """(exhaustive) Interleavings skipped as reorderings of one already run."""
     flaky: list[Flaky] = field(default_factory=list)
 
-    def candidates(self) -> Iterator[Permutation]:
-        seen: set[tuple[str, ...]] = set()
-        if self.strategy == "exhaustive":
-            source: Iterator[Permutation] = self._representatives()
-        else:
-            rng = random.Random(self.seed)
-            source = (random_interleaving(self.spec, rng) for _ in range(self.max_examples * 20))
-        for perm in source:
-            key = tuple(p.name for p in perm.steps)
-            if key in seen:
-                continue
-            seen.add(key)
-            yield perm
-
     def run(self, conninfo: str) -> Finding | None:
         runner, outcome_box = self._runner(conninfo)
         try:
             runner.connect(conninfo)
             self._validate(runner)
-            for perm in self.candidates():
+            for perm in self._representatives():
                 if self.tried >= self.max_examples:
                     break
                 self.tried += 1

@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="search schedules for violations and save them",
         description="Search schedules of a system's runs for violations and save each as a"
         " scenario file. The other form, racesim explore FILE.spec [--invariants FILE]"
-        " [--strategy exhaustive|random|hypothesis|pct] [--seed N] [--max-examples N]"
+        " [--strategy exhaustive|hypothesis|pct] [--seed N] [--max-examples N]"
         " [--out DIR] [--step-timeout SECONDS], runs interleavings of a PostgreSQL"
         " isolation spec beyond its permutations with SQL invariants checked"
         " (racesim explore FILE.spec --help).",

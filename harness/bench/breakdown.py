@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -33,13 +34,14 @@ __all__ = ["PARTS", "Breakdown"]
 PARTS: tuple[tuple[str, Any, str], ...] = (
     ("fresh database", databases.Databases, "create"),
     ("opening sessions", pool.SessionPool, "_open"),
+    ("opening sessions", pool.SessionPool, "open"),
     ("reset between schedules", pool.SessionPool, "reset"),
     ("steps (the SQL under test)", loop.Engine, "_step"),
     ("monitor queries (watched state)", loop.Engine, "_watch"),
     ("virtual clock writes", clock.VirtualClock, "_write"),
     ("shrinking", explore_run, "shrink"),
 )
-"""(what, owner, attribute): the timed parts of a search."""
+"""(what, owner, attribute): the timed parts of a search (a part may have several)."""
 
 
 class Breakdown:
@@ -51,6 +53,7 @@ class Breakdown:
         """(part, start, own seconds) of every timed call."""
         self._stack: list[list[float]] = []
         self._saved: list[tuple[Any, str, Any]] = []
+        self._thread = threading.current_thread()
 
     def __enter__(self) -> Breakdown:
         self.started = time.monotonic()
@@ -73,6 +76,9 @@ class Breakdown:
     def _timed(self, what: str, original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is not self._thread:
+                # a part of a call timed on the search's thread (sessions opened side by side)
+                return original(*args, **kwargs)
             inner = [0.0]
             self._stack.append(inner)
             start = time.monotonic()
@@ -119,7 +125,7 @@ def median_lines(found: list[float], parts: list[dict[str, float]], title: str) 
     lines = [f"  {title} (medians over {len(found)} seed(s)):"]
     total = statistics.median(found)
     accounted = 0.0
-    for what, _, _ in PARTS:
+    for what in dict.fromkeys(what for what, _, _ in PARTS):
         value = statistics.median(p[what] for p in parts)
         accounted += value
         if value > 0:

@@ -9,6 +9,7 @@ are replaced with new ones.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -65,6 +66,24 @@ class SessionPool:
             conn = self._open()
             self._sessions[index] = (conn, worker)
         return conn, worker
+
+    def open(self, count: int) -> None:
+        """Open the actor sessions up to ``count`` side by side (their connections'
+        round trips overlap), for a search that will use them all; a connection
+        that fails closes the others it opened and is raised."""
+        missing = count - len(self._sessions)
+        if missing <= 0:
+            return
+        with ThreadPoolExecutor(missing) as threads:
+            futures = [threads.submit(self._open) for _ in range(missing)]
+        failed = [e for f in futures if (e := f.exception()) is not None]
+        if failed:
+            for f in futures:
+                if f.exception() is None:
+                    f.result().close()
+            raise failed[0]
+        for f in futures:
+            self._sessions.append((f.result(), Worker(f"actor{len(self._sessions)}")))
 
     def _open(self) -> psycopg.Connection[Any]:
         conn = open_session(self.conninfo, application_name="racesim-actor")

@@ -97,8 +97,9 @@ def explore(
     started = result.started
     own = pool is None
     name = dbs.create() if own and dbs is not None and database else None
-    if own:
-        pool = SessionPool(dbs.server.conninfo(name), opts.store, system) if dbs and name else None
+    if own and dbs is not None and name is not None:
+        pool = SessionPool(dbs.server.conninfo(name), opts.store, system)
+        pool.open(len(config.roster()))
     try:
         if opts.strategy == "hypothesis":
             hypothesis_search(opts, config, pool, keeper, reporter)

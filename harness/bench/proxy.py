@@ -1,12 +1,13 @@
 """``racesim bench proxy``: what a statement costs through racesim's proxy, against
 the same statement sent directly to the server, measured in the same run.
 
-- round trip: a client process (Python with psycopg) holds two connections, one
-  straight to the server and one through a listener of the proxy whose every round
-  waits at the gate until a releasing thread lets it go (as a schedule's step
-  does), and sends ``SELECT 1`` on each
-  in alternating batches after a warm-up batch on each; the figure is the median
-  time per statement through the proxy over the median direct (target <= 2.0).
+- round trip: a client process (Python with psycopg) holds three connections: one
+  straight to the server, one through a listener of the proxy whose every round
+  waits at the gate until a releasing thread takes it, sends it and relays the
+  answer (as a schedule's step does), and one through a bare Python forwarder (the
+  floor for any proxy in Python, printed for reference). It sends ``SELECT 1`` on
+  each in batches taken in turn, after a warm-up batch on each; the figure is the
+  median time per statement through the proxy over the median direct (target <= 2.0).
 - a 12-step schedule: two command actors of six statements each (Python programs
   using psycopg), run by the engine through the proxy, one round per step,
   interleaved; against the same two programs run one after the other straight
@@ -19,7 +20,11 @@ rounds counts.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +38,7 @@ from racesim.engine.schema import preparer
 from racesim.model.plan import Actor, Plan, Step
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide
+from racesim.proxy import framing
 from racesim.proxy.gate import Gate
 from racesim.proxy.listener import Listener
 from racesim.proxy.system import load
@@ -47,21 +53,19 @@ BATCH = 200
 
 CLIENT = """\
 import os, sys, time, psycopg
-direct = psycopg.connect(os.environ["RACESIM_BENCH_DIRECT"], autocommit=True)
-proxied = psycopg.connect(os.environ["RACESIM_BENCH_PROXIED"], autocommit=True)
 batches, size = int(sys.argv[1]), int(sys.argv[2])
-took = {"direct": [], "proxied": []}
-for conn in (direct, proxied):  # warm up: neither side's first statements count
+conns = [psycopg.connect(url, autocommit=True) for url in sys.argv[3:]]
+took = [[] for _ in conns]
+for conn in conns:  # warm up: no connection's first statements count
     for _ in range(size):
         conn.execute("SELECT 1")
 for i in range(batches):
-    pair = [("direct", direct), ("proxied", proxied)]
-    for name, conn in pair if i % 2 == 0 else pair[::-1]:
+    for k in [(i + j) % len(conns) for j in range(len(conns))]:  # each goes first in turn
         t = time.perf_counter()
         for _ in range(size):
-            conn.execute("SELECT 1")
-        took[name].append((time.perf_counter() - t) / size)
-print(*(sorted(took[n])[len(took[n]) // 2] for n in ("direct", "proxied")))
+            conns[k].execute("SELECT 1")
+        took[k].append((time.perf_counter() - t) / size)
+print(*(sorted(t)[len(t) // 2] for t in took))
 """
 
 ACTOR = """\
@@ -85,19 +89,60 @@ b = "bump"
 """
 
 
-def _client(direct: str, proxied: str, batches: int) -> tuple[float, float]:
-    """The median time per ``SELECT 1`` of each connection over alternating batches
+def _client(urls: list[str], batches: int) -> list[float]:
+    """The median time per ``SELECT 1`` of each connection over batches taken in turn
     (after a warm-up batch on each)."""
     done = subprocess.run(
-        [sys.executable, "-c", CLIENT, str(batches), str(BATCH)],
-        env={**os.environ, "RACESIM_BENCH_DIRECT": direct, "RACESIM_BENCH_PROXIED": proxied},
+        [sys.executable, "-c", CLIENT, str(batches), str(BATCH), *urls],
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
-    d, p = done.stdout.split()
-    return float(d), float(p)
+    return [float(t) for t in done.stdout.split()]
+
+
+class _Forwarder:
+    """The floor for a proxy in Python: one connection's bytes passed both ways with
+    neither gate nor parsing (select, receive, send; receive, send until the answer
+    ends with ReadyForQuery)."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self.dir = tempfile.mkdtemp(prefix="racesim-bench-")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(f"{self.dir}/.s.PGSQL.5432")
+        self.sock.listen(1)
+        self.url = f"postgresql://racesim@/racesim?host={self.dir}&port=5432"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError, framing.Closed, framing.ProtocolError):
+            client, _ = self.sock.accept()
+            with client:
+                _, rest = framing.Reader(client).startup()
+                up = open_upstream(self.conninfo, framing.startup_parameters(rest), "bench")
+                statuses = [framing.parameter_status(n, v) for n, v in up.statuses()]
+                hello = [framing.auth_ok(), *statuses, framing.key_data(up.pid, 0)]
+                client.sendall(b"".join([*hello, framing.ready()]))
+                try:
+                    while select.select([client], [], []) and (data := client.recv(65536)):
+                        up.sock.sendall(data)
+                        while True:
+                            answer = up.sock.recv(65536)
+                            client.sendall(answer)
+                            if not answer or answer[-6:-5] == b"Z":
+                                break
+                finally:
+                    up.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(timeout=5)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class _Releaser:
@@ -128,15 +173,20 @@ def _round_trip(conninfo: str, repeat: int) -> list[str]:
     gate = Gate("bench")
     listener = Listener(gate, lambda p: open_upstream(conninfo, p, "bench"))
     releaser = _Releaser(gate)
+    bare = _Forwarder(conninfo)
+    batches = max(repeat, 3) * 10
     try:
-        d, p = _client(conninfo, listener.env()["DATABASE_URL"], max(repeat, 3) * 10)
+        d, p, b = _client([conninfo, listener.env()["DATABASE_URL"], bare.url], batches)
     finally:
         releaser.stop()
         listener.close()
+        bare.close()
     ratio = p / d
     return [
         f"proxy round trip: SELECT 1 direct {d * 1e6:.0f} us, through the proxy"
-        f" {p * 1e6:.0f} us (median of {max(repeat, 3) * 10} alternating batches of {BATCH})",
+        f" {p * 1e6:.0f} us (median of {batches} batches of {BATCH}, taken in turn)",
+        f"proxy round trip floor: a bare Python forwarder (no gate, no parsing)"
+        f" {b * 1e6:.0f} us, {b / d:.2f} of direct",
         f"proxy round trip ratio: {ratio:.2f} (target <= {TARGET_ROUND_TRIP:.1f}):"
         f" {'met' if ratio <= TARGET_ROUND_TRIP else 'NOT met'}",
     ]

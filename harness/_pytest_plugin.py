@@ -163,7 +163,7 @@ def racesim_server(request: pytest.FixtureRequest) -> Iterator[Server]:
 def racesim_databases(racesim_server: Server) -> Iterator[Databases]:
     """Fresh databases prepared for the reference system, cloned from one template per
     test process."""
-    from racesim.engine.schema import preparer
+    from racesim.engine.prepare import preparer
     from racesim.provision.databases import Databases
     from racesim.system import DEFAULT_SYSTEM, resolve
 

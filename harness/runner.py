@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from racesim.checks.invariants import Checker
 from racesim.engine.loop import Options, Outcome, execute
-from racesim.engine.schema import preparer
+from racesim.engine.prepare import preparer
 from racesim.errors import InputError, Problem
 from racesim.formats.scenario import Scenario, discover, load
 from racesim.model.history import History

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from commands import started_racesim
 
-from racesim.engine.schema import preparer
+from racesim.engine.prepare import preparer
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server
 from racesim.store.system import SYSTEM
@@ -37,7 +37,7 @@ def test_databases_of_a_killed_process_are_reaped_at_the_next_start(pg_server: S
             "import os, signal, sys\n"
             "from racesim.provision.databases import Databases\n"
             "from racesim.provision.provide import provide\n"
-            "from racesim.engine.schema import preparer\n"
+            "from racesim.engine.prepare import preparer\n"
             "from racesim.store.system import SYSTEM\n"
             "with provide('dsn', sys.argv[1]) as s:\n"
             "    d = Databases(s, preparer(SYSTEM), label='racesim_victim')\n"

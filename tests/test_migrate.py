@@ -68,7 +68,7 @@ def tables_named(conn: Conn, name: str) -> list[str]:
 
 @pytest.fixture
 def plain(conninfo: str) -> Iterator[Conn]:
-    """A session with the default search_path, as ``racesim.engine.schema.prepare`` migrates on.
+    """A session with the default search_path, as ``racesim.engine.prepare.prepare`` migrates on.
 
     The clock session of the ``conn`` fixture must migrate the same tables: see the
     last test.

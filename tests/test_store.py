@@ -20,7 +20,7 @@ import pytest
 from psycopg import errors
 
 from racesim.engine.clock import EPOCH, VirtualClock
-from racesim.engine.schema import preparer
+from racesim.engine.prepare import preparer
 from racesim.engine.sessions import open_session
 from racesim.provision.databases import Databases
 from racesim.provision.provide import Server, provide
@@ -89,7 +89,7 @@ class Db:
         return VirtualClock(start, self.admin)
 
     def migrate(self, to: int) -> None:
-        # On a session with the default search_path, as racesim.engine.schema.preparer does
+        # On a session with the default search_path, as racesim.engine.prepare.preparer does
         # (a clock session would migrate a shadow copy; see test_migrations.py).
         with psycopg.connect(self.conninfo, autocommit=True) as plain:
             migrate(plain, to=to)

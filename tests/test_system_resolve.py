@@ -208,7 +208,7 @@ def test_a_kind_that_may_run_code_is_named_by_the_caller_not_the_file(kinds: Pat
 def _inner() -> list[tuple[str, Callable[..., Any]]]:
     from racesim.engine.loop import Engine
     from racesim.engine.pool import SessionPool
-    from racesim.engine.schema import preparer
+    from racesim.engine.prepare import preparer
     from racesim.explore.drive import Drive
     from racesim.explore.machines import race_machine
     from racesim.explore.portfolio import portfolio

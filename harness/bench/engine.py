@@ -26,7 +26,7 @@ from typing import Any
 from racesim.engine import clock as vclock
 from racesim.engine.loop import Engine, Options, execute
 from racesim.engine.pool import SessionPool
-from racesim.engine.schema import preparer
+from racesim.engine.prepare import preparer
 from racesim.formats.scenario import load
 from racesim.model.plan import Plan, label_offset
 from racesim.provision.databases import Databases

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from racesim.engine.loop import Options, execute
 from racesim.engine.pool import SessionPool
-from racesim.engine.schema import preparer
+from racesim.engine.prepare import preparer
 from racesim.model.plan import Actor, Plan, Step
 from racesim.provision.databases import Databases
 from racesim.provision.provide import provide

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from racesim.engine.pool import SessionPool
-from racesim.engine.schema import preparer
+from racesim.engine.prepare import preparer
 from racesim.explore.search import pct
 from racesim.provision.connecting import connect
 from racesim.provision.databases import Databases

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from racesim.engine.schema import preparer
+from racesim.engine.prepare import preparer
 from racesim.engine.sessions import NotingConnection, note_statements, open_session, sent
 from racesim.errors import InputError
 from racesim.provision.databases import Databases

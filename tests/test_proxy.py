@@ -209,6 +209,9 @@ def test_tcp_needs_the_run_password(conninfo: str) -> None:
         assert env["PGHOST"] == "127.0.0.1" and lst.sock.getsockname()[0] == "127.0.0.1"
         with psycopg.connect(env["DATABASE_URL"], sslmode="prefer") as c:
             assert c.execute("SELECT 1").fetchone() == (1,)
+            # Small answers are not held back waiting for an acknowledgement (Nagle).
+            client = gate.links[0].client
+            assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(
                 host="127.0.0.1",

@@ -85,6 +85,9 @@ class Listener:
                 client, _ = self.sock.accept()
             except OSError:
                 return
+            if self.password is not None:  # TCP: a round's answer is not held back (Nagle)
+                with contextlib.suppress(OSError):
+                    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 if self._closed:
                     client.close()

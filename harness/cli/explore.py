@@ -66,7 +66,7 @@ def options_from(args: argparse.Namespace, system: System) -> ExploreOptions:
         system=system,
         html=args.html,
         example_db=example_db,
-        clock_moves=moves or 0,
+        clock_moves=moves,
     )
 
 
@@ -107,11 +107,6 @@ def cmd_explore(args: argparse.Namespace, reporter: Reporter) -> int:
     from racesim.explore.distribute import gateway_specs
 
     specs = gateway_specs(args.workers, args.tx)
-    if specs and opts.clock_moves:
-        raise InputError(
-            "--clock-moves: not with --workers or --tx (their parts search the"
-            " interleavings alone); drop one of them"
-        )
     if specs:
         from racesim.explore.distribute import spread
         from racesim.system import DEFAULT_SYSTEM

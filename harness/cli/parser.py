@@ -113,8 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--clock-moves",
         type=int,
         metavar="K",
-        help="(exhaustive) also try up to K clock moves per schedule at the system's time"
-        " windows, and each fault a run may have added (default 0)",
+        help="(exhaustive) try up to K clock moves per schedule at the system's time"
+        " windows, and each fault a run may have added; 0: the interleavings alone"
+        " (default: one move per schedule, to each window's exact boundary right after"
+        " a step that started it, and each fault)",
     )
     explore.add_argument(
         "--config",

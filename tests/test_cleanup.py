@@ -29,6 +29,7 @@ CHILD = textwrap.dedent(
             os.kill(os.getpid(), int(sys.argv[1]))
             time.sleep(0.05)
 
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as from a terminal, not under nohup
     install_signal_handlers()
     try:
         if sys.argv[2] == "del":
@@ -80,6 +81,7 @@ IN_HOOK_CHILD = textwrap.dedent(
         def __del__(self):
             raise ValueError("a finalizer that fails")
 
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as from a terminal, not under nohup
     install_signal_handlers()
     try:
         Broken()
@@ -106,3 +108,26 @@ def test_a_signal_inside_the_unraisable_hook_still_stops_racesim(
     assert "ran on" not in done.stdout
     assert done.returncode == status, done.stderr
     assert "Exception ignored" not in done.stderr
+
+
+NOHUP_CHILD = textwrap.dedent(
+    """
+    import os, signal, time
+    from racesim.provision.cleanup import install_signal_handlers
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # started under nohup
+    install_signal_handlers()
+    os.kill(os.getpid(), signal.SIGHUP)
+    time.sleep(0.05)
+    print("ran on", flush=True)
+    """
+)
+
+
+def test_a_hangup_ignored_at_start_stays_ignored() -> None:
+    # nohup racesim ...: the user asked for hangups to be ignored, and racesim keeps it so.
+    done = subprocess.run(
+        [sys.executable, "-c", NOHUP_CHILD], capture_output=True, text=True, timeout=8
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ran on" in done.stdout

@@ -168,10 +168,11 @@ def test_failed_start_reports_the_log_and_leaves_nothing(shm_dir: Path) -> None:
 
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     from pathlib import Path
     from racesim.provision.cleanup import install_signal_handlers
     from racesim.provision.cluster import Cluster
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as from a terminal, not under nohup
     install_signal_handlers()
     install_signal_handlers()  # idempotent
     with Cluster(janitor=sys.argv[1] == "guarded", run_dir_root=Path(sys.argv[2])) as cluster:

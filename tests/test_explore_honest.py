@@ -133,9 +133,12 @@ def _seats_module(where: Path) -> Any:
 
 
 @pytest.fixture(scope="module")
-def seats(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def seats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    # Imported as ``seats`` and dropped again after the module's tests, so that a
+    # later test of the same process naming another seats.py imports its own.
     sys.modules.pop("seats", None)
-    return _seats_module(tmp_path_factory.mktemp("seats"))
+    yield _seats_module(tmp_path_factory.mktemp("seats"))
+    sys.modules.pop("seats", None)
 
 
 @pytest.fixture(scope="module")

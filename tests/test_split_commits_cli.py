@@ -95,6 +95,7 @@ SEATS = System(
 def seats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A folder holding seats.py, the current folder (``--system seats:SEATS``)."""
     (tmp_path / "seats.py").write_text(SEATS)
+    sys.modules.pop("seats", None)  # another test's seats.py, imported earlier in this process
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RACESIM_SPLIT_COMMITS", raising=False)  # the CLI may set it
     yield tmp_path
@@ -110,8 +111,8 @@ def test_the_default_explore_finds_the_race_between_a_statement_and_its_commit_a
 ) -> None:
     argv = ["explore", "--store", "racy", "--max-examples", "60", "--out", "out"]
     status = main([*argv, *_pg(racesim_server)])
-    out = capsys.readouterr().out
-    assert status == EXIT_FOUND, out
+    out, err = capsys.readouterr()
+    assert status == EXIT_FOUND, out + err
     [saved] = (seats / "out").glob("*.toml")
     text = saved.read_text()
     steps = [entry.split(" ", 1)[1] for entry in tomllib.loads(text)["schedule"]]

@@ -178,3 +178,19 @@ def test_asking_for_the_dsn_databases_conninfo_closes_the_spare(server: Server) 
         while watch.execute(query, (app,)).fetchone() != (0,) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert watch.execute(query, (app,)).fetchone() == (0,)
+
+
+def test_a_live_owners_databases_are_not_reaped_while_its_session_is_reopened(
+    server: Server,
+) -> None:
+    # The owner's maintenance session died (a terminated backend, a server restart),
+    # so its lease is free for a moment; the owner itself still runs (here, in this
+    # very process), and its databases are not left over.
+    with Databases(server, prepare, label="racesim_owner") as owner:
+        name = owner.create()
+        assert owner._conn is not None
+        owner._conn.close()
+        with Databases(server, prepare, label="racesim_reaper") as reaper:
+            reaper.create()
+        assert name in _databases(server)
+        owner.create()  # reconnects, takes its lease again, clones its template

@@ -179,6 +179,11 @@ class Databases:
                 owners.setdefault(m.group("prefix"), []).append(name)
         dropped = []
         for prefix, names in owners.items():
+            if _alive_here(int(prefix.rsplit("_", 2)[1])):
+                # Its owner runs on this machine: a lease found free means only that its
+                # session died (a terminated backend, a server restart) and is being
+                # opened again, not that the databases are left over.
+                continue
             got = conn.execute(
                 "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LEASE, prefix)
             ).fetchone()
@@ -244,3 +249,14 @@ class Databases:
             if row is None or row[0] == 0:
                 return
             time.sleep(0.001)
+
+
+def _alive_here(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
